@@ -1,0 +1,58 @@
+import { z } from "zod";
+
+/**
+ * Every setting, parsed once at start from the environment. Names carry their
+ * unit last; every limit has a bound. A bad value stops the process with a
+ * message naming the variable.
+ */
+const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+export const envSchema = z.object({
+  DATABASE_URL: z.string().min(1).default("postgres://postgres@127.0.0.1:5432/quanta"),
+  REDIS_URL: z.string().min(1).default("redis://127.0.0.1:6379"),
+  /** Every Redis key and BullMQ queue of this deployment lives under this prefix. */
+  QUANTA_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default("quanta"),
+  QUANTA_ACQUIRER_SECRETS: z.string().optional(),
+  PORT: int(0, 65535, 8080),
+  QUANTA_WORKER_PORT: int(0, 65535, 9101),
+  QUANTA_EXPORTER_PORT: int(0, 65535, 9102),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+
+  /** Fixed for a deployment: payers hash onto this many partitions (checked against Postgres). */
+  QUANTA_PARTITIONS: int(1, 256, 8),
+  /** How long the ingress holds a callback open waiting for its decision before answering 202. */
+  QUANTA_DECISION_WAIT_MS: int(0, 30_000, 2_000),
+  /** Attempts queued but not yet decided, over all partitions; past it the ingress answers 503. */
+  QUANTA_BACKLOG_MAX: int(1, 10_000_000, 50_000),
+  /** Ingress group-commit into the queue: at most this many attempts per job… */
+  QUANTA_INTAKE_BATCH_MAX: int(1, 1_000, 64),
+  /** …and at most this long waiting for more before the job is added. */
+  QUANTA_INTAKE_FLUSH_MS: int(0, 100, 2),
+  /** Attempts decided in one Postgres transaction by a worker. */
+  QUANTA_WORKER_BATCH_MAX: int(1, 5_000, 512),
+  /** Queue jobs a worker holds per partition while it forms a transaction (BullMQ concurrency). */
+  QUANTA_WORKER_JOBS_MAX: int(1, 256, 16),
+  /** A partition lease lives this long without renewal; a dead worker's partitions move after it. */
+  QUANTA_LEASE_MS: int(1_000, 60_000, 5_000),
+  QUANTA_PG_POOL_MAX: int(1, 100, 8),
+  QUANTA_PG_STATEMENT_TIMEOUT_MS: int(100, 600_000, 5_000),
+  /** How long a txnId's body hash is kept in Redis for conflict checks before the decision exists. */
+  QUANTA_TXN_REGISTRY_TTL_S: int(60, 400 * 86_400, 40 * 86_400),
+  /** Completed queue jobs kept this long (bounded Redis memory). */
+  QUANTA_JOB_RETENTION_S: int(0, 7 * 86_400, 600),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const result = envSchema.safeParse(source);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  - ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return result.data;
+}

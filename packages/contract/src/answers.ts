@@ -1,0 +1,43 @@
+import type { Decision } from "@quanta/domain";
+
+/** Answer bodies, exactly as the contract's table gives them. */
+export type DecisionBody =
+  | { txnId: string; status: "granted"; activityId: string; tierId: string; discountFen: number; payableFen: number }
+  | { txnId: string; status: "rejected"; reason: string };
+
+export type PendingBody = { txnId: string; status: "pending" };
+
+export type ErrorCode =
+  | "invalid_body"
+  | "unknown_acquirer"
+  | "bad_signature"
+  | "stale_timestamp"
+  | "txn_conflict"
+  | "body_too_large"
+  | "unsupported_media_type"
+  | "overloaded"
+  | "unknown_txn";
+
+export type ErrorBody = { error: { code: ErrorCode; message?: string; field?: string } };
+
+export function decisionBody(txnId: string, decision: Decision): DecisionBody {
+  return decision.status === "granted"
+    ? {
+        txnId,
+        status: "granted",
+        activityId: decision.activityId,
+        tierId: decision.tierId,
+        discountFen: decision.discountFen,
+        payableFen: decision.payableFen,
+      }
+    : { txnId, status: "rejected", reason: decision.reason };
+}
+
+export function errorBody(code: ErrorCode, message?: string, field?: string): ErrorBody {
+  const error: ErrorBody["error"] = { code };
+  if (message !== undefined) error.message = message;
+  if (field !== undefined) error.field = field;
+  return { error };
+}
+
+export const attemptLocation = (txnId: string): string => `/v1/attempts/${txnId}`;

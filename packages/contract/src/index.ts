@@ -1,0 +1,3 @@
+export * from "./signature.js";
+export * from "./payment-body.js";
+export * from "./answers.js";

@@ -1,0 +1,84 @@
+import { sql, type Kysely, type Selectable } from "kysely";
+import type { Decision, Payment, RejectionReason } from "@quanta/domain";
+import type { AttemptTable, Database } from "./schema.js";
+
+export type AttemptRow = Selectable<AttemptTable>;
+
+export const attemptKey = (acquirerId: string, txnId: string): string => `${acquirerId}/${txnId}`;
+
+export function rowDecision(row: AttemptRow): Decision {
+  if (row.status === "granted") {
+    return {
+      status: "granted",
+      campaignId: row.campaign_id!,
+      activityId: row.activity_id!,
+      tierId: row.tier_id!,
+      discountFen: row.discount_fen!,
+      payableFen: row.payable_fen!,
+    };
+  }
+  const reason = row.reason as RejectionReason;
+  return row.campaign_id === null
+    ? { status: "rejected", reason }
+    : { status: "rejected", reason, campaignId: row.campaign_id, activityId: row.activity_id ?? undefined };
+}
+
+export async function findAttempt(db: Kysely<Database>, acquirerId: string, txnId: string): Promise<AttemptRow | undefined> {
+  return db.selectFrom("attempts").selectAll().where("acquirer_id", "=", acquirerId).where("txn_id", "=", txnId).executeTakeFirst();
+}
+
+export async function findAttempts(db: Kysely<Database>, keys: readonly { acquirerId: string; txnId: string }[]): Promise<AttemptRow[]> {
+  if (keys.length === 0) return [];
+  return db
+    .selectFrom("attempts")
+    .selectAll()
+    .where(
+      sql<boolean>`(acquirer_id, txn_id) in (select * from unnest(${keys.map((k) => k.acquirerId)}::text[], ${keys.map((k) => k.txnId)}::text[]))`,
+    )
+    .execute();
+}
+
+export interface AttemptRecord {
+  acquirerId: string;
+  bodyHash: string;
+  payment: Payment;
+  receivedAtMs: number;
+  partition: number;
+  decision: Decision;
+  decidedBy: "ingress" | "worker";
+}
+
+export function recordValues(r: AttemptRecord) {
+  const d = r.decision;
+  return {
+    acquirer_id: r.acquirerId,
+    txn_id: r.payment.txnId,
+    body_hash: r.bodyHash,
+    payer_id: r.payment.payerId,
+    merchant_id: r.payment.merchantId,
+    amount_fen: r.payment.amountFen,
+    paid_at: new Date(r.payment.paidAtMs),
+    received_at: new Date(r.receivedAtMs),
+    partition: r.partition,
+    status: d.status,
+    reason: d.status === "rejected" ? d.reason : null,
+    campaign_id: d.campaignId ?? null,
+    activity_id: d.activityId ?? null,
+    tier_id: d.status === "granted" ? d.tierId : null,
+    discount_fen: d.status === "granted" ? d.discountFen : null,
+    payable_fen: d.status === "granted" ? d.payableFen : null,
+    decided_by: r.decidedBy,
+  } as const;
+}
+
+/**
+ * Records a decision that needed no stock (made by the ingress). Idempotent:
+ * returns the stored row, which is the earlier one when the txn was seen before.
+ */
+export async function recordImmediate(db: Kysely<Database>, record: AttemptRecord): Promise<AttemptRow> {
+  const inserted = await db.insertInto("attempts").values(recordValues(record)).onConflict((oc) => oc.doNothing()).returningAll().executeTakeFirst();
+  if (inserted) return inserted;
+  const existing = await findAttempt(db, record.acquirerId, record.payment.txnId);
+  if (!existing) throw new Error(`attempt ${record.payment.txnId} vanished after a conflicting insert`);
+  return existing;
+}

@@ -1,0 +1,82 @@
+import { Kysely, PostgresDialect } from "kysely";
+import pg from "pg";
+import type { Database } from "./schema.js";
+
+// bigint (int8) columns hold fen and epochs, all far below 2^53: read them as numbers.
+pg.types.setTypeParser(20, (v) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`int8 ${v} is not a safe integer`);
+  return n;
+});
+
+export interface ConnectOptions {
+  connectionString: string;
+  /** Connections this process may hold; every service sets it explicitly. */
+  poolMax: number;
+  statementTimeoutMs: number;
+  applicationName: string;
+}
+
+export interface Db {
+  readonly kysely: Kysely<Database>;
+  readonly pool: pg.Pool;
+  close(): Promise<void>;
+}
+
+export function connect(options: ConnectOptions): Db {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.poolMax,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 5_000,
+    statement_timeout: options.statementTimeoutMs,
+    application_name: options.applicationName,
+  });
+  // A pooled client that loses its server raises 'error' on the pool; the
+  // query in flight fails and is retried by its caller. Never crash on it.
+  pool.on("error", () => undefined);
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    kysely,
+    pool,
+    close: async () => {
+      await kysely.destroy();
+    },
+  };
+}
+
+/** Creates a database if missing (for tests, the rush and fresh deployments). */
+export async function ensureDatabase(connectionString: string): Promise<void> {
+  const url = new URL(connectionString);
+  const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
+  if (!/^[A-Za-z0-9_]{1,63}$/.test(name)) throw new Error(`database name ${JSON.stringify(name)} must be [A-Za-z0-9_]`);
+  url.pathname = "/postgres";
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    const found = await client.query("select 1 from pg_database where datname = $1", [name]);
+    if (found.rowCount === 0) {
+      try {
+        await client.query(`create database "${name}"`);
+      } catch (error) {
+        if ((error as { code?: string }).code !== "42P04") throw error; // created concurrently
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export async function dropDatabase(connectionString: string): Promise<void> {
+  const url = new URL(connectionString);
+  const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
+  if (!/^[A-Za-z0-9_]{1,63}$/.test(name)) throw new Error(`bad database name ${name}`);
+  url.pathname = "/postgres";
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    await client.query(`drop database if exists "${name}" with (force)`);
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,55 @@
+import { sql, type Kysely } from "kysely";
+import type { Database } from "./schema.js";
+
+/**
+ * Refills one partition's share of one tier.
+ *
+ * States of a tier: pool > 0 (take a chunk from the pool), pool = 0 with
+ * stock left in other partitions' shares (sweep it all back into the pool,
+ * then take a chunk), everything empty (mark sold_out_at: from then on every
+ * partition answers sold_out without asking).
+ *
+ * Lock order: the tier row (the pool), then share rows by partition number.
+ * At most one refill of a tier runs at a time (the pool row serializes them).
+ * Trade-off: the sweep touches every partition's row once per tier near the
+ * end of its stock, but guarantees that sold_out is only ever said of a tier
+ * that is empty everywhere (I6).
+ */
+export type RefillResult = "pool" | "swept" | "empty";
+
+export async function refillShareTx(db: Kysely<Database>, partition: number, campaignId: string, tierId: string): Promise<RefillResult> {
+  return db.transaction().execute(async (trx) => {
+    const tier = (
+      await sql<{ pool: number; chunk: number; sold_out: boolean }>`
+        select pool, chunk, sold_out_at is not null as sold_out from tiers
+         where campaign_id = ${campaignId} and id = ${tierId} for update`.execute(trx)
+    ).rows[0];
+    if (!tier) throw new Error(`refill of unknown tier ${campaignId}/${tierId}`);
+    if (tier.sold_out) return "empty";
+
+    let pool = tier.pool;
+    let result: RefillResult = "pool";
+    if (pool === 0) {
+      const holders = (
+        await sql<{ partition: number; remaining: number }>`
+          select partition, remaining from tier_shares
+           where campaign_id = ${campaignId} and tier_id = ${tierId} and remaining > 0
+           order by partition for update`.execute(trx)
+      ).rows;
+      pool = holders.reduce((sum, h) => sum + h.remaining, 0);
+      if (pool === 0) {
+        await sql`update tiers set sold_out_at = clock_timestamp() where campaign_id = ${campaignId} and id = ${tierId}`.execute(trx);
+        return "empty";
+      }
+      await sql`update tier_shares set remaining = 0
+                 where campaign_id = ${campaignId} and tier_id = ${tierId}
+                   and partition = any(${holders.map((h) => h.partition)}::int[])`.execute(trx);
+      result = "swept";
+    }
+    const take = Math.min(pool, tier.chunk);
+    await sql`update tiers set pool = ${pool - take} where campaign_id = ${campaignId} and id = ${tierId}`.execute(trx);
+    await sql`update tier_shares set remaining = remaining + ${take}
+               where campaign_id = ${campaignId} and tier_id = ${tierId} and partition = ${partition}`.execute(trx);
+    return result;
+  });
+}

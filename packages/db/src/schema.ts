@@ -1,0 +1,97 @@
+import type { ColumnType, Generated } from "kysely";
+
+/** The typed Postgres schema. bigint columns arrive as strings from pg; see numeric parsing in connect.ts. */
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+
+export interface CampaignTable {
+  id: string;
+  name: string;
+  budget_fen: number;
+  window_start: Timestamp;
+  window_end: Timestamp;
+  tier_policy: "best_available" | "exact";
+  loaded_at: ColumnType<Date, Date | string | undefined, never>;
+}
+
+export interface ActivityTable {
+  campaign_id: string;
+  id: string;
+  position: number;
+  name: string;
+}
+
+export interface ActivityMerchantTable {
+  campaign_id: string;
+  activity_id: string;
+  merchant_id: string;
+}
+
+export interface TierTable {
+  campaign_id: string;
+  id: string;
+  activity_id: string;
+  threshold_fen: number;
+  discount_fen: number;
+  quota: number;
+  /** Stock not held by any partition. */
+  pool: number;
+  /** Size of one refill of a partition's share. */
+  chunk: number;
+  /** Set once pool and every share were seen empty under lock. */
+  sold_out_at: Timestamp | null;
+}
+
+export interface TierShareTable {
+  campaign_id: string;
+  tier_id: string;
+  partition: number;
+  remaining: number;
+}
+
+export interface PartitionTable {
+  partition: number;
+  owner: string | null;
+  /** Fencing token: bumped on every change of owner; a batch commits only under the epoch it started with. */
+  epoch: number;
+  acquired_at: Timestamp | null;
+}
+
+export interface SettingTable {
+  key: string;
+  value: string;
+}
+
+export type AttemptStatus = "granted" | "rejected";
+
+export interface AttemptTable {
+  acquirer_id: string;
+  txn_id: string;
+  body_hash: string;
+  payer_id: string;
+  merchant_id: string;
+  amount_fen: number;
+  paid_at: Timestamp;
+  received_at: Timestamp;
+  decided_at: Generated<Timestamp>;
+  partition: number;
+  status: AttemptStatus;
+  reason: string | null;
+  campaign_id: string | null;
+  activity_id: string | null;
+  tier_id: string | null;
+  discount_fen: number | null;
+  payable_fen: number | null;
+  /** ingress (decided without stock) or worker. */
+  decided_by: "ingress" | "worker";
+}
+
+export interface Database {
+  campaigns: CampaignTable;
+  activities: ActivityTable;
+  activity_merchants: ActivityMerchantTable;
+  tiers: TierTable;
+  tier_shares: TierShareTable;
+  partitions: PartitionTable;
+  settings: SettingTable;
+  attempts: AttemptTable;
+}

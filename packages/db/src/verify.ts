@@ -1,0 +1,131 @@
+import { sql, type Kysely } from "kysely";
+import type { Database } from "./schema.js";
+
+/**
+ * The invariants that the database alone can prove for a campaign.
+ *   I1 per tier: granted <= quota and granted + pool + sum(shares) = quota.
+ *   I2 at most one grant per (activity, payer).
+ *   I4 one decision per (acquirer, txn) - the primary key; checked anyway.
+ *   I6 every sold_out refusal: each tier it qualified for is empty now, was
+ *      marked empty no later than the refusal, and granted nothing after it.
+ * I3 and I5 need the caller's view (what was acknowledged, what was forged):
+ * see checkAcknowledged below and the rush report.
+ */
+export interface TierReport {
+  campaignId: string;
+  tierId: string;
+  activityId: string;
+  quota: number;
+  granted: number;
+  remaining: number;
+  discountFen: number;
+  soldOutAt: Date | null;
+  lastGrantAt: Date | null;
+}
+
+export interface InvariantCheck {
+  id: "I1" | "I2" | "I3" | "I4" | "I5" | "I6";
+  ok: boolean;
+  detail: string;
+}
+
+export async function tierReport(db: Kysely<Database>, campaignId?: string): Promise<TierReport[]> {
+  const rows = await sql<{
+    campaign_id: string; id: string; activity_id: string; quota: number; pool: number; discount_fen: number;
+    sold_out_at: Date | null; shares: string; granted: string; last_grant_at: Date | null;
+  }>`
+    select t.campaign_id, t.id, t.activity_id, t.quota, t.pool, t.discount_fen, t.sold_out_at,
+           (select coalesce(sum(remaining), 0) from tier_shares s where s.campaign_id = t.campaign_id and s.tier_id = t.id) as shares,
+           g.granted, g.last_grant_at
+      from tiers t
+      left join lateral (select count(*) as granted, max(decided_at) as last_grant_at from attempts a
+                          where a.status = 'granted' and a.campaign_id = t.campaign_id and a.tier_id = t.id) g on true
+     where ${campaignId ?? null}::text is null or t.campaign_id = ${campaignId ?? null}
+     order by t.campaign_id, t.activity_id, t.threshold_fen`.execute(db);
+  return rows.rows.map((r) => ({
+    campaignId: r.campaign_id,
+    tierId: r.id,
+    activityId: r.activity_id,
+    quota: r.quota,
+    granted: Number(r.granted),
+    remaining: r.pool + Number(r.shares),
+    discountFen: r.discount_fen,
+    soldOutAt: r.sold_out_at,
+    lastGrantAt: r.last_grant_at,
+  }));
+}
+
+export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId: string): Promise<InvariantCheck[]> {
+  const tiers = await tierReport(db, campaignId);
+  const broken = tiers.filter((t) => t.granted > t.quota || t.granted + t.remaining !== t.quota || t.remaining < 0);
+  const i1: InvariantCheck = {
+    id: "I1",
+    ok: tiers.length > 0 && broken.length === 0,
+    detail:
+      tiers.length === 0
+        ? `no tiers found for campaign ${campaignId}`
+        : broken.length === 0
+          ? `${tiers.length} tiers: granted <= quota and granted + remaining = quota`
+          : broken.map((t) => `${t.tierId}: granted ${t.granted} + remaining ${t.remaining} vs quota ${t.quota}`).join("; "),
+  };
+
+  const doubles = await sql<{ n: string }>`
+    select count(*) as n from (
+      select 1 from attempts where campaign_id = ${campaignId} and status = 'granted'
+       group by activity_id, payer_id having count(*) > 1) d`.execute(db);
+  const doubleCount = Number(doubles.rows[0]?.n ?? 0);
+  const i2: InvariantCheck = { id: "I2", ok: doubleCount === 0, detail: `${doubleCount} payers hold more than one voucher in an activity` };
+
+  const dupTxn = await sql<{ n: string }>`
+    select count(*) as n from (select 1 from attempts group by acquirer_id, txn_id having count(*) > 1) d`.execute(db);
+  const dupCount = Number(dupTxn.rows[0]?.n ?? 0);
+  const i4: InvariantCheck = { id: "I4", ok: dupCount === 0, detail: `${dupCount} txnIds with more than one stored decision` };
+
+  const stranded = await sql<{ n: string; sample: string | null }>`
+    with refusals as (
+      select a.acquirer_id, a.txn_id, a.campaign_id, a.activity_id, a.amount_fen, a.decided_at
+        from attempts a where a.campaign_id = ${campaignId} and a.reason = 'sold_out'),
+    qualifying as (
+      select r.*, t.id as tier_id, t.sold_out_at,
+             rank() over (partition by r.acquirer_id, r.txn_id order by t.threshold_fen desc) as rk
+        from refusals r join tiers t on t.campaign_id = r.campaign_id and t.activity_id = r.activity_id and t.threshold_fen <= r.amount_fen),
+    state as (
+      select t.campaign_id, t.id,
+             t.pool + (select coalesce(sum(remaining), 0) from tier_shares s where s.campaign_id = t.campaign_id and s.tier_id = t.id) as remaining,
+             (select max(decided_at) from attempts g where g.status = 'granted' and g.campaign_id = t.campaign_id and g.tier_id = t.id) as last_grant_at
+        from tiers t where t.campaign_id = ${campaignId})
+    select count(*) as n, min(q.txn_id || ' (' || q.tier_id || ')') as sample
+      from qualifying q
+      join campaigns c on c.id = q.campaign_id
+      join state s on s.campaign_id = q.campaign_id and s.id = q.tier_id
+     where (c.tier_policy = 'best_available' or q.rk = 1)
+       and (s.remaining > 0 or q.sold_out_at is null or q.sold_out_at > q.decided_at or s.last_grant_at > q.decided_at)`.execute(db);
+  const strandedCount = Number(stranded.rows[0]?.n ?? 0);
+  const refusals = await sql<{ n: string }>`select count(*) as n from attempts where campaign_id = ${campaignId} and reason = 'sold_out'`.execute(db);
+  const i6: InvariantCheck = {
+    id: "I6",
+    ok: strandedCount === 0,
+    detail:
+      strandedCount === 0
+        ? `${Number(refusals.rows[0]?.n ?? 0)} sold_out refusals, each on tiers empty everywhere at the time`
+        : `${strandedCount} sold_out refusals while stock remained, e.g. ${stranded.rows[0]?.sample}`,
+  };
+  return [i1, i2, i4, i6];
+}
+
+/**
+ * I3 from the caller's side: every acknowledged (200/202) txn has exactly one
+ * stored decision. Returns the keys that have none.
+ */
+export async function undecided(db: Kysely<Database>, acknowledged: readonly { acquirerId: string; txnId: string }[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (let i = 0; i < acknowledged.length; i += 10_000) {
+    const slice = acknowledged.slice(i, i + 10_000);
+    const rows = await sql<{ acquirer_id: string; txn_id: string }>`
+      select k.acquirer_id, k.txn_id
+        from unnest(${slice.map((k) => k.acquirerId)}::text[], ${slice.map((k) => k.txnId)}::text[]) as k(acquirer_id, txn_id)
+       where not exists (select 1 from attempts a where a.acquirer_id = k.acquirer_id and a.txn_id = k.txn_id)`.execute(db);
+    for (const r of rows.rows) missing.push(`${r.acquirer_id}/${r.txn_id}`);
+  }
+  return missing;
+}

@@ -1,0 +1,51 @@
+import type { Fen } from "./money.js";
+
+export type TierPolicy = "best_available" | "exact";
+
+export interface Tier {
+  readonly id: string;
+  readonly activityId: string;
+  readonly thresholdFen: Fen;
+  readonly discountFen: Fen;
+  readonly quota: number;
+}
+
+export interface Activity {
+  readonly id: string;
+  readonly name: string;
+  readonly merchants: ReadonlySet<string>;
+  /** Highest threshold first: the order in which tiers are tried. */
+  readonly tiers: readonly Tier[];
+}
+
+export interface Campaign {
+  readonly id: string;
+  readonly name: string;
+  readonly budgetFen: Fen;
+  /** Inclusive bounds, epoch milliseconds. */
+  readonly windowStartMs: number;
+  readonly windowEndMs: number;
+  readonly tierPolicy: TierPolicy;
+  /** In the campaign's order: the first activity listing a merchant applies. */
+  readonly activities: readonly Activity[];
+}
+
+export function sortTiersForChoice(tiers: readonly Tier[]): Tier[] {
+  return [...tiers].sort((a, b) => b.thresholdFen - a.thresholdFen || a.id.localeCompare(b.id));
+}
+
+export function totalQuotaDiscountFen(campaign: Campaign): Fen {
+  let total = 0;
+  for (const activity of campaign.activities) {
+    for (const tier of activity.tiers) total += tier.discountFen * tier.quota;
+  }
+  return total;
+}
+
+export function findTier(campaign: Campaign, tierId: string): Tier | undefined {
+  for (const activity of campaign.activities) {
+    const tier = activity.tiers.find((t) => t.id === tierId);
+    if (tier) return tier;
+  }
+  return undefined;
+}

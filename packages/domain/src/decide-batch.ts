@@ -1,0 +1,92 @@
+import type { Campaign } from "./campaign.js";
+import { findTier } from "./campaign.js";
+import { invariant } from "./assert.js";
+import { rejected, type Decision } from "./decision.js";
+import type { StockRequest } from "./classify.js";
+
+/**
+ * The decision of one partition's batch, in arrival order.
+ *
+ * Inputs: the attempts (already classified as needing stock), the partition's
+ * own share of each tier, the tiers known to be empty everywhere, and the
+ * (activity, payer) pairs that already hold a voucher.
+ *
+ * States of a tier, as seen by one partition:
+ *   share > 0            -> grant from the share
+ *   share = 0, empty     -> known empty everywhere: try the next lower tier
+ *   share = 0, not empty -> unknown: stop here, the caller refills the share
+ *                           from the pool or the other partitions, then
+ *                           calls again with the rest of the batch.
+ *
+ * Trade-off: stopping at the first attempt that needs a refill keeps arrival
+ * order exact within the partition, at the price of one more transaction per
+ * refill (a refill moves a chunk of stock, so this is rare).
+ */
+export interface BatchAttempt {
+  readonly payerId: string;
+  readonly amountFen: number;
+  readonly request: StockRequest;
+}
+
+export interface BatchState {
+  /** Stock this partition holds, by `campaignId/tierId`. Mutated as grants are made. */
+  readonly share: Map<string, number>;
+  /** `campaignId/tierId` of tiers known to be empty in every partition and the pool. */
+  readonly empty: ReadonlySet<string>;
+  /** `campaignId/activityId/payerId` of payers holding a voucher. Mutated as grants are made. */
+  readonly holders: Set<string>;
+}
+
+export interface BatchOutcome {
+  /** One decision per attempt, for the prefix that could be decided. */
+  readonly decisions: Decision[];
+  /** Set when decisions.length < attempts.length: the tier whose share must be refilled. */
+  readonly refill?: { readonly campaignId: string; readonly tierId: string };
+}
+
+export const tierKey = (campaignId: string, tierId: string): string => `${campaignId}/${tierId}`;
+export const holderKey = (campaignId: string, activityId: string, payerId: string): string =>
+  `${campaignId}/${activityId}/${payerId}`;
+
+export function decideBatch(
+  attempts: readonly BatchAttempt[],
+  state: BatchState,
+  campaigns: ReadonlyMap<string, Campaign>,
+): BatchOutcome {
+  const decisions: Decision[] = [];
+  for (const attempt of attempts) {
+    const { campaignId, activityId, tierIds } = attempt.request;
+    const campaign = campaigns.get(campaignId);
+    invariant(campaign, `attempt names unknown campaign ${campaignId}`);
+    const holder = holderKey(campaignId, activityId, attempt.payerId);
+    if (state.holders.has(holder)) {
+      decisions.push(rejected("already_redeemed", campaignId, activityId));
+      continue;
+    }
+    let decision: Decision | undefined;
+    for (const tierId of tierIds) {
+      const key = tierKey(campaignId, tierId);
+      const share = state.share.get(key) ?? 0;
+      invariant(share >= 0, `share of ${key} below zero: ${share}`);
+      if (share > 0) {
+        const tier = findTier(campaign, tierId);
+        invariant(tier, `unknown tier ${key}`);
+        invariant(tier.thresholdFen <= attempt.amountFen, `tier ${key} does not qualify`);
+        state.share.set(key, share - 1);
+        state.holders.add(holder);
+        decision = {
+          status: "granted",
+          campaignId,
+          activityId,
+          tierId,
+          discountFen: tier.discountFen,
+          payableFen: attempt.amountFen - tier.discountFen,
+        };
+        break;
+      }
+      if (!state.empty.has(key)) return { decisions, refill: { campaignId, tierId } };
+    }
+    decisions.push(decision ?? rejected("sold_out", campaignId, activityId));
+  }
+  return { decisions };
+}

@@ -1,0 +1,108 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/**
+ * Every metric quanta exports, defined once. Labels are bounded: route,
+ * status, outcome, reason, tier and partition; never payer, txn or merchant.
+ */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: "quanta_process_" });
+
+// Ack latency at a till: most answers should be tens of ms, the wait bound is seconds.
+const ACK_BUCKETS_S = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5];
+const DB_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
+
+export const httpRequests = new Counter({
+  name: "quanta_http_requests_total",
+  help: "HTTP requests answered, by route and status code.",
+  labelNames: ["route", "status"] as const,
+  registers: [registry],
+});
+
+export const httpDuration = new Histogram({
+  name: "quanta_http_request_duration_seconds",
+  help: "Time from request received to answer sent.",
+  labelNames: ["route"] as const,
+  buckets: ACK_BUCKETS_S,
+  registers: [registry],
+});
+
+export const attemptsAnswered = new Counter({
+  name: "quanta_attempts_answered_total",
+  help: "Payment callbacks answered, by outcome (granted, rejected, pending, error) and reason or error code.",
+  labelNames: ["outcome", "reason"] as const,
+  registers: [registry],
+});
+
+export const intakeJobs = new Counter({
+  name: "quanta_intake_jobs_total",
+  help: "Queue jobs added by the ingress (each carries a batch of attempts).",
+  registers: [registry],
+});
+
+export const intakeAttempts = new Counter({
+  name: "quanta_intake_attempts_total",
+  help: "Attempts queued by the ingress.",
+  registers: [registry],
+});
+
+export const decisions = new Counter({
+  name: "quanta_decisions_total",
+  help: "Decisions committed, by outcome, reason and tier (tier empty for rejections without one).",
+  labelNames: ["outcome", "reason", "tier"] as const,
+  registers: [registry],
+});
+
+export const batchSize = new Histogram({
+  name: "quanta_worker_batch_attempts",
+  help: "Attempts decided per Postgres transaction.",
+  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+  registers: [registry],
+});
+
+export const txnDuration = new Histogram({
+  name: "quanta_pg_transaction_duration_seconds",
+  help: "Duration of worker Postgres transactions, by kind (batch, refill).",
+  labelNames: ["kind"] as const,
+  buckets: DB_BUCKETS_S,
+  registers: [registry],
+});
+
+export const txnRetries = new Counter({
+  name: "quanta_pg_retries_total",
+  help: "Transient Postgres errors retried, by SQLSTATE or error class.",
+  labelNames: ["code"] as const,
+  registers: [registry],
+});
+
+export const refills = new Counter({
+  name: "quanta_stock_refills_total",
+  help: "Share refills, by result (pool, swept, empty).",
+  labelNames: ["result"] as const,
+  registers: [registry],
+});
+
+export const partitionsOwned = new Gauge({
+  name: "quanta_partitions_owned",
+  help: "Partitions this worker process currently owns.",
+  registers: [registry],
+});
+
+export const partitionChanges = new Counter({
+  name: "quanta_partition_ownership_changes_total",
+  help: "Partitions acquired, released or lost by this worker.",
+  labelNames: ["change"] as const,
+  registers: [registry],
+});
+
+export const decisionLatency = new Histogram({
+  name: "quanta_decision_latency_seconds",
+  help: "Time from callback received by the ingress to its decision committed.",
+  buckets: ACK_BUCKETS_S,
+  registers: [registry],
+});
+
+export const backlogAttempts = new Gauge({
+  name: "quanta_backlog_attempts",
+  help: "Attempts queued and not yet decided, as last read by this ingress.",
+  registers: [registry],
+});
