@@ -9,3 +9,4 @@ export * from "./partition-repo.js";
 export * from "./decide-batch-tx.js";
 export * from "./refill-tx.js";
 export * from "./verify.js";
+export * from "./campaign-cache.js";

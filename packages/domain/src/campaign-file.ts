@@ -14,14 +14,14 @@ const isoWithOffset = z
   .refine((s) => Number.isFinite(Date.parse(s)), "not a real date-time");
 const fen = z.number().int("an integer number of fen").min(1).max(Number.MAX_SAFE_INTEGER);
 
-const tierSchema = z.object({
+const tierSchema = z.strictObject({
   id,
   thresholdFen: fen,
   discountFen: fen,
   quota: z.number().int().min(1).max(100_000_000),
 });
 
-const activitySchema = z.object({
+const activitySchema = z.strictObject({
   id,
   name: z.string().min(1).max(200),
   merchants: z.array(id).min(1).max(1_000_000),
@@ -29,11 +29,13 @@ const activitySchema = z.object({
 });
 
 export const campaignFileSchema = z
-  .object({
+  .strictObject({
     id,
     name: z.string().min(1).max(200),
+    /** Where the plan comes from (a document number, a file); not used by the system. */
+    source: z.string().max(500).optional(),
     budgetFen: fen,
-    window: z.object({ start: isoWithOffset, end: isoWithOffset }),
+    window: z.strictObject({ start: isoWithOffset, end: isoWithOffset }),
     tierPolicy: z.enum(["best_available", "exact"]).default("best_available"),
     activities: z.array(activitySchema).min(1).max(64),
   })

@@ -1,0 +1,4 @@
+export * from "./stack.js";
+export * from "./setup.js";
+export * from "./rush.js";
+export * from "./redis-cleanup.js";

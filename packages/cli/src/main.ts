@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { parseEnv } from "@quanta/config";
+import { CampaignFileError } from "@quanta/domain";
+import { CampaignExistsError, connect, verifyDatabaseInvariants } from "@quanta/db";
+import { table } from "@quanta/loadtest";
+import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
+import { rush, writeRushResult } from "./rush.js";
+
+const USAGE = `quanta <command> [options]
+
+commands:
+  migrate                      create the database if needed and apply migrations
+  load-campaign [file]         check and load a campaign file (default: the seed campaign)
+  check-campaign [file]        check a campaign file without loading it
+  rush [options]               replay the opening minute of 2020-09-13 against a fresh local stack
+      --rate N                   peak arrivals per second (scenario default)
+      --duration S               seconds of load (scenario default)
+      --payers N                 payer population (scenario default)
+      --workers N                worker processes (default 2)
+      --scenario FILE            scenario file (default loadtest/scenarios/rush-0913.json)
+      --seed N                   PRNG seed (default 20200913)
+      --keep-db                  keep the quanta_rush database for inspection
+  verify --campaign ID         check I1, I2, I4 and I6 against DATABASE_URL
+
+environment: DATABASE_URL, REDIS_URL, QUANTA_PARTITIONS (see README)`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      rate: { type: "string" },
+      duration: { type: "string" },
+      payers: { type: "string" },
+      workers: { type: "string" },
+      scenario: { type: "string" },
+      seed: { type: "string" },
+      campaign: { type: "string" },
+      "keep-db": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (!command || values.help || command === "help") {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  const env = parseEnv();
+  switch (command) {
+    case "migrate": {
+      const applied = await migrate(env.DATABASE_URL, env.QUANTA_PARTITIONS);
+      console.log(applied.length ? `applied: ${applied.join(", ")}` : "schema is up to date");
+      return 0;
+    }
+    case "check-campaign": {
+      const campaign = readCampaignFile(positionals[0] ?? SEED_CAMPAIGN_PATH);
+      console.log(`campaign ${campaign.id} is valid: ${campaign.activities.length} activities, ${campaign.activities.flatMap((a) => a.tiers).length} tiers`);
+      return 0;
+    }
+    case "load-campaign": {
+      const campaign = readCampaignFile(positionals[0] ?? SEED_CAMPAIGN_PATH);
+      await migrate(env.DATABASE_URL, env.QUANTA_PARTITIONS);
+      await loadCampaign(env.DATABASE_URL, campaign, env.QUANTA_PARTITIONS);
+      console.log(`loaded campaign ${campaign.id}`);
+      return 0;
+    }
+    case "verify": {
+      if (!values.campaign) throw new UsageError("verify needs --campaign ID");
+      const db = connect({ connectionString: env.DATABASE_URL, poolMax: 2, statementTimeoutMs: 300_000, applicationName: "quanta-verify" });
+      try {
+        const checks = await verifyDatabaseInvariants(db.kysely, values.campaign);
+        console.log(table(["", "holds", "evidence"], checks.map((c) => [c.id, c.ok ? "yes" : "NO", c.detail])));
+        return checks.every((c) => c.ok) ? 0 : 1;
+      } finally {
+        await db.close();
+      }
+    }
+    case "rush": {
+      const result = await rush({
+        databaseUrl: env.DATABASE_URL,
+        redisUrl: env.REDIS_URL,
+        scenarioPath: values.scenario,
+        workers: positiveInt(values.workers, "--workers") ?? 2,
+        partitions: env.QUANTA_PARTITIONS,
+        peakRatePerS: positiveInt(values.rate, "--rate"),
+        durationS: positiveInt(values.duration, "--duration"),
+        payers: positiveInt(values.payers, "--payers"),
+        seed: positiveInt(values.seed, "--seed") ?? 20200913,
+        drainTimeoutS: 120,
+        getChecksMax: 5_000,
+        keepDatabase: values["keep-db"] ?? false,
+        out: (line) => console.log(line),
+      });
+      console.log("");
+      console.log(result.text);
+      console.log(`\nfull result: ${writeRushResult(result.json)}`);
+      return result.ok ? 0 : 1;
+    }
+    default:
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+class UsageError extends Error {}
+
+function positiveInt(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive integer, got ${value}`);
+  return n;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof UsageError) console.error(`${error.message}\n\n${USAGE}`);
+    else if (error instanceof CampaignFileError || error instanceof CampaignExistsError) console.error(error.message);
+    else console.error(error);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,347 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { sql } from "kysely";
+import { formatFen } from "@quanta/domain";
+import { connect, dropDatabase, findAttempts, rowDecision, tierReport, undecided, verifyDatabaseInvariants, type InvariantCheck } from "@quanta/db";
+import { decisionBody } from "@quanta/contract";
+import { CallbackClient, countBy, loadScenario, percentiles, runRush, table, type Scenario, type SentRecord } from "@quanta/loadtest";
+import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
+import { startService, stopService, type ServiceProcess } from "./stack.js";
+import { deletePrefix } from "./redis-cleanup.js";
+
+/**
+ * `quanta rush`: the opening minute of 2020-09-13 on this machine.
+ * A private database (quanta_rush, recreated) and a private Redis prefix, the
+ * seed campaign, one ingress and N worker processes, the scenario replayed
+ * open-model, then the report and every invariant checked. Exit code 1 when
+ * an invariant fails. Everything started here is stopped here.
+ */
+export interface RushSettings {
+  databaseUrl: string;
+  redisUrl: string;
+  scenarioPath?: string;
+  campaignPath?: string;
+  workers: number;
+  partitions: number;
+  peakRatePerS?: number;
+  durationS?: number;
+  payers?: number;
+  seed: number;
+  drainTimeoutS: number;
+  getChecksMax: number;
+  keepDatabase: boolean;
+  out: (line: string) => void;
+}
+
+export interface RushReport {
+  ok: boolean;
+  text: string;
+  json: Record<string, unknown>;
+}
+
+export function rushDatabaseUrl(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  url.pathname = "/quanta_rush";
+  return url.toString();
+}
+
+export async function rush(settings: RushSettings): Promise<RushReport> {
+  const out = settings.out;
+  const scenario = applyOverrides(loadScenario(settings.scenarioPath), settings);
+  const campaign = readCampaignFile(settings.campaignPath ?? SEED_CAMPAIGN_PATH);
+  const databaseUrl = rushDatabaseUrl(settings.databaseUrl);
+  const prefix = `quanta-rush-${process.pid}`;
+  const acquirerId = "rush-acquirer";
+  const secret = randomBytes(24).toString("hex");
+  const runId = `r${Date.now().toString(36)}`;
+
+  out(`quanta rush: ${scenario.name}`);
+  out(`  database ${redactUrl(databaseUrl)} (recreated), redis prefix ${prefix}, ${settings.partitions} partitions, ${settings.workers} workers`);
+  out(`  offered load: peak ${scenario.arrival.peakRatePerS}/s over ${scenario.durationS} s, ${scenario.payers.toLocaleString("en-US")} payers`);
+
+  await dropDatabase(databaseUrl);
+  await migrate(databaseUrl, settings.partitions);
+  await loadCampaign(databaseUrl, campaign, settings.partitions);
+  out(`  campaign ${campaign.id} loaded: ${campaign.activities.flatMap((a) => a.tiers).reduce((n, t) => n + t.quota, 0).toLocaleString("en-US")} vouchers`);
+
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: settings.redisUrl,
+    QUANTA_REDIS_PREFIX: prefix,
+    QUANTA_ACQUIRER_SECRETS: `${acquirerId}=${secret}`,
+    QUANTA_PARTITIONS: String(settings.partitions),
+    PORT: "0",
+    QUANTA_WORKER_PORT: "0",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+  };
+  const services: ServiceProcess[] = [];
+  const db = connect({ connectionString: databaseUrl, poolMax: 4, statementTimeoutMs: 120_000, applicationName: "quanta-rush" });
+  try {
+    const ingress = await startService("ingress", env, { stdio: "inherit" });
+    services.push(ingress);
+    for (let i = 0; i < settings.workers; i++) services.push(await startService("worker", env, { stdio: "inherit" }));
+    const baseUrl = `http://127.0.0.1:${ingress.port}`;
+    out(`  ingress on ${baseUrl} (pid ${ingress.child.pid}); workers pid ${services.filter((s) => s.kind === "worker").map((s) => s.child.pid).join(", ")}`);
+    out("");
+
+    const run = await runRush({
+      baseUrl,
+      acquirerId,
+      secret,
+      scenario,
+      seed: settings.seed,
+      runId,
+      connections: 256,
+      maxInFlight: 20_000,
+      progressEveryMs: 2_000,
+      onProgress: (p) =>
+        out(
+          `  t=${p.elapsedS.toFixed(0).padStart(3)}s offered ${Math.round(p.offeredRatePerS).toString().padStart(5)}/s  sent ${p.sent.toLocaleString("en-US").padStart(7)}  answered ${p.answered.toLocaleString("en-US").padStart(7)}  in flight ${String(p.inFlight).padStart(5)}  dropped ${p.dropped}  ${Object.entries(p.byStatus).map(([s, n]) => `${s}:${n}`).join(" ")}`,
+        ),
+    });
+    out(`  load done in ${((run.endedAtMs - run.startedAtMs) / 1000).toFixed(1)} s; waiting for the backlog to drain`);
+
+    const acked = uniqueKeys(run.records.filter((r) => r.kind !== "forged" && (r.status === 200 || r.status === 202)), acquirerId);
+    const drainStarted = Date.now();
+    let missing = await undecided(db.kysely, acked);
+    while (missing.length > 0 && Date.now() - drainStarted < settings.drainTimeoutS * 1000) {
+      out(`  ${missing.length.toLocaleString("en-US")} acknowledged attempts not decided yet`);
+      await new Promise((r) => setTimeout(r, 1_000));
+      missing = await undecided(db.kysely, acked);
+    }
+
+    const client = new CallbackClient(baseUrl, acquirerId, secret, 32);
+    let getChecks;
+    try {
+      getChecks = await checkThroughGet(client, db, acquirerId, run.records, settings.getChecksMax);
+    } finally {
+      await client.close();
+    }
+    return await report({ db, settings, scenario, campaignId: campaign.id, records: run.records, dropped: run.dropped, startedAtMs: run.startedAtMs, endedAtMs: run.endedAtMs, acked, missing, getChecks, acquirerId, databaseUrl });
+  } finally {
+    await Promise.all(services.map((s) => stopService(s)));
+    await db.close();
+    await deletePrefix(settings.redisUrl, prefix).catch(() => 0);
+    if (!settings.keepDatabase) await dropDatabase(databaseUrl).catch(() => undefined);
+  }
+}
+
+function applyOverrides(s: Scenario, settings: RushSettings): Scenario {
+  return {
+    ...s,
+    durationS: settings.durationS ?? s.durationS,
+    payers: settings.payers ?? s.payers,
+    arrival: { ...s.arrival, peakRatePerS: settings.peakRatePerS ?? s.arrival.peakRatePerS },
+  };
+}
+
+function uniqueKeys(records: readonly SentRecord[], acquirerId: string) {
+  const seen = new Set<string>();
+  const keys: { acquirerId: string; txnId: string }[] = [];
+  for (const r of records) {
+    if (seen.has(r.txnId)) continue;
+    seen.add(r.txnId);
+    keys.push({ acquirerId, txnId: r.txnId });
+  }
+  return keys;
+}
+
+interface GetChecks {
+  asked: number;
+  mismatches: string[];
+}
+
+/**
+ * I4 seen from outside: every 200 answer for a txn is the same, equals the
+ * stored decision, and GET returns it too (all 202-answered txns, all txns
+ * sent more than once, then a sample up to getChecksMax).
+ */
+async function checkThroughGet(
+  client: CallbackClient,
+  db: ReturnType<typeof connect>,
+  acquirerId: string,
+  records: readonly SentRecord[],
+  getChecksMax: number,
+): Promise<GetChecks> {
+  const accepted = records.filter((r) => r.kind !== "forged" && r.kind !== "conflict" && (r.status === 200 || r.status === 202));
+  const rows = await findAttempts(db.kysely, [...new Set(accepted.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId })));
+  const stored = new Map(rows.map((row) => [row.txn_id, JSON.stringify(decisionBody(row.txn_id, rowDecision(row)))]));
+  const mismatches: string[] = [];
+  for (const r of accepted) {
+    if (r.status !== 200) continue;
+    const expected = stored.get(r.txnId);
+    if (JSON.stringify(r.answer) !== expected) mismatches.push(`${r.txnId}: answered ${JSON.stringify(r.answer)}, stored ${expected}`);
+  }
+  const counts = countBy(accepted, (r) => r.txnId);
+  const toAsk = new Set<string>();
+  for (const r of accepted) if (r.status === 202 || (counts.get(r.txnId) ?? 0) > 1) toAsk.add(r.txnId);
+  for (const r of accepted) {
+    if (toAsk.size >= getChecksMax) break;
+    toAsk.add(r.txnId);
+  }
+  const list = [...toAsk].slice(0, Math.max(getChecksMax, 0) || toAsk.size);
+  for (let i = 0; i < list.length; i += 64) {
+    await Promise.all(
+      list.slice(i, i + 64).map(async (txnId) => {
+        const answer = await client.getAttempt(txnId);
+        const expected = stored.get(txnId);
+        if (answer.status !== 200 || JSON.stringify(answer.body) !== expected) {
+          mismatches.push(`GET ${txnId}: ${answer.status} ${JSON.stringify(answer.body)}, stored ${expected}`);
+        }
+      }),
+    );
+  }
+  return { asked: list.length, mismatches };
+}
+
+interface ReportInput {
+  db: ReturnType<typeof connect>;
+  settings: RushSettings;
+  scenario: Scenario;
+  campaignId: string;
+  records: SentRecord[];
+  dropped: number;
+  startedAtMs: number;
+  endedAtMs: number;
+  acked: { acquirerId: string; txnId: string }[];
+  missing: string[];
+  getChecks: GetChecks;
+  acquirerId: string;
+  databaseUrl: string;
+}
+
+async function report(input: ReportInput): Promise<RushReport> {
+  const { db, records, campaignId } = input;
+  const lines: string[] = [];
+  const runS = (input.endedAtMs - input.startedAtMs) / 1000;
+
+  // Answers by status and reason, as the acquirer saw them.
+  const answerKey = (r: SentRecord) => {
+    const a = r.answer as { status?: string; reason?: string; error?: { code?: string } } | undefined;
+    if (r.status === 200) return `200 ${a?.status}${a?.reason ? ` ${a.reason}` : ""}`;
+    if (r.status === 202) return "202 pending";
+    return `${r.status} ${a?.error?.code ?? "(no answer)"}`;
+  };
+  const answers = [...countBy(records, answerKey)].sort((a, b) => a[0].localeCompare(b[0]));
+  lines.push(`Answers (${records.length.toLocaleString("en-US")} callbacks in ${runS.toFixed(1)} s, ${input.dropped} dropped by the load generator)`);
+  lines.push(table(["status", "count", "share"], answers.map(([k, n]) => [k, n, `${((100 * n) / records.length).toFixed(1)} %`])));
+  lines.push("");
+  const kinds = [...countBy(records, (r) => r.kind)].map(([k, n]) => `${k} ${n.toLocaleString("en-US")}`).join(", ");
+  lines.push(`Callback kinds sent: ${kinds}`);
+  lines.push("");
+
+  // Grants per tier.
+  const tiers = await tierReport(db.kysely, campaignId);
+  lines.push("Grants per tier");
+  lines.push(
+    table(
+      ["tier", "quota", "granted", "remaining", "discounts (CNY)", "sold out at"],
+      tiers.map((t) => [
+        t.tierId,
+        t.quota,
+        t.granted,
+        t.remaining,
+        formatFen(t.granted * t.discountFen),
+        t.remaining === 0 && t.lastGrantAt ? `+${((new Date(t.lastGrantAt).getTime() - input.startedAtMs) / 1000).toFixed(2)} s` : "-",
+      ]),
+    ),
+  );
+  const grantedTotal = tiers.reduce((n, t) => n + t.granted, 0);
+  const quotaTotal = tiers.reduce((n, t) => n + t.quota, 0);
+  const spentFen = tiers.reduce((n, t) => n + t.granted * t.discountFen, 0);
+  lines.push(`total: ${grantedTotal.toLocaleString("en-US")} of ${quotaTotal.toLocaleString("en-US")} vouchers, ${formatFen(spentFen)} CNY of discounts`);
+  lines.push("");
+
+  // Latency.
+  const acked = records.filter((r) => r.status === 200 || r.status === 202);
+  const [a50, a90, a99, a999, aMax] = percentiles(acked.map((r) => r.ackMs), [50, 90, 99, 99.9, 100]);
+  const decided = await sql<{ p50: number | null; p90: number | null; p99: number | null; max: number | null; n: string }>`
+    select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.9) within group (order by ms) as p90,
+           percentile_cont(0.99) within group (order by ms) as p99, max(ms) as max, count(*) as n
+      from (select extract(epoch from decided_at - received_at) * 1000 as ms from attempts where decided_by = 'worker') d`.execute(db.kysely);
+  const d = decided.rows[0]!;
+  const fmt = (ms: number | null | undefined) => (ms === null || ms === undefined || Number.isNaN(ms) ? "-" : `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`);
+  lines.push("Latency");
+  lines.push(
+    table(
+      ["", "p50", "p90", "p99", "p99.9", "max"],
+      [
+        [`acknowledgement (client, ${acked.length.toLocaleString("en-US")} answers 200/202)`, fmt(a50), fmt(a90), fmt(a99), fmt(a999), fmt(aMax)],
+        [`decision (received -> committed, ${Number(d.n).toLocaleString("en-US")} queued)`, fmt(d.p50), fmt(d.p90), fmt(d.p99), "", fmt(d.max)],
+      ],
+    ),
+  );
+  const throughput = await sql<{ n: string; first: Date | null; last: Date | null }>`
+    select count(*) as n, min(decided_at) as first, max(decided_at) as last from attempts`.execute(db.kysely);
+  const tp = throughput.rows[0]!;
+  const spanS = tp.first && tp.last ? (new Date(tp.last).getTime() - new Date(tp.first).getTime()) / 1000 : 0;
+  lines.push(`decided ${Number(tp.n).toLocaleString("en-US")} attempts over ${spanS.toFixed(1)} s (${spanS > 0 ? Math.round(Number(tp.n) / spanS) : "-"}/s)`);
+  lines.push("");
+
+  // Invariants.
+  const checks: InvariantCheck[] = await verifyDatabaseInvariants(db.kysely, campaignId);
+  checks.push({
+    id: "I3",
+    ok: input.missing.length === 0,
+    detail:
+      input.missing.length === 0
+        ? `${input.acked.length.toLocaleString("en-US")} acknowledged txns, each with exactly one stored decision`
+        : `${input.missing.length} acknowledged txns without a decision, e.g. ${input.missing.slice(0, 3).join(", ")}`,
+  });
+  const repeatedAnswers = new Map<string, Set<string>>();
+  for (const r of records) {
+    if (r.status !== 200 || r.kind === "forged") continue;
+    const set = repeatedAnswers.get(r.txnId) ?? new Set<string>();
+    set.add(JSON.stringify(r.answer));
+    repeatedAnswers.set(r.txnId, set);
+  }
+  const diverging = [...repeatedAnswers].filter(([, s]) => s.size > 1).length;
+  const i4 = checks.find((c) => c.id === "I4")!;
+  const i4db = i4.ok;
+  i4.ok = i4db && diverging === 0 && input.getChecks.mismatches.length === 0;
+  i4.detail = `${i4.detail}; ${diverging} txns with differing 200 answers; ${input.getChecks.asked.toLocaleString("en-US")} GETs and every 200 compared with the stored decision: ${input.getChecks.mismatches.length} mismatches${input.getChecks.mismatches.length ? ` (${input.getChecks.mismatches.slice(0, 2).join("; ")})` : ""}`;
+  const forged = records.filter((r) => r.kind === "forged");
+  const forgedAccepted = forged.filter((r) => r.status !== 401);
+  const forgedStored = await findAttempts(db.kysely, forged.map((r) => ({ acquirerId: input.acquirerId, txnId: r.txnId })));
+  checks.push({
+    id: "I5",
+    ok: forgedAccepted.length === 0 && forgedStored.length === 0,
+    detail: `${forged.length} forged callbacks: ${forged.length - forgedAccepted.length} answered 401, ${forgedStored.length} stored`,
+  });
+  checks.sort((a, b) => a.id.localeCompare(b.id));
+  lines.push("Invariants");
+  lines.push(table(["", "holds", "evidence"], checks.map((c) => [c.id, c.ok ? "yes" : "NO", c.detail])));
+  const ok = checks.every((c) => c.ok);
+  lines.push("");
+  lines.push(ok ? "All six invariants hold." : "INVARIANT VIOLATED: see the table above.");
+
+  const json = {
+    scenario: input.scenario,
+    startedAt: new Date(input.startedAtMs).toISOString(),
+    runS,
+    dropped: input.dropped,
+    answers: Object.fromEntries(answers),
+    tiers,
+    ackMs: { p50: a50, p90: a90, p99: a99, p999: a999, max: aMax },
+    decisionMs: d,
+    invariants: checks,
+    ok,
+  };
+  return { ok, text: lines.join("\n"), json };
+}
+
+export function writeRushResult(json: Record<string, unknown>): string {
+  const dir = new URL("../../../rush-results/", import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  const file = new URL(`rush-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, dir);
+  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
+  return file.pathname;
+}
+
+function redactUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = "***";
+  return u.toString();
+}
+

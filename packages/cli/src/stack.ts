@@ -1,0 +1,67 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+/**
+ * Starts quanta's services as child processes (the shape of a deployment on
+ * one machine) and stops everything it started. Used by `quanta rush` and by
+ * the integration tests that need real separate processes to kill.
+ */
+export const SERVICE_ENTRY = {
+  ingress: fileURLToPath(new URL("../../../services/ingress/dist/main.js", import.meta.url)),
+  worker: fileURLToPath(new URL("../../../services/worker/dist/main.js", import.meta.url)),
+} as const;
+
+export interface ServiceProcess {
+  kind: keyof typeof SERVICE_ENTRY;
+  child: ChildProcess;
+  port: number;
+  id: string;
+}
+
+export async function startService(
+  kind: keyof typeof SERVICE_ENTRY,
+  env: NodeJS.ProcessEnv,
+  options: { readyTimeoutMs?: number; stdio?: "inherit" | "ignore" | "pipe" } = {},
+): Promise<ServiceProcess> {
+  const child = fork(SERVICE_ENTRY[kind], [], { env, stdio: ["ignore", options.stdio ?? "ignore", options.stdio === "ignore" ? "ignore" : "inherit", "ipc"] });
+  const timeoutMs = options.readyTimeoutMs ?? 20_000;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${kind} did not become ready within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${kind} exited before it was ready (code ${code}, signal ${signal})`));
+    });
+    child.on("message", (message: { ready?: string; port?: number; id?: string }) => {
+      if (message?.ready !== kind) return;
+      clearTimeout(timer);
+      child.removeAllListeners("exit");
+      resolve({ kind, child, port: message.port ?? 0, id: message.id ?? "" });
+    });
+  });
+}
+
+/** SIGTERM, then SIGKILL after graceMs. Resolves when the process has exited. */
+export async function stopService(service: ServiceProcess, graceMs = 10_000): Promise<void> {
+  const { child } = service;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+export function killService(service: ServiceProcess): Promise<void> {
+  const { child } = service;
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGKILL");
+  });
+}

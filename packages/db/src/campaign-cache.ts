@@ -1,0 +1,44 @@
+import type { Kysely } from "kysely";
+import { orderCampaigns, type Campaign } from "@quanta/domain";
+import { readCampaigns } from "./campaign-repo.js";
+import type { Database } from "./schema.js";
+
+/**
+ * The loaded campaigns, held in memory and re-read every refreshMs so a
+ * campaign loaded while the ingress runs is served without a restart.
+ * A failed refresh keeps the last good copy (and logs).
+ */
+export class CampaignCache {
+  private campaigns: Campaign[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly onError: (error: unknown) => void,
+    private readonly refreshMs: number,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => {
+      this.refresh().catch(this.onError);
+    }, this.refreshMs);
+    this.timer.unref();
+  }
+
+  async refresh(): Promise<void> {
+    this.campaigns = orderCampaigns(await readCampaigns(this.db));
+  }
+
+  current(): readonly Campaign[] {
+    return this.campaigns;
+  }
+
+  byId(): ReadonlyMap<string, Campaign> {
+    return new Map(this.campaigns.map((c) => [c.id, c]));
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,20 @@
+--[[
+  Zero the backlog counter when every partition queue is idle.
+
+  KEYS[1]      backlog counter
+  KEYS[2..]    per partition, four BullMQ keys: wait list, active list,
+               delayed zset, prioritized zset
+  ARGV         none
+
+  Returns 1 when reset, 0 when some queue still holds jobs. Run by workers
+  every few seconds; corrects drift left by a process killed between a
+  reserve and its add, or between a decision and its release.
+]]
+for i = 2, #KEYS, 4 do
+  if redis.call("LLEN", KEYS[i]) > 0 or redis.call("LLEN", KEYS[i + 1]) > 0
+     or redis.call("ZCARD", KEYS[i + 2]) > 0 or redis.call("ZCARD", KEYS[i + 3]) > 0 then
+    return 0
+  end
+end
+redis.call("SET", KEYS[1], "0")
+return 1

@@ -1,0 +1,36 @@
+import { z } from "zod";
+import type { QueuedAttempt } from "@quanta/domain";
+
+/**
+ * A queue job carries a batch of attempts from one ingress for one partition
+ * (group commit into Redis). The payload holds only what the decision needs.
+ */
+const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+export const attemptSchema = z.object({
+  acquirerId: id,
+  bodyHash: z.string().min(1).max(64),
+  payment: z.object({
+    txnId: id,
+    payerId: id,
+    merchantId: id,
+    amountFen: z.number().int().min(1).max(100_000_000),
+    paidAtMs: z.number().int(),
+  }),
+  receivedAtMs: z.number().int(),
+  partition: z.number().int().min(0).max(255),
+  request: z.object({ campaignId: id, activityId: id, tierIds: z.array(id).min(1).max(64) }),
+});
+
+export const batchJobSchema = z.object({
+  /** Ingress that waits for these decisions (its reply channel); empty when nobody waits. */
+  replyTo: z.string().max(128),
+  attempts: z.array(attemptSchema).min(1).max(1_000),
+});
+
+export type BatchJob = { replyTo: string; attempts: QueuedAttempt[] };
+
+/** Decisions published to an ingress, one message per worker batch. */
+export interface DecisionMessage {
+  /** acquirerId/txnId -> answer body JSON, or null for a txn conflict. */
+  readonly answers: readonly [key: string, body: unknown | null][];
+}

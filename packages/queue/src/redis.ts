@@ -1,0 +1,35 @@
+import { readFileSync } from "node:fs";
+import { Redis } from "ioredis";
+
+export { Redis };
+
+/**
+ * One ioredis connection with quanta's scripts defined. BullMQ needs
+ * maxRetriesPerRequest: null on connections that block; we use it everywhere
+ * so that a Redis restart makes calls wait (bounded by our own timeouts)
+ * rather than fail half-way.
+ */
+export interface QuantaRedis extends Redis {
+  backlogReserve(key: string, n: number, bound: number): Promise<number>;
+  backlogReset(...keysAndArgs: string[]): Promise<number>;
+  leaseRenew(key: string, owner: string, ms: number): Promise<number>;
+  leaseRelease(key: string, owner: string): Promise<number>;
+}
+
+const lua = (name: string) => readFileSync(new URL(`../lua/${name}.lua`, import.meta.url), "utf8");
+
+export function createRedis(url: string, name: string): QuantaRedis {
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    connectionName: name,
+    retryStrategy: (times) => Math.min(50 * times, 1_000),
+  });
+  redis.defineCommand("backlogReserve", { numberOfKeys: 1, lua: lua("backlog-reserve") });
+  redis.defineCommand("backlogReset", { lua: lua("backlog-reset") });
+  redis.defineCommand("leaseRenew", { numberOfKeys: 1, lua: lua("lease-renew") });
+  redis.defineCommand("leaseRelease", { numberOfKeys: 1, lua: lua("lease-release") });
+  // Errors surface on the calls that fail; an unhandled 'error' event must not kill the process.
+  redis.on("error", () => undefined);
+  return redis as QuantaRedis;
+}

@@ -1,0 +1,222 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { classify, partitionOf, type Campaign, type QueuedAttempt } from "@quanta/domain";
+import {
+  ACQUIRER_HEADER,
+  SIGNATURE_HEADER,
+  TXN_ID_PATTERN,
+  attemptLocation,
+  decisionBody,
+  errorBody,
+  parsePaymentBody,
+  paymentHash,
+  verifySignature,
+  type ErrorCode,
+} from "@quanta/contract";
+import { attemptKey, findAttempt, recordImmediate, rowDecision, type AttemptRow, type Database } from "@quanta/db";
+import { keys, lookupTxn, registerTxn, type QuantaRedis } from "@quanta/queue";
+import { attemptsAnswered, httpDuration, httpRequests, registry, type Logger } from "@quanta/telemetry";
+import { sql, type Kysely } from "kysely";
+import type { DecisionWaiter } from "./decision-waiter.js";
+import type { Intake } from "./intake.js";
+
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+export interface IngressDeps {
+  db: Kysely<Database>;
+  redis: QuantaRedis;
+  secrets: ReadonlyMap<string, string>;
+  campaigns: () => readonly Campaign[];
+  intake: Intake;
+  waiter: DecisionWaiter;
+  log: Logger;
+  prefix: string;
+  partitionCount: number;
+  decisionWaitMs: number;
+  txnRegistryTtlS: number;
+  now?: () => number;
+}
+
+const STATUS_FOR: Record<ErrorCode, number> = {
+  invalid_body: 400,
+  unknown_acquirer: 401,
+  bad_signature: 401,
+  stale_timestamp: 401,
+  unknown_txn: 404,
+  txn_conflict: 409,
+  body_too_large: 413,
+  unsupported_media_type: 415,
+  overloaded: 503,
+};
+
+function fail(reply: FastifyReply, code: ErrorCode, message?: string, field?: string) {
+  if (code === "overloaded") reply.header("retry-after", "1");
+  attemptsAnswered.inc({ outcome: "error", reason: code });
+  return reply.code(STATUS_FOR[code]).send(errorBody(code, message, field));
+}
+
+export function buildApp(deps: IngressDeps): FastifyInstance {
+  const now = deps.now ?? Date.now;
+  const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, return503OnClosing: true});
+
+  // The signature covers the raw bytes: keep them, parse JSON only after the HMAC checks out.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit: BODY_LIMIT_BYTES }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((error: { code?: string; statusCode?: number; message: string }, _request, reply) => {
+    switch (error.code) {
+      case "FST_ERR_CTP_BODY_TOO_LARGE":
+        return fail(reply, "body_too_large", `body is larger than ${BODY_LIMIT_BYTES} bytes`);
+      case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      case "FST_ERR_CTP_INVALID_TYPE":
+        return fail(reply, "unsupported_media_type", "content-type must be application/json");
+      case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+        return fail(reply, "invalid_body", error.message);
+    }
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      return fail(reply, "invalid_body", error.message);
+    }
+    deps.log.error({ err: error }, "request failed");
+    return fail(reply, "overloaded", "storage unavailable; nothing was accepted, retry later");
+  });
+
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    httpRequests.inc({ route, status: String(reply.statusCode) });
+    httpDuration.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_request, reply) => {
+    try {
+      await Promise.all([sql`select 1`.execute(deps.db), deps.redis.ping()]);
+      return { status: "ready" };
+    } catch (error) {
+      return reply.code(503).send({ status: "not_ready", message: (error as Error).message });
+    }
+  });
+  app.get("/metrics", async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+
+  app.post("/v1/callbacks/payment", async (request, reply) => handlePayment(deps, now, request, reply));
+  app.get<{ Params: { txnId: string } }>("/v1/attempts/:txnId", async (request, reply) => handleGet(deps, now, request, reply));
+
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: { code: "not_found" } }));
+  return app;
+}
+
+function authenticate(deps: IngressDeps, now: () => number, request: FastifyRequest, reply: FastifyReply, payload: string | Buffer) {
+  const acquirerId = request.headers[ACQUIRER_HEADER];
+  const secret = typeof acquirerId === "string" ? deps.secrets.get(acquirerId) : undefined;
+  if (typeof acquirerId !== "string" || secret === undefined) {
+    fail(reply, "unknown_acquirer");
+    return undefined;
+  }
+  const header = request.headers[SIGNATURE_HEADER];
+  const check = verifySignature(typeof header === "string" ? header : undefined, secret, payload, now());
+  if (!check.ok) {
+    fail(reply, check.code);
+    return undefined;
+  }
+  return acquirerId;
+}
+
+function answer(reply: FastifyReply, row: AttemptRow) {
+  const decision = rowDecision(row);
+  attemptsAnswered.inc({ outcome: decision.status, reason: decision.status === "rejected" ? decision.reason : "" });
+  return reply.code(200).send(decisionBody(row.txn_id, decision));
+}
+
+function pending(reply: FastifyReply, txnId: string) {
+  attemptsAnswered.inc({ outcome: "pending", reason: "" });
+  return reply.code(202).header("location", attemptLocation(txnId)).send({ txnId, status: "pending" });
+}
+
+async function handlePayment(deps: IngressDeps, now: () => number, request: FastifyRequest, reply: FastifyReply) {
+  const receivedAtMs = now();
+  const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+  const acquirerId = authenticate(deps, now, request, reply, raw);
+  if (acquirerId === undefined) return reply;
+
+  const parsed = parsePaymentBody(raw);
+  if (!parsed.ok) return fail(reply, "invalid_body", parsed.message, parsed.field);
+  const payment = parsed.payment;
+  const bodyHash = paymentHash(payment);
+  const partition = partitionOf(payment.payerId, deps.partitionCount);
+  const classification = classify(payment, deps.campaigns());
+  const key = attemptKey(acquirerId, payment.txnId);
+
+  const previous = await registerTxn(deps.redis, deps.prefix, acquirerId, payment.txnId, bodyHash, deps.txnRegistryTtlS);
+  if (previous !== undefined && previous !== bodyHash) return fail(reply, "txn_conflict");
+
+  if (classification.kind === "decided") {
+    const row = await recordImmediate(deps.db, {
+      acquirerId,
+      bodyHash,
+      payment,
+      receivedAtMs,
+      partition,
+      decision: classification.decision,
+      decidedBy: "ingress",
+    });
+    if (row.body_hash !== bodyHash) return fail(reply, "txn_conflict");
+    return answer(reply, row);
+  }
+
+  if (previous !== undefined) {
+    // Seen before with this body: answer from the stored decision when there is one.
+    const row = await findAttempt(deps.db, acquirerId, payment.txnId);
+    if (row) return row.body_hash === bodyHash ? answer(reply, row) : fail(reply, "txn_conflict");
+  }
+
+  if (!deps.waiter.hasRoom()) {
+    if (previous === undefined) await forget(deps, acquirerId, payment.txnId);
+    return fail(reply, "overloaded", "too many callbacks held open");
+  }
+  const attempt: QueuedAttempt = { acquirerId, bodyHash, payment, receivedAtMs, partition, request: classification.request };
+  // Wait before queueing: the decision can arrive before add() resolves.
+  const decision = deps.waiter.wait(key, deps.decisionWaitMs);
+  let queued;
+  try {
+    queued = await deps.intake.submit(attempt);
+  } catch (error) {
+    deps.waiter.settle(key, { kind: "timeout" });
+    if (previous === undefined) await forget(deps, acquirerId, payment.txnId);
+    throw error;
+  }
+  if (queued === "overloaded") {
+    deps.waiter.settle(key, { kind: "timeout" });
+    // A retry of this txn must be free to be accepted later: forget its first sighting.
+    if (previous === undefined) await forget(deps, acquirerId, payment.txnId);
+    return fail(reply, "overloaded", "backlog is over its bound; nothing was accepted");
+  }
+  // A repeat of a txn already in the queue is queued again: the worker answers it from the
+  // stored decision. This also covers an ingress that died between registering and queueing.
+  const result = await decision;
+  if (result.kind === "decided") {
+    const body = result.body as { status: string; reason?: string };
+    attemptsAnswered.inc({ outcome: body.status, reason: body.reason ?? "" });
+    return reply.code(200).send(body);
+  }
+  if (result.kind === "conflict") return fail(reply, "txn_conflict");
+  return pending(reply, payment.txnId);
+}
+
+async function forget(deps: IngressDeps, acquirerId: string, txnId: string) {
+  await deps.redis.del(keys.txn(deps.prefix, acquirerId, txnId)).catch(() => undefined);
+}
+
+async function handleGet(
+  deps: IngressDeps,
+  now: () => number,
+  request: FastifyRequest<{ Params: { txnId: string } }>,
+  reply: FastifyReply,
+) {
+  const { txnId } = request.params;
+  const acquirerId = authenticate(deps, now, request, reply, `GET /v1/attempts/${txnId}`);
+  if (acquirerId === undefined) return reply;
+  if (!TXN_ID_PATTERN.test(txnId)) return fail(reply, "unknown_txn");
+  const row = await findAttempt(deps.db, acquirerId, txnId);
+  if (row) return answer(reply, row);
+  if ((await lookupTxn(deps.redis, deps.prefix, acquirerId, txnId)) !== undefined) return pending(reply, txnId);
+  return fail(reply, "unknown_txn");
+}

@@ -1,0 +1,92 @@
+import { keys, type DecisionMessage, type QuantaRedis } from "@quanta/queue";
+import type { Logger } from "@quanta/telemetry";
+
+/**
+ * Holds callbacks open until their decision arrives. One Redis subscription
+ * per ingress process (never one per attempt): workers publish one message
+ * per batch to the channel named in the job.
+ *
+ * States of a waiter: waiting -> decided | conflict | timed out. A waiter
+ * that times out is answered 202 by its caller; the decision still lands in
+ * Postgres and is served by GET and by replays.
+ */
+export type WaitResult = { kind: "decided"; body: unknown } | { kind: "conflict" } | { kind: "timeout" };
+
+interface Waiter {
+  resolve: (result: WaitResult) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class DecisionWaiter {
+  private readonly waiters = new Map<string, Waiter[]>();
+  readonly channel: string;
+
+  constructor(
+    private readonly subscriber: QuantaRedis,
+    prefix: string,
+    readonly ingressId: string,
+    private readonly log: Logger,
+    private readonly waitersMax: number,
+  ) {
+    this.channel = keys.decisions(prefix, ingressId);
+  }
+
+  async start(): Promise<void> {
+    this.subscriber.on("message", (channel: string, message: string) => {
+      if (channel !== this.channel) return;
+      try {
+        this.deliver(JSON.parse(message) as DecisionMessage);
+      } catch (error) {
+        this.log.error({ err: error }, "unreadable decision message");
+      }
+    });
+    await this.subscriber.subscribe(this.channel);
+  }
+
+  get size(): number {
+    return this.waiters.size;
+  }
+
+  /** False when too many callbacks are already held open (the caller answers 503). */
+  hasRoom(): boolean {
+    return this.waiters.size < this.waitersMax;
+  }
+
+  wait(key: string, timeoutMs: number): Promise<WaitResult> {
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        resolve,
+        timer: setTimeout(() => {
+          this.remove(key, waiter);
+          resolve({ kind: "timeout" });
+        }, timeoutMs),
+      };
+      const list = this.waiters.get(key);
+      if (list) list.push(waiter);
+      else this.waiters.set(key, [waiter]);
+    });
+  }
+
+  /** Answers every waiter of a key now (used when the decision is known without the queue). */
+  settle(key: string, result: WaitResult): void {
+    const list = this.waiters.get(key);
+    if (!list) return;
+    this.waiters.delete(key);
+    for (const w of list) {
+      clearTimeout(w.timer);
+      w.resolve(result);
+    }
+  }
+
+  private deliver(message: DecisionMessage): void {
+    for (const [key, body] of message.answers) this.settle(key, body === null ? { kind: "conflict" } : { kind: "decided", body });
+  }
+
+  private remove(key: string, waiter: Waiter): void {
+    const list = this.waiters.get(key);
+    if (!list) return;
+    const rest = list.filter((w) => w !== waiter);
+    if (rest.length === 0) this.waiters.delete(key);
+    else this.waiters.set(key, rest);
+  }
+}

@@ -1,0 +1,95 @@
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { Queue } from "bullmq";
+import type { FastifyInstance } from "fastify";
+import type { Env } from "@quanta/config";
+import { parseAcquirerSecrets } from "@quanta/contract";
+import { CampaignCache, connect, ensurePartitionCount } from "@quanta/db";
+import { createRedis, queueName, readBacklog } from "@quanta/queue";
+import { backlogAttempts, createLogger } from "@quanta/telemetry";
+import { buildApp } from "./app.js";
+import { DecisionWaiter } from "./decision-waiter.js";
+import { Intake } from "./intake.js";
+
+export interface RunningIngress {
+  app: FastifyInstance;
+  port: number;
+  ingressId: string;
+  campaigns: CampaignCache;
+  close(): Promise<void>;
+}
+
+/** Wires the ingress from a parsed environment and starts listening. */
+export async function startIngress(env: Env, options: { host?: string } = {}): Promise<RunningIngress> {
+  if (!env.QUANTA_ACQUIRER_SECRETS) throw new Error("QUANTA_ACQUIRER_SECRETS is required: id=secret[,id=secret…]");
+  const secrets = parseAcquirerSecrets(env.QUANTA_ACQUIRER_SECRETS);
+  const log = createLogger("ingress", env.LOG_LEVEL);
+  const ingressId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const prefix = env.QUANTA_REDIS_PREFIX;
+
+  const db = connect({
+    connectionString: env.DATABASE_URL,
+    poolMax: env.QUANTA_PG_POOL_MAX,
+    statementTimeoutMs: env.QUANTA_PG_STATEMENT_TIMEOUT_MS,
+    applicationName: "quanta-ingress",
+  });
+  await ensurePartitionCount(db.kysely, env.QUANTA_PARTITIONS);
+  const redis = createRedis(env.REDIS_URL, `quanta-ingress-${ingressId}`);
+  const subscriber = createRedis(env.REDIS_URL, `quanta-ingress-sub-${ingressId}`);
+  const queues = Array.from(
+    { length: env.QUANTA_PARTITIONS },
+    (_, p) => new Queue(queueName(p), { connection: redis, prefix, skipVersionCheck: true }),
+  );
+
+  const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed; serving the last copy"), 5_000);
+  await campaigns.start();
+  const waiter = new DecisionWaiter(subscriber, prefix, ingressId, log, env.QUANTA_BACKLOG_MAX);
+  await waiter.start();
+  const intake = new Intake(redis, queues, {
+    prefix,
+    replyTo: ingressId,
+    batchMax: env.QUANTA_INTAKE_BATCH_MAX,
+    flushMs: env.QUANTA_INTAKE_FLUSH_MS,
+    backlogMax: env.QUANTA_BACKLOG_MAX,
+    retentionS: env.QUANTA_JOB_RETENTION_S,
+  });
+
+  const backlogTimer = setInterval(() => {
+    readBacklog(redis, prefix).then((n) => backlogAttempts.set(n), () => undefined);
+  }, 1_000);
+  backlogTimer.unref();
+
+  const app = buildApp({
+    db: db.kysely,
+    redis,
+    secrets,
+    campaigns: () => campaigns.current(),
+    intake,
+    waiter,
+    log,
+    prefix,
+    partitionCount: env.QUANTA_PARTITIONS,
+    decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
+    txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
+  });
+  await app.listen({ port: env.PORT, host: options.host ?? "127.0.0.1" });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : env.PORT;
+  log.info({ port, ingressId, partitions: env.QUANTA_PARTITIONS }, "ingress listening");
+
+  return {
+    app,
+    port,
+    ingressId,
+    campaigns,
+    close: async () => {
+      clearInterval(backlogTimer);
+      campaigns.stop();
+      await app.close();
+      await Promise.all(queues.map((q) => q.close()));
+      subscriber.disconnect();
+      redis.disconnect();
+      await db.close();
+    },
+  };
+}

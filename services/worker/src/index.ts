@@ -1,0 +1,3 @@
+export * from "./server.js";
+export * from "./ownership.js";
+export * from "./partition-drain.js";

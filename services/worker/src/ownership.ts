@@ -1,0 +1,175 @@
+import { Queue } from "bullmq";
+import { claimPartition, type CampaignCache, type Database } from "@quanta/db";
+import { keys, queueName, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
+import { partitionChanges, partitionsOwned, type Logger } from "@quanta/telemetry";
+import type { Kysely } from "kysely";
+import { PartitionDrain } from "./partition-drain.js";
+
+/**
+ * Which worker process drains which partition.
+ *
+ * Every tick (leaseMs / 5) a worker: records its heartbeat; renews each lease
+ * it holds (a lease it failed to renew is dropped at once); computes its fair
+ * share, ceil(partitions / live workers); releases partitions above that
+ * share (after their in-flight batches finish) and takes free ones below it.
+ * Taking a partition bumps its Postgres epoch (fencing), so at any moment at
+ * most one process can commit for a partition even if a paused process has
+ * not yet noticed that its lease expired.
+ *
+ * A dead worker's leases expire after leaseMs; the others take its
+ * partitions on their next tick, and BullMQ returns its in-flight jobs to the
+ * queue once their locks expire. No operator action is needed.
+ */
+export interface OwnershipOptions {
+  workerId: string;
+  prefix: string;
+  partitionCount: number;
+  leaseMs: number;
+  jobsMax: number;
+  batchMax: number;
+}
+
+export class Ownership {
+  private readonly drains = new Map<number, PartitionDrain>();
+  private readonly releasing = new Set<number>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
+  private stopped = false;
+  private lastHousekeepingMs = 0;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly redis: QuantaRedis,
+    private readonly campaigns: CampaignCache,
+    private readonly log: Logger,
+    private readonly options: OwnershipOptions,
+  ) {}
+
+  owned(): number[] {
+    return [...this.drains.keys()].sort((a, b) => a - b);
+  }
+
+  async start(): Promise<void> {
+    await this.tick();
+    this.timer = setInterval(() => void this.tick(), Math.max(200, Math.floor(this.options.leaseMs / 5)));
+  }
+
+  /** Graceful stop: finish in-flight batches, then hand every partition back. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    while (this.ticking) await new Promise((r) => setTimeout(r, 20));
+    await Promise.all(this.owned().map((p) => this.release(p)));
+    await this.redis.zrem(keys.workers(this.options.prefix), this.options.workerId).catch(() => 0);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking || this.stopped) return;
+    this.ticking = true;
+    try {
+      const { prefix, workerId, leaseMs, partitionCount } = this.options;
+      const nowMs = Date.now();
+      await this.redis
+        .multi()
+        .zadd(keys.workers(prefix), nowMs, workerId)
+        .zremrangebyscore(keys.workers(prefix), "-inf", nowMs - leaseMs)
+        .exec();
+      const live = Math.max(1, await this.redis.zcount(keys.workers(prefix), nowMs - leaseMs, "+inf"));
+      const share = Math.ceil(partitionCount / live);
+
+      for (const p of this.owned()) {
+        if ((await this.redis.leaseRenew(keys.lease(prefix, p), workerId, leaseMs)) !== 1) await this.lose(p, "lease expired");
+      }
+      const mine = this.owned().filter((p) => !this.releasing.has(p));
+      for (const p of mine.slice(share)) void this.release(p);
+      if (mine.length < share) await this.acquire(share - mine.length);
+      partitionsOwned.set(this.drains.size);
+
+      if (nowMs - this.lastHousekeepingMs > 5_000) {
+        this.lastHousekeepingMs = nowMs;
+        await this.housekeeping();
+      }
+    } catch (error) {
+      this.log.warn({ err: error }, "ownership tick failed; retrying next tick");
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async acquire(wanted: number): Promise<void> {
+    const { prefix, workerId, leaseMs, partitionCount } = this.options;
+    // Start from a worker-specific offset so that workers starting together do not all race for partition 0.
+    const offset = Number.parseInt(workerId.slice(-4), 16) % partitionCount || 0;
+    for (let i = 0; i < partitionCount && wanted > 0; i++) {
+      const p = (offset + i) % partitionCount;
+      if (this.drains.has(p)) continue;
+      const ok = await this.redis.set(keys.lease(prefix, p), workerId, "PX", leaseMs, "NX");
+      if (ok !== "OK") continue;
+      try {
+        const epoch = await claimPartition(this.db, p, workerId);
+        this.drains.set(
+          p,
+          new PartitionDrain(this.db, this.redis, this.campaigns, this.log, {
+            prefix,
+            partition: p,
+            epoch,
+            jobsMax: this.options.jobsMax,
+            batchMax: this.options.batchMax,
+            onFenced: (q) => void this.lose(q, "fenced by a newer owner"),
+          }),
+        );
+        partitionChanges.inc({ change: "acquired" });
+        this.log.info({ partition: p, epoch }, "partition acquired");
+        wanted--;
+      } catch (error) {
+        await this.redis.leaseRelease(keys.lease(prefix, p), workerId).catch(() => 0);
+        throw error;
+      }
+    }
+  }
+
+  private async release(p: number): Promise<void> {
+    const drain = this.drains.get(p);
+    if (!drain || this.releasing.has(p)) return;
+    this.releasing.add(p);
+    try {
+      await drain.close();
+    } finally {
+      this.drains.delete(p);
+      this.releasing.delete(p);
+      await this.redis.leaseRelease(keys.lease(this.options.prefix, p), this.options.workerId).catch(() => 0);
+      partitionChanges.inc({ change: "released" });
+      partitionsOwned.set(this.drains.size);
+      this.log.info({ partition: p }, "partition released");
+    }
+  }
+
+  private async lose(p: number, why: string): Promise<void> {
+    const drain = this.drains.get(p);
+    if (!drain) return;
+    this.drains.delete(p);
+    partitionChanges.inc({ change: "lost" });
+    partitionsOwned.set(this.drains.size);
+    this.log.warn({ partition: p, why }, "partition lost");
+    // Do not wait for in-flight jobs: whatever they try to commit is fenced out.
+    void drain.close().catch(() => undefined);
+  }
+
+  /** Jobs BullMQ gave up on still owe their attempts a decision: put them back. Bounded per pass. */
+  private async housekeeping(): Promise<void> {
+    const { prefix, partitionCount } = this.options;
+    await resetBacklogIfIdle(this.redis, prefix, partitionCount);
+    for (const p of this.owned()) {
+      const queue = new Queue(queueName(p), { connection: this.redis, prefix, skipVersionCheck: true });
+      try {
+        const failed = await queue.getFailed(0, 99);
+        for (const job of failed) {
+          this.log.warn({ partition: p, jobId: job.id, reason: job.failedReason }, "re-queueing a failed job");
+          await job.retry("failed").catch(() => undefined);
+        }
+      } finally {
+        await queue.close();
+      }
+    }
+  }
+}

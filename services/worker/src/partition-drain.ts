@@ -1,0 +1,205 @@
+import { Worker, type Job } from "bullmq";
+import { decisionBody } from "@quanta/contract";
+import type { QueuedAttempt } from "@quanta/domain";
+import {
+  CampaignCache,
+  FencedOutError,
+  decideBatchTx,
+  refillShareTx,
+  rowDecision,
+  withRetry,
+  attemptKey,
+  type BatchResult,
+  type Database,
+} from "@quanta/db";
+import {
+  WORKER_LOCK_DURATION_MS,
+  WORKER_MAX_STALLED_COUNT,
+  WORKER_STALLED_INTERVAL_MS,
+  batchJobSchema,
+  keys,
+  queueName,
+  releaseBacklog,
+  type BatchJob,
+  type QuantaRedis,
+} from "@quanta/queue";
+import { batchSize, decisionLatency, decisions, refills, txnDuration, txnRetries, type Logger } from "@quanta/telemetry";
+import type { Kysely } from "kysely";
+
+/**
+ * Drains one partition's queue while this process owns it.
+ *
+ * BullMQ hands jobs to the processor up to `jobsMax` at a time; the processor
+ * only parks each job and a single loop turns everything parked into one
+ * Postgres transaction (group commit), in the order the jobs were taken.
+ * Only one flush runs at a time, so a partition's attempts are decided one
+ * after another and never concurrently.
+ *
+ * States: running -> closing (no new jobs; parked ones finish) -> closed;
+ * running -> fenced (another process took the partition: parked jobs fail
+ * back to BullMQ, which hands them to the new owner).
+ */
+export interface DrainOptions {
+  prefix: string;
+  partition: number;
+  epoch: number;
+  jobsMax: number;
+  batchMax: number;
+  onFenced: (partition: number) => void;
+}
+
+interface Parked {
+  job: Job<BatchJob>;
+  attempts: QueuedAttempt[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+export class PartitionDrain {
+  private readonly worker: Worker<BatchJob>;
+  private parked: Parked[] = [];
+  private flushing = false;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly redis: QuantaRedis,
+    private readonly campaigns: CampaignCache,
+    private readonly log: Logger,
+    private readonly options: DrainOptions,
+  ) {
+    this.worker = new Worker<BatchJob>(queueName(options.partition), (job) => this.park(job), {
+      connection: redis,
+      prefix: options.prefix,
+      concurrency: options.jobsMax,
+      lockDuration: WORKER_LOCK_DURATION_MS,
+      stalledInterval: WORKER_STALLED_INTERVAL_MS,
+      maxStalledCount: WORKER_MAX_STALLED_COUNT,
+      drainDelay: 1,
+      skipVersionCheck: true,
+      autorun: true,
+    });
+    this.worker.on("error", (error) => this.log.warn({ err: error, partition: options.partition }, "queue worker error"));
+  }
+
+  get partition(): number {
+    return this.options.partition;
+  }
+
+  async close(): Promise<void> {
+    await this.worker.close();
+  }
+
+  private park(job: Job<BatchJob>): Promise<void> {
+    const parsed = batchJobSchema.safeParse(job.data);
+    if (!parsed.success) {
+      // Cannot happen for jobs our ingress wrote; keep it failed for an operator to see.
+      this.log.error({ jobId: job.id, issues: parsed.error.issues.slice(0, 3) }, "malformed queue job");
+      return Promise.reject(new Error(`malformed job: ${parsed.error.issues[0]?.message}`));
+    }
+    return new Promise((resolve, reject) => {
+      this.parked.push({ job, attempts: parsed.data.attempts, resolve, reject });
+      if (!this.flushing) setImmediate(() => void this.flushLoop());
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.parked.length > 0) {
+        const take: Parked[] = [];
+        let size = 0;
+        while (this.parked.length > 0 && (take.length === 0 || size + this.parked[0]!.attempts.length <= this.options.batchMax)) {
+          const next = this.parked.shift()!;
+          take.push(next);
+          size += next.attempts.length;
+        }
+        try {
+          await this.decide(take);
+          for (const p of take) p.resolve();
+        } catch (error) {
+          for (const p of take) p.reject(error);
+          if (error instanceof FencedOutError) {
+            for (const p of this.parked.splice(0)) p.reject(error);
+            this.options.onFenced(this.options.partition);
+            return;
+          }
+          this.log.error({ err: error, partition: this.options.partition }, "batch failed; BullMQ will retry its jobs");
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async decide(parked: Parked[]): Promise<void> {
+    const { partition, epoch } = this.options;
+    const replyTo = new Map<string, string>();
+    let todo: QueuedAttempt[] = [];
+    for (const p of parked) {
+      for (const a of p.attempts) {
+        todo.push(a);
+        replyTo.set(attemptKey(a.acquirerId, a.payment.txnId), p.job.data.replyTo);
+      }
+    }
+    batchSize.observe(todo.length);
+    await this.ensureCampaigns(todo);
+
+    const results: BatchResult[] = [];
+    const retry = {
+      attemptsMax: 8,
+      baseDelayMs: 10,
+      delayMaxMs: 2_000,
+      onRetry: (cls: string) => txnRetries.inc({ code: cls }),
+    };
+    for (let round = 0; todo.length > 0; round++) {
+      // Each round either decides everything left or makes a refill; a tier can be refilled
+      // only until it is marked empty, so rounds are bounded by stock movements.
+      const started = performance.now();
+      const outcome = await withRetry(() => decideBatchTx(this.db, partition, epoch, todo, this.campaigns.byId()), retry);
+      txnDuration.observe({ kind: "batch" }, (performance.now() - started) / 1000);
+      results.push(...outcome.results);
+      if (!outcome.refill) break;
+      const refillStarted = performance.now();
+      const refilled = await withRetry(() => refillShareTx(this.db, partition, outcome.refill!.campaignId, outcome.refill!.tierId), retry);
+      txnDuration.observe({ kind: "refill" }, (performance.now() - refillStarted) / 1000);
+      refills.inc({ result: refilled });
+      todo = outcome.rest;
+      if (round > 10_000) throw new Error(`partition ${partition}: refill loop did not converge`);
+    }
+
+    await this.publish(results, replyTo);
+    await releaseBacklog(this.redis, this.options.prefix, results.length).catch(() => undefined);
+  }
+
+  private async ensureCampaigns(attempts: readonly QueuedAttempt[]): Promise<void> {
+    const known = this.campaigns.byId();
+    if (attempts.every((a) => known.has(a.request.campaignId))) return;
+    await this.campaigns.refresh();
+  }
+
+  private async publish(results: readonly BatchResult[], replyTo: ReadonlyMap<string, string>): Promise<void> {
+    const byChannel = new Map<string, [string, unknown][]>();
+    const nowMs = Date.now();
+    for (const r of results) {
+      const key = attemptKey(r.attempt.acquirerId, r.attempt.payment.txnId);
+      const target = replyTo.get(key);
+      if (r.kind === "decided" && r.fresh) {
+        const d = rowDecision(r.row);
+        decisions.inc({ outcome: d.status, reason: d.status === "rejected" ? d.reason : "", tier: d.status === "granted" ? d.tierId : "" });
+        decisionLatency.observe(Math.max(0, nowMs - r.attempt.receivedAtMs) / 1000);
+      }
+      if (!target) continue;
+      const body = r.kind === "decided" ? decisionBody(r.row.txn_id, rowDecision(r.row)) : null;
+      const list = byChannel.get(target) ?? [];
+      list.push([key, body]);
+      byChannel.set(target, list);
+    }
+    // Publishing is best effort: a waiter that misses it answers 202 and the decision is in Postgres.
+    await Promise.all(
+      [...byChannel].map(([target, answers]) =>
+        this.redis.publish(keys.decisions(this.options.prefix, target), JSON.stringify({ answers })).catch(() => 0),
+      ),
+    );
+  }
+}
