@@ -23,7 +23,10 @@ export async function startService(
   env: NodeJS.ProcessEnv,
   options: { readyTimeoutMs?: number; stdio?: "inherit" | "ignore" | "pipe" } = {},
 ): Promise<ServiceProcess> {
-  const child = fork(SERVICE_ENTRY[kind], [], { env, stdio: ["ignore", options.stdio ?? "ignore", options.stdio === "ignore" ? "ignore" : "inherit", "ipc"] });
+  // QUANTA_PROFILE_DIR=dir writes a V8 CPU profile of every service process on exit (for --cpu-prof analysis).
+  const profileDir = env.QUANTA_PROFILE_DIR;
+  const execArgv = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const child = fork(SERVICE_ENTRY[kind], [], { execArgv, env, stdio: ["ignore", options.stdio ?? "ignore", options.stdio === "ignore" ? "ignore" : "inherit", "ipc"] });
   const timeoutMs = options.readyTimeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

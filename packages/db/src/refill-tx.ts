@@ -9,15 +9,27 @@ import type { Database } from "./schema.js";
  * then take a chunk), everything empty (mark sold_out_at: from then on every
  * partition answers sold_out without asking).
  *
+ * How much to take: a chunk (about quota / (8 x partitions)) while the pool
+ * is large, so refills are rare; only what the waiting attempts need once the
+ * pool holds less than a chunk per partition (the tail), so the last vouchers
+ * are not parked in one partition while another sweeps for them.
+ *
  * Lock order: the tier row (the pool), then share rows by partition number.
  * At most one refill of a tier runs at a time (the pool row serializes them).
- * Trade-off: the sweep touches every partition's row once per tier near the
- * end of its stock, but guarantees that sold_out is only ever said of a tier
+ * Trade-off: a sweep touches every partition's row (waiting for their batch
+ * transactions), but guarantees that sold_out is only ever said of a tier
  * that is empty everywhere (I6).
  */
 export type RefillResult = "pool" | "swept" | "empty";
 
-export async function refillShareTx(db: Kysely<Database>, partition: number, campaignId: string, tierId: string): Promise<RefillResult> {
+export async function refillShareTx(
+  db: Kysely<Database>,
+  partition: number,
+  partitionCount: number,
+  campaignId: string,
+  tierId: string,
+  need: number,
+): Promise<RefillResult> {
   return db.transaction().execute(async (trx) => {
     const tier = (
       await sql<{ pool: number; chunk: number; sold_out: boolean }>`
@@ -46,7 +58,8 @@ export async function refillShareTx(db: Kysely<Database>, partition: number, cam
                    and partition = any(${holders.map((h) => h.partition)}::int[])`.execute(trx);
       result = "swept";
     }
-    const take = Math.min(pool, tier.chunk);
+    const tail = pool < tier.chunk * partitionCount;
+    const take = Math.min(pool, tail ? Math.max(1, need) : Math.max(need, tier.chunk));
     await sql`update tiers set pool = ${pool - take} where campaign_id = ${campaignId} and id = ${tierId}`.execute(trx);
     await sql`update tier_shares set remaining = remaining + ${take}
                where campaign_id = ${campaignId} and tier_id = ${tierId} and partition = ${partition}`.execute(trx);

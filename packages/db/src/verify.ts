@@ -82,24 +82,23 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
   const i4: InvariantCheck = { id: "I4", ok: dupCount === 0, detail: `${dupCount} txnIds with more than one stored decision` };
 
   const stranded = await sql<{ n: string; sample: string | null }>`
-    with refusals as (
-      select a.acquirer_id, a.txn_id, a.campaign_id, a.activity_id, a.amount_fen, a.decided_at
+    with state as materialized (
+      select t.campaign_id, t.id, t.activity_id, t.threshold_fen, t.sold_out_at,
+             t.pool + coalesce((select sum(remaining) from tier_shares s where s.campaign_id = t.campaign_id and s.tier_id = t.id), 0) as remaining,
+             (select max(decided_at) from attempts g where g.status = 'granted' and g.campaign_id = t.campaign_id and g.tier_id = t.id) as last_grant_at
+        from tiers t where t.campaign_id = ${campaignId}),
+    refusals as materialized (
+      select a.txn_id, a.activity_id, a.amount_fen, a.decided_at
         from attempts a where a.campaign_id = ${campaignId} and a.reason = 'sold_out'),
     qualifying as (
-      select r.*, t.id as tier_id, t.sold_out_at,
-             rank() over (partition by r.acquirer_id, r.txn_id order by t.threshold_fen desc) as rk
-        from refusals r join tiers t on t.campaign_id = r.campaign_id and t.activity_id = r.activity_id and t.threshold_fen <= r.amount_fen),
-    state as (
-      select t.campaign_id, t.id,
-             t.pool + (select coalesce(sum(remaining), 0) from tier_shares s where s.campaign_id = t.campaign_id and s.tier_id = t.id) as remaining,
-             (select max(decided_at) from attempts g where g.status = 'granted' and g.campaign_id = t.campaign_id and g.tier_id = t.id) as last_grant_at
-        from tiers t where t.campaign_id = ${campaignId})
+      select r.txn_id, r.decided_at, s.id as tier_id, s.remaining, s.sold_out_at, s.last_grant_at,
+             rank() over (partition by r.txn_id order by s.threshold_fen desc) as rk
+        from refusals r join state s on s.activity_id = r.activity_id and s.threshold_fen <= r.amount_fen)
     select count(*) as n, min(q.txn_id || ' (' || q.tier_id || ')') as sample
-      from qualifying q
-      join campaigns c on c.id = q.campaign_id
-      join state s on s.campaign_id = q.campaign_id and s.id = q.tier_id
-     where (c.tier_policy = 'best_available' or q.rk = 1)
-       and (s.remaining > 0 or q.sold_out_at is null or q.sold_out_at > q.decided_at or s.last_grant_at > q.decided_at)`.execute(db);
+      from qualifying q, campaigns c
+     where c.id = ${campaignId}
+       and (c.tier_policy = 'best_available' or q.rk = 1)
+       and (q.remaining > 0 or q.sold_out_at is null or q.sold_out_at > q.decided_at or q.last_grant_at > q.decided_at)`.execute(db);
   const strandedCount = Number(stranded.rows[0]?.n ?? 0);
   const refusals = await sql<{ n: string }>`select count(*) as n from attempts where campaign_id = ${campaignId} and reason = 'sold_out'`.execute(db);
   const i6: InvariantCheck = {

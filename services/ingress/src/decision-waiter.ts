@@ -19,6 +19,7 @@ interface Waiter {
 
 export class DecisionWaiter {
   private readonly waiters = new Map<string, Waiter[]>();
+  private watchdog: NodeJS.Timeout | undefined;
   readonly channel: string;
 
   constructor(
@@ -31,7 +32,28 @@ export class DecisionWaiter {
     this.channel = keys.decisions(prefix, ingressId);
   }
 
-  async start(): Promise<void> {
+  /**
+   * Subscribes, and stays subscribed: a subscription lost in a reconnect
+   * (seen when the connection dropped right after SUBSCRIBE, before its
+   * reply) is restored on every 'ready' and by a watchdog that asks Redis
+   * how many subscribers the channel has, using the ordinary connection.
+   */
+  async start(commands: QuantaRedis, watchdogMs = 1_000): Promise<void> {
+    this.subscriber.on("ready", () => {
+      this.subscriber.subscribe(this.channel).catch((error) => this.log.warn({ err: error }, "resubscribe failed"));
+    });
+    this.watchdog = setInterval(() => {
+      commands
+        .pubsub("NUMSUB", this.channel)
+        .then(async (reply) => {
+          if (Number((reply as unknown[])[1]) === 0) {
+            this.log.warn({ channel: this.channel }, "decision channel had no subscriber; subscribing again");
+            await this.subscriber.subscribe(this.channel);
+          }
+        })
+        .catch(() => undefined);
+    }, watchdogMs);
+    this.watchdog.unref();
     this.subscriber.on("message", (channel: string, message: string) => {
       if (channel !== this.channel) return;
       try {
@@ -41,6 +63,10 @@ export class DecisionWaiter {
       }
     });
     await this.subscriber.subscribe(this.channel);
+  }
+
+  stop(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
   }
 
   get size(): number {

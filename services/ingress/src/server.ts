@@ -44,7 +44,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed; serving the last copy"), 5_000);
   await campaigns.start();
   const waiter = new DecisionWaiter(subscriber, prefix, ingressId, log, env.QUANTA_BACKLOG_MAX);
-  await waiter.start();
+  await waiter.start(redis);
   const intake = new Intake(redis, queues, {
     prefix,
     replyTo: ingressId,
@@ -84,6 +84,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     campaigns,
     close: async () => {
       clearInterval(backlogTimer);
+      waiter.stop();
       campaigns.stop();
       await app.close();
       await Promise.all(queues.map((q) => q.close()));

@@ -113,6 +113,7 @@ export class Ownership {
             prefix,
             partition: p,
             epoch,
+            partitionCount,
             jobsMax: this.options.jobsMax,
             batchMax: this.options.batchMax,
             onFenced: (q) => void this.lose(q, "fenced by a newer owner"),

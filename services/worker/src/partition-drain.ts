@@ -43,6 +43,7 @@ export interface DrainOptions {
   prefix: string;
   partition: number;
   epoch: number;
+  partitionCount: number;
   jobsMax: number;
   batchMax: number;
   onFenced: (partition: number) => void;
@@ -161,7 +162,12 @@ export class PartitionDrain {
       results.push(...outcome.results);
       if (!outcome.refill) break;
       const refillStarted = performance.now();
-      const refilled = await withRetry(() => refillShareTx(this.db, partition, outcome.refill!.campaignId, outcome.refill!.tierId), retry);
+      const { campaignId, tierId } = outcome.refill;
+      const need = outcome.rest.filter((a) => a.request.campaignId === campaignId && a.request.tierIds.includes(tierId)).length;
+      const refilled = await withRetry(
+        () => refillShareTx(this.db, partition, this.options.partitionCount, campaignId, tierId, need),
+        retry,
+      );
       txnDuration.observe({ kind: "refill" }, (performance.now() - refillStarted) / 1000);
       refills.inc({ result: refilled });
       todo = outcome.rest;
