@@ -2,3 +2,4 @@ export * from "./stack.js";
 export * from "./setup.js";
 export * from "./rush.js";
 export * from "./redis-cleanup.js";
+export * from "./testing.js";

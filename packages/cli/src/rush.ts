@@ -30,6 +30,12 @@ export interface RushSettings {
   drainTimeoutS: number;
   getChecksMax: number;
   keepDatabase: boolean;
+  /** Database created (and by default dropped) for the run, on DATABASE_URL's server. */
+  databaseName?: string;
+  /** Redis prefix of the run (removed afterwards). */
+  prefix?: string;
+  /** In-flight callbacks the driver allows before it drops arrivals. */
+  maxInFlight?: number;
   out: (line: string) => void;
 }
 
@@ -39,18 +45,23 @@ export interface RushReport {
   json: Record<string, unknown>;
 }
 
-export function rushDatabaseUrl(databaseUrl: string): string {
+export function rushDatabaseUrl(databaseUrl: string, name = "quanta_rush"): string {
   const url = new URL(databaseUrl);
-  url.pathname = "/quanta_rush";
+  url.pathname = `/${name}`;
   return url.toString();
 }
 
 export async function rush(settings: RushSettings): Promise<RushReport> {
+  return rushWith(settings, (s) => s);
+}
+
+/** As rush(), with the scenario adjusted in code (tests shape the load without a file). */
+export async function rushWith(settings: RushSettings, shape: (s: Scenario) => Scenario): Promise<RushReport> {
   const out = settings.out;
-  const scenario = applyOverrides(loadScenario(settings.scenarioPath), settings);
+  const scenario = shape(applyOverrides(loadScenario(settings.scenarioPath), settings));
   const campaign = readCampaignFile(settings.campaignPath ?? SEED_CAMPAIGN_PATH);
-  const databaseUrl = rushDatabaseUrl(settings.databaseUrl);
-  const prefix = `quanta-rush-${process.pid}`;
+  const databaseUrl = rushDatabaseUrl(settings.databaseUrl, settings.databaseName);
+  const prefix = settings.prefix ?? `quanta-rush-${process.pid}`;
   const acquirerId = "rush-acquirer";
   const secret = randomBytes(24).toString("hex");
   const runId = `r${Date.now().toString(36)}`;
@@ -93,7 +104,7 @@ export async function rush(settings: RushSettings): Promise<RushReport> {
       seed: settings.seed,
       runId,
       connections: 256,
-      maxInFlight: 20_000,
+      maxInFlight: settings.maxInFlight ?? 20_000,
       progressEveryMs: 2_000,
       onProgress: (p) =>
         out(
@@ -321,6 +332,8 @@ async function report(input: ReportInput): Promise<RushReport> {
     startedAt: new Date(input.startedAtMs).toISOString(),
     runS,
     dropped: input.dropped,
+    acknowledged: input.acked.length,
+    getChecks: { asked: input.getChecks.asked, mismatches: input.getChecks.mismatches.length },
     answers: Object.fromEntries(answers),
     tiers,
     ackMs: { p50: a50, p90: a90, p99: a99, p999: a999, max: aMax },

@@ -1,0 +1,67 @@
+import { randomBytes } from "node:crypto";
+import type { Campaign } from "@quanta/domain";
+import { connect, dropDatabase, type Db } from "@quanta/db";
+import { deletePrefix } from "./redis-cleanup.js";
+import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
+
+/**
+ * An isolated world for one integration test file: its own Postgres
+ * database and Redis prefix on the machine's real servers, removed again by
+ * cleanup(). Nothing is mocked.
+ */
+export interface TestWorld {
+  databaseUrl: string;
+  redisUrl: string;
+  prefix: string;
+  acquirerId: string;
+  secret: string;
+  env: NodeJS.ProcessEnv;
+  db: Db;
+  cleanup(): Promise<void>;
+}
+
+export async function createTestWorld(
+  name: string,
+  options: { campaigns?: Campaign[]; partitions?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<TestWorld> {
+  const base = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  const tag = `${name.replace(/[^A-Za-z0-9_]/g, "_")}_${process.pid}_${randomBytes(2).toString("hex")}`;
+  const url = new URL(base);
+  url.pathname = `/quanta_test_${tag}`.slice(0, 64);
+  const databaseUrl = url.toString();
+  const prefix = `${process.env.QUANTA_TEST_REDIS_PREFIX ?? "quanta-test"}-${tag}`;
+  const partitions = options.partitions ?? 8;
+  const acquirerId = "acq-test";
+  const secret = randomBytes(16).toString("hex");
+
+  await migrate(databaseUrl, partitions);
+  for (const campaign of options.campaigns ?? [readCampaignFile(SEED_CAMPAIGN_PATH)]) await loadCampaign(databaseUrl, campaign, partitions);
+  const db = connect({ connectionString: databaseUrl, poolMax: 4, statementTimeoutMs: 120_000, applicationName: "quanta-test" });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    QUANTA_REDIS_PREFIX: prefix,
+    QUANTA_ACQUIRER_SECRETS: `${acquirerId}=${secret},acq-other=${randomBytes(16).toString("hex")}`,
+    QUANTA_PARTITIONS: String(partitions),
+    PORT: "0",
+    QUANTA_WORKER_PORT: "0",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "error",
+    ...options.env,
+  };
+  return {
+    databaseUrl,
+    redisUrl,
+    prefix,
+    acquirerId,
+    secret,
+    env,
+    db,
+    cleanup: async () => {
+      await db.close();
+      await deletePrefix(redisUrl, prefix).catch(() => 0);
+      if (!process.env.QUANTA_TEST_KEEP_DB) await dropDatabase(databaseUrl).catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseEnv } from "@quanta/config";
+import { findAttempt } from "@quanta/db";
+import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { CallbackClient } from "@quanta/loadtest";
+import { startIngress, type RunningIngress } from "@quanta/ingress";
+import { startWorker } from "@quanta/worker";
+
+/**
+ * 202 and 503: with no worker running, an accepted attempt is durable and
+ * answered 202 with a location; past the backlog bound the ingress answers
+ * 503 with retry-after and accepts nothing. A worker started later decides
+ * what was accepted, exactly once.
+ */
+let world: TestWorld;
+let ingress: RunningIngress;
+let client: CallbackClient;
+
+const body = (txnId: string, payerId: string) =>
+  JSON.stringify({ txnId, payerId, merchantId: "M-0001", amountFen: 250_000, paidAt: "2020-09-13T10:00:01+08:00" });
+
+beforeAll(async () => {
+  world = await createTestWorld("pending", { env: { QUANTA_BACKLOG_MAX: "3", QUANTA_DECISION_WAIT_MS: "300", QUANTA_INTAKE_FLUSH_MS: "0" } });
+  ingress = await startIngress(parseEnv(world.env));
+  client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 4);
+});
+
+afterAll(async () => {
+  await client?.close();
+  await ingress?.close();
+  await world?.cleanup();
+});
+
+describe("without a worker", () => {
+  it("answers 202 with a location, then 503 past the backlog bound, then decides what it accepted once a worker runs", async () => {
+    const first = await client.postPayment(body("pend-1", "pa"));
+    expect(first.status).toBe(202);
+    expect(first.body).toEqual({ txnId: "pend-1", status: "pending" });
+    expect(first.headers.location).toBe("/v1/attempts/pend-1");
+    expect(await client.getAttempt("pend-1")).toMatchObject({ status: 202, body: { txnId: "pend-1", status: "pending" } });
+    // A repeat of a pending txn is queued again (it covers an ingress killed between registering
+    // and queueing), so it takes room in the backlog: three slots hold pend-1 twice and pend-2.
+    expect((await client.postPayment(body("pend-1", "pa"))).status).toBe(202);
+    expect((await client.postPayment(body("pend-2", "pb"))).status).toBe(202);
+
+    const refused = await client.postPayment(body("over-1", "pc"));
+    expect(refused.status).toBe(503);
+    expect(refused.body).toMatchObject({ error: { code: "overloaded" } });
+    expect(refused.headers["retry-after"]).toBe("1");
+    expect(await client.getAttempt("over-1")).toMatchObject({ status: 404 });
+
+    const worker = await startWorker(parseEnv(world.env));
+    try {
+      const deadline = Date.now() + 30_000;
+      let answer = await client.getAttempt("pend-1");
+      while (answer.status !== 200 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        answer = await client.getAttempt("pend-1");
+      }
+      expect(answer).toMatchObject({ status: 200, body: { txnId: "pend-1", status: "granted", tierId: "A2-400" } });
+      expect((await client.postPayment(body("pend-1", "pa"))).body).toEqual(answer.body);
+      // The refused attempt was not accepted: sent again now, it is new and decided.
+      const retried = await client.postPayment(body("over-1", "pc"));
+      expect(retried).toMatchObject({ status: 200, body: { status: "granted" } });
+      expect(await findAttempt(world.db.kysely, world.acquirerId, "pend-2")).toMatchObject({ status: "granted" });
+    } finally {
+      await worker.close();
+    }
+  });
+});
