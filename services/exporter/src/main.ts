@@ -4,13 +4,13 @@ import { parseEnv } from "@quanta/config";
 import { connect } from "@quanta/db";
 import { createRedis } from "@quanta/queue";
 import { createLogger } from "@quanta/telemetry";
-import { exporterRegistry } from "./collect.js";
+import { createExporter } from "./collect.js";
 
 const env = parseEnv();
 const log = createLogger("exporter", env.LOG_LEVEL);
 const db = connect({ connectionString: env.DATABASE_URL, poolMax: 2, statementTimeoutMs: 5_000, applicationName: "quanta-exporter" });
 const redis = createRedis(env.REDIS_URL, "quanta-exporter");
-const registry = exporterRegistry(db.kysely, redis, env.QUANTA_REDIS_PREFIX);
+const exporter = createExporter(db.kysely, redis, env.QUANTA_REDIS_PREFIX);
 
 const app = Fastify({ logger: false });
 app.get("/healthz", async () => ({ status: "ok" }));
@@ -22,7 +22,7 @@ app.get("/readyz", async (_request, reply) => {
     return reply.code(503).send({ status: "not_ready", message: (error as Error).message });
   }
 });
-app.get("/metrics", async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+app.get("/metrics", async (_request, reply) => reply.type(exporter.registry.contentType).send(await exporter.scrape()));
 await app.listen({ port: env.QUANTA_EXPORTER_PORT, host: process.env.HOST ?? "127.0.0.1" });
 log.info({ port: env.QUANTA_EXPORTER_PORT }, "exporter listening");
 process.send?.({ ready: "exporter", port: (app.server.address() as { port: number }).port, id: "exporter" });

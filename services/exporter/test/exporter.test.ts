@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
 import { createTestWorld, type TestWorld } from "@quanta/cli";
 import { createRedis, type QuantaRedis } from "@quanta/queue";
-import { exporterRegistry } from "@quanta/exporter";
+import { createExporter } from "@quanta/exporter";
 
 let world: TestWorld;
 let redis: QuantaRedis;
@@ -19,8 +19,8 @@ afterAll(async () => {
 
 describe("exporter", () => {
   it("reports stock, quota and conservation per tier, and flags a broken conservation", async () => {
-    const registry = exporterRegistry(world.db.kysely, redis, world.prefix);
-    const text = await registry.metrics();
+    const exporter = createExporter(world.db.kysely, redis, world.prefix);
+    const text = await exporter.scrape();
     expect(text).toContain('quanta_tier_remaining{campaign="qianan-2020-b2",activity="A2",tier="A2-400"} 3000');
     expect(text).toContain('quanta_tier_quota{campaign="qianan-2020-b2",activity="A1",tier="A1-100"} 4000');
     expect(text).toContain('quanta_tier_conservation_error{campaign="qianan-2020-b2",activity="A2",tier="A2-20"} 0');
@@ -29,6 +29,6 @@ describe("exporter", () => {
 
     // Stock appearing from nowhere must show, not be hidden.
     await sql`update tiers set pool = pool + 1 where id = 'A2-20'`.execute(world.db.kysely);
-    expect(await registry.metrics()).toContain('quanta_tier_conservation_error{campaign="qianan-2020-b2",activity="A2",tier="A2-20"} 1');
+    expect(await exporter.scrape()).toContain('quanta_tier_conservation_error{campaign="qianan-2020-b2",activity="A2",tier="A2-20"} 1');
   });
 });
