@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServer } from "node:net";
+import { createTestWorld, killService, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
+import { findAttempts, rowDecision, undecided, verifyDatabaseInvariants } from "@quanta/db";
+import { decisionBody } from "@quanta/contract";
+import { loadScenario, runRush } from "@quanta/loadtest";
+
+/**
+ * Durability of an answer (issue #2): after a 200/202, kill -9 of a worker or
+ * of the ingress loses nothing and decides nothing twice. A rush runs against
+ * an ingress on a fixed port while workers and the ingress are killed; the
+ * ingress comes back on the same port, the surviving workers take over the
+ * dead one's partitions without anyone telling them to.
+ */
+let world: TestWorld;
+const services: ServiceProcess[] = [];
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function healthOf(worker: ServiceProcess): Promise<number[]> {
+  const res = await fetch(`http://127.0.0.1:${worker.port}/healthz`);
+  return ((await res.json()) as { partitions: number[] }).partitions;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  world = await createTestWorld("kill", { env: { QUANTA_LEASE_MS: "3000" } });
+});
+
+afterAll(async () => {
+  await Promise.all(services.map((s) => stopService(s, 3_000)));
+  await world?.cleanup();
+});
+
+describe("kill -9 during a rush", () => {
+  it("loses no acknowledged attempt, decides none twice, and moves a dead worker's partitions within seconds", { timeout: 300_000 }, async () => {
+    const port = await freePort();
+    const env = { ...world.env, PORT: String(port) };
+    let ingress = await startService("ingress", env);
+    services.push(ingress);
+    const workers = [await startService("worker", env), await startService("worker", env), await startService("worker", env)];
+    services.push(...workers);
+
+    const scenario = { ...loadScenario(), durationS: 24, payers: 20_000, arrival: { peakRatePerS: 250, rampS: 1, plateauS: 23, endFraction: 1 } };
+    const load = runRush({ baseUrl: `http://127.0.0.1:${port}`, acquirerId: world.acquirerId, secret: world.secret, scenario, seed: 11, runId: "k", connections: 128, maxInFlight: 10_000 });
+
+    let takeoverMs = Number.NaN;
+    const chaos = (async () => {
+      await sleep(5_000);
+      await killService(workers[0]!); // mid-batch: it was deciding under load
+      const killedAt = Date.now();
+      for (;;) {
+        const owned = new Set([...(await healthOf(workers[1]!)), ...(await healthOf(workers[2]!))]);
+        if (owned.size === 8) break;
+        if (Date.now() - killedAt > 30_000) throw new Error(`partitions still unowned 30 s after the kill: ${[...owned]}`);
+        await sleep(200);
+      }
+      takeoverMs = Date.now() - killedAt;
+      await sleep(3_000);
+      await killService(ingress); // right after acknowledging whatever it was answering
+      ingress = await startService("ingress", env);
+      services.push(ingress);
+      await sleep(4_000);
+      await killService(workers[1]!);
+      services.push(await startService("worker", env));
+    })();
+
+    const [run] = await Promise.all([load, chaos]);
+    const acked = run.records.filter((r) => r.kind !== "forged" && (r.status === 200 || r.status === 202));
+    const keys = [...new Set(acked.map((r) => r.txnId))].map((txnId) => ({ acquirerId: world.acquirerId, txnId }));
+    expect(keys.length).toBeGreaterThan(3_000);
+    expect(run.records.some((r) => r.status === 0)).toBe(true); // the kills were felt
+
+    const deadline = Date.now() + 120_000;
+    let missing = await undecided(world.db.kysely, keys);
+    while (missing.length > 0 && Date.now() < deadline) {
+      await sleep(500);
+      missing = await undecided(world.db.kysely, keys);
+    }
+    expect(missing).toEqual([]);
+
+    // Every 200 given during the chaos is the stored decision (nothing decided twice or differently).
+    const rows = await findAttempts(world.db.kysely, keys);
+    const stored = new Map(rows.map((row) => [row.txn_id, JSON.stringify(decisionBody(row.txn_id, rowDecision(row)))]));
+    const differing = acked.filter((r) => r.status === 200 && r.kind !== "conflict" && JSON.stringify(r.answer) !== stored.get(r.txnId));
+    expect(differing).toEqual([]);
+    const checks = await verifyDatabaseInvariants(world.db.kysely, "qianan-2020-b2");
+    expect(checks.filter((c) => !c.ok)).toEqual([]);
+    expect(takeoverMs).toBeLessThan(15_000);
+    console.log(`kill test: ${keys.length} acknowledged, all decided once; partitions taken over ${takeoverMs} ms after kill -9`);
+  });
+});
