@@ -31,6 +31,9 @@ export function connect(options: ConnectOptions): Db {
     connectionTimeoutMillis: 5_000,
     statement_timeout: options.statementTimeoutMs,
     application_name: options.applicationName,
+    // Named statements keep their parse, but are planned per call: a generic plan cached while
+    // `attempts` was empty (seq scan) stayed in use as the table grew, at 10-20 ms a lookup.
+    options: "-c plan_cache_mode=force_custom_plan",
   });
   // A pooled client that loses its server raises 'error' on the pool; the
   // query in flight fails and is retried by its caller. Never crash on it.

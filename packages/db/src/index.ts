@@ -10,3 +10,4 @@ export * from "./decide-batch-tx.js";
 export * from "./refill-tx.js";
 export * from "./verify.js";
 export * from "./campaign-cache.js";
+export * from "./transaction.js";

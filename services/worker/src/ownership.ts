@@ -3,6 +3,7 @@ import { claimPartition, type CampaignCache, type Database } from "@quanta/db";
 import { keys, queueName, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
 import { partitionChanges, partitionsOwned, type Logger } from "@quanta/telemetry";
 import type { Kysely } from "kysely";
+import type pg from "pg";
 import { PartitionDrain } from "./partition-drain.js";
 
 /**
@@ -39,6 +40,7 @@ export class Ownership {
 
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly pool: pg.Pool,
     private readonly redis: QuantaRedis,
     private readonly campaigns: CampaignCache,
     private readonly log: Logger,
@@ -109,7 +111,7 @@ export class Ownership {
         const epoch = await claimPartition(this.db, p, workerId);
         this.drains.set(
           p,
-          new PartitionDrain(this.db, this.redis, this.campaigns, this.log, {
+          new PartitionDrain(this.db, this.pool, this.redis, this.campaigns, this.log, {
             prefix,
             partition: p,
             epoch,

@@ -25,6 +25,7 @@ import {
 } from "@quanta/queue";
 import { batchSize, decisionLatency, decisions, refills, txnDuration, txnRetries, type Logger } from "@quanta/telemetry";
 import type { Kysely } from "kysely";
+import type pg from "pg";
 
 /**
  * Drains one partition's queue while this process owns it.
@@ -63,6 +64,7 @@ export class PartitionDrain {
 
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly pool: pg.Pool,
     private readonly redis: QuantaRedis,
     private readonly campaigns: CampaignCache,
     private readonly log: Logger,
@@ -157,7 +159,7 @@ export class PartitionDrain {
       // Each round either decides everything left or makes a refill; a tier can be refilled
       // only until it is marked empty, so rounds are bounded by stock movements.
       const started = performance.now();
-      const outcome = await withRetry(() => decideBatchTx(this.db, partition, epoch, todo, this.campaigns.byId()), retry);
+      const outcome = await withRetry(() => decideBatchTx(this.pool, partition, epoch, todo, this.campaigns.byId()), retry);
       txnDuration.observe({ kind: "batch" }, (performance.now() - started) / 1000);
       results.push(...outcome.results);
       if (!outcome.refill) break;

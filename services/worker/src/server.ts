@@ -29,7 +29,7 @@ export async function startWorker(env: Env): Promise<RunningWorker> {
   const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed"), 5_000);
   await campaigns.start();
 
-  const ownership = new Ownership(db.kysely, redis, campaigns, log, {
+  const ownership = new Ownership(db.kysely, db.pool, redis, campaigns, log, {
     workerId,
     prefix: env.QUANTA_REDIS_PREFIX,
     partitionCount: env.QUANTA_PARTITIONS,

@@ -5,7 +5,8 @@ import { sql, type Kysely } from "kysely";
  * invariants, whatever the application does:
  *   I1  CHECK remaining >= 0 on every share and on the pool (stock cannot go
  *       below zero, so grants cannot exceed quota);
- *   I2  one granted attempt per (campaign, activity, payer): partial unique index;
+ *   I2  one granted attempt per (campaign, activity, payer): partial unique index,
+ *       payer first, because the worker asks "which of these payers hold a voucher";
  *   I4  one decision per (acquirer, txnId): primary key.
  * Trade-off: the grant counter is not a column (it would be one hot row);
  * granted = count of granted attempts, and verify checks
@@ -119,7 +120,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     )
     .execute();
 
-  await sql`create unique index attempts_one_grant_per_payer on attempts (campaign_id, activity_id, payer_id) where status = 'granted'`.execute(db);
+  await sql`create unique index attempts_one_grant_per_payer on attempts (payer_id, campaign_id, activity_id) where status = 'granted'`.execute(db);
   await sql`create index attempts_granted_by_tier on attempts (campaign_id, tier_id, decided_at) where status = 'granted'`.execute(db);
 }
 
