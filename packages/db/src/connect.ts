@@ -83,3 +83,19 @@ export async function dropDatabase(connectionString: string): Promise<void> {
     await client.end();
   }
 }
+
+/** The pool settings every service takes from its environment (see packages/config). */
+export interface PoolEnv {
+  DATABASE_URL: string;
+  QUANTA_PG_POOL_MAX: number;
+  QUANTA_PG_STATEMENT_TIMEOUT_MS: number;
+}
+
+export function connectFromEnv(env: PoolEnv, applicationName: string): Db {
+  return connect({
+    connectionString: env.DATABASE_URL,
+    poolMax: env.QUANTA_PG_POOL_MAX,
+    statementTimeoutMs: env.QUANTA_PG_STATEMENT_TIMEOUT_MS,
+    applicationName,
+  });
+}

@@ -3,7 +3,7 @@ import { sql } from "kysely";
 import { parseEnv } from "@quanta/config";
 import { connect } from "@quanta/db";
 import { createRedis } from "@quanta/queue";
-import { createLogger } from "@quanta/telemetry";
+import { closeOnSignal, createLogger, registerOpsRoutes } from "@quanta/telemetry";
 import { createExporter } from "./collect.js";
 
 const env = parseEnv();
@@ -13,26 +13,17 @@ const redis = createRedis(env.REDIS_URL, "quanta-exporter");
 const exporter = createExporter(db.kysely, redis, env.QUANTA_REDIS_PREFIX);
 
 const app = Fastify({ logger: false });
-app.get("/healthz", async () => ({ status: "ok" }));
-app.get("/readyz", async (_request, reply) => {
-  try {
-    await Promise.all([sql`select 1`.execute(db.kysely), redis.ping()]);
-    return { status: "ready" };
-  } catch (error) {
-    return reply.code(503).send({ status: "not_ready", message: (error as Error).message });
-  }
+registerOpsRoutes(app, {
+  ready: () => Promise.all([sql`select 1`.execute(db.kysely), redis.ping()]),
+  metrics: () => exporter.scrape(),
+  contentType: exporter.registry.contentType,
 });
-app.get("/metrics", async (_request, reply) => reply.type(exporter.registry.contentType).send(await exporter.scrape()));
 await app.listen({ port: env.QUANTA_EXPORTER_PORT, host: process.env.HOST ?? "127.0.0.1" });
 log.info({ port: env.QUANTA_EXPORTER_PORT }, "exporter listening");
 process.send?.({ ready: "exporter", port: (app.server.address() as { port: number }).port, id: "exporter" });
 
-for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  process.on(signal, () => {
-    void app.close().then(async () => {
-      redis.disconnect();
-      await db.close();
-      process.exit(0);
-    });
-  });
-}
+closeOnSignal(async () => {
+  await app.close();
+  redis.disconnect();
+  await db.close();
+});

@@ -14,7 +14,7 @@ import {
 } from "@quanta/contract";
 import { attemptKey, findAttempt, recordImmediate, rowDecision, type AttemptRow, type Database } from "@quanta/db";
 import { keys, lookupTxn, registerTxn, type QuantaRedis } from "@quanta/queue";
-import { attemptsAnswered, httpDuration, httpRequests, registry, type Logger } from "@quanta/telemetry";
+import { attemptsAnswered, httpDuration, httpRequests, registerOpsRoutes, type Logger } from "@quanta/telemetry";
 import { sql, type Kysely } from "kysely";
 import type { DecisionWaiter } from "./decision-waiter.js";
 import type { Intake } from "./intake.js";
@@ -86,16 +86,7 @@ export function buildApp(deps: IngressDeps): FastifyInstance {
     httpDuration.observe({ route }, reply.elapsedTime / 1000);
   });
 
-  app.get("/healthz", async () => ({ status: "ok" }));
-  app.get("/readyz", async (_request, reply) => {
-    try {
-      await Promise.all([sql`select 1`.execute(deps.db), deps.redis.ping()]);
-      return { status: "ready" };
-    } catch (error) {
-      return reply.code(503).send({ status: "not_ready", message: (error as Error).message });
-    }
-  });
-  app.get("/metrics", async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  registerOpsRoutes(app, { ready: () => Promise.all([sql`select 1`.execute(deps.db), deps.redis.ping()]) });
 
   app.post("/v1/callbacks/payment", async (request, reply) => handlePayment(deps, now, request, reply));
   app.get<{ Params: { txnId: string } }>("/v1/attempts/:txnId", async (request, reply) => handleGet(deps, now, request, reply));

@@ -4,7 +4,7 @@ import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets } from "@quanta/contract";
-import { CampaignCache, connect, ensurePartitionCount } from "@quanta/db";
+import { CampaignCache, connectFromEnv, ensurePartitionCount } from "@quanta/db";
 import { createRedis, queueName, readBacklog } from "@quanta/queue";
 import { backlogAttempts, createLogger } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
@@ -27,12 +27,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   const ingressId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const prefix = env.QUANTA_REDIS_PREFIX;
 
-  const db = connect({
-    connectionString: env.DATABASE_URL,
-    poolMax: env.QUANTA_PG_POOL_MAX,
-    statementTimeoutMs: env.QUANTA_PG_STATEMENT_TIMEOUT_MS,
-    applicationName: "quanta-ingress",
-  });
+  const db = connectFromEnv(env, "quanta-ingress");
   await ensurePartitionCount(db.kysely, env.QUANTA_PARTITIONS);
   const redis = createRedis(env.REDIS_URL, `quanta-ingress-${ingressId}`);
   const subscriber = createRedis(env.REDIS_URL, `quanta-ingress-sub-${ingressId}`);

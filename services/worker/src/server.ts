@@ -3,9 +3,9 @@ import { randomBytes } from "node:crypto";
 import Fastify from "fastify";
 import { sql } from "kysely";
 import type { Env } from "@quanta/config";
-import { CampaignCache, connect, ensurePartitionCount } from "@quanta/db";
+import { CampaignCache, connectFromEnv, ensurePartitionCount } from "@quanta/db";
 import { createRedis } from "@quanta/queue";
-import { createLogger, registry } from "@quanta/telemetry";
+import { createLogger, registerOpsRoutes } from "@quanta/telemetry";
 import { Ownership } from "./ownership.js";
 
 export interface RunningWorker {
@@ -18,12 +18,7 @@ export interface RunningWorker {
 export async function startWorker(env: Env): Promise<RunningWorker> {
   const log = createLogger("worker", env.LOG_LEVEL);
   const workerId = `${hostname()}-${process.pid}-${randomBytes(2).toString("hex")}`;
-  const db = connect({
-    connectionString: env.DATABASE_URL,
-    poolMax: env.QUANTA_PG_POOL_MAX,
-    statementTimeoutMs: env.QUANTA_PG_STATEMENT_TIMEOUT_MS,
-    applicationName: "quanta-worker",
-  });
+  const db = connectFromEnv(env, "quanta-worker");
   await ensurePartitionCount(db.kysely, env.QUANTA_PARTITIONS);
   const redis = createRedis(env.REDIS_URL, `quanta-worker-${workerId}`);
   const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed"), 5_000);
@@ -40,16 +35,10 @@ export async function startWorker(env: Env): Promise<RunningWorker> {
   await ownership.start();
 
   const app = Fastify({ logger: false });
-  app.get("/healthz", async () => ({ status: "ok", partitions: ownership.owned() }));
-  app.get("/readyz", async (_request, reply) => {
-    try {
-      await Promise.all([sql`select 1`.execute(db.kysely), redis.ping()]);
-      return { status: "ready" };
-    } catch (error) {
-      return reply.code(503).send({ status: "not_ready", message: (error as Error).message });
-    }
+  registerOpsRoutes(app, {
+    ready: () => Promise.all([sql`select 1`.execute(db.kysely), redis.ping()]),
+    health: () => ({ partitions: ownership.owned() }),
   });
-  app.get("/metrics", async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   await app.listen({ port: env.QUANTA_WORKER_PORT, host: process.env.HOST ?? "127.0.0.1" });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : env.QUANTA_WORKER_PORT;
