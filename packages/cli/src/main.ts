@@ -6,6 +6,9 @@ import { CampaignExistsError, connect, verifyDatabaseInvariants } from "@quanta/
 import { table } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { rush, writeRushResult } from "./rush.js";
+import { SYSTEMS, bench, type SystemName } from "./bench.js";
+import { chartSvg, summarize, terminalTable, writeBenchResults } from "./bench-report.js";
+import { cpus, totalmem } from "node:os";
 
 const USAGE = `quanta <command> [options]
 
@@ -22,6 +25,11 @@ commands:
       --seed N                   PRNG seed (default 20200913)
       --keep-db                  keep the quanta_rush database for inspection
   verify --campaign ID         check I1, I2, I4 and I6 against DATABASE_URL
+  bench [options]              open-model ladders: quanta vs direct (one txn per callback) vs floor
+      --rates 250,500,…          offered rates to climb (default 100,250,500,750,1000,1500,2000,3000,4000)
+      --reps N                   repetitions, systems alternating (default 3)
+      --step S                   seconds of load per step (default 10)
+      --systems a,b              subset of quanta,direct,floor
 
 environment: DATABASE_URL, REDIS_URL, QUANTA_PARTITIONS (see README)`;
 
@@ -39,6 +47,10 @@ async function main(argv: string[]): Promise<number> {
       seed: { type: "string" },
       campaign: { type: "string" },
       "keep-db": { type: "boolean" },
+      rates: { type: "string" },
+      reps: { type: "string" },
+      step: { type: "string" },
+      systems: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -96,6 +108,29 @@ async function main(argv: string[]): Promise<number> {
       console.log(result.text);
       console.log(`\nfull result: ${writeRushResult(result.json)}`);
       return result.ok ? 0 : 1;
+    }
+    case "bench": {
+      const rates = (values.rates ?? "100,250,500,750,1000,1500,2000,3000,4000").split(",").map((r) => positiveInt(r, "--rates")!);
+      const systems = (values.systems ?? SYSTEMS.join(",")).split(",") as SystemName[];
+      for (const s of systems) if (!SYSTEMS.includes(s)) throw new UsageError(`unknown system ${s}; choose from ${SYSTEMS.join(", ")}`);
+      const settings = {
+        databaseUrl: env.DATABASE_URL,
+        redisUrl: env.REDIS_URL,
+        rates,
+        reps: positiveInt(values.reps, "--reps") ?? 3,
+        stepS: positiveInt(values.step, "--step") ?? 10,
+        systems,
+        out: (line: string) => console.log(line),
+      };
+      const steps = settings.rates.length * settings.reps * systems.length;
+      console.log(`quanta bench: ${systems.join(", ")}; rates ${rates.join(", ")}/s; ${settings.reps} reps of ${settings.stepS} s steps (at most ${steps} steps)`);
+      const results = await bench(settings);
+      const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+      const summary = summarize(results, systems, machine);
+      console.log(`\n${terminalTable(results)}\n\n${summary.markdown}`);
+      const files = writeBenchResults(results, summary, chartSvg(results, systems), { ...settings, out: undefined, machine });
+      console.log(`\nresults: ${files.json}\n         ${files.markdown}\n         ${files.svg}`);
+      return results.some((r) => r.invariantsOk === false) ? 1 : 0;
     }
     default:
       throw new UsageError(`unknown command ${command}`);

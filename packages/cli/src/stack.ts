@@ -6,9 +6,13 @@ import { fileURLToPath } from "node:url";
  * one machine) and stops everything it started. Used by `quanta rush` and by
  * the integration tests that need real separate processes to kill.
  */
+const BASELINES = fileURLToPath(new URL("../../../loadtest/baselines/dist/main.js", import.meta.url));
 export const SERVICE_ENTRY = {
-  ingress: fileURLToPath(new URL("../../../services/ingress/dist/main.js", import.meta.url)),
-  worker: fileURLToPath(new URL("../../../services/worker/dist/main.js", import.meta.url)),
+  ingress: [fileURLToPath(new URL("../../../services/ingress/dist/main.js", import.meta.url))],
+  worker: [fileURLToPath(new URL("../../../services/worker/dist/main.js", import.meta.url))],
+  exporter: [fileURLToPath(new URL("../../../services/exporter/dist/main.js", import.meta.url))],
+  floor: [BASELINES, "floor"],
+  direct: [BASELINES, "direct"],
 } as const;
 
 export interface ServiceProcess {
@@ -26,7 +30,8 @@ export async function startService(
   // QUANTA_PROFILE_DIR=dir writes a V8 CPU profile of every service process on exit (for --cpu-prof analysis).
   const profileDir = env.QUANTA_PROFILE_DIR;
   const execArgv = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
-  const child = fork(SERVICE_ENTRY[kind], [], { execArgv, env, stdio: ["ignore", options.stdio ?? "ignore", options.stdio === "ignore" ? "ignore" : "inherit", "ipc"] });
+  const [entry, ...args] = SERVICE_ENTRY[kind];
+  const child = fork(entry, args, { execArgv, env, stdio: ["ignore", options.stdio ?? "ignore", options.stdio === "ignore" ? "ignore" : "inherit", "ipc"] });
   const timeoutMs = options.readyTimeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

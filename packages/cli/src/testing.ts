@@ -31,7 +31,7 @@ export async function createTestWorld(
   url.pathname = `/quanta_test_${tag}`.slice(0, 64);
   const databaseUrl = url.toString();
   const prefix = `${process.env.QUANTA_TEST_REDIS_PREFIX ?? "quanta-test"}-${tag}`;
-  const partitions = options.partitions ?? 8;
+  const partitions = options.partitions ?? 4;
   const acquirerId = "acq-test";
   const secret = randomBytes(16).toString("hex");
 

@@ -19,7 +19,7 @@ export const envSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   /** Fixed for a deployment: payers hash onto this many partitions (checked against Postgres). */
-  QUANTA_PARTITIONS: int(1, 256, 8),
+  QUANTA_PARTITIONS: int(1, 256, 4),
   /** How long the ingress holds a callback open waiting for its decision before answering 202. */
   QUANTA_DECISION_WAIT_MS: int(0, 30_000, 2_000),
   /** Attempts queued but not yet decided, over all partitions; past it the ingress answers 503. */

@@ -6,8 +6,8 @@ import type { Database } from "./schema.js";
  *   I1 per tier: granted <= quota and granted + pool + sum(shares) = quota.
  *   I2 at most one grant per (activity, payer).
  *   I4 one decision per (acquirer, txn) - the primary key; checked anyway.
- *   I6 every sold_out refusal: each tier it qualified for is empty now, was
- *      marked empty no later than the refusal, and granted nothing after it.
+ *   I6 every sold_out refusal: each tier it qualified for is empty now and
+ *      granted nothing after it (stock only goes down, so it was empty then).
  * I3 and I5 need the caller's view (what was acknowledged, what was forged):
  * see checkAcknowledged below and the rush report.
  */
@@ -98,7 +98,7 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
       from qualifying q, campaigns c
      where c.id = ${campaignId}
        and (c.tier_policy = 'best_available' or q.rk = 1)
-       and (q.remaining > 0 or q.sold_out_at is null or q.sold_out_at > q.decided_at or q.last_grant_at > q.decided_at)`.execute(db);
+       and (q.remaining > 0 or q.last_grant_at > q.decided_at)`.execute(db);
   const strandedCount = Number(stranded.rows[0]?.n ?? 0);
   const refusals = await sql<{ n: string }>`select count(*) as n from attempts where campaign_id = ${campaignId} and reason = 'sold_out'`.execute(db);
   const i6: InvariantCheck = {

@@ -18,8 +18,11 @@ export interface QuantaRedis extends Redis {
 
 const lua = (name: string) => readFileSync(new URL(`../lua/${name}.lua`, import.meta.url), "utf8");
 
-export function createRedis(url: string, name: string): QuantaRedis {
+export function createRedis(url: string, name: string, options: { autoPipelining?: boolean } = {}): QuantaRedis {
   const redis = new Redis(url, {
+    // Commands issued in the same tick leave in one write: under load one syscall carries many
+    // attempts' registry checks. Not for connections handed to BullMQ.
+    enableAutoPipelining: options.autoPipelining ?? false,
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
     connectionName: name,

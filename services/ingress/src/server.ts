@@ -30,6 +30,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   const db = connectFromEnv(env, "quanta-ingress");
   await ensurePartitionCount(db.kysely, env.QUANTA_PARTITIONS);
   const redis = createRedis(env.REDIS_URL, `quanta-ingress-${ingressId}`);
+  const registryRedis = createRedis(env.REDIS_URL, `quanta-ingress-reg-${ingressId}`, { autoPipelining: true });
   const subscriber = createRedis(env.REDIS_URL, `quanta-ingress-sub-${ingressId}`);
   const queues = Array.from(
     { length: env.QUANTA_PARTITIONS },
@@ -56,7 +57,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
 
   const app = buildApp({
     db: db.kysely,
-    redis,
+    redis: registryRedis,
     secrets,
     campaigns: () => campaigns.current(),
     intake,
@@ -84,6 +85,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
       await app.close();
       await Promise.all(queues.map((q) => q.close()));
       subscriber.disconnect();
+      registryRedis.disconnect();
       redis.disconnect();
       await db.close();
     },

@@ -19,7 +19,7 @@ describe("a 20,000-attempt rush through separate processes", () => {
         databaseName: `quanta_test_rush_${tag}`,
         prefix: `${process.env.QUANTA_TEST_REDIS_PREFIX ?? "quanta-test"}-rush-${tag}`,
         workers: 2,
-        partitions: 8,
+        partitions: 4,
         seed: 7,
         drainTimeoutS: 300,
         getChecksMax: 100_000,

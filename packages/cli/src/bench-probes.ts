@@ -1,0 +1,76 @@
+import { readFileSync } from "node:fs";
+import pg from "pg";
+import { createRedis, type QuantaRedis } from "@quanta/queue";
+
+/**
+ * What one attempt costs, read from the servers themselves (stable on a
+ * noisy machine, unlike wall-clock rates): Redis CPU and commands, Postgres
+ * commits and WAL bytes, and the peak RSS of each process.
+ */
+export interface ServerCounters {
+  redisCpuS: number;
+  redisCommands: number;
+  redisUsedBytes: number;
+  pgCommits: number;
+  walLsn: string;
+}
+
+export class Probes {
+  private readonly redis: QuantaRedis;
+  private readonly pg: pg.Client;
+
+  private constructor(redisUrl: string, databaseUrl: string) {
+    this.redis = createRedis(redisUrl, "quanta-bench-probe");
+    this.pg = new pg.Client({ connectionString: databaseUrl, application_name: "quanta-bench-probe" });
+  }
+
+  static async open(redisUrl: string, databaseUrl: string): Promise<Probes> {
+    const probes = new Probes(redisUrl, databaseUrl);
+    await probes.pg.connect();
+    return probes;
+  }
+
+  async read(database: string): Promise<ServerCounters> {
+    const [cpu, stats, memory] = await Promise.all([this.redis.info("cpu"), this.redis.info("commandstats"), this.redis.info("memory")]);
+    const field = (text: string, name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, "m").exec(text)?.[1] ?? 0);
+    let commands = 0;
+    for (const m of stats.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) commands += Number(m[1]);
+    const row = (
+      await this.pg.query<{ commits: string; lsn: string }>(
+        "select (select xact_commit from pg_stat_database where datname = $1) as commits, pg_current_wal_lsn()::text as lsn",
+        [database],
+      )
+    ).rows[0]!;
+    return {
+      redisCpuS: field(cpu, "used_cpu_user") + field(cpu, "used_cpu_sys"),
+      redisCommands: commands,
+      redisUsedBytes: field(memory, "used_memory"),
+      pgCommits: Number(row.commits ?? 0),
+      walLsn: row.lsn,
+    };
+  }
+
+  async redisUsedBytes(): Promise<number> {
+    return Number(/^used_memory:(\d+)/m.exec(await this.redis.info("memory"))?.[1] ?? 0);
+  }
+
+  async walBytes(from: string, to: string): Promise<number> {
+    return Number((await this.pg.query<{ d: string }>("select pg_wal_lsn_diff($2, $1)::bigint as d", [from, to])).rows[0]!.d);
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+    await this.pg.end();
+  }
+}
+
+/** Peak resident set (VmHWM) of a live process, in MiB. */
+export function peakRssMiB(pid: number | undefined): number {
+  if (!pid) return Number.NaN;
+  try {
+    const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return kb ? Number(kb) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -1,0 +1,242 @@
+import { randomBytes } from "node:crypto";
+import { sql } from "kysely";
+import { connect, dropDatabase, undecided, verifyDatabaseInvariants } from "@quanta/db";
+import { loadScenario, percentiles, runRush, type Scenario } from "@quanta/loadtest";
+import { Probes, peakRssMiB, type ServerCounters } from "./bench-probes.js";
+import { deletePrefix } from "./redis-cleanup.js";
+import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
+import { startService, stopService, type ServiceProcess } from "./stack.js";
+
+/**
+ * `npm run bench`: open-model ladders against three systems, alternating,
+ * in one run.
+ *   quanta - as `npm run rush` deploys it (one ingress, two workers);
+ *   direct - one Postgres transaction per callback on the tier's hot row;
+ *   floor  - verify, parse, classify, answer; nothing stored.
+ * Each step: a fresh database with the seed campaign, the system started,
+ * `stepS` seconds of arrivals at a fixed rate (the rush scenario's payments),
+ * the backlog drained, figures read, invariants checked, everything stopped.
+ * A system climbs the ladder until a rate is not sustained (any error or
+ * dropped arrival, achieved < 95 % of offered, or answer p99 > 100 ms).
+ */
+export type SystemName = "quanta" | "direct" | "floor";
+export const SYSTEMS: readonly SystemName[] = ["quanta", "direct", "floor"];
+
+export interface BenchSettings {
+  databaseUrl: string;
+  redisUrl: string;
+  rates: number[];
+  reps: number;
+  stepS: number;
+  systems: readonly SystemName[];
+  out: (line: string) => void;
+}
+
+export interface StepResult {
+  system: SystemName;
+  rep: number;
+  offeredPerS: number;
+  sent: number;
+  answered: number;
+  dropped: number;
+  errors: number;
+  achievedPerS: number;
+  ackMs: { p50: number; p99: number; p999: number };
+  share200: number;
+  share202: number;
+  decisionMs?: { p50: number; p99: number };
+  decidedPerS?: number;
+  allGrantedS?: number | null;
+  inversionMs?: number | null;
+  redisCpuUsPerAttempt: number;
+  redisCommandsPerAttempt: number;
+  redisMemory: { beforeBytes: number; peakBytes: number; afterBytes: number };
+  pgCommitsPerAttempt: number;
+  walBytesPerAttempt: number;
+  rssPeakMiB: Record<string, number>;
+  invariantsOk: boolean | null;
+  invariantProblems: string[];
+  sustained: boolean;
+  why: string;
+}
+
+const P99_LIMIT_MS = 100;
+const WARMUP_S = 3;
+// As deployed by `npm run rush` (the configuration default).
+const BENCH_PARTITIONS = 4;
+
+export async function bench(settings: BenchSettings): Promise<StepResult[]> {
+  const base = loadScenario();
+  const results: StepResult[] = [];
+  for (let rep = 1; rep <= settings.reps; rep++) {
+    const climbing = new Set(settings.systems);
+    for (const rate of settings.rates) {
+      for (const system of settings.systems) {
+        if (!climbing.has(system)) continue;
+        const r = await step(settings, system, rep, rate, base);
+        results.push(r);
+        settings.out(
+          `rep ${rep} ${system.padEnd(6)} ${String(rate).padStart(5)}/s -> ${r.achievedPerS.toFixed(0).padStart(5)}/s  p99 ${r.ackMs.p99.toFixed(1).padStart(7)} ms  ` +
+            `200 ${(100 * r.share200).toFixed(1)} %  errors ${r.errors}  dropped ${r.dropped}  ${r.sustained ? "sustained" : `not sustained (${r.why})`}`,
+        );
+        if (!r.sustained) climbing.delete(system);
+      }
+      if (climbing.size === 0) break;
+    }
+  }
+  return results;
+}
+
+async function step(settings: BenchSettings, system: SystemName, rep: number, rate: number, base: Scenario): Promise<StepResult> {
+  const tag = `${system}_${rate}_${rep}_${randomBytes(2).toString("hex")}`;
+  const dbName = `quanta_bench_${tag}`;
+  const url = new URL(settings.databaseUrl);
+  url.pathname = `/${dbName}`;
+  const databaseUrl = url.toString();
+  const prefix = `quanta-bench-${tag}`;
+  const acquirerId = "bench-acquirer";
+  const secret = randomBytes(16).toString("hex");
+  await migrate(databaseUrl, BENCH_PARTITIONS);
+  const campaign = readCampaignFile(SEED_CAMPAIGN_PATH);
+  await loadCampaign(databaseUrl, campaign, BENCH_PARTITIONS);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: settings.redisUrl,
+    QUANTA_REDIS_PREFIX: prefix,
+    QUANTA_ACQUIRER_SECRETS: `${acquirerId}=${secret}`,
+    QUANTA_PARTITIONS: String(BENCH_PARTITIONS),
+    PORT: "0",
+    QUANTA_WORKER_PORT: "0",
+    LOG_LEVEL: "error",
+  };
+  const services: ServiceProcess[] = [];
+  const probes = await Probes.open(settings.redisUrl, databaseUrl);
+  const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 120_000, applicationName: "quanta-bench" });
+  try {
+    if (system === "quanta") {
+      services.push(await startService("ingress", env));
+      services.push(await startService("worker", env), await startService("worker", env));
+    } else {
+      services.push(await startService(system, env));
+    }
+    const scenario: Scenario = {
+      ...base,
+      durationS: settings.stepS,
+      arrival: { peakRatePerS: rate, rampS: 0, plateauS: settings.stepS, endFraction: 1 },
+      forgedShare: 0,
+      conflictShare: 0,
+    };
+    // Warm-up, not measured: connections, JIT and plan caches settle before the clock starts.
+    await runRush({
+      baseUrl: `http://127.0.0.1:${services[0]!.port}`,
+      acquirerId,
+      secret,
+      scenario: { ...scenario, durationS: WARMUP_S, arrival: { ...scenario.arrival, peakRatePerS: Math.min(rate, 200), plateauS: WARMUP_S } },
+      seed: 1,
+      runId: `w${rep}x${rate}`,
+      connections: 64,
+      maxInFlight: 10_000,
+    });
+    const before = await probes.read(dbName);
+    let peakBytes = before.redisUsedBytes;
+    const sampler = setInterval(() => {
+      probes.redisUsedBytes().then((b) => (peakBytes = Math.max(peakBytes, b)), () => undefined);
+    }, 250);
+    const run = await runRush({ baseUrl: `http://127.0.0.1:${services[0]!.port}`, acquirerId, secret, scenario, seed: rep * 1_000 + rate, runId: `b${rep}x${rate}`, connections: 512, maxInFlight: 10_000 });
+
+    const acked = run.records.filter((r) => r.status === 200 || r.status === 202);
+    const keys = [...new Set(acked.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId }));
+    let missing: string[] = [];
+    if (system !== "floor") {
+      const deadline = Date.now() + 120_000;
+      missing = await undecided(db.kysely, keys);
+      while (missing.length > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 250));
+        missing = await undecided(db.kysely, keys);
+      }
+    }
+    clearInterval(sampler);
+    await new Promise((r) => setTimeout(r, 1_200)); // Postgres publishes commit counts about once a second
+    const after = await probes.read(dbName);
+    const rssPeakMiB: Record<string, number> = {};
+    services.forEach((s, i) => (rssPeakMiB[`${s.kind}${services.filter((x) => x.kind === s.kind).length > 1 ? `-${i}` : ""}`] = peakRssMiB(s.child.pid)));
+
+    const attempts = Math.max(1, acked.length);
+    const errors = run.records.filter((r) => r.status === 0 || r.status >= 500 || (r.status >= 400 && r.status !== 409)).length;
+    const [p50, p99, p999] = percentiles(run.records.map((r) => r.ackMs), [50, 99, 99.9]) as [number, number, number];
+    const result: StepResult = {
+      system,
+      rep,
+      offeredPerS: rate,
+      sent: run.records.length,
+      answered: acked.length,
+      dropped: run.dropped,
+      errors,
+      achievedPerS: acked.length / settings.stepS,
+      ackMs: { p50, p99, p999 },
+      share200: run.records.filter((r) => r.status === 200).length / Math.max(1, run.records.length),
+      share202: run.records.filter((r) => r.status === 202).length / Math.max(1, run.records.length),
+      redisCpuUsPerAttempt: ((after.redisCpuS - before.redisCpuS) * 1e6) / attempts,
+      redisCommandsPerAttempt: (after.redisCommands - before.redisCommands) / attempts,
+      redisMemory: { beforeBytes: before.redisUsedBytes, peakBytes, afterBytes: after.redisUsedBytes },
+      pgCommitsPerAttempt: (after.pgCommits - before.pgCommits) / attempts,
+      walBytesPerAttempt: (await probes.walBytes(before.walLsn, after.walLsn)) / attempts,
+      rssPeakMiB,
+      invariantsOk: null,
+      invariantProblems: [],
+      sustained: false,
+      why: "",
+    };
+    if (system !== "floor") Object.assign(result, await decisionFigures(db, campaign.id, run.startedAtMs, missing, keys.length));
+    const reasons: string[] = [];
+    if (result.errors > 0) reasons.push(`${result.errors} errors`);
+    if (result.dropped > 0) reasons.push(`${result.dropped} dropped`);
+    if (result.achievedPerS < 0.95 * rate) reasons.push(`achieved ${result.achievedPerS.toFixed(0)}/s`);
+    if (result.ackMs.p99 > P99_LIMIT_MS) reasons.push(`p99 ${result.ackMs.p99.toFixed(0)} ms`);
+    if (result.invariantsOk === false) reasons.push(`INVARIANTS BROKEN: ${result.invariantProblems.join("; ")}`);
+    result.sustained = reasons.length === 0;
+    result.why = reasons.join(", ");
+    return result;
+  } finally {
+    await Promise.all(services.map((s) => stopService(s, 5_000)));
+    await probes.close();
+    await db.close();
+    await deletePrefix(settings.redisUrl, prefix).catch(() => 0);
+    await dropDatabase(databaseUrl).catch(() => undefined);
+  }
+}
+
+async function decisionFigures(db: ReturnType<typeof connect>, campaignId: string, startedAtMs: number, missing: string[], acknowledged: number) {
+  const lat = await sql<{ p50: number | null; p99: number | null; n: string; last: Date | null }>`
+    select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.99) within group (order by ms) as p99,
+           count(*) as n, max(decided_at) as last
+      from (select extract(epoch from decided_at - received_at) * 1000 as ms, decided_at from attempts) d`.execute(db.kysely);
+  const granted = await sql<{ n: string; last: Date | null }>`
+    select count(*) as n, max(decided_at) as last from attempts where status = 'granted' and campaign_id = ${campaignId}`.execute(db.kysely);
+  const quota = await sql<{ q: string }>`select sum(quota) as q from tiers where campaign_id = ${campaignId}`.execute(db.kysely);
+  // Fairness: the largest time by which a sold_out refusal arrived before a later-arriving grant of a tier it qualified for.
+  const inversion = await sql<{ ms: number | null }>`
+    with grants as (select tier_id, max(received_at) as last_received from attempts where campaign_id = ${campaignId} and status = 'granted' group by tier_id),
+    refusals as (select a.received_at, t.id as tier_id from attempts a
+                   join tiers t on t.campaign_id = a.campaign_id and t.activity_id = a.activity_id and t.threshold_fen <= a.amount_fen
+                  where a.campaign_id = ${campaignId} and a.reason = 'sold_out')
+    select max(extract(epoch from g.last_received - r.received_at) * 1000) as ms
+      from refusals r join grants g using (tier_id) where g.last_received > r.received_at`.execute(db.kysely);
+  const checks = await verifyDatabaseInvariants(db.kysely, campaignId);
+  const problems = checks.filter((c) => !c.ok).map((c) => `${c.id}: ${c.detail}`);
+  if (missing.length > 0) problems.push(`I3: ${missing.length} of ${acknowledged} acknowledged attempts undecided`);
+  const l = lat.rows[0]!;
+  const g = granted.rows[0]!;
+  const lastMs = l.last ? new Date(l.last).getTime() : startedAtMs;
+  return {
+    decisionMs: { p50: l.p50 ?? Number.NaN, p99: l.p99 ?? Number.NaN },
+    decidedPerS: Number(l.n) / Math.max(0.001, (lastMs - startedAtMs) / 1000),
+    allGrantedS: Number(g.n) === Number(quota.rows[0]!.q) && g.last ? (new Date(g.last).getTime() - startedAtMs) / 1000 : null,
+    inversionMs: inversion.rows[0]?.ms ?? 0,
+    invariantsOk: problems.length === 0,
+    invariantProblems: problems,
+  };
+}
+
+export type { ServerCounters };
