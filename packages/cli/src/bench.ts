@@ -211,7 +211,8 @@ async function decisionFigures(db: ReturnType<typeof connect>, campaignId: strin
   const lat = await sql<{ p50: number | null; p99: number | null; n: string; last: Date | null }>`
     select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.99) within group (order by ms) as p99,
            count(*) as n, max(decided_at) as last
-      from (select extract(epoch from decided_at - received_at) * 1000 as ms, decided_at from attempts) d`.execute(db.kysely);
+      from (select extract(epoch from decided_at - received_at) * 1000 as ms, decided_at from attempts
+             where received_at >= ${new Date(startedAtMs)}) d`.execute(db.kysely);
   const granted = await sql<{ n: string; last: Date | null }>`
     select count(*) as n, max(decided_at) as last from attempts where status = 'granted' and campaign_id = ${campaignId}`.execute(db.kysely);
   const quota = await sql<{ q: string }>`select sum(quota) as q from tiers where campaign_id = ${campaignId}`.execute(db.kysely);
