@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
-import { connect, dropDatabase, undecided, verifyDatabaseInvariants } from "@quanta/db";
+import { connect, dropDatabase, inversionWindowMs, undecided, verifyDatabaseInvariants } from "@quanta/db";
 import { loadScenario, percentiles, runRush, type Scenario } from "@quanta/loadtest";
 import { Probes, peakRssMiB, type ServerCounters } from "./bench-probes.js";
 import { deletePrefix } from "./redis-cleanup.js";
@@ -216,14 +216,6 @@ async function decisionFigures(db: ReturnType<typeof connect>, campaignId: strin
   const granted = await sql<{ n: string; last: Date | null }>`
     select count(*) as n, max(decided_at) as last from attempts where status = 'granted' and campaign_id = ${campaignId}`.execute(db.kysely);
   const quota = await sql<{ q: string }>`select sum(quota) as q from tiers where campaign_id = ${campaignId}`.execute(db.kysely);
-  // Fairness: the largest time by which a sold_out refusal arrived before a later-arriving grant of a tier it qualified for.
-  const inversion = await sql<{ ms: number | null }>`
-    with grants as (select tier_id, max(received_at) as last_received from attempts where campaign_id = ${campaignId} and status = 'granted' group by tier_id),
-    refusals as (select a.received_at, t.id as tier_id from attempts a
-                   join tiers t on t.campaign_id = a.campaign_id and t.activity_id = a.activity_id and t.threshold_fen <= a.amount_fen
-                  where a.campaign_id = ${campaignId} and a.reason = 'sold_out')
-    select max(extract(epoch from g.last_received - r.received_at) * 1000) as ms
-      from refusals r join grants g using (tier_id) where g.last_received > r.received_at`.execute(db.kysely);
   const checks = await verifyDatabaseInvariants(db.kysely, campaignId);
   const problems = checks.filter((c) => !c.ok).map((c) => `${c.id}: ${c.detail}`);
   if (missing.length > 0) problems.push(`I3: ${missing.length} of ${acknowledged} acknowledged attempts undecided`);
@@ -234,7 +226,7 @@ async function decisionFigures(db: ReturnType<typeof connect>, campaignId: strin
     decisionMs: { p50: l.p50 ?? Number.NaN, p99: l.p99 ?? Number.NaN },
     decidedPerS: Number(l.n) / Math.max(0.001, (lastMs - startedAtMs) / 1000),
     allGrantedS: Number(g.n) === Number(quota.rows[0]!.q) && g.last ? (new Date(g.last).getTime() - startedAtMs) / 1000 : null,
-    inversionMs: inversion.rows[0]?.ms ?? 0,
+    inversionMs: await inversionWindowMs(db.kysely, campaignId),
     invariantsOk: problems.length === 0,
     invariantProblems: problems,
   };

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
 import { formatFen } from "@quanta/domain";
-import { connect, dropDatabase, findAttempts, rowDecision, tierReport, undecided, verifyDatabaseInvariants, type InvariantCheck } from "@quanta/db";
+import { connect, dropDatabase, findAttempts, inversionWindowMs, rowDecision, tierReport, undecided, verifyDatabaseInvariants, type InvariantCheck } from "@quanta/db";
 import { decisionBody } from "@quanta/contract";
 import { CallbackClient, countBy, loadScenario, percentiles, runRush, table, type Scenario, type SentRecord } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
@@ -288,6 +288,12 @@ async function report(input: ReportInput): Promise<RushReport> {
   const tp = throughput.rows[0]!;
   const spanS = tp.first && tp.last ? (new Date(tp.last).getTime() - new Date(tp.first).getTime()) / 1000 : 0;
   lines.push(`decided ${Number(tp.n).toLocaleString("en-US")} attempts over ${spanS.toFixed(1)} s (${spanS > 0 ? Math.round(Number(tp.n) / spanS) : "-"}/s)`);
+  const inversionMs = await inversionWindowMs(db.kysely, campaignId);
+  lines.push(
+    inversionMs === null
+      ? "first come, first served: nothing was refused sold_out"
+      : `first come, first served: a sold_out refusal arrived at most ${inversionMs.toFixed(0)} ms before a later attempt granted the same tier (inversion window)`,
+  );
   lines.push("");
 
   // Invariants.
@@ -338,6 +344,7 @@ async function report(input: ReportInput): Promise<RushReport> {
     tiers,
     ackMs: { p50: a50, p90: a90, p99: a99, p999: a999, max: aMax },
     decisionMs: d,
+    inversionMs,
     invariants: checks,
     ok,
   };

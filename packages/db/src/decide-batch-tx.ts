@@ -18,20 +18,20 @@ import { inTransaction } from "./transaction.js";
  *
  * Inputs: the partition, the fencing epoch its owner holds, attempts in
  * arrival order. Steps, all in one READ COMMITTED transaction:
- *   1. lock the partition row and check the epoch (a zombie stops here);
- *   2. read decisions already stored for these txns (replays, retries after
- *      a commit whose outcome was lost): they are answered, never re-decided;
- *   3. read which payers already hold a voucher, lock this partition's share
- *      rows of the tiers involved, read which tiers are empty everywhere;
- *   4. decide in memory, in order, until an attempt needs a refill;
- *   5. insert the decisions and decrement the shares in one statement; commit.
+ *   1. in one statement: lock the partition row and read its epoch (a zombie
+ *      stops here), read decisions already stored for these txns (replays,
+ *      retries after a commit whose outcome was lost: answered, never
+ *      re-decided), read which payers already hold a voucher, lock this
+ *      partition's share rows of the tiers involved and read which tiers are
+ *      empty everywhere;
+ *   2. decide in memory, in order, until an attempt needs a refill;
+ *   3. insert the decisions and decrement the shares in one statement; commit.
  * Lock order: partition row, then own share rows by (campaign, tier). Batch
  * transactions never lock another partition's rows or the pool, so they wait
  * only on refills, which never wait on a batch holding a lower-ordered lock.
  *
- * The hot path uses named (prepared) statements on a raw pg client: one plan
- * per connection instead of a parse and plan per statement per batch, which
- * was most of Postgres's CPU when batches were small.
+ * The hot path uses named statements on a raw pg client (parsed once per
+ * connection) and four round trips per batch: BEGIN, read, write, COMMIT.
  */
 export type BatchResult =
   | { kind: "decided"; attempt: QueuedAttempt; row: AttemptRow; fresh: boolean }
@@ -44,26 +44,26 @@ export interface BatchTxOutcome {
   refill?: { campaignId: string; tierId: string };
 }
 
-const LOCK_EPOCH = `select epoch from partitions where partition = $1 for update`;
-
-// "= any" on both key columns: an index scan on the primary key whatever the batch size. A join
-// with unnest() was planned as a hash join over the whole table (2-24 ms a call at 20k rows).
-// Pairs that match across (acquirer A's txn, acquirer B's id) are filtered out in code.
-const STORED = `select * from attempts where acquirer_id = any($1::text[]) and txn_id = any($2::text[])`;
-
-const HOLDERS = `
-  select campaign_id, activity_id, payer_id from attempts
-   where status = 'granted' and payer_id = any($1::text[])`;
-
-const LOCK_SHARES = `
-  select s.campaign_id, s.tier_id, s.remaining, t.sold_out_at is not null as empty
-    from tier_shares s
-    join tiers t on t.campaign_id = s.campaign_id and t.id = s.tier_id
-    join unnest($2::text[], $3::text[]) as k(campaign_id, tier_id)
-      on s.campaign_id = k.campaign_id and s.tier_id = k.tier_id
-   where s.partition = $1
-   order by s.campaign_id, s.tier_id
-     for update of s`;
+// All reads of a batch in one round trip. The scalar subqueries run left to right: the partition
+// row is locked first (fencing), then this partition's share rows, in (campaign, tier) order.
+// "= any" on both key columns keeps lookups on the indexes whatever the batch size (a join with
+// unnest() was planned as a hash join over the whole table). Payers and tiers are those of every
+// attempt in the batch, a superset of the fresh ones: harmless, and it saves a round trip.
+const READ = `
+  with shares as (
+    select s.campaign_id, s.tier_id, s.remaining, t.sold_out_at is not null as empty
+      from tier_shares s
+      join tiers t on t.campaign_id = s.campaign_id and t.id = s.tier_id
+      join unnest($5::text[], $6::text[]) as k(campaign_id, tier_id)
+        on s.campaign_id = k.campaign_id and s.tier_id = k.tier_id
+     where s.partition = $1
+     order by s.campaign_id, s.tier_id
+       for update of s)
+  select (select epoch from partitions where partition = $1 for update) as epoch,
+         (select coalesce(json_agg(a), '[]') from attempts a where a.acquirer_id = any($2::text[]) and a.txn_id = any($3::text[])) as stored,
+         (select coalesce(json_agg(json_build_array(h.campaign_id, h.activity_id, h.payer_id)), '[]')
+            from attempts h where h.status = 'granted' and h.payer_id = any($4::text[])) as holders,
+         (select coalesce(json_agg(shares), '[]') from shares) as shares`;
 
 const COLUMNS = [
   ["acquirer_id", "text"], ["txn_id", "text"], ["body_hash", "text"], ["payer_id", "text"], ["merchant_id", "text"],
@@ -92,21 +92,39 @@ export async function decideBatchTx(
   campaigns: ReadonlyMap<string, Campaign>,
 ): Promise<BatchTxOutcome> {
   return inTransaction(pool, async (client) => {
-    const locked = await client.query<{ epoch: number }>({ name: "batch_lock_epoch", text: LOCK_EPOCH, values: [partition] });
-    const current = locked.rows[0]?.epoch;
-    if (current !== epoch) throw new FencedOutError(`partition ${partition} moved on to epoch ${current}; this worker holds ${epoch}`);
+    const tiers = new Map<string, { campaignId: string; tierId: string }>();
+    for (const a of attempts) for (const t of a.request.tierIds) tiers.set(tierKey(a.request.campaignId, t), { campaignId: a.request.campaignId, tierId: t });
+    const read = (
+      await client.query<{ epoch: number; stored: JsonRow[]; holders: [string, string, string][]; shares: { campaign_id: string; tier_id: string; remaining: number; empty: boolean }[] }>({
+        name: "batch_read",
+        text: READ,
+        values: [
+          partition,
+          attempts.map((a) => a.acquirerId),
+          attempts.map((a) => a.payment.txnId),
+          [...new Set(attempts.map((a) => a.payment.payerId))],
+          [...tiers.values()].map((t) => t.campaignId),
+          [...tiers.values()].map((t) => t.tierId),
+        ],
+      })
+    ).rows[0]!;
+    if (Number(read.epoch) !== epoch) throw new FencedOutError(`partition ${partition} moved on to epoch ${read.epoch}; this worker holds ${epoch}`);
 
     const stored = new Map<string, AttemptRow>();
-    const storedRows = await client.query<AttemptRow>({
-      name: "batch_stored",
-      text: STORED,
-      values: [attempts.map((a) => a.acquirerId), attempts.map((a) => a.payment.txnId)],
-    });
     const asked = new Set(attempts.map((a) => attemptKey(a.acquirerId, a.payment.txnId)));
-    for (const row of storedRows.rows) {
+    for (const json of read.stored) {
+      const row = fromJson(json);
       const key = attemptKey(row.acquirer_id, row.txn_id);
       if (asked.has(key)) stored.set(key, row);
     }
+    const holders = new Set(read.holders.map(([c, a, p]) => holderKey(c, a, p)));
+    const share = new Map<string, number>();
+    const empty = new Set<string>();
+    for (const r of read.shares) {
+      share.set(tierKey(r.campaign_id, r.tier_id), r.remaining);
+      if (r.empty) empty.add(tierKey(r.campaign_id, r.tier_id));
+    }
+    const state = { batch: { share, empty, holders } satisfies BatchState, before: new Map(share) };
 
     // Attempts already decided (or repeated within this batch) are answered from the stored decision.
     const results: BatchResult[] = [];
@@ -125,7 +143,6 @@ export async function decideBatchTx(
       }
     }
 
-    const state = await readState(client, partition, fresh);
     const outcome = decideBatch(
       fresh.map((a) => ({ payerId: a.payment.payerId, amountFen: a.payment.amountFen, request: a.request })),
       state.batch,
@@ -182,30 +199,9 @@ function toRecord(a: QueuedAttempt, decision: Decision) {
   };
 }
 
-async function readState(client: pg.PoolClient, partition: number, attempts: readonly QueuedAttempt[]) {
-  const holders = new Set<string>();
-  const share = new Map<string, number>();
-  const empty = new Set<string>();
-  if (attempts.length === 0) return { batch: { share, empty, holders } satisfies BatchState, before: new Map<string, number>() };
+type JsonRow = Omit<AttemptRow, "paid_at" | "received_at" | "decided_at"> & { paid_at: string; received_at: string; decided_at: string };
 
-  const tiers = new Map<string, { campaignId: string; tierId: string }>();
-  for (const a of attempts) for (const t of a.request.tierIds) tiers.set(tierKey(a.request.campaignId, t), { campaignId: a.request.campaignId, tierId: t });
-
-  const holderRows = await client.query<{ campaign_id: string; activity_id: string; payer_id: string }>({
-    name: "batch_holders",
-    text: HOLDERS,
-    values: [[...new Set(attempts.map((x) => x.payment.payerId))]],
-  });
-  for (const r of holderRows.rows) holders.add(holderKey(r.campaign_id, r.activity_id, r.payer_id));
-
-  const shareRows = await client.query<{ campaign_id: string; tier_id: string; remaining: number; empty: boolean }>({
-    name: "batch_lock_shares",
-    text: LOCK_SHARES,
-    values: [partition, [...tiers.values()].map((t) => t.campaignId), [...tiers.values()].map((t) => t.tierId)],
-  });
-  for (const r of shareRows.rows) {
-    share.set(tierKey(r.campaign_id, r.tier_id), r.remaining);
-    if (r.empty) empty.add(tierKey(r.campaign_id, r.tier_id));
-  }
-  return { batch: { share, empty, holders } satisfies BatchState, before: new Map(share) };
+/** Rows read through json_agg carry timestamps as text: give them back their Date type. */
+function fromJson(row: JsonRow): AttemptRow {
+  return { ...row, paid_at: new Date(row.paid_at), received_at: new Date(row.received_at), decided_at: new Date(row.decided_at) };
 }

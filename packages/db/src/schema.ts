@@ -1,4 +1,4 @@
-import type { ColumnType, Generated } from "kysely";
+import type { ColumnType } from "kysely";
 
 /** The typed Postgres schema. bigint columns arrive as strings from pg; see numeric parsing in connect.ts. */
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -72,7 +72,7 @@ export interface AttemptTable {
   amount_fen: number;
   paid_at: Timestamp;
   received_at: Timestamp;
-  decided_at: Generated<Timestamp>;
+  decided_at: ColumnType<Date, Date | string | undefined, Date | string>;
   partition: number;
   status: AttemptStatus;
   reason: string | null;

@@ -128,3 +128,23 @@ export async function undecided(db: Kysely<Database>, acknowledged: readonly { a
   }
   return missing;
 }
+
+/**
+ * Fairness in first-come-first-served terms: the largest time by which an
+ * attempt refused sold_out arrived before a later-arriving attempt that was
+ * granted a voucher of a tier the refused one qualified for. 0 when no
+ * refusal was overtaken; null when nothing was refused.
+ */
+export async function inversionWindowMs(db: Kysely<Database>, campaignId: string): Promise<number | null> {
+  const rows = await sql<{ ms: number | null; refusals: string }>`
+    with grants as (select tier_id, max(received_at) as last_received from attempts
+                     where campaign_id = ${campaignId} and status = 'granted' group by tier_id),
+    refusals as (select a.received_at, t.id as tier_id from attempts a
+                   join tiers t on t.campaign_id = a.campaign_id and t.activity_id = a.activity_id and t.threshold_fen <= a.amount_fen
+                  where a.campaign_id = ${campaignId} and a.reason = 'sold_out')
+    select (select count(*) from refusals) as refusals,
+           coalesce(max(extract(epoch from g.last_received - r.received_at) * 1000), 0) as ms
+      from refusals r join grants g using (tier_id) where g.last_received > r.received_at`.execute(db);
+  const row = rows.rows[0];
+  return !row || Number(row.refusals) === 0 ? null : Number(row.ms);
+}
