@@ -136,15 +136,22 @@ export async function undecided(db: Kysely<Database>, acknowledged: readonly { a
  * refusal was overtaken; null when nothing was refused.
  */
 export async function inversionWindowMs(db: Kysely<Database>, campaignId: string): Promise<number | null> {
+  // Per tier, the earliest refusal and the latest-arriving grant are all that matter: the window is
+  // max over tiers of (last grant's arrival - first refusal's arrival), when positive. Two small
+  // aggregates, materialized so neither is recomputed per row of the other.
   const rows = await sql<{ ms: number | null; refusals: string }>`
-    with grants as (select tier_id, max(received_at) as last_received from attempts
-                     where campaign_id = ${campaignId} and status = 'granted' group by tier_id),
-    refusals as (select a.received_at, t.id as tier_id from attempts a
-                   join tiers t on t.campaign_id = a.campaign_id and t.activity_id = a.activity_id and t.threshold_fen <= a.amount_fen
-                  where a.campaign_id = ${campaignId} and a.reason = 'sold_out')
-    select (select count(*) from refusals) as refusals,
-           coalesce(max(extract(epoch from g.last_received - r.received_at) * 1000), 0) as ms
-      from refusals r join grants g using (tier_id) where g.last_received > r.received_at`.execute(db);
+    with grants as materialized (
+      select tier_id, max(received_at) as last_received from attempts
+       where campaign_id = ${campaignId} and status = 'granted' group by tier_id),
+    refusals as materialized (
+      select t.id as tier_id, min(a.received_at) as first_refused, count(*) as n
+        from attempts a
+        join tiers t on t.campaign_id = a.campaign_id and t.activity_id = a.activity_id and t.threshold_fen <= a.amount_fen
+       where a.campaign_id = ${campaignId} and a.reason = 'sold_out'
+       group by t.id)
+    select (select coalesce(sum(n), 0) from refusals) as refusals,
+           coalesce(max(extract(epoch from g.last_received - r.first_refused) * 1000) filter (where g.last_received > r.first_refused), 0) as ms
+      from refusals r join grants g using (tier_id)`.execute(db);
   const row = rows.rows[0];
   return !row || Number(row.refusals) === 0 ? null : Number(row.ms);
 }
