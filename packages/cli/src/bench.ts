@@ -5,7 +5,7 @@ import { loadScenario, percentiles, runRush, type Scenario } from "@quanta/loadt
 import { Probes, peakRssMiB, type ServerCounters } from "./bench-probes.js";
 import { deletePrefix } from "./redis-cleanup.js";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
-import { startService, stopService, type ServiceProcess } from "./stack.js";
+import { serviceEnv, startService, stopService, type ServiceProcess } from "./stack.js";
 
 /**
  * `npm run bench`: open-model ladders against three systems, alternating,
@@ -99,17 +99,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
   await migrate(databaseUrl, BENCH_PARTITIONS);
   const campaign = readCampaignFile(SEED_CAMPAIGN_PATH);
   await loadCampaign(databaseUrl, campaign, BENCH_PARTITIONS);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: settings.redisUrl,
-    QUANTA_REDIS_PREFIX: prefix,
-    QUANTA_ACQUIRER_SECRETS: `${acquirerId}=${secret}`,
-    QUANTA_PARTITIONS: String(BENCH_PARTITIONS),
-    PORT: "0",
-    QUANTA_WORKER_PORT: "0",
-    LOG_LEVEL: "error",
-  };
+  const env = serviceEnv({ databaseUrl, redisUrl: settings.redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: BENCH_PARTITIONS, logLevel: "error" });
   const services: ServiceProcess[] = [];
   const probes = await Probes.open(settings.redisUrl, databaseUrl);
   const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 120_000, applicationName: "quanta-bench" });

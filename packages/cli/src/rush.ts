@@ -6,7 +6,7 @@ import { connect, dropDatabase, findAttempts, inversionWindowMs, rowDecision, ti
 import { decisionBody } from "@quanta/contract";
 import { CallbackClient, countBy, loadScenario, percentiles, runRush, table, type Scenario, type SentRecord } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
-import { startService, stopService, type ServiceProcess } from "./stack.js";
+import { serviceEnv, startService, stopService, type ServiceProcess } from "./stack.js";
 import { deletePrefix } from "./redis-cleanup.js";
 
 /**
@@ -75,17 +75,7 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
   await loadCampaign(databaseUrl, campaign, settings.partitions);
   out(`  campaign ${campaign.id} loaded: ${campaign.activities.flatMap((a) => a.tiers).reduce((n, t) => n + t.quota, 0).toLocaleString("en-US")} vouchers`);
 
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: settings.redisUrl,
-    QUANTA_REDIS_PREFIX: prefix,
-    QUANTA_ACQUIRER_SECRETS: `${acquirerId}=${secret}`,
-    QUANTA_PARTITIONS: String(settings.partitions),
-    PORT: "0",
-    QUANTA_WORKER_PORT: "0",
-    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
-  };
+  const env = serviceEnv({ databaseUrl, redisUrl: settings.redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: settings.partitions });
   const services: ServiceProcess[] = [];
   const db = connect({ connectionString: databaseUrl, poolMax: 4, statementTimeoutMs: 120_000, applicationName: "quanta-rush" });
   try {

@@ -73,3 +73,29 @@ export function killService(service: ServiceProcess): Promise<void> {
     child.kill("SIGKILL");
   });
 }
+
+/**
+ * The environment of a private deployment's services: its database, its
+ * Redis prefix, its acquirers, and ports chosen by the OS (reported back
+ * over IPC when each service is ready).
+ */
+export function serviceEnv(options: {
+  databaseUrl: string;
+  redisUrl: string;
+  prefix: string;
+  acquirerSecrets: string;
+  partitions: number;
+  logLevel?: string;
+}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: options.databaseUrl,
+    REDIS_URL: options.redisUrl,
+    QUANTA_REDIS_PREFIX: options.prefix,
+    QUANTA_ACQUIRER_SECRETS: options.acquirerSecrets,
+    QUANTA_PARTITIONS: String(options.partitions),
+    PORT: "0",
+    QUANTA_WORKER_PORT: "0",
+    LOG_LEVEL: options.logLevel ?? process.env.LOG_LEVEL ?? "warn",
+  };
+}

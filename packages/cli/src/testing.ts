@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Campaign } from "@quanta/domain";
 import { connect, dropDatabase, type Db } from "@quanta/db";
 import { deletePrefix } from "./redis-cleanup.js";
+import { serviceEnv } from "./stack.js";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 
 /**
@@ -39,15 +40,14 @@ export async function createTestWorld(
   for (const campaign of options.campaigns ?? [readCampaignFile(SEED_CAMPAIGN_PATH)]) await loadCampaign(databaseUrl, campaign, partitions);
   const db = connect({ connectionString: databaseUrl, poolMax: 4, statementTimeoutMs: 120_000, applicationName: "quanta-test" });
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: redisUrl,
-    QUANTA_REDIS_PREFIX: prefix,
-    QUANTA_ACQUIRER_SECRETS: `${acquirerId}=${secret},acq-other=${randomBytes(16).toString("hex")}`,
-    QUANTA_PARTITIONS: String(partitions),
-    PORT: "0",
-    QUANTA_WORKER_PORT: "0",
-    LOG_LEVEL: process.env.LOG_LEVEL ?? "error",
+    ...serviceEnv({
+      databaseUrl,
+      redisUrl,
+      prefix,
+      acquirerSecrets: `${acquirerId}=${secret},acq-other=${randomBytes(16).toString("hex")}`,
+      partitions,
+      logLevel: process.env.LOG_LEVEL ?? "error",
+    }),
     ...options.env,
   };
   return {
