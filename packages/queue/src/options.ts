@@ -9,7 +9,8 @@ export function jobOptions(retentionS: number): JobsOptions {
   return {
     attempts: 50,
     backoff: { type: "exponential", delay: 200 },
-    removeOnComplete: { age: retentionS, count: 10_000 },
+    // Decisions live in Postgres; a completed job has nothing left to say. 0 removes it at once.
+    removeOnComplete: retentionS > 0 ? { age: retentionS, count: 10_000 } : true,
     removeOnFail: { age: 7 * 86_400 },
   };
 }
@@ -17,3 +18,11 @@ export function jobOptions(retentionS: number): JobsOptions {
 export const WORKER_LOCK_DURATION_MS = 10_000;
 export const WORKER_STALLED_INTERVAL_MS = 3_000;
 export const WORKER_MAX_STALLED_COUNT = 10;
+
+/**
+ * BullMQ records every job state change in an events stream; quanta reads
+ * none of it (decisions go out by pub/sub, state lives in Postgres), so the
+ * stream is kept short: trimming a short stream is cheap, a 10,000-entry one
+ * is not.
+ */
+export const QUEUE_STREAMS = { events: { maxLen: 100 } };

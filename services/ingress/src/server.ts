@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets } from "@quanta/contract";
 import { CampaignCache, connectFromEnv, ensurePartitionCount } from "@quanta/db";
-import { createRedis, queueName, readBacklog } from "@quanta/queue";
+import { QUEUE_STREAMS, createRedis, queueName, readBacklog } from "@quanta/queue";
 import { backlogAttempts, createLogger } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
 import { DecisionWaiter } from "./decision-waiter.js";
@@ -34,7 +34,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   const subscriber = createRedis(env.REDIS_URL, `quanta-ingress-sub-${ingressId}`);
   const queues = Array.from(
     { length: env.QUANTA_PARTITIONS },
-    (_, p) => new Queue(queueName(p), { connection: redis, prefix, skipVersionCheck: true }),
+    (_, p) => new Queue(queueName(p), { connection: redis, prefix, skipVersionCheck: true, streams: QUEUE_STREAMS }),
   );
 
   const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed; serving the last copy"), 5_000);
