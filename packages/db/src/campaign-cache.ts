@@ -10,6 +10,7 @@ import type { Database } from "./schema.js";
  */
 export class CampaignCache {
   private campaigns: Campaign[] = [];
+  private index: ReadonlyMap<string, Campaign> = new Map();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -28,14 +29,16 @@ export class CampaignCache {
 
   async refresh(): Promise<void> {
     this.campaigns = orderCampaigns(await readCampaigns(this.db));
+    this.index = new Map(this.campaigns.map((c) => [c.id, c]));
   }
 
   current(): readonly Campaign[] {
     return this.campaigns;
   }
 
+  /** Built once per refresh: the worker asks for it on every batch. */
   byId(): ReadonlyMap<string, Campaign> {
-    return new Map(this.campaigns.map((c) => [c.id, c]));
+    return this.index;
   }
 
   stop(): void {

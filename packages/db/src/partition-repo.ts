@@ -21,10 +21,3 @@ export async function claimPartition(db: Kysely<Database>, partition: number, ow
     .executeTakeFirstOrThrow();
   return row.epoch;
 }
-
-/** Inside a batch transaction: lock the partition row and check the epoch is still ours. */
-export async function assertEpoch(trx: Kysely<Database>, partition: number, epoch: number): Promise<void> {
-  const row = await sql<{ epoch: number }>`select epoch from partitions where partition = ${partition} for update`.execute(trx);
-  const current = row.rows[0]?.epoch;
-  if (current !== epoch) throw new FencedOutError(`partition ${partition} moved on to epoch ${current}; this worker holds ${epoch}`);
-}
