@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
-import { connect, dropDatabase, inversionWindowMs, undecided, verifyDatabaseInvariants } from "@quanta/db";
+import { connect, dropDatabase, inversionWindowMs, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, percentiles, runRush, type Scenario } from "@quanta/loadtest";
 import { Probes, peakRssMiB, type ServerCounters } from "./bench-probes.js";
 import { deletePrefix } from "./redis-cleanup.js";
@@ -137,15 +137,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
 
     const acked = run.records.filter((r) => r.status === 200 || r.status === 202);
     const keys = [...new Set(acked.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId }));
-    let missing: string[] = [];
-    if (system !== "floor") {
-      const deadline = Date.now() + 120_000;
-      missing = await undecided(db.kysely, keys);
-      while (missing.length > 0 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 250));
-        missing = await undecided(db.kysely, keys);
-      }
-    }
+    const missing = system === "floor" ? [] : await waitUntilDecided(db.kysely, keys, { timeoutMs: 120_000, pollMs: 250 });
     clearInterval(sampler);
     await new Promise((r) => setTimeout(r, 1_200)); // Postgres publishes commit counts about once a second
     const after = await probes.read(dbName);

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
 import { formatFen } from "@quanta/domain";
-import { connect, dropDatabase, findAttempts, inversionWindowMs, rowDecision, tierReport, undecided, verifyDatabaseInvariants, type InvariantCheck } from "@quanta/db";
+import { connect, dropDatabase, findAttempts, inversionWindowMs, rowDecision, tierReport, verifyDatabaseInvariants, waitUntilDecided, type InvariantCheck } from "@quanta/db";
 import { decisionBody } from "@quanta/contract";
 import { CallbackClient, countBy, loadScenario, percentiles, runRush, table, type Scenario, type SentRecord } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
@@ -104,13 +104,11 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
     out(`  load done in ${((run.endedAtMs - run.startedAtMs) / 1000).toFixed(1)} s; waiting for the backlog to drain`);
 
     const acked = uniqueKeys(run.records.filter((r) => r.kind !== "forged" && (r.status === 200 || r.status === 202)), acquirerId);
-    const drainStarted = Date.now();
-    let missing = await undecided(db.kysely, acked);
-    while (missing.length > 0 && Date.now() - drainStarted < settings.drainTimeoutS * 1000) {
-      out(`  ${missing.length.toLocaleString("en-US")} acknowledged attempts not decided yet`);
-      await new Promise((r) => setTimeout(r, 1_000));
-      missing = await undecided(db.kysely, acked);
-    }
+    const missing = await waitUntilDecided(db.kysely, acked, {
+      timeoutMs: settings.drainTimeoutS * 1000,
+      pollMs: 1_000,
+      onWait: (n) => out(`  ${n.toLocaleString("en-US")} acknowledged attempts not decided yet`),
+    });
 
     const client = new CallbackClient(baseUrl, acquirerId, secret, 32);
     let getChecks;

@@ -48,40 +48,41 @@ export function connect(options: ConnectOptions): Db {
   };
 }
 
-/** Creates a database if missing (for tests, the rush and fresh deployments). */
-export async function ensureDatabase(connectionString: string): Promise<void> {
+/**
+ * Runs work on the server's maintenance database with the target database's
+ * name, checked to be a plain identifier (it is interpolated into DDL).
+ */
+async function withAdmin(connectionString: string, work: (client: pg.Client, name: string) => Promise<void>): Promise<void> {
   const url = new URL(connectionString);
   const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
-  if (!/^[A-Za-z0-9_]{1,63}$/.test(name)) throw new Error(`database name ${JSON.stringify(name)} must be [A-Za-z0-9_]`);
+  if (!/^[A-Za-z0-9_]{1,63}$/.test(name)) throw new Error(`database name ${JSON.stringify(name)} must be 1-63 chars of [A-Za-z0-9_]`);
   url.pathname = "/postgres";
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   try {
-    const found = await client.query("select 1 from pg_database where datname = $1", [name]);
-    if (found.rowCount === 0) {
-      try {
-        await client.query(`create database "${name}"`);
-      } catch (error) {
-        if ((error as { code?: string }).code !== "42P04") throw error; // created concurrently
-      }
-    }
+    await work(client, name);
   } finally {
     await client.end();
   }
 }
 
+/** Creates a database if missing (for tests, the rush and fresh deployments). */
+export async function ensureDatabase(connectionString: string): Promise<void> {
+  await withAdmin(connectionString, async (client, name) => {
+    const found = await client.query("select 1 from pg_database where datname = $1", [name]);
+    if (found.rowCount !== 0) return;
+    try {
+      await client.query(`create database "${name}"`);
+    } catch (error) {
+      if ((error as { code?: string }).code !== "42P04") throw error; // created concurrently
+    }
+  });
+}
+
 export async function dropDatabase(connectionString: string): Promise<void> {
-  const url = new URL(connectionString);
-  const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
-  if (!/^[A-Za-z0-9_]{1,63}$/.test(name)) throw new Error(`bad database name ${name}`);
-  url.pathname = "/postgres";
-  const client = new pg.Client({ connectionString: url.toString() });
-  await client.connect();
-  try {
+  await withAdmin(connectionString, async (client, name) => {
     await client.query(`drop database if exists "${name}" with (force)`);
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 /** The pool settings every service takes from its environment (see packages/config). */

@@ -130,6 +130,25 @@ export async function undecided(db: Kysely<Database>, acknowledged: readonly { a
 }
 
 /**
+ * Polls until every acknowledged txn has a stored decision or timeoutMs has
+ * passed; returns the keys still undecided (empty when the backlog drained).
+ */
+export async function waitUntilDecided(
+  db: Kysely<Database>,
+  acknowledged: readonly { acquirerId: string; txnId: string }[],
+  options: { timeoutMs: number; pollMs: number; onWait?: (missing: number) => void },
+): Promise<string[]> {
+  const deadline = Date.now() + options.timeoutMs;
+  let missing = await undecided(db, acknowledged);
+  while (missing.length > 0 && Date.now() < deadline) {
+    options.onWait?.(missing.length);
+    await new Promise((r) => setTimeout(r, options.pollMs));
+    missing = await undecided(db, acknowledged);
+  }
+  return missing;
+}
+
+/**
  * Fairness in first-come-first-served terms: the largest time by which an
  * attempt refused sold_out arrived before a later-arriving attempt that was
  * granted a voucher of a tier the refused one qualified for. 0 when no

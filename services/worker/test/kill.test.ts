@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer } from "node:net";
 import { createTestWorld, killService, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
-import { findAttempts, rowDecision, undecided, verifyDatabaseInvariants } from "@quanta/db";
+import { findAttempts, rowDecision, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { decisionBody } from "@quanta/contract";
 import { loadScenario, runRush } from "@quanta/loadtest";
 
@@ -79,13 +79,7 @@ describe("kill -9 during a rush", () => {
     expect(keys.length).toBeGreaterThan(3_000);
     expect(run.records.some((r) => r.status === 0)).toBe(true); // the kills were felt
 
-    const deadline = Date.now() + 120_000;
-    let missing = await undecided(world.db.kysely, keys);
-    while (missing.length > 0 && Date.now() < deadline) {
-      await sleep(500);
-      missing = await undecided(world.db.kysely, keys);
-    }
-    expect(missing).toEqual([]);
+    expect(await waitUntilDecided(world.db.kysely, keys, { timeoutMs: 120_000, pollMs: 500 })).toEqual([]);
 
     // Every 200 given during the chaos is the stored decision (nothing decided twice or differently).
     const rows = await findAttempts(world.db.kysely, keys);
