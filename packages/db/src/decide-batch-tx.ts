@@ -9,6 +9,7 @@ import {
   type Decision,
   type QueuedAttempt,
 } from "@quanta/domain";
+import { ATTEMPT_COLUMNS, columnArrays } from "./attempt-columns.js";
 import { attemptKey, recordValues, type AttemptRow } from "./attempt-repo.js";
 import { FencedOutError } from "./partition-repo.js";
 import { inTransaction } from "./transaction.js";
@@ -65,12 +66,7 @@ const READ = `
             from attempts h where h.status = 'granted' and h.payer_id = any($4::text[])) as holders,
          (select coalesce(json_agg(shares), '[]') from shares) as shares`;
 
-const COLUMNS = [
-  ["acquirer_id", "text"], ["txn_id", "text"], ["body_hash", "text"], ["payer_id", "text"], ["merchant_id", "text"],
-  ["amount_fen", "bigint"], ["paid_at", "timestamptz"], ["received_at", "timestamptz"], ["partition", "int"],
-  ["status", "text"], ["reason", "text"], ["campaign_id", "text"], ["activity_id", "text"], ["tier_id", "text"],
-  ["discount_fen", "bigint"], ["payable_fen", "bigint"], ["decided_by", "text"],
-] as const;
+const COLUMNS = ATTEMPT_COLUMNS;
 
 // Insert every decision and take the used stock from this partition's shares in one statement.
 // The decrement is a delta, so the CHECK (remaining >= 0) backstops any arithmetic slip.
@@ -160,7 +156,7 @@ export async function decideBatchTx(
         name: "batch_write",
         text: WRITE,
         values: [
-          ...COLUMNS.map(([c]) => records.map((r) => r[c])),
+          ...columnArrays(records),
           used.map(([key]) => key.slice(0, key.indexOf("/"))),
           used.map(([key]) => key.slice(key.indexOf("/") + 1)),
           used.map(([key, n]) => state.before.get(key)! - n),

@@ -1,11 +1,7 @@
 import type { QuantaRedis } from "./redis.js";
 import { keys } from "./keys.js";
 
-export async function reserveBacklog(redis: QuantaRedis, prefix: string, n: number, bound: number): Promise<number | undefined> {
-  const result = await redis.backlogReserve(keys.backlog(prefix), n, bound);
-  return result < 0 ? undefined : result;
-}
-
+// Room is reserved by intake-admit.lua (with the txn registrations of the same batch).
 export async function releaseBacklog(redis: QuantaRedis, prefix: string, n: number): Promise<void> {
   await redis.decrby(keys.backlog(prefix), n);
 }

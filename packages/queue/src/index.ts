@@ -4,3 +4,4 @@ export * from "./redis.js";
 export * from "./backlog.js";
 export * from "./txn-registry.js";
 export * from "./options.js";
+export * from "./intake-admit.js";

@@ -10,8 +10,8 @@ export { Redis };
  * rather than fail half-way.
  */
 export interface QuantaRedis extends Redis {
-  backlogReserve(key: string, n: number, bound: number): Promise<number>;
   backlogReset(...keysAndArgs: string[]): Promise<number>;
+  intakeAdmit(...keysAndArgs: (string | number)[]): Promise<unknown>;
   leaseRenew(key: string, owner: string, ms: number): Promise<number>;
   leaseRelease(key: string, owner: string): Promise<number>;
 }
@@ -28,8 +28,8 @@ export function createRedis(url: string, name: string, options: { autoPipelining
     connectionName: name,
     retryStrategy: (times) => Math.min(50 * times, 1_000),
   });
-  redis.defineCommand("backlogReserve", { numberOfKeys: 1, lua: lua("backlog-reserve") });
   redis.defineCommand("backlogReset", { lua: lua("backlog-reset") });
+  redis.defineCommand("intakeAdmit", { lua: lua("intake-admit") });
   redis.defineCommand("leaseRenew", { numberOfKeys: 1, lua: lua("lease-renew") });
   redis.defineCommand("leaseRelease", { numberOfKeys: 1, lua: lua("lease-release") });
   // Errors surface on the calls that fail; an unhandled 'error' event must not kill the process.

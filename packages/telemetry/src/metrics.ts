@@ -45,6 +45,13 @@ export const intakeAttempts = new Counter({
   registers: [registry],
 });
 
+export const intakeBatchSize = new Histogram({
+  name: "quanta_intake_batch_attempts",
+  help: "Attempts per intake batch (one Redis admission script, at most one job and one Postgres statement).",
+  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+  registers: [registry],
+});
+
 export const decisions = new Counter({
   name: "quanta_decisions_total",
   help: "Decisions committed, by outcome, reason and tier (tier empty for rejections without one).",

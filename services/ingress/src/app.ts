@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { classify, partitionOf, type Campaign, type QueuedAttempt } from "@quanta/domain";
+import { classify, partitionOf, type Campaign } from "@quanta/domain";
 import {
   ACQUIRER_HEADER,
   SIGNATURE_HEADER,
@@ -12,12 +12,12 @@ import {
   verifySignature,
   type ErrorCode,
 } from "@quanta/contract";
-import { attemptKey, findAttempt, recordImmediate, rowDecision, type AttemptRow, type Database } from "@quanta/db";
-import { keys, lookupTxn, registerTxn, type QuantaRedis } from "@quanta/queue";
+import { attemptKey, findAttempt, rowDecision, type AttemptRow, type Database, type SoldOutTiers } from "@quanta/db";
+import { lookupTxn, type QuantaRedis } from "@quanta/queue";
 import { attemptsAnswered, httpDuration, httpRequests, registerOpsRoutes, type Logger } from "@quanta/telemetry";
 import { sql, type Kysely } from "kysely";
 import type { DecisionWaiter } from "./decision-waiter.js";
-import type { Intake } from "./intake.js";
+import type { Intake, IntakeEntry, IntakeResult } from "./intake.js";
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -26,13 +26,13 @@ export interface IngressDeps {
   redis: QuantaRedis;
   secrets: ReadonlyMap<string, string>;
   campaigns: () => readonly Campaign[];
+  soldOut: SoldOutTiers;
   intake: Intake;
   waiter: DecisionWaiter;
   log: Logger;
   prefix: string;
   partitionCount: number;
   decisionWaitMs: number;
-  txnRegistryTtlS: number;
   now?: () => number;
 }
 
@@ -131,58 +131,43 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
   const parsed = parsePaymentBody(raw);
   if (!parsed.ok) return fail(reply, "invalid_body", parsed.message, parsed.field);
   const payment = parsed.payment;
-  const bodyHash = paymentHash(payment);
-  const partition = partitionOf(payment.payerId, deps.partitionCount);
+  const base = { acquirerId, bodyHash: paymentHash(payment), payment, receivedAtMs, partition: partitionOf(payment.payerId, deps.partitionCount) };
   const classification = classify(payment, deps.campaigns());
-  const key = attemptKey(acquirerId, payment.txnId);
 
-  const previous = await registerTxn(deps.redis, deps.prefix, acquirerId, payment.txnId, bodyHash, deps.txnRegistryTtlS);
-  if (previous !== undefined && previous !== bodyHash) return fail(reply, "txn_conflict");
-
+  let entry: IntakeEntry;
   if (classification.kind === "decided") {
-    const row = await recordImmediate(deps.db, {
-      acquirerId,
-      bodyHash,
-      payment,
-      receivedAtMs,
-      partition,
-      decision: classification.decision,
-      decidedBy: "ingress",
-    });
-    if (row.body_hash !== bodyHash) return fail(reply, "txn_conflict");
-    return answer(reply, row);
+    entry = { attempt: base, immediate: { decision: classification.decision, checkHolder: false } };
+  } else if (deps.soldOut.allEmpty(classification.request.campaignId, classification.request.tierIds)) {
+    // Every qualifying tier is empty everywhere: no queue, no worker. The payer check still comes first.
+    const { campaignId, activityId } = classification.request;
+    entry = { attempt: base, immediate: { decision: { status: "rejected", reason: "sold_out", campaignId, activityId }, checkHolder: true } };
+  } else {
+    if (!deps.waiter.hasRoom()) return fail(reply, "overloaded", "too many callbacks held open");
+    entry = { attempt: { ...base, request: classification.request } };
   }
 
-  if (previous !== undefined) {
-    // Seen before with this body: answer from the stored decision when there is one.
-    const row = await findAttempt(deps.db, acquirerId, payment.txnId);
-    if (row) return row.body_hash === bodyHash ? answer(reply, row) : fail(reply, "txn_conflict");
-  }
-
-  if (!deps.waiter.hasRoom()) {
-    if (previous === undefined) await forget(deps, acquirerId, payment.txnId);
-    return fail(reply, "overloaded", "too many callbacks held open");
-  }
-  const attempt: QueuedAttempt = { acquirerId, bodyHash, payment, receivedAtMs, partition, request: classification.request };
-  // Wait before queueing: the decision can arrive before add() resolves.
-  const decision = deps.waiter.wait(key, deps.decisionWaitMs);
-  let queued;
+  const key = attemptKey(acquirerId, payment.txnId);
+  // Wait before queueing: the decision can arrive before the job's add() resolves.
+  const decision = entry.immediate ? undefined : deps.waiter.wait(key, deps.decisionWaitMs);
+  let admitted: IntakeResult;
   try {
-    queued = await deps.intake.submit(attempt);
+    admitted = await deps.intake.submit(entry);
   } catch (error) {
-    deps.waiter.settle(key, { kind: "timeout" });
-    if (previous === undefined) await forget(deps, acquirerId, payment.txnId);
+    decision?.cancel();
     throw error;
   }
-  if (queued === "overloaded") {
-    deps.waiter.settle(key, { kind: "timeout" });
-    // A retry of this txn must be free to be accepted later: forget its first sighting.
-    if (previous === undefined) await forget(deps, acquirerId, payment.txnId);
-    return fail(reply, "overloaded", "backlog is over its bound; nothing was accepted");
+  if (admitted.kind !== "queued") decision?.cancel();
+  switch (admitted.kind) {
+    case "stored":
+      return answer(reply, admitted.row);
+    case "conflict":
+      return fail(reply, "txn_conflict");
+    case "overloaded":
+      return fail(reply, "overloaded", "backlog is over its bound; nothing was accepted");
+    case "queued":
+      break;
   }
-  // A repeat of a txn already in the queue is queued again: the worker answers it from the
-  // stored decision. This also covers an ingress that died between registering and queueing.
-  const result = await decision;
+  const result = await decision!.result;
   if (result.kind === "decided") {
     const body = result.body as { status: string; reason?: string };
     attemptsAnswered.inc({ outcome: body.status, reason: body.reason ?? "" });
@@ -190,10 +175,6 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
   }
   if (result.kind === "conflict") return fail(reply, "txn_conflict");
   return pending(reply, payment.txnId);
-}
-
-async function forget(deps: IngressDeps, acquirerId: string, txnId: string) {
-  await deps.redis.del(keys.txn(deps.prefix, acquirerId, txnId)).catch(() => undefined);
 }
 
 async function handleGet(

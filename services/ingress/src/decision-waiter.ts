@@ -78,9 +78,11 @@ export class DecisionWaiter {
     return this.waiters.size < this.waitersMax;
   }
 
-  wait(key: string, timeoutMs: number): Promise<WaitResult> {
-    return new Promise((resolve) => {
-      const waiter: Waiter = {
+  /** Waits for the decision of one callback; cancel() withdraws this waiter only (others of the key keep waiting). */
+  wait(key: string, timeoutMs: number): { result: Promise<WaitResult>; cancel: () => void } {
+    let waiter!: Waiter;
+    const result = new Promise<WaitResult>((resolve) => {
+      waiter = {
         resolve,
         timer: setTimeout(() => {
           this.remove(key, waiter);
@@ -91,6 +93,14 @@ export class DecisionWaiter {
       if (list) list.push(waiter);
       else this.waiters.set(key, [waiter]);
     });
+    return {
+      result,
+      cancel: () => {
+        clearTimeout(waiter.timer);
+        this.remove(key, waiter);
+        waiter.resolve({ kind: "timeout" });
+      },
+    };
   }
 
   /** Answers every waiter of a key now (used when the decision is known without the queue). */

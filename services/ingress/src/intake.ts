@@ -1,23 +1,48 @@
 import type { Queue } from "bullmq";
-import type { QueuedAttempt } from "@quanta/domain";
-import { jobOptions, releaseBacklog, reserveBacklog, type BatchJob, type QuantaRedis } from "@quanta/queue";
-import { intakeAttempts, intakeJobs } from "@quanta/telemetry";
+import type pg from "pg";
+import type { Kysely } from "kysely";
+import type { Decision, QueuedAttempt } from "@quanta/domain";
+import { attemptKey, findAttempts, recordImmediateBatch, type AttemptRow, type Database, type ImmediateRecord } from "@quanta/db";
+import { admitBatch, forgetTxns, jobOptions, releaseBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
+import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
 
 /**
- * Group commit into the queue. Attempts for one partition that arrive within
- * flushMs of each other (at most batchMax) travel in one BullMQ job: one
- * reserve and one add per batch instead of per attempt.
+ * Group commit of everything the ingress writes. Attempts of one partition
+ * that arrive together travel as one batch: one Redis script registers every
+ * txn's first sighting and reserves backlog room (intake-admit.lua), then, at
+ * the same time, one BullMQ job carries the attempts that need stock and one
+ * Postgres statement stores the decisions that need none.
  *
- * States of a batch: filling -> reserving (backlog bound) -> adding ->
- * queued (every attempt in it may now be acknowledged) | overloaded
- * (nothing added; callers answer 503) | failed (nothing added; the error
- * reaches each caller).
- * Trade-off: up to flushMs of added latency for far fewer Redis commands.
+ * When a batch leaves: after flushMs, or at once when batchMax attempts wait;
+ * but while a batch of the partition is still in flight the next one keeps
+ * filling (at most one in flight per partition), so batches grow with the
+ * load instead of the number of round trips.
+ *
+ * States of an attempt: buffered -> admitting -> queued (wait for the worker's
+ * decision) | stored (decision known now) | conflict (another body has this
+ * txnId) | overloaded (nothing was accepted) | failed (the error reaches the
+ * caller; nothing it owns is left registered or reserved).
+ * A repeat of a txn (same body) is answered from its stored decision; when
+ * there is none yet it is queued again, and the worker answers it from the
+ * first copy's decision.
+ * Trade-off: up to flushMs (plus one batch in flight) of added latency for a
+ * few round trips per batch instead of several per attempt.
  */
-export type IntakeResult = "queued" | "overloaded";
+export interface IntakeEntry {
+  attempt: QueuedAttempt | Omit<QueuedAttempt, "request">;
+  /** Set for a decision the ingress makes itself (no stock needed). */
+  immediate?: { decision: Decision; checkHolder: boolean };
+}
+
+export type IntakeResult =
+  | { kind: "queued" }
+  | { kind: "stored"; row: AttemptRow }
+  | { kind: "conflict" }
+  | { kind: "overloaded" };
 
 interface Pending {
-  attempt: QueuedAttempt;
+  entry: IntakeEntry;
+  requeue: boolean;
   resolve: (r: IntakeResult) => void;
   reject: (e: unknown) => void;
 }
@@ -29,55 +54,164 @@ export interface IntakeOptions {
   flushMs: number;
   backlogMax: number;
   retentionS: number;
+  txnRegistryTtlS: number;
 }
+
+export interface IntakeStores {
+  redis: QuantaRedis;
+  queues: readonly Queue[];
+  pool: pg.Pool;
+  db: Kysely<Database>;
+}
+
+const keyOf = (e: IntakeEntry) => attemptKey(e.attempt.acquirerId, e.attempt.payment.txnId);
 
 export class Intake {
   private readonly buffers = new Map<number, Pending[]>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
+  private readonly inFlight = new Set<number>();
 
   constructor(
-    private readonly redis: QuantaRedis,
-    private readonly queues: readonly Queue[],
+    private readonly stores: IntakeStores,
     private readonly options: IntakeOptions,
   ) {}
 
-  submit(attempt: QueuedAttempt): Promise<IntakeResult> {
+  submit(entry: IntakeEntry, requeue = false): Promise<IntakeResult> {
     return new Promise((resolve, reject) => {
-      const p = attempt.partition;
+      const p = entry.attempt.partition;
       const buffer = this.buffers.get(p) ?? [];
-      buffer.push({ attempt, resolve, reject });
+      buffer.push({ entry, requeue, resolve, reject });
       this.buffers.set(p, buffer);
       if (buffer.length >= this.options.batchMax) this.flush(p);
-      else if (!this.timers.has(p)) this.timers.set(p, setTimeout(() => this.flush(p), this.options.flushMs));
+      else if (!this.timers.has(p)) this.timers.set(p, setTimeout(() => this.flushWhenFree(p), this.options.flushMs));
     });
+  }
+
+  private flushWhenFree(partition: number): void {
+    this.timers.delete(partition);
+    // The batch in flight calls back when it is done; the buffer keeps filling until then.
+    if (!this.inFlight.has(partition)) this.flush(partition);
   }
 
   private flush(partition: number): void {
     const timer = this.timers.get(partition);
     if (timer) clearTimeout(timer);
     this.timers.delete(partition);
-    const batch = this.buffers.get(partition) ?? [];
-    this.buffers.delete(partition);
-    if (batch.length > 0) void this.add(partition, batch);
+    const batch = (this.buffers.get(partition) ?? []).splice(0, this.options.batchMax);
+    if ((this.buffers.get(partition)?.length ?? 0) === 0) this.buffers.delete(partition);
+    if (batch.length === 0) return;
+    this.inFlight.add(partition);
+    intakeBatchSize.observe(batch.length);
+    void this.admit(partition, batch).finally(() => {
+      this.inFlight.delete(partition);
+      if ((this.buffers.get(partition)?.length ?? 0) > 0 && !this.timers.has(partition)) this.flush(partition);
+    });
   }
 
-  private async add(partition: number, batch: Pending[]): Promise<void> {
-    const { prefix, backlogMax, replyTo, retentionS } = this.options;
-    let reserved = false;
+  private async admit(partition: number, batch: Pending[]): Promise<void> {
+    const { prefix, backlogMax, txnRegistryTtlS } = this.options;
+    let codes;
     try {
-      if ((await reserveBacklog(this.redis, prefix, batch.length, backlogMax)) === undefined) {
-        for (const p of batch) p.resolve("overloaded");
-        return;
-      }
-      reserved = true;
-      const job: BatchJob = { replyTo, attempts: batch.map((p) => p.attempt) };
-      await this.queues[partition]!.add("batch", job, jobOptions(retentionS));
-      intakeJobs.inc();
-      intakeAttempts.inc(batch.length);
-      for (const p of batch) p.resolve("queued");
+      codes = (
+        await admitBatch(
+          this.stores.redis,
+          prefix,
+          batch.map((p) => ({
+            acquirerId: p.entry.attempt.acquirerId,
+            txnId: p.entry.attempt.payment.txnId,
+            bodyHash: p.entry.attempt.bodyHash,
+            mode: modeOf(p),
+          })),
+          backlogMax,
+          txnRegistryTtlS,
+        )
+      ).codes;
     } catch (error) {
-      if (reserved) await releaseBacklog(this.redis, prefix, batch.length).catch(() => undefined);
       for (const p of batch) p.reject(error);
+      return;
+    }
+
+    const toQueue: Pending[] = [];
+    const toStore: Pending[] = [];
+    const repeats: Pending[] = [];
+    batch.forEach((p, i) => {
+      switch (codes[i]) {
+        case "conflict":
+          return p.resolve({ kind: "conflict" });
+        case "overloaded":
+          return p.resolve({ kind: "overloaded" });
+        case "repeat":
+          return void repeats.push(p);
+        default:
+          return void (p.entry.immediate ? toStore : toQueue).push(p);
+      }
+    });
+    const firstSightings = (ps: Pending[]) => ps.filter((p) => !p.requeue).map((p) => p.entry.attempt);
+    await Promise.all([
+      this.store(toStore),
+      this.enqueue(partition, toQueue).catch(async (error) => {
+        await releaseBacklog(this.stores.redis, prefix, toQueue.length).catch(() => undefined);
+        // A retry of these txns must be free to be accepted later.
+        await forgetTxns(this.stores.redis, prefix, firstSightings(toQueue).map((a) => ({ acquirerId: a.acquirerId, txnId: a.payment.txnId }))).catch(
+          () => undefined,
+        );
+        for (const p of toQueue) p.reject(error);
+      }),
+      this.answerRepeats(repeats),
+    ]);
+  }
+
+  private async enqueue(partition: number, toQueue: Pending[]): Promise<void> {
+    if (toQueue.length === 0) return;
+    const job: BatchJob = { replyTo: this.options.replyTo, attempts: toQueue.map((p) => p.entry.attempt as QueuedAttempt) };
+    await this.stores.queues[partition]!.add("batch", job, jobOptions(this.options.retentionS));
+    intakeJobs.inc();
+    intakeAttempts.inc(toQueue.length);
+    for (const p of toQueue) p.resolve({ kind: "queued" });
+  }
+
+  /** Stores immediate decisions in one statement; a txn stored earlier answers with its own row. */
+  private async store(toStore: Pending[]): Promise<void> {
+    if (toStore.length === 0) return;
+    try {
+      const records: ImmediateRecord[] = toStore.map((p) => ({
+        record: { ...p.entry.attempt, decision: p.entry.immediate!.decision, decidedBy: "ingress" },
+        checkHolder: p.entry.immediate!.checkHolder,
+      }));
+      const stored = await recordImmediateBatch(this.stores.pool, this.stores.db, records);
+      for (const p of toStore) {
+        const row = stored.get(keyOf(p.entry));
+        if (!row) p.reject(new Error(`attempt ${p.entry.attempt.payment.txnId} was neither stored nor found`));
+        else p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
+      }
+    } catch (error) {
+      for (const p of toStore) p.reject(error);
     }
   }
+
+  /** Repeats (same body): the stored decision when there is one; otherwise stored or queued again. */
+  private async answerRepeats(repeats: Pending[]): Promise<void> {
+    if (repeats.length === 0) return;
+    let rows: AttemptRow[];
+    try {
+      rows = await findAttempts(this.stores.db, repeats.map((p) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId })));
+    } catch (error) {
+      for (const p of repeats) p.reject(error);
+      return;
+    }
+    const byKey = new Map(rows.map((r) => [attemptKey(r.acquirer_id, r.txn_id), r]));
+    const unstored: Pending[] = [];
+    for (const p of repeats) {
+      const row = byKey.get(keyOf(p.entry));
+      if (row) p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
+      else if (p.entry.immediate) unstored.push(p);
+      else this.submit(p.entry, true).then(p.resolve, p.reject);
+    }
+    await this.store(unstored);
+  }
+}
+
+function modeOf(p: Pending): AdmitMode {
+  if (p.entry.immediate) return "immediate";
+  return p.requeue ? "requeue" : "queue";
 }

@@ -4,18 +4,22 @@ import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets } from "@quanta/contract";
-import { CampaignCache, connectFromEnv, ensurePartitionCount } from "@quanta/db";
+import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount } from "@quanta/db";
 import { QUEUE_STREAMS, createRedis, queueName, readBacklog } from "@quanta/queue";
 import { backlogAttempts, createLogger } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
 import { DecisionWaiter } from "./decision-waiter.js";
 import { Intake } from "./intake.js";
 
+// How soon the ingress learns that a tier is empty everywhere (one small query each time).
+const SOLD_OUT_REFRESH_MS = 250;
+
 export interface RunningIngress {
   app: FastifyInstance;
   port: number;
   ingressId: string;
   campaigns: CampaignCache;
+  soldOut: SoldOutTiers;
   close(): Promise<void>;
 }
 
@@ -41,13 +45,16 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   await campaigns.start();
   const waiter = new DecisionWaiter(subscriber, prefix, ingressId, log, env.QUANTA_BACKLOG_MAX);
   await waiter.start(redis);
-  const intake = new Intake(redis, queues, {
+  const soldOut = new SoldOutTiers(db.kysely, (error) => log.warn({ err: error }, "sold-out refresh failed"), SOLD_OUT_REFRESH_MS);
+  await soldOut.start();
+  const intake = new Intake({ redis: registryRedis, queues, pool: db.pool, db: db.kysely }, {
     prefix,
     replyTo: ingressId,
     batchMax: env.QUANTA_INTAKE_BATCH_MAX,
     flushMs: env.QUANTA_INTAKE_FLUSH_MS,
     backlogMax: env.QUANTA_BACKLOG_MAX,
     retentionS: env.QUANTA_JOB_RETENTION_S,
+    txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
   });
 
   const backlogTimer = setInterval(() => {
@@ -60,13 +67,13 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     redis: registryRedis,
     secrets,
     campaigns: () => campaigns.current(),
+    soldOut,
     intake,
     waiter,
     log,
     prefix,
     partitionCount: env.QUANTA_PARTITIONS,
     decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
-    txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
   });
   await app.listen({ port: env.PORT, host: options.host ?? "127.0.0.1" });
   const address = app.server.address();
@@ -78,10 +85,12 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     port,
     ingressId,
     campaigns,
+    soldOut,
     close: async () => {
       clearInterval(backlogTimer);
       waiter.stop();
       campaigns.stop();
+      soldOut.stop();
       await app.close();
       await Promise.all(queues.map((q) => q.close()));
       subscriber.disconnect();

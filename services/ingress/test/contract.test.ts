@@ -88,6 +88,25 @@ describe("POST /v1/callbacks/payment", () => {
     expect((await t({ amountFen: 500 })).body).toMatchObject({ status: "rejected", reason: "sold_out" });
   });
 
+  it("once a tier is known empty everywhere the ingress answers it without the queue, payer check first", async () => {
+    // Runs after the test above emptied both T tiers (holders p(n-3) and p(n-2) of that test).
+    await ingress.soldOut.refresh();
+    expect(ingress.soldOut.allEmpty("tiny", ["T-high", "T-low"])).toBe(true);
+    const holder = (await findAttempt(world.db.kysely, world.acquirerId, `t${seq - 3}`))!;
+    expect(holder.status).toBe("granted");
+    const t = (over: Record<string, unknown>) => client.postPayment(body({ merchantId: "T-1", ...over }));
+    const fresh = await t({ amountFen: 5_000 });
+    expect(fresh).toMatchObject({ status: 200, body: { status: "rejected", reason: "sold_out" } });
+    const freshTxn = `t${seq}`;
+    const redeemed = await t({ amountFen: 5_000, payerId: holder.payer_id });
+    expect(redeemed).toMatchObject({ status: 200, body: { status: "rejected", reason: "already_redeemed" } });
+    for (const txn of [freshTxn, `t${seq}`]) expect((await findAttempt(world.db.kysely, world.acquirerId, txn))?.decided_by).toBe("ingress");
+    expect(await client.getAttempt(freshTxn)).toMatchObject({ status: 200, body: fresh.body });
+    const again = JSON.stringify({ txnId: freshTxn, payerId: `p${seq - 1}`, merchantId: "T-1", amountFen: 5_000, paidAt: "2020-09-13T10:00:01+08:00" });
+    expect(await client.postPayment(again)).toMatchObject({ status: 200, body: fresh.body });
+    expect(await client.postPayment(again.replace("5000", "5001"))).toMatchObject({ status: 409 });
+  });
+
   it("the same txnId and body always gets the same answer; another body gets 409", async () => {
     const b = body({ amountFen: 120_000 });
     const first = await client.postPayment(b);

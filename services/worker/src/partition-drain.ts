@@ -19,7 +19,6 @@ import {
   batchJobSchema,
   keys,
   queueName,
-  releaseBacklog,
   type BatchJob,
   type QuantaRedis,
 } from "@quanta/queue";
@@ -177,7 +176,6 @@ export class PartitionDrain {
     }
 
     await this.publish(results, replyTo);
-    await releaseBacklog(this.redis, this.options.prefix, results.length).catch(() => undefined);
   }
 
   private async ensureCampaigns(attempts: readonly QueuedAttempt[]): Promise<void> {
@@ -203,11 +201,12 @@ export class PartitionDrain {
       list.push([key, body]);
       byChannel.set(target, list);
     }
-    // Publishing is best effort: a waiter that misses it answers 202 and the decision is in Postgres.
-    await Promise.all(
-      [...byChannel].map(([target, answers]) =>
-        this.redis.publish(keys.decisions(this.options.prefix, target), JSON.stringify({ answers })).catch(() => 0),
-      ),
-    );
+    // One round trip: every ingress's answers and the backlog room these attempts held.
+    // Best effort: a waiter that misses its answer says 202 and the decision is in Postgres;
+    // a lost release is taken back by the idle-time backlog reset.
+    const pipeline = this.redis.pipeline();
+    for (const [target, answers] of byChannel) pipeline.publish(keys.decisions(this.options.prefix, target), JSON.stringify({ answers }));
+    pipeline.decrby(keys.backlog(this.options.prefix), results.length);
+    await pipeline.exec().catch(() => undefined);
   }
 }

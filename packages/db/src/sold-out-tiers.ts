@@ -1,0 +1,50 @@
+import { sql, type Kysely } from "kysely";
+import type { Database } from "./schema.js";
+
+/**
+ * Tiers marked empty in every partition and the pool (`tiers.sold_out_at`),
+ * re-read every refreshMs, so that the ingress can answer `sold_out` for them
+ * without the queue.
+ *
+ * States of a tier here: unknown/has stock -> sold out. Only ever grows
+ * while the process runs: no stock returns to a tier once it is marked (a
+ * future refund path that returns vouchers must clear the mark and restart
+ * this set's readers). Staleness is harmless: a tier not yet known empty
+ * simply goes through the queue, where the worker says the same thing.
+ */
+export class SoldOutTiers {
+  private keys: ReadonlySet<string> = new Set();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly onError: (error: unknown) => void,
+    private readonly refreshMs: number,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => {
+      this.refresh().catch(this.onError);
+    }, this.refreshMs);
+    this.timer.unref();
+  }
+
+  async refresh(): Promise<void> {
+    const rows = (await sql<{ campaign_id: string; id: string }>`select campaign_id, id from tiers where sold_out_at is not null`.execute(this.db)).rows;
+    this.keys = new Set(rows.map((r) => `${r.campaign_id}/${r.id}`));
+  }
+
+  /** True when every one of the tiers (campaignId/tierId keys) is known to be empty everywhere. */
+  allEmpty(campaignId: string, tierIds: readonly string[]): boolean {
+    return tierIds.length > 0 && tierIds.every((t) => this.keys.has(`${campaignId}/${t}`));
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}
