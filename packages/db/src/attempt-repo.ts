@@ -27,15 +27,13 @@ export async function findAttempt(db: Kysely<Database>, acquirerId: string, txnI
   return db.selectFrom("attempts").selectAll().where("acquirer_id", "=", acquirerId).where("txn_id", "=", txnId).executeTakeFirst();
 }
 
+/** Stored rows of many txns, each looked up through the primary key (one pair at a time, whatever the plan). */
 export async function findAttempts(db: Kysely<Database>, keys: readonly { acquirerId: string; txnId: string }[]): Promise<AttemptRow[]> {
   if (keys.length === 0) return [];
-  return db
-    .selectFrom("attempts")
-    .selectAll()
-    .where(
-      sql<boolean>`(acquirer_id, txn_id) in (select * from unnest(${keys.map((k) => k.acquirerId)}::text[], ${keys.map((k) => k.txnId)}::text[]))`,
-    )
-    .execute();
+  const rows = await sql<AttemptRow>`
+    select a.* from unnest(${keys.map((k) => k.acquirerId)}::text[], ${keys.map((k) => k.txnId)}::text[]) as k(acquirer_id, txn_id)
+     cross join lateral (select * from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a`.execute(db);
+  return rows.rows;
 }
 
 export interface AttemptRecord {

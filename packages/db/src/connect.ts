@@ -15,6 +15,14 @@ export interface ConnectOptions {
   poolMax: number;
   statementTimeoutMs: number;
   applicationName: string;
+  /**
+   * For the ingress and worker pools, whose every query looks rows up by key:
+   * named statements keep one generic plan (planning the batch statements
+   * per call cost more Postgres CPU than running them), and sequential scans
+   * are priced out, so that a plan made while `attempts` was nearly empty
+   * still uses the indexes once it holds millions of rows.
+   */
+  keyLookupsOnly?: boolean;
 }
 
 export interface Db {
@@ -31,9 +39,13 @@ export function connect(options: ConnectOptions): Db {
     connectionTimeoutMillis: 5_000,
     statement_timeout: options.statementTimeoutMs,
     application_name: options.applicationName,
-    // Named statements keep their parse, but are planned per call: a generic plan cached while
+    // Without keyLookupsOnly, named statements are planned per call: a generic plan cached while
     // `attempts` was empty (seq scan) stayed in use as the table grew, at 10-20 ms a lookup.
-    options: "-c plan_cache_mode=force_custom_plan",
+    // jit=off always: quanta's statements are short key lookups, and a plan priced past
+    // jit_above_cost (any plan with a priced-out seq scan is) spent ~28 ms of CPU compiling.
+    options: options.keyLookupsOnly
+      ? "-c jit=off -c plan_cache_mode=force_generic_plan -c enable_seqscan=off"
+      : "-c jit=off -c plan_cache_mode=force_custom_plan",
   });
   // A pooled client that loses its server raises 'error' on the pool; the
   // query in flight fails and is retried by its caller. Never crash on it.
@@ -98,5 +110,6 @@ export function connectFromEnv(env: PoolEnv, applicationName: string): Db {
     poolMax: env.QUANTA_PG_POOL_MAX,
     statementTimeoutMs: env.QUANTA_PG_STATEMENT_TIMEOUT_MS,
     applicationName,
+    keyLookupsOnly: true,
   });
 }

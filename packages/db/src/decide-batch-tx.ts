@@ -47,8 +47,10 @@ export interface BatchTxOutcome {
 
 // All reads of a batch in one round trip. The scalar subqueries run left to right: the partition
 // row is locked first (fencing), then this partition's share rows, in (campaign, tier) order.
-// "= any" on both key columns keeps lookups on the indexes whatever the batch size (a join with
-// unnest() was planned as a hash join over the whole table). Payers and tiers are those of every
+// Stored decisions are looked up one (acquirer, txn) pair at a time through the primary key
+// (lateral): "acquirer = any() and txn = any()" was planned as an index scan on the acquirer
+// alone, reading every attempt of the acquirer on each batch (O(table) per batch), and a plain
+// join with unnest() as a hash join over the whole table. Payers and tiers are those of every
 // attempt in the batch, a superset of the fresh ones: harmless, and it saves a round trip.
 const READ = `
   with shares as (
@@ -61,7 +63,9 @@ const READ = `
      order by s.campaign_id, s.tier_id
        for update of s)
   select (select epoch from partitions where partition = $1 for update) as epoch,
-         (select coalesce(json_agg(a), '[]') from attempts a where a.acquirer_id = any($2::text[]) and a.txn_id = any($3::text[])) as stored,
+         (select coalesce(json_agg(a), '[]')
+            from unnest($2::text[], $3::text[]) as k(acquirer_id, txn_id)
+            cross join lateral (select * from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a) as stored,
          (select coalesce(json_agg(json_build_array(h.campaign_id, h.activity_id, h.payer_id)), '[]')
             from attempts h where h.status = 'granted' and h.payer_id = any($4::text[])) as holders,
          (select coalesce(json_agg(shares), '[]') from shares) as shares`;

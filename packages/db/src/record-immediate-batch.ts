@@ -29,8 +29,10 @@ const INSERT = `
   insert into attempts (${ATTEMPT_COLUMNS.map(([c]) => c).join(", ")})
   select ${ATTEMPT_COLUMNS.map(([c]) =>
     c === "reason"
-      ? `case when u.check_holder and exists (select 1 from attempts h where h.status = 'granted' and h.payer_id = u.payer_id
-                   and h.campaign_id = u.campaign_id and h.activity_id = u.activity_id) then 'already_redeemed' else u.reason end`
+      ? // A scalar subquery with limit 1, not exists(): exists() may be planned as a hashed subplan that
+        // reads every grant of the campaign on each call.
+        `case when u.check_holder and (select true from attempts h where h.status = 'granted' and h.payer_id = u.payer_id
+                   and h.campaign_id = u.campaign_id and h.activity_id = u.activity_id limit 1) then 'already_redeemed' else u.reason end`
       : `u.${c}`,
   ).join(", ")}
     from unnest(${ATTEMPT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")}, $${N + 1}::bool[])

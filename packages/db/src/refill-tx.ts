@@ -10,9 +10,11 @@ import type { Database } from "./schema.js";
  * partition answers sold_out without asking).
  *
  * How much to take: a chunk (about quota / (8 x partitions)) while the pool
- * is large, so refills are rare; only what the waiting attempts need once the
- * pool holds less than a chunk per partition (the tail), so the last vouchers
- * are not parked in one partition while another sweeps for them.
+ * is large, so refills are rare; once the pool holds less than a chunk per
+ * partition (the tail), what the waiting attempts need or 1/P of what is
+ * left, whichever is more, so the last vouchers are not parked in one
+ * partition while another sweeps for them, and the tail costs about
+ * P x log(chunk x P) refills rather than one per grant.
  *
  * Lock order: the tier row (the pool), then share rows by partition number.
  * At most one refill of a tier runs at a time (the pool row serializes them).
@@ -59,7 +61,10 @@ export async function refillShareTx(
       result = "swept";
     }
     const tail = pool < tier.chunk * partitionCount;
-    const take = Math.min(pool, tail ? Math.max(1, need) : Math.max(need, tier.chunk));
+    // In the tail, a fair part of what is left: refills stay logarithmic in the stock left
+    // (one per grant made the tail a storm of sweeps), and no partition can sit on more than
+    // 1/P of it while another one asks.
+    const take = Math.min(pool, tail ? Math.max(need, Math.ceil(pool / partitionCount)) : Math.max(need, tier.chunk));
     await sql`update tiers set pool = ${pool - take} where campaign_id = ${campaignId} and id = ${tierId}`.execute(trx);
     await sql`update tier_shares set remaining = remaining + ${take}
                where campaign_id = ${campaignId} and tier_id = ${tierId} and partition = ${partition}`.execute(trx);
