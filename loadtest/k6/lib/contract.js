@@ -1,0 +1,146 @@
+import http from "k6/http";
+import { check } from "k6";
+import { Counter, Rate, Trend } from "k6/metrics";
+import { signedHeaders, signature, ACQUIRER_HEADER, SIGNATURE_HEADER } from "./sign.js";
+
+// One callback, sent and checked against docs/callback-contract.md: status, body fields, and for a
+// grant the tier's own discount and payableFen = amountFen - discountFen. Custom metrics carry
+// bounded tags only (outcome, reason, tier): never payer or txn ids.
+
+/** @typedef {import("./payments.js").PaymentBody} PaymentBody */
+/** @typedef {{ id: string, thresholdFen: number, discountFen: number }} Tier */
+/** @typedef {{ id: string, merchants: string[], tiers: Tier[] }} Activity */
+/** @typedef {{ id: string, activities: Activity[] }} Campaign */
+
+export const answers = new Counter("quanta_answers");
+export const granted = new Counter("quanta_granted");
+export const overloaded = new Rate("quanta_overloaded");
+export const pending = new Rate("quanta_pending");
+export const contractOk = new Rate("quanta_contract_ok");
+export const ackMs = new Trend("quanta_ack_ms", true);
+
+const REASONS = ["below_threshold", "merchant_not_eligible", "outside_window", "already_redeemed", "sold_out", "budget_exhausted"];
+const ERROR_STATUS = { 400: "invalid_body", 401: "", 404: "unknown_txn", 409: "txn_conflict", 413: "body_too_large", 415: "unsupported_media_type", 503: "overloaded" };
+
+/**
+ * @param {Campaign} campaign
+ * @returns {Map<string, Tier & { activityId: string }>}
+ */
+export function tierIndex(campaign) {
+  const index = new Map();
+  for (const a of campaign.activities) for (const t of a.tiers) index.set(t.id, { ...t, activityId: a.id });
+  return index;
+}
+
+/**
+ * @typedef {{
+ *   baseUrl: string, acquirerId: string, secret: string,
+ *   tiers: Map<string, Tier & { activityId: string }>,
+ * }} Target
+ * @typedef {"payment" | "resend" | "conflict" | "forged" | "stale"} SendKind
+ */
+
+/** @param {SendKind} kind */
+function expectedStatuses(kind) {
+  if (kind === "forged" || kind === "stale") return http.expectedStatuses(401);
+  if (kind === "conflict") return http.expectedStatuses(200, 202, 409);
+  return http.expectedStatuses(200, 202);
+}
+
+/**
+ * Posts one payment callback and checks the answer. Returns the parsed answer.
+ * @param {Target} target
+ * @param {PaymentBody} body
+ * @param {SendKind} kind
+ */
+export function postPayment(target, body, kind) {
+  const raw = JSON.stringify(body);
+  const secret = kind === "forged" ? `${target.secret}-forged` : target.secret;
+  const t = kind === "stale" ? Math.floor(Date.now() / 1000) - 3600 : undefined;
+  const res = http.post(`${target.baseUrl}/v1/callbacks/payment`, raw, {
+    headers: signedHeaders(target.acquirerId, secret, raw, t),
+    tags: { name: "callback", kind },
+    responseCallback: expectedStatuses(kind),
+  });
+  return judge(target, res, body, kind);
+}
+
+/**
+ * Asks for a stored decision (GET /v1/attempts/{txnId}).
+ * @param {Target} target
+ * @param {string} txnId
+ */
+export function getAttempt(target, txnId) {
+  const path = `/v1/attempts/${txnId}`;
+  return http.get(`${target.baseUrl}${path}`, {
+    headers: { [ACQUIRER_HEADER]: target.acquirerId, [SIGNATURE_HEADER]: signature(target.secret, `GET ${path}`) },
+    tags: { name: "attempt" },
+    responseCallback: http.expectedStatuses(200, 202, 404),
+  });
+}
+
+/**
+ * @param {Target} target
+ * @param {import("k6/http").RefinedResponse<any>} res
+ * @param {PaymentBody} sent
+ * @param {SendKind} kind
+ */
+function judge(target, res, sent, kind) {
+  /** @type {any} */
+  let answer = null;
+  try {
+    answer = res.json();
+  } catch (_) {
+    answer = null;
+  }
+  const status = res.status;
+  let outcome = "error";
+  let reason = "";
+  let tier = "";
+  if (status === 200 && answer) {
+    outcome = answer.status;
+    reason = answer.reason ?? "";
+    tier = answer.tierId ?? "";
+  } else if (status === 202) outcome = "pending";
+  else if (status === 0) reason = "network";
+  else reason = String(status);
+
+  /** @type {Record<string, (r: any) => boolean>} */
+  const checks = {};
+  if (kind === "forged" || kind === "stale") {
+    checks["forged or stale: 401 with an error code"] = () =>
+      status === 401 && answer?.error?.code === (kind === "forged" ? "bad_signature" : "stale_timestamp");
+  } else if (status === 200) {
+    checks["200: the txnId sent"] = () => answer?.txnId === sent.txnId;
+    if (answer?.status === "granted") {
+      checks["granted: the tier's discount, payable = amount - discount"] = () => {
+        const t = target.tiers.get(answer.tierId);
+        return (
+          t !== undefined &&
+          answer.activityId === t.activityId &&
+          answer.discountFen === t.discountFen &&
+          answer.payableFen === sent.amountFen - t.discountFen &&
+          sent.amountFen >= t.thresholdFen
+        );
+      };
+    } else {
+      checks["rejected: a contract reason"] = () => answer?.status === "rejected" && REASONS.includes(answer.reason);
+    }
+  } else if (status === 202) {
+    checks["202: pending with a location"] = () => answer?.status === "pending" && res.headers["Location"] === `/v1/attempts/${sent.txnId}`;
+  } else if (status === 409) {
+    checks["409 only for a conflicting body"] = () => kind === "conflict" && answer?.error?.code === "txn_conflict";
+  } else if (status === 503) {
+    checks["503: overloaded with retry-after"] = () => answer?.error?.code === "overloaded" && res.headers["Retry-After"] !== undefined;
+  } else {
+    checks[`unexpected status ${status} (${ERROR_STATUS[/** @type {keyof typeof ERROR_STATUS} */ (status)] ?? "not in the contract"})`] = () => false;
+  }
+  const ok = check(res, checks, { outcome });
+  contractOk.add(ok);
+  answers.add(1, { outcome, reason, tier });
+  if (outcome === "granted") granted.add(1, { tier });
+  overloaded.add(status === 503);
+  pending.add(status === 202);
+  ackMs.add(res.timings.duration, { outcome });
+  return { status, answer };
+}

@@ -1,0 +1,57 @@
+import { config, env } from "./config.js";
+import { OUTCOMES, TIERS } from "./thresholds.js";
+
+// handleSummary helpers: the full k6 summary as JSON, and a short human report (also printed) that
+// a person can read at a glance after a rehearsal. SUMMARY_DIR chooses where both land (default .).
+
+/** @param {any} m @param {string} field */
+const value = (m, field) => (m && m.values && m.values[field] !== undefined ? m.values[field] : undefined);
+/** @param {number | undefined} n @param {number} [digits] */
+const fmt = (n, digits = 0) => (n === undefined ? "-" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+
+/**
+ * @param {any} data the object k6 passes to handleSummary
+ * @param {string} script a short name (rush-0913, soak, ...)
+ * @param {string[]} [extra] lines a script adds at the end (a breakpoint's rate, say)
+ */
+export function report(data, script, extra = []) {
+  const m = data.metrics;
+  const lines = [];
+  lines.push(`# quanta k6 ${script}: ${config.baseUrl}, run ${config.runId}`);
+  lines.push("");
+  const failed = Object.entries(m)
+    .filter(([, metric]) => metric.thresholds && Object.values(metric.thresholds).some((t) => !(/** @type {any} */ (t).ok)))
+    .map(([name]) => name);
+  lines.push(failed.length === 0 ? "All thresholds passed." : `THRESHOLDS FAILED: ${failed.join(", ")}`);
+  lines.push("");
+  lines.push(`| figure | value |`);
+  lines.push(`| --- | ---: |`);
+  lines.push(`| callbacks sent | ${fmt(value(m["http_reqs{name:callback}"] ?? m.http_reqs, "count"))} |`);
+  lines.push(`| request rate (/s) | ${fmt(value(m.http_reqs, "rate"), 1)} |`);
+  lines.push(`| dropped arrivals | ${fmt(value(m.dropped_iterations, "count") ?? 0)} |`);
+  lines.push(`| failed requests | ${fmt(100 * (value(m.http_req_failed, "rate") ?? 0), 2)} % |`);
+  lines.push(`| answers keeping the contract | ${fmt(100 * (value(m.quanta_contract_ok, "rate") ?? 0), 3)} % |`);
+  lines.push(`| 202 pending | ${fmt(100 * (value(m.quanta_pending, "rate") ?? 0), 2)} % |`);
+  lines.push(`| 503 overloaded | ${fmt(100 * (value(m.quanta_overloaded, "rate") ?? 0), 2)} % |`);
+  const ack = m["http_req_duration{name:callback}"] ?? m.http_req_duration;
+  lines.push(`| answer p50 / p99 / p99.9 (ms) | ${fmt(value(ack, "med"), 1)} / ${fmt(value(ack, "p(99)"), 1)} / ${fmt(value(ack, "p(99.9)"), 1)} |`);
+  lines.push("");
+  lines.push(`| outcome | answers |`);
+  lines.push(`| --- | ---: |`);
+  for (const o of OUTCOMES) lines.push(`| ${o} | ${fmt(value(m[`quanta_answers{outcome:${o}}`], "count") ?? 0)} |`);
+  lines.push("");
+  lines.push(`| tier | granted |`);
+  lines.push(`| --- | ---: |`);
+  for (const t of TIERS) lines.push(`| ${t} | ${fmt(value(m[`quanta_granted{tier:${t}}`], "count") ?? 0)} |`);
+  lines.push("");
+  for (const line of extra) lines.push(line);
+  if (extra.length > 0) lines.push("");
+  lines.push("Check the invariants against the database the run used: npm run quanta -- verify --campaign qianan-2020-b2");
+  const text = lines.join("\n") + "\n";
+  const dir = env("SUMMARY_DIR", ".").replace(/\/+$/, "");
+  return {
+    stdout: text,
+    [`${dir}/${script}-summary.json`]: JSON.stringify(data, null, 2),
+    [`${dir}/${script}-summary.md`]: text,
+  };
+}

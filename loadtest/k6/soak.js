@@ -1,0 +1,61 @@
+// Hours at a steady rate with returning payers: the eighteen days after the opening, compressed.
+// A small payer population makes people come back (already_redeemed) and, once stock is gone,
+// every answer is sold_out from the ingress. Any 202 is followed up by GET until decided, so a
+// lost decision (I3) shows as a failed check. Watch RSS, Redis memory and Postgres size in Grafana
+// while it runs (loadtest/README.md).
+//
+//   RATE (arrivals/s, default 100), DURATION (default 2h), PAYERS (default 50000)
+//   k6 run -e ACQUIRER_ID=acq-demo -e ACQUIRER_SECRET=... -e DURATION=8h loadtest/k6/soak.js
+import { check, sleep } from "k6";
+import { parseScenario } from "./lib/scenario.js";
+import { getAttempt } from "./lib/contract.js";
+import { paymentIteration } from "./lib/iteration.js";
+import { target } from "./lib/target.js";
+import { config, env, envNumber } from "./lib/config.js";
+import { thresholds, SUMMARY_TREND_STATS } from "./lib/thresholds.js";
+import { report } from "./lib/summary.js";
+
+const scenario = parseScenario(open(env("SCENARIO", "../scenarios/rush-0913.json")));
+const seed = target(open("../../campaigns/qianan-2020-b2.json"));
+const rate = Math.max(1, Math.round(envNumber("RATE", 100) * config.scale));
+const duration = env("DURATION", "2h");
+const POLLS_MAX = 10;
+
+/** @type {import("k6/options").Options} */
+export const options = {
+  scenarios: {
+    soak: {
+      executor: "constant-arrival-rate",
+      rate,
+      timeUnit: "1s",
+      duration,
+      preAllocatedVUs: Math.min(config.maxVus, Math.max(10, Math.ceil(rate * 0.2))),
+      maxVUs: config.maxVus,
+      gracefulStop: "30s",
+    },
+  },
+  thresholds: { ...thresholds(), "checks{kind:follow-up}": ["rate==1"] },
+  summaryTrendStats: SUMMARY_TREND_STATS,
+};
+
+const iterate = paymentIteration(scenario, seed, { seed: 20200915, payers: 50_000 });
+
+export default function () {
+  const { arrival, answer: first } = iterate();
+  if (first.status !== 202) return;
+  // A pending answer must turn into a decision: poll as an acquirer would, with a bound.
+  for (let i = 0; i < POLLS_MAX; i++) {
+    sleep(0.5 * (i + 1));
+    const r = getAttempt(seed, arrival.body.txnId);
+    if (r.status === 200) {
+      check(r, { "a pending attempt is decided": () => true }, { kind: "follow-up" });
+      return;
+    }
+  }
+  check(null, { "a pending attempt is decided": () => false }, { kind: "follow-up" });
+}
+
+/** @param {any} data */
+export function handleSummary(data) {
+  return report(data, "soak", [`${rate}/s for ${duration}, ${envNumber("PAYERS", 50_000)} payers.`]);
+}
