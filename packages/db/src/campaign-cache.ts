@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import { orderCampaigns, type Campaign } from "@quanta/domain";
 import { readCampaigns } from "./campaign-repo.js";
+import { PeriodicRefresh } from "./periodic-refresh.js";
 import type { Database } from "./schema.js";
 
 /**
@@ -8,26 +9,19 @@ import type { Database } from "./schema.js";
  * campaign loaded while the ingress runs is served without a restart.
  * A failed refresh keeps the last good copy (and logs).
  */
-export class CampaignCache {
+export class CampaignCache extends PeriodicRefresh {
   private campaigns: Campaign[] = [];
   private index: ReadonlyMap<string, Campaign> = new Map();
-  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly onError: (error: unknown) => void,
-    private readonly refreshMs: number,
-  ) {}
-
-  async start(): Promise<void> {
-    await this.refresh();
-    this.timer = setInterval(() => {
-      this.refresh().catch(this.onError);
-    }, this.refreshMs);
-    this.timer.unref();
+    onError: (error: unknown) => void,
+    refreshMs: number,
+  ) {
+    super(onError, refreshMs);
   }
 
-  async refresh(): Promise<void> {
+  override async refresh(): Promise<void> {
     this.campaigns = orderCampaigns(await readCampaigns(this.db));
     this.index = new Map(this.campaigns.map((c) => [c.id, c]));
   }
@@ -39,9 +33,5 @@ export class CampaignCache {
   /** Built once per refresh: the worker asks for it on every batch. */
   byId(): ReadonlyMap<string, Campaign> {
     return this.index;
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
   }
 }

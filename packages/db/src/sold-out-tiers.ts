@@ -1,4 +1,5 @@
 import { sql, type Kysely } from "kysely";
+import { PeriodicRefresh } from "./periodic-refresh.js";
 import type { Database } from "./schema.js";
 
 /**
@@ -12,25 +13,18 @@ import type { Database } from "./schema.js";
  * this set's readers). Staleness is harmless: a tier not yet known empty
  * simply goes through the queue, where the worker says the same thing.
  */
-export class SoldOutTiers {
+export class SoldOutTiers extends PeriodicRefresh {
   private keys: ReadonlySet<string> = new Set();
-  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly onError: (error: unknown) => void,
-    private readonly refreshMs: number,
-  ) {}
-
-  async start(): Promise<void> {
-    await this.refresh();
-    this.timer = setInterval(() => {
-      this.refresh().catch(this.onError);
-    }, this.refreshMs);
-    this.timer.unref();
+    onError: (error: unknown) => void,
+    refreshMs: number,
+  ) {
+    super(onError, refreshMs);
   }
 
-  async refresh(): Promise<void> {
+  override async refresh(): Promise<void> {
     const rows = (await sql<{ campaign_id: string; id: string }>`select campaign_id, id from tiers where sold_out_at is not null`.execute(this.db)).rows;
     this.keys = new Set(rows.map((r) => `${r.campaign_id}/${r.id}`));
   }
@@ -42,9 +36,5 @@ export class SoldOutTiers {
 
   get size(): number {
     return this.keys.size;
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
   }
 }
