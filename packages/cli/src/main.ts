@@ -106,7 +106,8 @@ async function main(argv: string[]): Promise<number> {
       });
       console.log("");
       console.log(result.text);
-      console.log(`\nfull result: ${writeRushResult(result.json)}`);
+      const files = writeRushResult(result);
+      console.log(`\nfull result: ${files.json}\nreport with charts (open in a browser): ${files.html}`);
       return result.ok ? 0 : 1;
     }
     case "bench": {

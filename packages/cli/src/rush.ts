@@ -8,6 +8,7 @@ import { CallbackClient, countBy, loadScenario, percentiles, runRush, table, typ
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { serviceEnv, startService, stopService, type ServiceProcess } from "./stack.js";
 import { deletePrefix } from "./redis-cleanup.js";
+import { rushHtml, rushSeries } from "./rush-html.js";
 
 /**
  * `quanta rush`: the opening minute of 2020-09-13 on this machine.
@@ -43,6 +44,8 @@ export interface RushReport {
   ok: boolean;
   text: string;
   json: Record<string, unknown>;
+  /** The same report with charts over the run, as one self-contained HTML page. */
+  html: string;
 }
 
 export function rushDatabaseUrl(databaseUrl: string, name = "quanta_rush"): string {
@@ -336,15 +339,22 @@ async function report(input: ReportInput): Promise<RushReport> {
     invariants: checks,
     ok,
   };
-  return { ok, text: lines.join("\n"), json };
+  const text = lines.join("\n");
+  const series = await rushSeries(db.kysely, records, input.startedAtMs, campaignId);
+  const html = rushHtml(`quanta rush: ${input.scenario.name}, ${new Date(input.startedAtMs).toISOString()}`, text, series);
+  return { ok, text, json: { ...json, series }, html };
 }
 
-export function writeRushResult(json: Record<string, unknown>): string {
+/** Writes the JSON and the HTML report under rush-results/; returns both paths. */
+export function writeRushResult(report: Pick<RushReport, "json" | "html">): { json: string; html: string } {
   const dir = new URL("../../../rush-results/", import.meta.url);
   mkdirSync(dir, { recursive: true });
-  const file = new URL(`rush-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, dir);
-  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
-  return file.pathname;
+  const stamp = `rush-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+  const json = new URL(`${stamp}.json`, dir);
+  const html = new URL(`${stamp}.html`, dir);
+  writeFileSync(json, `${JSON.stringify(report.json, null, 2)}\n`);
+  writeFileSync(html, report.html);
+  return { json: json.pathname, html: html.pathname };
 }
 
 function redactUrl(url: string): string {

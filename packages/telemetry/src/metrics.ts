@@ -5,7 +5,13 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
  * status, outcome, reason, tier and partition; never payer, txn or merchant.
  */
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: "quanta_process_" });
+// Prefix "quanta_": process_resident_memory_bytes becomes quanta_process_resident_memory_bytes, nodejs_* quanta_nodejs_*.
+collectDefaultMetrics({ register: registry, prefix: "quanta_" });
+// prom-client names three gauges "..._total", which Prometheus reserves for counters (promtool
+// check metrics fails on them); the same counts remain, by type, in their non-_total siblings.
+for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
+  registry.removeSingleMetric(`quanta_${name}`);
+}
 
 // Ack latency at a till: most answers should be tens of ms, the wait bound is seconds.
 const ACK_BUCKETS_S = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5];
@@ -108,8 +114,37 @@ export const decisionLatency = new Histogram({
   registers: [registry],
 });
 
-export const backlogAttempts = new Gauge({
-  name: "quanta_backlog_attempts",
-  help: "Attempts queued and not yet decided, as last read by this ingress.",
+/** The pool a service's gauges read (set once by watchPgPool). */
+interface PoolCounts {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+}
+let watchedPool: { pool: PoolCounts; max: number } | undefined;
+
+export const pgPoolConnections = new Gauge({
+  name: "quanta_pg_pool_connections",
+  help: "Postgres pool of this process: connections open (total), idle, and queries waiting for one (waiting).",
+  labelNames: ["state"] as const,
   registers: [registry],
+  collect() {
+    if (!watchedPool) return;
+    this.set({ state: "total" }, watchedPool.pool.totalCount);
+    this.set({ state: "idle" }, watchedPool.pool.idleCount);
+    this.set({ state: "waiting" }, watchedPool.pool.waitingCount);
+  },
 });
+
+export const pgPoolMax = new Gauge({
+  name: "quanta_pg_pool_max_connections",
+  help: "The pool's bound (QUANTA_PG_POOL_MAX).",
+  registers: [registry],
+  collect() {
+    if (watchedPool) this.set(watchedPool.max);
+  },
+});
+
+/** Exports the pool's saturation (read at scrape time). */
+export function watchPgPool(pool: PoolCounts, max: number): void {
+  watchedPool = { pool, max };
+}

@@ -1,12 +1,15 @@
 import { sql, type Kysely } from "kysely";
 import { Gauge, Registry } from "prom-client";
 import type { Database } from "@quanta/db";
-import { readBacklog, type QuantaRedis } from "@quanta/queue";
+import { keys, queueName, readBacklog, type QuantaRedis } from "@quanta/queue";
 
 /**
  * System-wide gauges no single process owns, read when Prometheus scrapes.
  * Cost per scrape is bounded: one query over the tier rows (a handful per
- * campaign, plus an index-only count of grants per tier) and one Redis GET.
+ * campaign, plus an index-only count of grants per tier), one small query
+ * for the partition count, and one Redis pipeline of a few commands per
+ * partition (queue lengths, the oldest waiting job, the partition's lease)
+ * plus INFO memory.
  * Labels: campaign, activity, tier - never payer, txn or merchant.
  */
 export interface Exporter {
@@ -30,6 +33,25 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
   const spent = new Gauge({ name: "quanta_activity_discount_granted_fen", help: "Discounts granted, in fen.", labelNames: ["campaign", "activity"], registers: [registry] });
   const budget = new Gauge({ name: "quanta_campaign_budget_fen", help: "The campaign's budget, in fen.", labelNames: ["campaign"], registers: [registry] });
   const backlog = new Gauge({ name: "quanta_backlog_attempts", help: "Attempts queued and not yet decided (all partitions).", registers: [registry] });
+  const jobs = new Gauge({
+    name: "quanta_queue_jobs",
+    help: "Queue jobs (each a batch of attempts) per partition and state: wait, active, delayed, prioritized, failed.",
+    labelNames: ["partition", "state"],
+    registers: [registry],
+  });
+  const oldest = new Gauge({
+    name: "quanta_backlog_oldest_age_seconds",
+    help: "Age of the oldest queued job not yet decided (waiting or active), across partitions; 0 when none.",
+    registers: [registry],
+  });
+  const ownerUp = new Gauge({
+    name: "quanta_partition_owner_up",
+    help: "1 when a worker holds the partition's lease, 0 when nobody does (its attempts wait).",
+    labelNames: ["partition"],
+    registers: [registry],
+  });
+  const redisUsed = new Gauge({ name: "quanta_redis_memory_used_bytes", help: "Redis used_memory.", registers: [registry] });
+  const redisMax = new Gauge({ name: "quanta_redis_memory_max_bytes", help: "Redis maxmemory (0: no limit set).", registers: [registry] });
   const up = new Gauge({ name: "quanta_exporter_collect_success", help: "1 when the last collection read Postgres and Redis.", registers: [registry] });
 
   const duration = new Gauge({ name: "quanta_exporter_collect_duration_seconds", help: "Time the last collection took.", registers: [registry] });
@@ -43,6 +65,8 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
     soldOut.reset();
     spent.reset();
     budget.reset();
+    jobs.reset();
+    ownerUp.reset();
     try {
       const rows = await sql<{
         campaign_id: string; activity_id: string; id: string; quota: number; discount_fen: number; budget_fen: number;
@@ -69,11 +93,54 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
         spent.set({ campaign, activity }, fen);
       }
       backlog.set(await readBacklog(redis, prefix));
+      await collectQueues();
       up.set(1);
     } catch {
       up.set(0);
     }
     duration.set((performance.now() - started) / 1000);
+  }
+
+  async function collectQueues(): Promise<void> {
+    const setting = await sql<{ value: string }>`select value from settings where key = 'partition_count'`.execute(db);
+    const partitions = Number(setting.rows[0]?.value ?? 0);
+    const pipeline = redis.pipeline();
+    for (let p = 0; p < partitions; p++) {
+      const q = `${prefix}:${queueName(p)}`;
+      pipeline.llen(`${q}:wait`).llen(`${q}:active`).zcard(`${q}:delayed`).zcard(`${q}:prioritized`).zcard(`${q}:failed`);
+      // BullMQ pushes new jobs on the left and takes from the right: the oldest is at index -1.
+      pipeline.lindex(`${q}:wait`, -1).lindex(`${q}:active`, -1);
+      pipeline.exists(keys.lease(prefix, p));
+    }
+    pipeline.info("memory");
+    const replies = ((await pipeline.exec()) ?? []).map(([error, value]) => {
+      if (error) throw error;
+      return value;
+    });
+    const oldestIds: [number, string][] = [];
+    for (let p = 0; p < partitions; p++) {
+      const [wait, active, delayed, prioritized, failed, oldestWait, oldestActive, lease] = replies.slice(p * 8, p * 8 + 8) as [
+        number, number, number, number, number, string | null, string | null, number,
+      ];
+      const partition = String(p);
+      jobs.set({ partition, state: "wait" }, wait);
+      jobs.set({ partition, state: "active" }, active);
+      jobs.set({ partition, state: "delayed" }, delayed);
+      jobs.set({ partition, state: "prioritized" }, prioritized);
+      jobs.set({ partition, state: "failed" }, failed);
+      ownerUp.set({ partition }, lease === 1 ? 1 : 0);
+      for (const id of [oldestWait, oldestActive]) if (id) oldestIds.push([p, id]);
+    }
+    const info = String(replies[partitions * 8] ?? "");
+    redisUsed.set(Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0));
+    redisMax.set(Number(/maxmemory:(\d+)/.exec(info)?.[1] ?? 0));
+    let oldestMs = Date.now();
+    if (oldestIds.length > 0) {
+      const stamps = redis.pipeline();
+      for (const [p, id] of oldestIds) stamps.hget(`${prefix}:${queueName(p)}:${id}`, "timestamp");
+      for (const [error, value] of (await stamps.exec()) ?? []) if (!error && value) oldestMs = Math.min(oldestMs, Number(value));
+    }
+    oldest.set(Math.max(0, (Date.now() - oldestMs) / 1000));
   }
 
   return {

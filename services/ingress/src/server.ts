@@ -5,8 +5,8 @@ import type { FastifyInstance } from "fastify";
 import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets } from "@quanta/contract";
 import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount } from "@quanta/db";
-import { QUEUE_STREAMS, createRedis, queueName, readBacklog } from "@quanta/queue";
-import { backlogAttempts, createLogger } from "@quanta/telemetry";
+import { QUEUE_STREAMS, createRedis, queueName } from "@quanta/queue";
+import { createLogger, watchPgPool } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
 import { DecisionWaiter } from "./decision-waiter.js";
 import { Intake } from "./intake.js";
@@ -57,10 +57,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
   });
 
-  const backlogTimer = setInterval(() => {
-    readBacklog(redis, prefix).then((n) => backlogAttempts.set(n), () => undefined);
-  }, 1_000);
-  backlogTimer.unref();
+  watchPgPool(db.pool, env.QUANTA_PG_POOL_MAX);
 
   const app = buildApp({
     db: db.kysely,
@@ -87,7 +84,6 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     campaigns,
     soldOut,
     close: async () => {
-      clearInterval(backlogTimer);
       waiter.stop();
       campaigns.stop();
       soldOut.stop();

@@ -5,7 +5,7 @@ import { sql } from "kysely";
 import type { Env } from "@quanta/config";
 import { CampaignCache, connectFromEnv, ensurePartitionCount } from "@quanta/db";
 import { createRedis } from "@quanta/queue";
-import { createLogger, registerOpsRoutes } from "@quanta/telemetry";
+import { createLogger, registerOpsRoutes, watchPgPool } from "@quanta/telemetry";
 import { Ownership } from "./ownership.js";
 
 export interface RunningWorker {
@@ -20,6 +20,7 @@ export async function startWorker(env: Env): Promise<RunningWorker> {
   const workerId = `${hostname()}-${process.pid}-${randomBytes(2).toString("hex")}`;
   const db = connectFromEnv(env, "quanta-worker");
   await ensurePartitionCount(db.kysely, env.QUANTA_PARTITIONS);
+  watchPgPool(db.pool, env.QUANTA_PG_POOL_MAX);
   const redis = createRedis(env.REDIS_URL, `quanta-worker-${workerId}`);
   const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed"), 5_000);
   await campaigns.start();
