@@ -28,6 +28,12 @@ export const envSchema = z.object({
   QUANTA_INTAKE_BATCH_MAX: int(1, 1_000, 64),
   /** …and at most this long waiting for more before the job is added. */
   QUANTA_INTAKE_FLUSH_MS: int(0, 100, 2),
+  /**
+   * How long the ingress waits for Redis to admit a batch (register txns, reserve room) before it
+   * answers 503: a stalled Redis must not hold acquirers' tills. Nothing is queued before that
+   * answer, so "nothing was accepted" stays true.
+   */
+  QUANTA_INTAKE_ADMIT_TIMEOUT_MS: int(50, 30_000, 1_000),
   /** Attempts decided in one Postgres transaction by a worker. */
   QUANTA_WORKER_BATCH_MAX: int(1, 5_000, 512),
   /** Queue jobs a worker holds per partition while it forms a transaction (BullMQ concurrency). */

@@ -21,10 +21,13 @@ export const attemptSchema = z.object({
   request: z.object({ campaignId: id, activityId: id, tierIds: z.array(id).min(1).max(64) }),
 });
 
+/** Bound on the attempts of one job (the ingress writes at most QUANTA_INTAKE_BATCH_MAX). */
+export const ATTEMPTS_PER_JOB_MAX = 1_000;
+
 export const batchJobSchema = z.object({
   /** Ingress that waits for these decisions (its reply channel); empty when nobody waits. */
   replyTo: z.string().max(128),
-  attempts: z.array(attemptSchema).min(1).max(1_000),
+  attempts: z.array(attemptSchema).min(1).max(ATTEMPTS_PER_JOB_MAX),
 });
 
 export type BatchJob = { replyTo: string; attempts: QueuedAttempt[] };

@@ -65,6 +65,12 @@ export const decisions = new Counter({
   registers: [registry],
 });
 
+export const poisonedAttempts = new Counter({
+  name: "quanta_worker_poisoned_attempts_total",
+  help: "Records in queue jobs that are not decidable attempts (set aside and logged; the rest of the job is decided).",
+  registers: [registry],
+});
+
 export const batchSize = new Histogram({
   name: "quanta_worker_batch_attempts",
   help: "Attempts decided per Postgres transaction.",

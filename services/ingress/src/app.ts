@@ -164,6 +164,8 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
       return fail(reply, "txn_conflict");
     case "overloaded":
       return fail(reply, "overloaded", "backlog is over its bound; nothing was accepted");
+    case "unavailable":
+      return fail(reply, "overloaded", "storage did not answer in time; nothing was accepted, retry later");
     case "queued":
       break;
   }

@@ -38,7 +38,9 @@ export type IntakeResult =
   | { kind: "queued" }
   | { kind: "stored"; row: AttemptRow }
   | { kind: "conflict" }
-  | { kind: "overloaded" };
+  | { kind: "overloaded" }
+  /** Redis did not admit the batch within admitTimeoutMs: nothing was queued or stored. */
+  | { kind: "unavailable" };
 
 interface Pending {
   entry: IntakeEntry;
@@ -55,6 +57,7 @@ export interface IntakeOptions {
   backlogMax: number;
   retentionS: number;
   txnRegistryTtlS: number;
+  admitTimeoutMs: number;
 }
 
 export interface IntakeStores {
@@ -112,8 +115,11 @@ export class Intake {
     const { prefix, backlogMax, txnRegistryTtlS } = this.options;
     let codes;
     try {
+      // If the script runs after the timeout, it only registers first sightings (a retry of the
+      // txn is then queued as a repeat) and reserves room the idle-time reset takes back: nothing
+      // is queued or stored for an attempt answered 503.
       codes = (
-        await admitBatch(
+        await withTimeout(admitBatch(
           this.stores.redis,
           prefix,
           batch.map((p) => ({
@@ -124,10 +130,11 @@ export class Intake {
           })),
           backlogMax,
           txnRegistryTtlS,
-        )
+        ), this.options.admitTimeoutMs)
       ).codes;
     } catch (error) {
-      for (const p of batch) p.reject(error);
+      if (error instanceof AdmitTimeout) for (const p of batch) p.resolve({ kind: "unavailable" });
+      else for (const p of batch) p.reject(error);
       return;
     }
 
@@ -209,6 +216,18 @@ export class Intake {
     }
     await this.store(unstored);
   }
+}
+
+class AdmitTimeout extends Error {
+  override readonly name = "AdmitTimeout";
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new AdmitTimeout(`Redis did not admit the batch within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 function modeOf(p: Pending): AdmitMode {

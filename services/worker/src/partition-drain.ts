@@ -16,13 +16,15 @@ import {
   WORKER_LOCK_DURATION_MS,
   WORKER_MAX_STALLED_COUNT,
   WORKER_STALLED_INTERVAL_MS,
+  ATTEMPTS_PER_JOB_MAX,
+  attemptSchema,
   batchJobSchema,
   keys,
   queueName,
   type BatchJob,
   type QuantaRedis,
 } from "@quanta/queue";
-import { batchSize, decisionLatency, decisions, refills, txnDuration, txnRetries, type Logger } from "@quanta/telemetry";
+import { batchSize, decisionLatency, decisions, poisonedAttempts, refills, txnDuration, txnRetries, type Logger } from "@quanta/telemetry";
 import type { Kysely } from "kysely";
 import type pg from "pg";
 
@@ -51,6 +53,7 @@ export interface DrainOptions {
 
 interface Parked {
   job: Job<BatchJob>;
+  replyTo: string;
   attempts: QueuedAttempt[];
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -92,14 +95,28 @@ export class PartitionDrain {
   }
 
   private park(job: Job<BatchJob>): Promise<void> {
-    const parsed = batchJobSchema.safeParse(job.data);
-    if (!parsed.success) {
-      // Cannot happen for jobs our ingress wrote; keep it failed for an operator to see.
-      this.log.error({ jobId: job.id, issues: parsed.error.issues.slice(0, 3) }, "malformed queue job");
-      return Promise.reject(new Error(`malformed job: ${parsed.error.issues[0]?.message}`));
+    // Attempts are checked one by one: a poisoned record (which our ingress never writes, but a
+    // corrupted or hand-made job might hold) is set aside and the rest of the job is decided.
+    const parsed = batchJobSchema.shape.replyTo.safeParse(job.data?.replyTo);
+    const raw: unknown[] = Array.isArray(job.data?.attempts) ? job.data.attempts : [];
+    const attempts: QueuedAttempt[] = [];
+    for (const candidate of raw.slice(0, ATTEMPTS_PER_JOB_MAX)) {
+      const attempt = attemptSchema.safeParse(candidate);
+      if (attempt.success && attempt.data.partition === this.options.partition) attempts.push(attempt.data);
+      else {
+        poisonedAttempts.inc();
+        this.log.error(
+          { jobId: job.id, partition: this.options.partition, issues: attempt.success ? ["queued to another partition"] : attempt.error.issues.slice(0, 3) },
+          "poisoned attempt in a queue job: set aside, the rest of the job is decided",
+        );
+      }
     }
+    if (attempts.length === 0) {
+      return Promise.reject(new Error(`job ${job.id} holds no decidable attempt (${raw.length} records); kept failed for an operator`));
+    }
+    if (!parsed.success) this.log.warn({ jobId: job.id }, "queue job without a reply channel: decisions are stored, nobody is told");
     return new Promise((resolve, reject) => {
-      this.parked.push({ job, attempts: parsed.data.attempts, resolve, reject });
+      this.parked.push({ job, replyTo: parsed.success ? parsed.data : "", attempts, resolve, reject });
       if (!this.flushing) setImmediate(() => void this.flushLoop());
     });
   }
@@ -141,7 +158,7 @@ export class PartitionDrain {
     for (const p of parked) {
       for (const a of p.attempts) {
         todo.push(a);
-        replyTo.set(attemptKey(a.acquirerId, a.payment.txnId), p.job.data.replyTo);
+        replyTo.set(attemptKey(a.acquirerId, a.payment.txnId), p.replyTo);
       }
     }
     batchSize.observe(todo.length);

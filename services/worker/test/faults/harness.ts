@@ -1,0 +1,144 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
+import { Redis } from "ioredis";
+import { decisionBody } from "@quanta/contract";
+import { findAttempts, rowDecision, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
+import { loadScenario, runRush, type RushRun } from "@quanta/loadtest";
+import type { TestWorld } from "@quanta/cli";
+import { queueName } from "@quanta/queue";
+
+/**
+ * What every fault scenario shares: free ports, a private Redis started with the shipped
+ * infra/redis/redis.conf (AOF, appendfsync always, noeviction) for the destructive cases, a rush
+ * through the real ingress, and the verdict: every acknowledged attempt decided exactly once,
+ * every 200 equal to the stored decision, I1-I6 in the database, the backlog drained.
+ */
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const REDIS_CONF = fileURLToPath(new URL("../../../../infra/redis/redis.conf", import.meta.url));
+
+/** A Redis of our own, on its own port and data directory, configured as shipped. */
+export class PrivateRedis {
+  private child: ChildProcess | undefined;
+  readonly dir = mkdtempSync(join(tmpdir(), "quanta-redis-"));
+
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<PrivateRedis> {
+    const r = new PrivateRedis(await freePort());
+    await r.start();
+    return r;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.child = spawn("redis-server", [REDIS_CONF, "--port", String(this.port), "--dir", this.dir, "--bind", "127.0.0.1", "--daemonize", "no"], {
+      stdio: "ignore",
+    });
+    for (let i = 0; i < 100; i++) {
+      const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      probe.on("error", () => undefined);
+      const ok = await probe.connect().then(() => probe.ping(), () => undefined);
+      probe.disconnect();
+      if (ok === "PONG") return;
+      await sleep(100);
+    }
+    throw new Error(`private redis on ${this.port} did not start`);
+  }
+
+  /** SIGKILL: whatever Redis had not fsynced is gone. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once("exit", () => resolve());
+      child.kill("SIGKILL");
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface Verdict {
+  scenario: string;
+  acknowledged: number;
+  decided: number;
+  lost: number;
+  doubled: number;
+  answers: Record<string, number>;
+}
+
+/** A steady rush against the ingress on `port` while `chaos` runs. */
+export async function rushDuring(world: TestWorld, port: number, options: { rate: number; seconds: number; runId: string }, chaos: () => Promise<void>): Promise<RushRun> {
+  const scenario = {
+    ...loadScenario(),
+    durationS: options.seconds,
+    payers: 20_000,
+    arrival: { peakRatePerS: options.rate, rampS: 1, plateauS: options.seconds - 1, endFraction: 1 },
+  };
+  const [run] = await Promise.all([
+    runRush({ baseUrl: `http://127.0.0.1:${port}`, acquirerId: world.acquirerId, secret: world.secret, scenario, seed: 7, runId: options.runId, connections: 64, maxInFlight: 10_000 }),
+    chaos(),
+  ]);
+  return run;
+}
+
+/** Waits until no job of the deployment waits, runs or sits failed; returns what is left otherwise. */
+export async function queuesSettled(redisUrl: string, prefix: string, partitions: number, timeoutMs = 60_000): Promise<Record<string, number>> {
+  const redis = new Redis(redisUrl);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left: Record<string, number> = {};
+      for (let p = 0; p < partitions; p++) {
+        const q = `${prefix}:${queueName(p)}`;
+        const [wait, active, failed, delayed] = await Promise.all([redis.llen(`${q}:wait`), redis.llen(`${q}:active`), redis.zcard(`${q}:failed`), redis.zcard(`${q}:delayed`)]);
+        for (const [state, n] of Object.entries({ wait, active, failed, delayed })) if (n > 0) left[`p${p} ${state}`] = n;
+      }
+      if (Object.keys(left).length === 0 || Date.now() > deadline) return left;
+      await sleep(500);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** The checks every scenario ends with; returns the figures the closing note quotes. */
+export async function verdict(world: TestWorld, scenario: string, run: RushRun, campaignId = "qianan-2020-b2"): Promise<Verdict> {
+  const acked = run.records.filter((r) => r.kind !== "forged" && (r.status === 200 || r.status === 202));
+  const keys = [...new Set(acked.map((r) => r.txnId))].map((txnId) => ({ acquirerId: world.acquirerId, txnId }));
+  const missing = await waitUntilDecided(world.db.kysely, keys, { timeoutMs: 120_000, pollMs: 500 });
+  const rows = await findAttempts(world.db.kysely, keys);
+  const stored = new Map(rows.map((row) => [row.txn_id, JSON.stringify(decisionBody(row.txn_id, rowDecision(row)))]));
+  const differing = acked.filter((r) => r.status === 200 && r.kind !== "conflict" && JSON.stringify(r.answer) !== stored.get(r.txnId));
+  const checks = await verifyDatabaseInvariants(world.db.kysely, campaignId);
+  const answers: Record<string, number> = {};
+  for (const r of run.records) answers[r.status] = (answers[r.status] ?? 0) + 1;
+  const v: Verdict = { scenario, acknowledged: keys.length, decided: rows.length, lost: missing.length, doubled: differing.length, answers };
+  console.log(`fault ${scenario}: ${v.acknowledged} acknowledged, ${v.decided} decided, ${v.lost} lost, ${v.doubled} answered differently from the stored decision; answers ${JSON.stringify(answers)}`);
+  expect(missing).toEqual([]);
+  expect(differing).toEqual([]);
+  expect(await queuesSettled(world.env.REDIS_URL!, world.prefix, Number(world.env.QUANTA_PARTITIONS ?? 4))).toEqual({});
+  expect(checks.filter((c) => !c.ok)).toEqual([]);
+  return v;
+}
