@@ -47,6 +47,9 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
       [
         ["quanta / floor", fmt(q / (maxSustained.floor?.median ?? Number.NaN), 2), fmt(p99At("quanta") / p99At("floor"), 2)],
         ["quanta / direct", fmt(q / (maxSustained.direct?.median ?? Number.NaN), 2), fmt(p99At("quanta") / p99At("direct"), 2)],
+        ...(systems.includes("quanta-aof")
+          ? [["quanta-aof / quanta (the cost of AOF always)", fmt((maxSustained["quanta-aof"]?.median ?? Number.NaN) / q, 2), fmt(p99At("quanta-aof") / p99At("quanta"), 2)]]
+          : []),
       ],
     ),
   );
@@ -132,7 +135,7 @@ export function chartSvg(results: readonly StepResult[], systems: readonly Syste
   const hi = Math.max(...p99s, 200) * 1.5;
   const x = (rate: number) => L + ((W - L - R) * rate) / maxRate;
   const y = (ms: number) => T + (H - T - B) * (1 - (Math.log10(ms) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)));
-  const colors: Record<string, string> = { quanta: "#1f77b4", direct: "#d62728", floor: "#2ca02c" };
+  const colors: Record<string, string> = { quanta: "#1f77b4", direct: "#d62728", floor: "#2ca02c", "quanta-aof": "#9467bd" };
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`);
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);

@@ -6,6 +6,7 @@ import { Probes, peakRssMiB, type ServerCounters } from "./bench-probes.js";
 import { deletePrefix } from "./redis-cleanup.js";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { serviceEnv, startService, stopService, type ServiceProcess } from "./stack.js";
+import { PrivateRedis } from "./private-redis.js";
 
 /**
  * `npm run bench`: open-model ladders against three systems, alternating,
@@ -19,8 +20,11 @@ import { serviceEnv, startService, stopService, type ServiceProcess } from "./st
  * A system climbs the ladder until a rate is not sustained (any error or
  * dropped arrival, achieved < 95 % of offered, or answer p99 > 100 ms).
  */
-export type SystemName = "quanta" | "direct" | "floor";
+export type SystemName = "quanta" | "direct" | "floor" | "quanta-aof";
+/** The default run. quanta-aof (quanta on a private Redis with the shipped redis.conf: AOF,
+ * appendfsync always) is asked for by name, to measure what durability across a Redis crash costs. */
 export const SYSTEMS: readonly SystemName[] = ["quanta", "direct", "floor"];
+export const ALL_SYSTEMS: readonly SystemName[] = [...SYSTEMS, "quanta-aof"];
 
 export interface BenchSettings {
   databaseUrl: string;
@@ -88,7 +92,7 @@ export async function bench(settings: BenchSettings): Promise<StepResult[]> {
 }
 
 async function step(settings: BenchSettings, system: SystemName, rep: number, rate: number, base: Scenario): Promise<StepResult> {
-  const tag = `${system}_${rate}_${rep}_${randomBytes(2).toString("hex")}`;
+  const tag = `${system.replace(/-/g, "_")}_${rate}_${rep}_${randomBytes(2).toString("hex")}`;
   const dbName = `quanta_bench_${tag}`;
   const url = new URL(settings.databaseUrl);
   url.pathname = `/${dbName}`;
@@ -99,12 +103,15 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
   await migrate(databaseUrl, BENCH_PARTITIONS);
   const campaign = readCampaignFile(SEED_CAMPAIGN_PATH);
   await loadCampaign(databaseUrl, campaign, BENCH_PARTITIONS);
-  const env = serviceEnv({ databaseUrl, redisUrl: settings.redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: BENCH_PARTITIONS, logLevel: "error" });
+  // Started last before the try whose finally stops it.
+  const ownRedis = system === "quanta-aof" ? await PrivateRedis.start() : undefined;
+  const redisUrl = ownRedis?.url ?? settings.redisUrl;
+  const env = serviceEnv({ databaseUrl, redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: BENCH_PARTITIONS, logLevel: "error" });
   const services: ServiceProcess[] = [];
-  const probes = await Probes.open(settings.redisUrl, databaseUrl);
+  const probes = await Probes.open(redisUrl, databaseUrl);
   const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 120_000, applicationName: "quanta-bench" });
   try {
-    if (system === "quanta") {
+    if (system === "quanta" || system === "quanta-aof") {
       services.push(await startService("ingress", env));
       services.push(await startService("worker", env), await startService("worker", env));
     } else {
@@ -184,7 +191,8 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
     await Promise.all(services.map((s) => stopService(s, 5_000)));
     await probes.close();
     await db.close();
-    await deletePrefix(settings.redisUrl, prefix).catch(() => 0);
+    await deletePrefix(redisUrl, prefix).catch(() => 0);
+    await ownRedis?.stop();
     await dropDatabase(databaseUrl).catch(() => undefined);
   }
 }

@@ -2,11 +2,12 @@
 import { parseArgs } from "node:util";
 import { parseEnv } from "@quanta/config";
 import { CampaignFileError } from "@quanta/domain";
-import { CampaignExistsError, connect, verifyDatabaseInvariants } from "@quanta/db";
+import { CampaignExistsError, connect, undecided, verifyDatabaseInvariants, type Db, type InvariantCheck } from "@quanta/db";
+import { readFileSync } from "node:fs";
 import { table } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { rush, writeRushResult } from "./rush.js";
-import { SYSTEMS, bench, type SystemName } from "./bench.js";
+import { ALL_SYSTEMS, SYSTEMS, bench, type SystemName } from "./bench.js";
 import { chartSvg, summarize, terminalTable, writeBenchResults } from "./bench-report.js";
 import { cpus, totalmem } from "node:os";
 
@@ -24,12 +25,14 @@ commands:
       --scenario FILE            scenario file (default loadtest/scenarios/rush-0913.json)
       --seed N                   PRNG seed (default 20200913)
       --keep-db                  keep the quanta_rush database for inspection
-  verify --campaign ID         check I1, I2, I4 and I6 against DATABASE_URL
+  verify --campaign ID         audit a campaign in DATABASE_URL: I1, I2, I4, I6 and the budget
+      --acknowledged FILE        also I3: every txn in FILE (what acquirers were answered 200/202;
+                                 one "acquirerId/txnId" per line) has a stored decision
   bench [options]              open-model ladders: quanta vs direct (one txn per callback) vs floor
       --rates 250,500,…          offered rates to climb (default 100,250,500,750,1000,1500,2000,3000,4000)
       --reps N                   repetitions, systems alternating (default 3)
       --step S                   seconds of load per step (default 10)
-      --systems a,b              subset of quanta,direct,floor
+      --systems a,b              subset of quanta,direct,floor, or quanta-aof (quanta on Redis with AOF always)
 
 environment: DATABASE_URL, REDIS_URL, QUANTA_PARTITIONS (see README)`;
 
@@ -51,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
       reps: { type: "string" },
       step: { type: "string" },
       systems: { type: "string" },
+      acknowledged: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -82,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
       const db = connect({ connectionString: env.DATABASE_URL, poolMax: 2, statementTimeoutMs: 300_000, applicationName: "quanta-verify" });
       try {
         const checks = await verifyDatabaseInvariants(db.kysely, values.campaign);
+        if (values.acknowledged) checks.push(await acknowledgedCheck(db, values.acknowledged));
         console.log(table(["", "holds", "evidence"], checks.map((c) => [c.id, c.ok ? "yes" : "NO", c.detail])));
         return checks.every((c) => c.ok) ? 0 : 1;
       } finally {
@@ -113,7 +118,7 @@ async function main(argv: string[]): Promise<number> {
     case "bench": {
       const rates = (values.rates ?? "100,250,500,750,1000,1500,2000,3000,4000").split(",").map((r) => positiveInt(r, "--rates")!);
       const systems = (values.systems ?? SYSTEMS.join(",")).split(",") as SystemName[];
-      for (const s of systems) if (!SYSTEMS.includes(s)) throw new UsageError(`unknown system ${s}; choose from ${SYSTEMS.join(", ")}`);
+      for (const s of systems) if (!ALL_SYSTEMS.includes(s)) throw new UsageError(`unknown system ${s}; choose from ${ALL_SYSTEMS.join(", ")}`);
       const settings = {
         databaseUrl: env.DATABASE_URL,
         redisUrl: env.REDIS_URL,
@@ -156,3 +161,26 @@ main(process.argv.slice(2)).then(
     process.exit(2);
   },
 );
+
+/** I3 for `quanta verify --acknowledged FILE`: one "acquirerId/txnId" per line (blank lines and # comments skipped). */
+async function acknowledgedCheck(db: Db, file: string): Promise<InvariantCheck> {
+  const keys: { acquirerId: string; txnId: string }[] = [];
+  const bad: string[] = [];
+  for (const [i, raw] of readFileSync(file, "utf8").split("\n").entries()) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const slash = line.indexOf("/");
+    if (slash <= 0 || slash === line.length - 1) bad.push(`line ${i + 1}`);
+    else keys.push({ acquirerId: line.slice(0, slash), txnId: line.slice(slash + 1) });
+  }
+  if (bad.length > 0) throw new UsageError(`${file}: expected "acquirerId/txnId" on ${bad.slice(0, 5).join(", ")}`);
+  const missing = await undecided(db.kysely, keys);
+  return {
+    id: "I3",
+    ok: missing.length === 0,
+    detail:
+      missing.length === 0
+        ? `${keys.length.toLocaleString("en-US")} acknowledged txns, each with a stored decision`
+        : `${missing.length} of ${keys.length} acknowledged txns have no decision, e.g. ${missing.slice(0, 3).join(", ")}`,
+  };
+}

@@ -1,27 +1,33 @@
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger } from "pino";
 
 /**
- * The root logger. Signatures and payer ids never reach a log line: they are
- * redacted wherever they appear in logged objects.
+ * The root logger. Secrets, signatures and payer ids never reach a log line:
+ * they are redacted wherever they appear in logged objects (up to three
+ * levels deep: an error's attempt's payment).
  */
-export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info"): Logger {
-  return pino({
+export const REDACTED_PATHS = [
+  "payerId",
+  "*.payerId",
+  "*.*.payerId",
+  "*.*.*.payerId",
+  'req.headers["x-quanta-signature"]',
+  'headers["x-quanta-signature"]',
+  "secret",
+  "*.secret",
+  "secrets",
+  "*.secrets",
+  "QUANTA_ACQUIRER_SECRETS",
+  "*.QUANTA_ACQUIRER_SECRETS",
+];
+
+export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info", destination?: DestinationStream): Logger {
+  const options = {
     name: service,
     level,
     base: { service, pid: process.pid },
-    redact: {
-      paths: [
-        "payerId",
-        "*.payerId",
-        "attempt.payerId",
-        "req.headers[\"x-quanta-signature\"]",
-        "headers[\"x-quanta-signature\"]",
-        "secret",
-        "*.secret",
-      ],
-      censor: "[redacted]",
-    },
-  });
+    redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export type { Logger };

@@ -39,7 +39,7 @@ describe("a 20,000-attempt rush through separate processes", () => {
     expect(json.acknowledged).toBeGreaterThanOrEqual(20_000);
     for (const tier of json.tiers) expect([tier.tierId, tier.granted, tier.remaining]).toEqual([tier.tierId, tier.quota, 0]);
     expect(json.answers["200 rejected sold_out"]).toBeGreaterThan(1_000);
-    expect(json.invariants.map((c) => [c.id, c.ok])).toEqual([["I1", true], ["I2", true], ["I3", true], ["I4", true], ["I5", true], ["I6", true]]);
+    expect(json.invariants.map((c) => [c.id, c.ok])).toEqual([["budget", true], ["I1", true], ["I2", true], ["I3", true], ["I4", true], ["I5", true], ["I6", true]]);
     expect(json.getChecks.asked).toBeGreaterThanOrEqual(20_000);
     expect(json.getChecks.mismatches).toBe(0);
     expect(report.ok).toBe(true);

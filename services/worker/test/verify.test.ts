@@ -26,7 +26,7 @@ afterAll(async () => {
 
 describe("verifyDatabaseInvariants", () => {
   it("holds on a freshly loaded campaign", async () => {
-    expect(await status()).toEqual({ I1: true, I2: true, I4: true, I6: true });
+    expect(await status()).toEqual({ I1: true, I2: true, I4: true, I6: true, budget: true });
   });
 
   it("reports I1 when a grant was stored without taking stock", async () => {
@@ -44,6 +44,17 @@ describe("verifyDatabaseInvariants", () => {
     await sql`delete from attempts where txn_id = 'v2'`.execute(world.db.kysely);
     await sql`update tiers set pool = pool + 1 where id = 'A2-400'`.execute(world.db.kysely);
     expect((await status()).I2).toBe(true);
+  });
+
+  it("reports the budget when a grant's discount is not its tier's, or the discounts pass the budget", async () => {
+    await insert("v4", "pv4", "status, campaign_id, activity_id, tier_id, discount_fen, payable_fen|'granted', 'qianan-2020-b2', 'A2', 'A2-400', 40001, 209999").execute(world.db.kysely);
+    await sql`update tiers set pool = pool - 1 where id = 'A2-400'`.execute(world.db.kysely);
+    expect(await status()).toMatchObject({ I1: true, budget: false });
+    await sql`update attempts set discount_fen = 40000, payable_fen = 210000 where txn_id = 'v4'`.execute(world.db.kysely);
+    expect((await status()).budget).toBe(true);
+    await sql`update campaigns set budget_fen = 50000 where id = 'qianan-2020-b2'`.execute(world.db.kysely);
+    expect((await status()).budget).toBe(false);
+    await sql`update campaigns set budget_fen = 200000000 where id = 'qianan-2020-b2'`.execute(world.db.kysely);
   });
 
   it("reports I6 when sold_out was answered while a qualifying tier still had stock", async () => {

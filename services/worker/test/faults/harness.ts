@@ -1,9 +1,3 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import { Redis } from "ioredis";
 import { decisionBody } from "@quanta/contract";
@@ -20,64 +14,7 @@ import { queueName } from "@quanta/queue";
  */
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const REDIS_CONF = fileURLToPath(new URL("../../../../infra/redis/redis.conf", import.meta.url));
-
-/** A Redis of our own, on its own port and data directory, configured as shipped. */
-export class PrivateRedis {
-  private child: ChildProcess | undefined;
-  readonly dir = mkdtempSync(join(tmpdir(), "quanta-redis-"));
-
-  private constructor(readonly port: number) {}
-
-  static async start(): Promise<PrivateRedis> {
-    const r = new PrivateRedis(await freePort());
-    await r.start();
-    return r;
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    this.child = spawn("redis-server", [REDIS_CONF, "--port", String(this.port), "--dir", this.dir, "--bind", "127.0.0.1", "--daemonize", "no"], {
-      stdio: "ignore",
-    });
-    for (let i = 0; i < 100; i++) {
-      const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on("error", () => undefined);
-      const ok = await probe.connect().then(() => probe.ping(), () => undefined);
-      probe.disconnect();
-      if (ok === "PONG") return;
-      await sleep(100);
-    }
-    throw new Error(`private redis on ${this.port} did not start`);
-  }
-
-  /** SIGKILL: whatever Redis had not fsynced is gone. */
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once("exit", () => resolve());
-      child.kill("SIGKILL");
-    });
-  }
-
-  async stop(): Promise<void> {
-    await this.kill();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
+export { PrivateRedis, freePort } from "@quanta/cli";
 
 export interface Verdict {
   scenario: string;
