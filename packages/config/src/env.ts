@@ -38,6 +38,13 @@ export const envSchema = z.object({
   QUANTA_WORKER_BATCH_MAX: int(1, 5_000, 512),
   /** Queue jobs a worker holds per partition while it forms a transaction (BullMQ concurrency). */
   QUANTA_WORKER_JOBS_MAX: int(1, 256, 16),
+  /**
+   * Times a job may stall (its worker died or froze holding it) before BullMQ fails it. A failed
+   * job still owes its attempts a decision: the partition's owner puts failed jobs back in the
+   * queue (see services/worker/src/partition-drain.ts), so this only bounds how often one job can
+   * take a worker down before an operator hears of it (logs, quanta_queue_jobs{state="failed"}).
+   */
+  QUANTA_WORKER_MAX_STALLED_COUNT: int(0, 1_000, 10),
   /** A partition lease lives this long without renewal; a dead worker's partitions move after it. */
   QUANTA_LEASE_MS: int(1_000, 60_000, 5_000),
   QUANTA_PG_POOL_MAX: int(1, 100, 8),

@@ -50,6 +50,13 @@ export function connect(options: ConnectOptions): Db {
   // A pooled client that loses its server raises 'error' on the pool; the
   // query in flight fails and is retried by its caller. Never crash on it.
   pool.on("error", () => undefined);
+  // pg-pool listens for errors only on idle clients: a connection terminated while a client is
+  // checked out between two statements of a transaction raised an unhandled 'error' and killed
+  // the process (seen with pg_terminate_backend in the fault suite). The failing statement
+  // rejects on its own, and pg-pool drops a client that is no longer queryable on release.
+  pool.on("connect", (client) => {
+    client.on("error", () => undefined);
+  });
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     kysely,

@@ -17,7 +17,6 @@ export function jobOptions(retentionS: number): JobsOptions {
 
 export const WORKER_LOCK_DURATION_MS = 10_000;
 export const WORKER_STALLED_INTERVAL_MS = 3_000;
-export const WORKER_MAX_STALLED_COUNT = 10;
 
 /**
  * BullMQ records every job state change in an events stream; quanta reads

@@ -71,6 +71,12 @@ export const poisonedAttempts = new Counter({
   registers: [registry],
 });
 
+export const requeuedJobs = new Counter({
+  name: "quanta_worker_requeued_jobs_total",
+  help: "Failed queue jobs (stalled past the limit, or out of retries) put back in the queue by their partition's owner.",
+  registers: [registry],
+});
+
 export const batchSize = new Histogram({
   name: "quanta_worker_batch_attempts",
   help: "Attempts decided per Postgres transaction.",

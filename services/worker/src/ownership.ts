@@ -1,10 +1,10 @@
 import { Queue } from "bullmq";
 import { claimPartition, type CampaignCache, type Database } from "@quanta/db";
 import { keys, queueName, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
-import { partitionChanges, partitionsOwned, type Logger } from "@quanta/telemetry";
+import { partitionChanges, partitionsOwned, requeuedJobs, type Logger } from "@quanta/telemetry";
 import type { Kysely } from "kysely";
 import type pg from "pg";
-import { PartitionDrain } from "./partition-drain.js";
+import { PartitionDrain, UNDECIDABLE } from "./partition-drain.js";
 
 /**
  * Which worker process drains which partition.
@@ -28,6 +28,7 @@ export interface OwnershipOptions {
   leaseMs: number;
   jobsMax: number;
   batchMax: number;
+  maxStalledCount: number;
 }
 
 export class Ownership {
@@ -118,6 +119,7 @@ export class Ownership {
             partitionCount,
             jobsMax: this.options.jobsMax,
             batchMax: this.options.batchMax,
+            maxStalledCount: this.options.maxStalledCount,
             onFenced: (q) => void this.lose(q, "fenced by a newer owner"),
           }),
         );
@@ -158,7 +160,12 @@ export class Ownership {
     void drain.close().catch(() => undefined);
   }
 
-  /** Jobs BullMQ gave up on still owe their attempts a decision: put them back. Bounded per pass. */
+  /**
+   * Jobs BullMQ gave up on (stalled past QUANTA_WORKER_MAX_STALLED_COUNT, or out of retries while
+   * Postgres was away) still owe their attempts a decision: put them back. Deciding again is
+   * safe: attempts already decided are answered from their stored rows. A job with no decidable
+   * attempt stays failed for an operator. Bounded per pass.
+   */
   private async housekeeping(): Promise<void> {
     const { prefix, partitionCount } = this.options;
     await resetBacklogIfIdle(this.redis, prefix, partitionCount);
@@ -167,8 +174,9 @@ export class Ownership {
       try {
         const failed = await queue.getFailed(0, 99);
         for (const job of failed) {
+          if (job.failedReason?.includes(UNDECIDABLE)) continue;
           this.log.warn({ partition: p, jobId: job.id, reason: job.failedReason }, "re-queueing a failed job");
-          await job.retry("failed").catch(() => undefined);
+          await job.retry("failed").then(() => requeuedJobs.inc(), () => undefined);
         }
       } finally {
         await queue.close();

@@ -14,7 +14,6 @@ import {
 } from "@quanta/db";
 import {
   WORKER_LOCK_DURATION_MS,
-  WORKER_MAX_STALLED_COUNT,
   WORKER_STALLED_INTERVAL_MS,
   ATTEMPTS_PER_JOB_MAX,
   attemptSchema,
@@ -48,8 +47,12 @@ export interface DrainOptions {
   partitionCount: number;
   jobsMax: number;
   batchMax: number;
+  maxStalledCount: number;
   onFenced: (partition: number) => void;
 }
+
+/** The one failure not worth retrying: a job with no decidable attempt (see park). */
+export const UNDECIDABLE = "holds no decidable attempt";
 
 interface Parked {
   job: Job<BatchJob>;
@@ -78,7 +81,7 @@ export class PartitionDrain {
       concurrency: options.jobsMax,
       lockDuration: WORKER_LOCK_DURATION_MS,
       stalledInterval: WORKER_STALLED_INTERVAL_MS,
-      maxStalledCount: WORKER_MAX_STALLED_COUNT,
+      maxStalledCount: options.maxStalledCount,
       drainDelay: 1,
       skipVersionCheck: true,
       autorun: true,
@@ -112,7 +115,7 @@ export class PartitionDrain {
       }
     }
     if (attempts.length === 0) {
-      return Promise.reject(new Error(`job ${job.id} holds no decidable attempt (${raw.length} records); kept failed for an operator`));
+      return Promise.reject(new Error(`job ${job.id} ${UNDECIDABLE} (${raw.length} records); kept failed for an operator`));
     }
     if (!parsed.success) this.log.warn({ jobId: job.id }, "queue job without a reply channel: decisions are stored, nobody is told");
     return new Promise((resolve, reject) => {

@@ -32,6 +32,7 @@ export async function startWorker(env: Env): Promise<RunningWorker> {
     leaseMs: env.QUANTA_LEASE_MS,
     jobsMax: env.QUANTA_WORKER_JOBS_MAX,
     batchMax: env.QUANTA_WORKER_BATCH_MAX,
+    maxStalledCount: env.QUANTA_WORKER_MAX_STALLED_COUNT,
   });
   await ownership.start();
 
