@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { sortTiersForChoice, type Activity, type Campaign, type Tier } from "@quanta/domain";
+import { isBudgetCapped, sortTiersForChoice, type Activity, type Campaign, type Tier } from "@quanta/domain";
 import type { Database } from "./schema.js";
 
 /**
@@ -28,6 +28,8 @@ export async function insertCampaign(db: Kysely<Database>, campaign: Campaign, p
         id: campaign.id,
         name: campaign.name,
         budget_fen: campaign.budgetFen,
+        budget_capped: isBudgetCapped(campaign),
+        budget_left_fen: campaign.budgetFen,
         window_start: new Date(campaign.windowStartMs),
         window_end: new Date(campaign.windowEndMs),
         tier_policy: campaign.tierPolicy,

@@ -20,16 +20,21 @@ import { inTransaction } from "./transaction.js";
  * Inputs: the partition, the fencing epoch its owner holds, attempts in
  * arrival order. Steps, all in one READ COMMITTED transaction:
  *   1. in one statement: lock the partition row and read its epoch (a zombie
- *      stops here), read decisions already stored for these txns (replays,
+ *      stops here), lock and read the budget left of budget-capped campaigns
+ *      among the attempts' (none for the others), read decisions already stored for these txns (replays,
  *      retries after a commit whose outcome was lost: answered, never
  *      re-decided), read which payers already hold a voucher, lock this
  *      partition's share rows of the tiers involved and read which tiers are
  *      empty everywhere;
  *   2. decide in memory, in order, until an attempt needs a refill;
- *   3. insert the decisions and decrement the shares in one statement; commit.
- * Lock order: partition row, then own share rows by (campaign, tier). Batch
- * transactions never lock another partition's rows or the pool, so they wait
- * only on refills, which never wait on a batch holding a lower-ordered lock.
+ *   3. insert the decisions and decrement the shares (and capped budgets) in
+ *      one statement; commit.
+ * Lock order: partition row, then capped campaign rows by id, then own share
+ * rows by (campaign, tier). Batch transactions never lock another partition's
+ * share rows or the pool, so they wait only on refills (which lock no
+ * campaign row) and, for a capped campaign, on each other's budget row, which
+ * they take before any share: no cycle. Trade-off: batches of a capped
+ * campaign are serialized across partitions on its budget row.
  *
  * The hot path uses named statements on a raw pg client (parsed once per
  * connection) and four round trips per batch: BEGIN, read, write, COMMIT.
@@ -63,6 +68,8 @@ const READ = `
      order by s.campaign_id, s.tier_id
        for update of s)
   select (select epoch from partitions where partition = $1 for update) as epoch,
+         (select coalesce(json_agg(json_build_array(c.id, c.budget_left_fen) order by c.id), '[]')
+            from (select id, budget_left_fen from campaigns where id = any($5::text[]) and budget_capped order by id for update) c) as budgets,
          (select coalesce(json_agg(a), '[]')
             from unnest($2::text[], $3::text[]) as k(acquirer_id, txn_id)
             cross join lateral (select * from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a) as stored,
@@ -72,10 +79,16 @@ const READ = `
 
 const COLUMNS = ATTEMPT_COLUMNS;
 
-// Insert every decision and take the used stock from this partition's shares in one statement.
-// The decrement is a delta, so the CHECK (remaining >= 0) backstops any arithmetic slip.
+// Insert every decision, take the used stock from this partition's shares and the discounts from
+// budget-capped campaigns' budgets, in one statement. The decrements are deltas, so the CHECKs
+// (remaining >= 0, budget_left_fen >= 0) backstop any arithmetic slip.
 const WRITE = `
-  with used as (
+  with spent as (
+    update campaigns c set budget_left_fen = c.budget_left_fen - b.spent
+      from unnest($${COLUMNS.length + 5}::text[], $${COLUMNS.length + 6}::bigint[]) as b(id, spent)
+     where c.id = b.id and c.budget_capped
+    returning 1),
+  used as (
     update tier_shares s set remaining = s.remaining - u.used
       from unnest($${COLUMNS.length + 1}::text[], $${COLUMNS.length + 2}::text[], $${COLUMNS.length + 3}::int[]) as u(campaign_id, tier_id, used)
      where s.campaign_id = u.campaign_id and s.tier_id = u.tier_id and s.partition = $${COLUMNS.length + 4}
@@ -95,7 +108,13 @@ export async function decideBatchTx(
     const tiers = new Map<string, { campaignId: string; tierId: string }>();
     for (const a of attempts) for (const t of a.request.tierIds) tiers.set(tierKey(a.request.campaignId, t), { campaignId: a.request.campaignId, tierId: t });
     const read = (
-      await client.query<{ epoch: number; stored: JsonRow[]; holders: [string, string, string][]; shares: { campaign_id: string; tier_id: string; remaining: number; empty: boolean }[] }>({
+      await client.query<{
+        epoch: number;
+        budgets: [string, number][];
+        stored: JsonRow[];
+        holders: [string, string, string][];
+        shares: { campaign_id: string; tier_id: string; remaining: number; empty: boolean }[];
+      }>({
         name: "batch_read",
         text: READ,
         values: [
@@ -124,7 +143,9 @@ export async function decideBatchTx(
       share.set(tierKey(r.campaign_id, r.tier_id), r.remaining);
       if (r.empty) empty.add(tierKey(r.campaign_id, r.tier_id));
     }
-    const state = { batch: { share, empty, holders } satisfies BatchState, before: new Map(share) };
+    // Budget-capped campaigns only (the row is locked, after the partition row, before the shares).
+    const budgetLeft = new Map(read.budgets.map(([id, left]) => [id, Number(left)] as const));
+    const state = { batch: { share, empty, holders, budgetLeft } satisfies BatchState, before: new Map(share), budgetBefore: new Map(budgetLeft) };
 
     // Attempts already decided (or repeated within this batch) are answered from the stored decision.
     const results: BatchResult[] = [];
@@ -156,6 +177,8 @@ export async function decideBatchTx(
       const records = decided.map((a, i) => recordValues(toRecord(a, outcome.decisions[i]!)) as Record<string, unknown>);
       const used = [...state.batch.share].filter(([key, n]) => state.before.get(key) !== n);
       for (const [key, n] of used) invariant(state.before.get(key)! - n > 0, `share of ${key} grew inside a batch`);
+      const spentBy = [...budgetLeft].filter(([id, left]) => state.budgetBefore.get(id) !== left);
+      for (const [id, left] of spentBy) invariant(left >= 0 && state.budgetBefore.get(id)! - left > 0, `budget of ${id} went wrong inside a batch`);
       const written = await client.query<AttemptRow>({
         name: "batch_write",
         text: WRITE,
@@ -165,6 +188,8 @@ export async function decideBatchTx(
           used.map(([key]) => key.slice(key.indexOf("/") + 1)),
           used.map(([key, n]) => state.before.get(key)! - n),
           partition,
+          spentBy.map(([id]) => id),
+          spentBy.map(([id, left]) => state.budgetBefore.get(id)! - left),
         ],
       });
       invariant(written.rows.length === decided.length, `wrote ${written.rows.length} of ${decided.length} decisions`);

@@ -1,11 +1,13 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from "kysely";
 import * as core from "./migrations/0001-core.js";
 import * as grantIndexTierFirst from "./migrations/0002-grant-index-tier-first.js";
+import * as budgetCap from "./migrations/0003-budget-cap.js";
 
 /** Migrations are compiled in, not read from disk, so a built service migrates the same anywhere. */
 const migrations: Record<string, Migration> = {
   "0001-core": core,
   "0002-grant-index-tier-first": grantIndexTierFirst,
+  "0003-budget-cap": budgetCap,
 };
 
 class StaticProvider implements MigrationProvider {

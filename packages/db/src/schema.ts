@@ -1,4 +1,4 @@
-import type { ColumnType } from "kysely";
+import type { ColumnType, Generated } from "kysely";
 
 /** The typed Postgres schema. bigint columns arrive as strings from pg; see numeric parsing in connect.ts. */
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -7,6 +7,9 @@ export interface CampaignTable {
   id: string;
   name: string;
   budget_fen: number;
+  /** Budget below the sum of quota x discount: grants draw from budget_left_fen (额满即止). */
+  budget_capped: Generated<boolean>;
+  budget_left_fen: number;
   window_start: Timestamp;
   window_end: Timestamp;
   tier_policy: "best_available" | "exact";

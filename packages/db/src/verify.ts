@@ -109,8 +109,8 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
         ? `${Number(refusals.rows[0]?.n ?? 0)} sold_out refusals, each on tiers empty everywhere at the time`
         : `${strandedCount} sold_out refusals while stock remained, e.g. ${stranded.rows[0]?.sample}`,
   };
-  const spent = await sql<{ budget_fen: number | null; spent_fen: string | null; grants_without_discount: string }>`
-    select c.budget_fen,
+  const spent = await sql<{ budget_fen: number | null; budget_capped: boolean; budget_left_fen: number; spent_fen: string | null; grants_without_discount: string }>`
+    select c.budget_fen, c.budget_capped, c.budget_left_fen,
            (select sum(a.discount_fen) from attempts a where a.campaign_id = c.id and a.status = 'granted') as spent_fen,
            (select count(*) from attempts a where a.campaign_id = c.id and a.status = 'granted'
                and a.discount_fen is distinct from (select t.discount_fen from tiers t where t.campaign_id = a.campaign_id and t.id = a.tier_id))
@@ -119,13 +119,17 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
   const b = spent.rows[0];
   const spentFen = Number(b?.spent_fen ?? 0);
   const wrongDiscount = Number(b?.grants_without_discount ?? 0);
+  // A capped campaign's counter must agree with its grants: budget left + spent = budget.
+  const counterOff = b !== undefined && b.budget_capped && Number(b.budget_left_fen) + spentFen !== Number(b.budget_fen);
   const budget: InvariantCheck = {
     id: "budget",
-    ok: b !== undefined && b.budget_fen !== null && spentFen <= b.budget_fen && wrongDiscount === 0,
+    ok: b !== undefined && b.budget_fen !== null && spentFen <= b.budget_fen && wrongDiscount === 0 && !counterOff,
     detail:
       b === undefined
         ? `campaign ${campaignId} not found`
-        : `discounts granted ${(spentFen / 100).toFixed(2)} of a ${(Number(b.budget_fen) / 100).toFixed(2)} CNY budget; ${wrongDiscount} grants whose discount differs from their tier's`,
+        : `discounts granted ${(spentFen / 100).toFixed(2)} of a ${(Number(b.budget_fen) / 100).toFixed(2)} CNY budget` +
+          (b.budget_capped ? ` (capped: ${(Number(b.budget_left_fen) / 100).toFixed(2)} CNY left${counterOff ? ", which does not match the grants" : ""})` : "") +
+          `; ${wrongDiscount} grants whose discount differs from their tier's`,
   };
   return [i1, i2, i4, i6, budget];
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { CampaignFileError, parseCampaignFile } from "./campaign-file.js";
-import { totalQuotaDiscountFen } from "./campaign.js";
+import { isBudgetCapped, totalQuotaDiscountFen } from "./campaign.js";
 
 const seedPath = new URL("../../../campaigns/qianan-2020-b2.json", import.meta.url);
 const seed = () => JSON.parse(readFileSync(seedPath, "utf8")) as Record<string, any>;
@@ -55,7 +55,9 @@ describe("campaign file", () => {
     expect(() => parseCampaignFile(big)).toThrow(/discountFen: discount must be below the threshold/);
   });
 
-  it("refuses a budget below the quotas (budget caps are not built yet) rather than overspend", () => {
-    expect(() => parseCampaignFile({ ...seed(), budgetFen: 199_999_999 })).toThrow(/budgetFen/);
+  it("accepts a budget below the quotas as a cap (额满即止), and a budget that covers them as no cap", () => {
+    expect(isBudgetCapped(parseCampaignFile({ ...seed(), budgetFen: 199_999_999 }))).toBe(true);
+    expect(isBudgetCapped(parseCampaignFile(seed()))).toBe(false);
+    expect(() => parseCampaignFile({ ...seed(), budgetFen: 0 })).toThrow(/budgetFen/);
   });
 });

@@ -49,3 +49,12 @@ export function findTier(campaign: Campaign, tierId: string): Tier | undefined {
   }
   return undefined;
 }
+
+/**
+ * 额满即止: a campaign whose budget is below the sum of quota x discount stops granting at the
+ * budget, before its stock runs out. Only such campaigns carry a budget counter that every
+ * grant must draw from; the others cannot overspend by construction.
+ */
+export function isBudgetCapped(campaign: Campaign): boolean {
+  return campaign.budgetFen < totalQuotaDiscountFen(campaign);
+}

@@ -60,4 +60,30 @@ describe("decideBatch", () => {
   it("stops the process on a share below zero", () => {
     expect(() => decideBatch([a2("p1", 250_000, ["A2-400"])], state({ "A2-400": -1 }), campaigns)).toThrow(InvariantViolation);
   });
+
+  it("draws every grant from a capped budget, falls to a smaller voucher the budget can pay, then refuses budget_exhausted", () => {
+    const s: BatchState = { ...state({ "A2-400": 5, "A2-100": 5, "A2-20": 5 }), budgetLeft: new Map([["c1", 52_000]]) };
+    const tiers = ["A2-400", "A2-100", "A2-20"];
+    const out = decideBatch(["p1", "p2", "p3", "p4", "p5"].map((p) => a2(p, 250_000, tiers)), s, campaigns);
+    expect(out.refill).toBeUndefined();
+    expect(out.decisions.map((d) => (d.status === "granted" ? `${d.tierId}` : d.reason))).toEqual([
+      "A2-400", // 52,000 -> 12,000
+      "A2-100", // 12,000 -> 2,000 (A2-400, with stock, costs 40,000: skipped)
+      "A2-20", // 2,000 -> 0
+      "budget_exhausted",
+      "budget_exhausted",
+    ]);
+    expect(s.budgetLeft!.get("c1")).toBe(0);
+  });
+
+  it("says sold_out, not budget_exhausted, when every qualifying tier is empty everywhere", () => {
+    const s: BatchState = { ...state({ "A2-20": 0 }, ["A2-20"]), budgetLeft: new Map([["c1", 100]]) };
+    expect(decideBatch([a2("p1", 15_000, ["A2-20"])], s, campaigns).decisions[0]).toMatchObject({ status: "rejected", reason: "sold_out" });
+  });
+
+  it("asks for a refill only for a tier the budget could still pay", () => {
+    const s: BatchState = { ...state({ "A2-400": 0, "A2-20": 0 }), budgetLeft: new Map([["c1", 3_000]]) };
+    const out = decideBatch([a2("p1", 250_000, ["A2-400", "A2-20"])], s, campaigns);
+    expect(out.refill).toEqual({ campaignId: "c1", tierId: "A2-20" });
+  });
 });

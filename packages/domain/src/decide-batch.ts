@@ -18,6 +18,11 @@ import type { StockRequest } from "./classify.js";
  *                           from the pool or the other partitions, then
  *                           calls again with the rest of the batch.
  *
+ * Budget-capped campaigns (isBudgetCapped) also pass the budget left: a tier
+ * whose discount the budget can no longer pay is skipped like an empty one,
+ * and an attempt that only such tiers could serve is refused
+ * `budget_exhausted` (never a fen over the budget).
+ *
  * Trade-off: stopping at the first attempt that needs a refill keeps arrival
  * order exact within the partition, at the price of one more transaction per
  * refill (a refill moves a chunk of stock, so this is rare).
@@ -35,6 +40,8 @@ export interface BatchState {
   readonly empty: ReadonlySet<string>;
   /** `campaignId/activityId/payerId` of payers holding a voucher. Mutated as grants are made. */
   readonly holders: Set<string>;
+  /** Budget left, in fen, of budget-capped campaigns only (absent: no cap). Mutated as grants are made. */
+  readonly budgetLeft?: Map<string, number>;
 }
 
 export interface BatchOutcome {
@@ -64,16 +71,28 @@ export function decideBatch(
       continue;
     }
     let decision: Decision | undefined;
+    let budgetShort = false;
+    const left = state.budgetLeft?.get(campaignId);
     for (const tierId of tierIds) {
       const key = tierKey(campaignId, tierId);
       const share = state.share.get(key) ?? 0;
       invariant(share >= 0, `share of ${key} below zero: ${share}`);
+      const tier = findTier(campaign, tierId);
+      invariant(tier, `unknown tier ${key}`);
+      if (share === 0 && state.empty.has(key)) continue;
+      if (left !== undefined && tier.discountFen > left) {
+        // Stock or not, the budget cannot pay this voucher: no refill, try a smaller one.
+        budgetShort = true;
+        continue;
+      }
       if (share > 0) {
-        const tier = findTier(campaign, tierId);
-        invariant(tier, `unknown tier ${key}`);
         invariant(tier.thresholdFen <= attempt.amountFen, `tier ${key} does not qualify`);
         state.share.set(key, share - 1);
         state.holders.add(holder);
+        if (left !== undefined) {
+          invariant(left - tier.discountFen >= 0, `budget of ${campaignId} below zero`);
+          state.budgetLeft!.set(campaignId, left - tier.discountFen);
+        }
         decision = {
           status: "granted",
           campaignId,
@@ -84,9 +103,9 @@ export function decideBatch(
         };
         break;
       }
-      if (!state.empty.has(key)) return { decisions, refill: { campaignId, tierId } };
+      return { decisions, refill: { campaignId, tierId } };
     }
-    decisions.push(decision ?? rejected("sold_out", campaignId, activityId));
+    decisions.push(decision ?? rejected(budgetShort ? "budget_exhausted" : "sold_out", campaignId, activityId));
   }
   return { decisions };
 }

@@ -52,9 +52,9 @@ describe("verifyDatabaseInvariants", () => {
     expect(await status()).toMatchObject({ I1: true, budget: false });
     await sql`update attempts set discount_fen = 40000, payable_fen = 210000 where txn_id = 'v4'`.execute(world.db.kysely);
     expect((await status()).budget).toBe(true);
-    await sql`update campaigns set budget_fen = 50000 where id = 'qianan-2020-b2'`.execute(world.db.kysely);
+    await sql`update campaigns set budget_fen = 50000, budget_left_fen = 50000 where id = 'qianan-2020-b2'`.execute(world.db.kysely);
     expect((await status()).budget).toBe(false);
-    await sql`update campaigns set budget_fen = 200000000 where id = 'qianan-2020-b2'`.execute(world.db.kysely);
+    await sql`update campaigns set budget_fen = 200000000, budget_left_fen = 200000000 where id = 'qianan-2020-b2'`.execute(world.db.kysely);
   });
 
   it("reports I6 when sold_out was answered while a qualifying tier still had stock", async () => {
