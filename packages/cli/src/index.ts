@@ -4,3 +4,4 @@ export * from "./rush.js";
 export * from "./redis-cleanup.js";
 export * from "./testing.js";
 export * from "./private-redis.js";
+export * from "./settle.js";

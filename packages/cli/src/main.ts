@@ -2,7 +2,8 @@
 import { parseArgs } from "node:util";
 import { parseEnv } from "@quanta/config";
 import { CampaignFileError } from "@quanta/domain";
-import { CampaignExistsError, connect, undecided, verifyDatabaseInvariants, type Db, type InvariantCheck } from "@quanta/db";
+import { CampaignExistsError, connect, settlement, undecided, verifyDatabaseInvariants, type Db, type InvariantCheck } from "@quanta/db";
+import { settlementText, writeSettlement } from "./settle.js";
 import { readFileSync } from "node:fs";
 import { table } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
@@ -17,6 +18,8 @@ commands:
   migrate                      create the database if needed and apply migrations
   load-campaign [file]         check and load a campaign file (default: the seed campaign)
   check-campaign [file]        check a campaign file without loading it
+  settle --campaign ID         settlement from the decision records: per merchant per day, and the
+      --out DIR                  campaign totals and leftover; writes CSV and JSON to DIR (default settlement/)
   rush [options]               replay the opening minute of 2020-09-13 against a fresh local stack
       --rate N                   peak arrivals per second (scenario default)
       --duration S               seconds of load (scenario default)
@@ -55,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
       step: { type: "string" },
       systems: { type: "string" },
       acknowledged: { type: "string" },
+      out: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -89,6 +93,19 @@ async function main(argv: string[]): Promise<number> {
         if (values.acknowledged) checks.push(await acknowledgedCheck(db, values.acknowledged));
         console.log(table(["", "holds", "evidence"], checks.map((c) => [c.id, c.ok ? "yes" : "NO", c.detail])));
         return checks.every((c) => c.ok) ? 0 : 1;
+      } finally {
+        await db.close();
+      }
+    }
+    case "settle": {
+      if (!values.campaign) throw new UsageError("settle needs --campaign ID");
+      const db = connect({ connectionString: env.DATABASE_URL, poolMax: 2, statementTimeoutMs: 300_000, applicationName: "quanta-settle" });
+      try {
+        const s = await settlement(db.kysely, values.campaign);
+        const files = writeSettlement(s, values.out ?? "settlement");
+        console.log(settlementText(s));
+        console.log(`\nwritten: ${files.csv}\n         ${files.json}`);
+        return 0;
       } finally {
         await db.close();
       }

@@ -12,5 +12,6 @@ export * from "./partition-repo.js";
 export * from "./decide-batch-tx.js";
 export * from "./refill-tx.js";
 export * from "./verify.js";
+export * from "./settlement.js";
 export * from "./campaign-cache.js";
 export * from "./transaction.js";
