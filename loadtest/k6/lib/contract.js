@@ -19,7 +19,7 @@ export const pending = new Rate("quanta_pending");
 export const contractOk = new Rate("quanta_contract_ok");
 export const ackMs = new Trend("quanta_ack_ms", true);
 
-const REASONS = ["below_threshold", "merchant_not_eligible", "outside_window", "already_redeemed", "sold_out", "budget_exhausted"];
+const REASONS = ["below_threshold", "merchant_not_eligible", "outside_window", "activity_paused", "already_redeemed", "sold_out", "budget_exhausted"];
 const ERROR_STATUS = { 400: "invalid_body", 401: "", 404: "unknown_txn", 409: "txn_conflict", 413: "body_too_large", 415: "unsupported_media_type", 503: "overloaded" };
 
 /**

@@ -16,6 +16,9 @@ export const envSchema = z.object({
   PORT: int(0, 65535, 8080),
   QUANTA_WORKER_PORT: int(0, 65535, 9101),
   QUANTA_EXPORTER_PORT: int(0, 65535, 9102),
+  QUANTA_ADMIN_PORT: int(0, 65535, 9104),
+  /** Admin API bearer tokens, `name=token[,name=token…]` (tokens ≥ 32 chars); never the acquirer secrets. */
+  QUANTA_ADMIN_TOKENS: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   /** Fixed for a deployment: payers hash onto this many partitions (checked against Postgres). */

@@ -89,6 +89,7 @@ export async function readCampaigns(db: Kysely<Database>): Promise<Campaign[]> {
       .map((a): Activity => ({
         id: a.id,
         name: a.name,
+        paused: a.paused_at !== null,
         merchants: new Set(merchants.filter((m) => m.campaign_id === c.id && m.activity_id === a.id).map((m) => m.merchant_id)),
         tiers: sortTiersForChoice(
           tiers

@@ -13,5 +13,6 @@ export * from "./decide-batch-tx.js";
 export * from "./refill-tx.js";
 export * from "./verify.js";
 export * from "./settlement.js";
+export * from "./admin-repo.js";
 export * from "./campaign-cache.js";
 export * from "./transaction.js";

@@ -2,12 +2,14 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from "k
 import * as core from "./migrations/0001-core.js";
 import * as grantIndexTierFirst from "./migrations/0002-grant-index-tier-first.js";
 import * as budgetCap from "./migrations/0003-budget-cap.js";
+import * as admin from "./migrations/0004-admin.js";
 
 /** Migrations are compiled in, not read from disk, so a built service migrates the same anywhere. */
 const migrations: Record<string, Migration> = {
   "0001-core": core,
   "0002-grant-index-tier-first": grantIndexTierFirst,
   "0003-budget-cap": budgetCap,
+  "0004-admin": admin,
 };
 
 class StaticProvider implements MigrationProvider {

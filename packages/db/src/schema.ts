@@ -21,6 +21,16 @@ export interface ActivityTable {
   id: string;
   position: number;
   name: string;
+  paused_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface AdminAuditTable {
+  id: Generated<number>;
+  at: ColumnType<Date, Date | string | undefined, never>;
+  actor: string;
+  action: string;
+  target: string;
+  details: ColumnType<unknown, string | undefined, never>;
 }
 
 export interface ActivityMerchantTable {
@@ -90,6 +100,7 @@ export interface AttemptTable {
 
 export interface Database {
   campaigns: CampaignTable;
+  admin_audit: AdminAuditTable;
   activities: ActivityTable;
   activity_merchants: ActivityMerchantTable;
   tiers: TierTable;

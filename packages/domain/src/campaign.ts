@@ -16,6 +16,8 @@ export interface Activity {
   readonly merchants: ReadonlySet<string>;
   /** Highest threshold first: the order in which tiers are tried. */
   readonly tiers: readonly Tier[];
+  /** Stopped by an operator (emergency stop): its payments are refused activity_paused. */
+  readonly paused?: boolean;
 }
 
 export interface Campaign {

@@ -7,7 +7,7 @@ import type { Payment } from "./payment.js";
  * at the payer's history: which campaign and activity the merchant selects,
  * the window, and which tiers the amount qualifies for.
  *
- * Order of checks: merchant, window, threshold. Payer history and stock are
+ * Order of checks: merchant, window, activity paused, threshold. Payer history and stock are
  * the worker's (they need the serialized partition), so a payer who already
  * holds a voucher and pays below every threshold is told below_threshold.
  */
@@ -35,6 +35,7 @@ export function classify(payment: Payment, campaigns: readonly Campaign[]): Clas
   }
 
   const activity = campaign.activities.find((a) => a.merchants.has(payment.merchantId))!;
+  if (activity.paused) return { kind: "decided", decision: rejected("activity_paused", campaign.id, activity.id) };
   const qualifying = qualifyingTiers(activity.tiers, payment.amountFen);
   if (qualifying.length === 0) {
     return { kind: "decided", decision: rejected("below_threshold", campaign.id, activity.id) };

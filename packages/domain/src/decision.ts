@@ -4,6 +4,7 @@ import type { Fen } from "./money.js";
 export const REJECTION_REASONS = [
   "merchant_not_eligible",
   "outside_window",
+  "activity_paused",
   "below_threshold",
   "already_redeemed",
   "sold_out",

@@ -13,6 +13,7 @@ import { Intake } from "./intake.js";
 
 // How soon the ingress learns that a tier is empty everywhere (one small query each time).
 const SOLD_OUT_REFRESH_MS = 250;
+const CAMPAIGN_REFRESH_MS = 1_000;
 
 export interface RunningIngress {
   app: FastifyInstance;
@@ -41,7 +42,8 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     (_, p) => new Queue(queueName(p), { connection: redis, prefix, skipVersionCheck: true, streams: QUEUE_STREAMS }),
   );
 
-  const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed; serving the last copy"), 5_000);
+  // 1 s: a paused activity (emergency stop) or a new merchant list reaches the tills within a second.
+  const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed; serving the last copy"), CAMPAIGN_REFRESH_MS);
   await campaigns.start();
   const waiter = new DecisionWaiter(subscriber, prefix, ingressId, log, env.QUANTA_BACKLOG_MAX);
   await waiter.start(redis);

@@ -1,0 +1,134 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { sql, type Kysely } from "kysely";
+import { CampaignFileError, parseCampaignFile } from "@quanta/domain";
+import {
+  CampaignExistsError,
+  NotFound,
+  campaignStatus,
+  insertCampaign,
+  readAudit,
+  recordAdminAction,
+  replaceActivityMerchants,
+  setActivityPaused,
+  settlement,
+  settlementCsv,
+  type Database,
+} from "@quanta/db";
+import { registerOpsRoutes, type Logger } from "@quanta/telemetry";
+import type { AdminTokens } from "./tokens.js";
+
+/**
+ * The operators' API, on its own port with its own bearer tokens (never an acquirer's secret):
+ * campaign status, load a campaign, pause and resume an activity (emergency stop), replace an
+ * activity's merchant list, settlement, and the audit log. Every change is written with its
+ * audit record in one transaction. Errors carry stable codes: unauthorized, not_found,
+ * invalid_body, conflict.
+ */
+export interface AdminDeps {
+  db: Kysely<Database>;
+  tokens: AdminTokens;
+  partitionCount: number;
+  log: Logger;
+}
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+const BODY_LIMIT_BYTES = 4 * 1024 * 1024; // a campaign file with a county's merchant list
+const MERCHANTS_MAX = 200_000;
+const AUDIT_LIMIT_MAX = 1_000;
+
+declare module "fastify" {
+  interface FastifyRequest {
+    actor: string;
+  }
+}
+
+export function buildAdminApp(deps: AdminDeps): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES });
+  app.decorateRequest("actor", "");
+  registerOpsRoutes(app, { ready: () => sql`select 1`.execute(deps.db) });
+
+  app.register(async (api) => {
+    api.addHook("onRequest", async (request, reply) => {
+      const actor = deps.tokens.whoIs(request.headers.authorization);
+      if (!actor) return reply.code(401).header("www-authenticate", "Bearer").send({ error: { code: "unauthorized" } });
+      request.actor = actor;
+    });
+
+    api.get<{ Params: { campaignId: string } }>("/admin/v1/campaigns/:campaignId", async (request, reply) =>
+      guard(reply, async () => campaignStatus(deps.db, checkId(request.params.campaignId))),
+    );
+
+    api.post("/admin/v1/campaigns", async (request, reply) =>
+      guard(reply, async () => {
+        const campaign = parseCampaignFile(request.body);
+        await insertCampaign(deps.db, campaign, deps.partitionCount);
+        await recordAdminAction(deps.db, request.actor, "campaign.load", campaign.id, { activities: campaign.activities.length });
+        deps.log.info({ actor: request.actor, campaign: campaign.id }, "campaign loaded");
+        reply.code(201);
+        return { loaded: campaign.id };
+      }),
+    );
+
+    for (const [verb, paused] of [["pause", true], ["resume", false]] as const) {
+      api.post<{ Params: { campaignId: string; activityId: string } }>(`/admin/v1/campaigns/:campaignId/activities/:activityId/${verb}`, async (request, reply) =>
+        guard(reply, async () => {
+          const { campaignId, activityId } = request.params;
+          const changed = await setActivityPaused(deps.db, checkId(campaignId), checkId(activityId), paused, request.actor);
+          deps.log.warn({ actor: request.actor, campaignId, activityId, paused, changed }, `activity ${verb}`);
+          return { campaignId, activityId, paused, changed };
+        }),
+      );
+    }
+
+    api.put<{ Params: { campaignId: string; activityId: string }; Body: { merchants?: unknown } }>(
+      "/admin/v1/campaigns/:campaignId/activities/:activityId/merchants",
+      async (request, reply) =>
+        guard(reply, async () => {
+          const merchants = request.body?.merchants;
+          if (!Array.isArray(merchants) || merchants.length > MERCHANTS_MAX || !merchants.every((m) => typeof m === "string" && ID.test(m))) {
+            throw new BadRequest(`merchants must be an array of at most ${MERCHANTS_MAX} ids of [A-Za-z0-9_-]{1,64}`);
+          }
+          const { campaignId, activityId } = request.params;
+          return { campaignId, activityId, ...(await replaceActivityMerchants(deps.db, checkId(campaignId), checkId(activityId), merchants as string[], request.actor)) };
+        }),
+    );
+
+    api.get<{ Params: { campaignId: string }; Querystring: { format?: string } }>("/admin/v1/campaigns/:campaignId/settlement", async (request, reply) =>
+      guard(reply, async () => {
+        const s = await settlement(deps.db, checkId(request.params.campaignId));
+        if (request.query.format === "csv") {
+          reply.header("content-type", "text/csv; charset=utf-8");
+          return settlementCsv(s);
+        }
+        return s;
+      }),
+    );
+
+    api.get<{ Querystring: { limit?: string } }>("/admin/v1/audit", async (request, reply) =>
+      guard(reply, async () => ({ records: await readAudit(deps.db, Math.min(AUDIT_LIMIT_MAX, Math.max(1, Number(request.query.limit ?? 100) || 100))) })),
+    );
+  });
+
+  app.setNotFoundHandler((_request: FastifyRequest, reply: FastifyReply) => reply.code(404).send({ error: { code: "not_found" } }));
+  return app;
+}
+
+class BadRequest extends Error {}
+
+function checkId(id: string): string {
+  if (!ID.test(id)) throw new BadRequest(`${id.slice(0, 70)} is not an id of [A-Za-z0-9_-]{1,64}`);
+  return id;
+}
+
+async function guard<T>(reply: FastifyReply, work: () => Promise<T>): Promise<T | FastifyReply> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof NotFound) return reply.code(404).send({ error: { code: "not_found", message: error.message } });
+    if (error instanceof CampaignExistsError) return reply.code(409).send({ error: { code: "conflict", message: error.message } });
+    if (error instanceof CampaignFileError || error instanceof BadRequest) {
+      return reply.code(400).send({ error: { code: "invalid_body", message: error.message } });
+    }
+    throw error;
+  }
+}
