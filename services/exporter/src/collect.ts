@@ -33,6 +33,18 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
   const spent = new Gauge({ name: "quanta_activity_discount_granted_fen", help: "Discounts granted, in fen.", labelNames: ["campaign", "activity"], registers: [registry] });
   const budget = new Gauge({ name: "quanta_campaign_budget_fen", help: "The campaign's budget, in fen.", labelNames: ["campaign"], registers: [registry] });
   const backlog = new Gauge({ name: "quanta_backlog_attempts", help: "Attempts queued and not yet decided (all partitions).", registers: [registry] });
+  const budgetLeft = new Gauge({
+    name: "quanta_campaign_budget_left_fen",
+    help: "Budget left of a budget-capped campaign (额满即止), in fen; absent for campaigns whose budget covers every voucher.",
+    labelNames: ["campaign"],
+    registers: [registry],
+  });
+  const paused = new Gauge({
+    name: "quanta_activity_paused",
+    help: "1 while an operator has paused the activity (payments refused activity_paused), else 0.",
+    labelNames: ["campaign", "activity"],
+    registers: [registry],
+  });
   const jobs = new Gauge({
     name: "quanta_queue_jobs",
     help: "Queue jobs (each a batch of attempts) per partition and state: wait, active, delayed, prioritized, failed.",
@@ -67,6 +79,8 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
     budget.reset();
     jobs.reset();
     ownerUp.reset();
+    budgetLeft.reset();
+    paused.reset();
     try {
       const rows = await sql<{
         campaign_id: string; activity_id: string; id: string; quota: number; discount_fen: number; budget_fen: number;
@@ -92,6 +106,12 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
         const [campaign, activity] = key.split("\u0000") as [string, string];
         spent.set({ campaign, activity }, fen);
       }
+      const campaigns = await sql<{ id: string; budget_capped: boolean; budget_left_fen: string }>`
+        select id, budget_capped, budget_left_fen from campaigns`.execute(db);
+      for (const c of campaigns.rows) if (c.budget_capped) budgetLeft.set({ campaign: c.id }, Number(c.budget_left_fen));
+      const activities = await sql<{ campaign_id: string; id: string; paused: boolean }>`
+        select campaign_id, id, paused_at is not null as paused from activities`.execute(db);
+      for (const a of activities.rows) paused.set({ campaign: a.campaign_id, activity: a.id }, a.paused ? 1 : 0);
       backlog.set(await readBacklog(redis, prefix));
       await collectQueues();
       up.set(1);
