@@ -51,7 +51,8 @@ export interface BatchTxOutcome {
 }
 
 // All reads of a batch in one round trip. The scalar subqueries run left to right: the partition
-// row is locked first (fencing), then this partition's share rows, in (campaign, tier) order.
+// row is locked first (fencing), then capped campaigns' budget rows by id, then this partition's
+// share rows, in (campaign, tier) order.
 // Stored decisions are looked up one (acquirer, txn) pair at a time through the primary key
 // (lateral): "acquirer = any() and txn = any()" was planned as an index scan on the acquirer
 // alone, reading every attempt of the acquirer on each batch (O(table) per batch), and a plain
@@ -130,11 +131,9 @@ export async function decideBatchTx(
     if (Number(read.epoch) !== epoch) throw new FencedOutError(`partition ${partition} moved on to epoch ${read.epoch}; this worker holds ${epoch}`);
 
     const stored = new Map<string, AttemptRow>();
-    const asked = new Set(attempts.map((a) => attemptKey(a.acquirerId, a.payment.txnId)));
     for (const json of read.stored) {
       const row = fromJson(json);
-      const key = attemptKey(row.acquirer_id, row.txn_id);
-      if (asked.has(key)) stored.set(key, row);
+      stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
     }
     const holders = new Set(read.holders.map(([c, a, p]) => holderKey(c, a, p)));
     const share = new Map<string, number>();

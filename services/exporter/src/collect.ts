@@ -84,9 +84,10 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
     try {
       const rows = await sql<{
         campaign_id: string; activity_id: string; id: string; quota: number; discount_fen: number; budget_fen: number;
+        budget_capped: boolean; budget_left_fen: string;
         remaining: string; granted: string; sold_out_at: Date | null;
       }>`
-        select t.campaign_id, t.activity_id, t.id, t.quota, t.discount_fen, c.budget_fen, t.sold_out_at,
+        select t.campaign_id, t.activity_id, t.id, t.quota, t.discount_fen, c.budget_fen, c.budget_capped, c.budget_left_fen, t.sold_out_at,
                t.pool + coalesce((select sum(remaining) from tier_shares s where s.campaign_id = t.campaign_id and s.tier_id = t.id), 0) as remaining,
                (select count(*) from attempts a where a.status = 'granted' and a.campaign_id = t.campaign_id and a.tier_id = t.id) as granted
           from tiers t join campaigns c on c.id = t.campaign_id`.execute(db);
@@ -101,14 +102,12 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
         const key = `${r.campaign_id}\u0000${r.activity_id}`;
         spentBy.set(key, (spentBy.get(key) ?? 0) + Number(r.granted) * r.discount_fen);
         budget.set({ campaign: r.campaign_id }, r.budget_fen);
+        if (r.budget_capped) budgetLeft.set({ campaign: r.campaign_id }, Number(r.budget_left_fen));
       }
       for (const [key, fen] of spentBy) {
         const [campaign, activity] = key.split("\u0000") as [string, string];
         spent.set({ campaign, activity }, fen);
       }
-      const campaigns = await sql<{ id: string; budget_capped: boolean; budget_left_fen: string }>`
-        select id, budget_capped, budget_left_fen from campaigns`.execute(db);
-      for (const c of campaigns.rows) if (c.budget_capped) budgetLeft.set({ campaign: c.id }, Number(c.budget_left_fen));
       const activities = await sql<{ campaign_id: string; id: string; paused: boolean }>`
         select campaign_id, id, paused_at is not null as paused from activities`.execute(db);
       for (const a of activities.rows) paused.set({ campaign: a.campaign_id, activity: a.id }, a.paused ? 1 : 0);

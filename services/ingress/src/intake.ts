@@ -13,10 +13,11 @@ import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
  * the same time, one BullMQ job carries the attempts that need stock and one
  * Postgres statement stores the decisions that need none.
  *
- * When a batch leaves: after flushMs, or at once when batchMax attempts wait;
- * but while a batch of the partition is still in flight the next one keeps
- * filling (at most one in flight per partition), so batches grow with the
- * load instead of the number of round trips.
+ * When a batch leaves: after flushMs, but while a batch of the partition is
+ * still in flight the next one keeps filling, so batches grow with the load
+ * instead of the number of round trips; a full batch (batchMax) leaves at
+ * once. At most pendingMax attempts are held (buffered or in flight); past
+ * that, submit answers overloaded without touching Redis.
  *
  * States of an attempt: buffered -> admitting -> queued (wait for the worker's
  * decision) | stored (decision known now) | conflict (another body has this
@@ -58,6 +59,8 @@ export interface IntakeOptions {
   retentionS: number;
   txnRegistryTtlS: number;
   admitTimeoutMs: number;
+  /** Attempts held at once, buffered or in flight (a stalled Redis must not grow memory without bound). */
+  pendingMax: number;
 }
 
 export interface IntakeStores {
@@ -72,7 +75,9 @@ const keyOf = (e: IntakeEntry) => attemptKey(e.attempt.acquirerId, e.attempt.pay
 export class Intake {
   private readonly buffers = new Map<number, Pending[]>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
-  private readonly inFlight = new Set<number>();
+  /** Batches in flight per partition. */
+  private readonly inFlight = new Map<number, number>();
+  private pending = 0;
 
   constructor(
     private readonly stores: IntakeStores,
@@ -80,20 +85,23 @@ export class Intake {
   ) {}
 
   submit(entry: IntakeEntry, requeue = false): Promise<IntakeResult> {
-    return new Promise((resolve, reject) => {
+    if (this.pending >= this.options.pendingMax) return Promise.resolve({ kind: "overloaded" });
+    this.pending++;
+    const settled = () => void this.pending--;
+    return new Promise<IntakeResult>((resolve, reject) => {
       const p = entry.attempt.partition;
       const buffer = this.buffers.get(p) ?? [];
       buffer.push({ entry, requeue, resolve, reject });
       this.buffers.set(p, buffer);
       if (buffer.length >= this.options.batchMax) this.flush(p);
       else if (!this.timers.has(p)) this.timers.set(p, setTimeout(() => this.flushWhenFree(p), this.options.flushMs));
-    });
+    }).finally(settled);
   }
 
   private flushWhenFree(partition: number): void {
     this.timers.delete(partition);
     // The batch in flight calls back when it is done; the buffer keeps filling until then.
-    if (!this.inFlight.has(partition)) this.flush(partition);
+    if (!this.inFlight.get(partition)) this.flush(partition);
   }
 
   private flush(partition: number): void {
@@ -103,11 +111,13 @@ export class Intake {
     const batch = (this.buffers.get(partition) ?? []).splice(0, this.options.batchMax);
     if ((this.buffers.get(partition)?.length ?? 0) === 0) this.buffers.delete(partition);
     if (batch.length === 0) return;
-    this.inFlight.add(partition);
+    this.inFlight.set(partition, (this.inFlight.get(partition) ?? 0) + 1);
     intakeBatchSize.observe(batch.length);
     void this.admit(partition, batch).finally(() => {
-      this.inFlight.delete(partition);
-      if ((this.buffers.get(partition)?.length ?? 0) > 0 && !this.timers.has(partition)) this.flush(partition);
+      const left = this.inFlight.get(partition)! - 1;
+      if (left === 0) this.inFlight.delete(partition);
+      else this.inFlight.set(partition, left);
+      if (left === 0 && (this.buffers.get(partition)?.length ?? 0) > 0 && !this.timers.has(partition)) this.flush(partition);
     });
   }
 

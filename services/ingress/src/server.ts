@@ -58,6 +58,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     retentionS: env.QUANTA_JOB_RETENTION_S,
     txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
     admitTimeoutMs: env.QUANTA_INTAKE_ADMIT_TIMEOUT_MS,
+    pendingMax: env.QUANTA_BACKLOG_MAX,
   });
 
   watchPgPool(db.pool, env.QUANTA_PG_POOL_MAX);

@@ -103,6 +103,11 @@ export class PartitionDrain {
     const parsed = batchJobSchema.shape.replyTo.safeParse(job.data?.replyTo);
     const raw: unknown[] = Array.isArray(job.data?.attempts) ? job.data.attempts : [];
     const attempts: QueuedAttempt[] = [];
+    if (raw.length > ATTEMPTS_PER_JOB_MAX) {
+      // Past the bound nothing is read: counted and logged as poisoned, never dropped silently.
+      poisonedAttempts.inc(raw.length - ATTEMPTS_PER_JOB_MAX);
+      this.log.error({ jobId: job.id, partition: this.options.partition, records: raw.length }, "queue job over the attempts bound: the excess is set aside");
+    }
     for (const candidate of raw.slice(0, ATTEMPTS_PER_JOB_MAX)) {
       const attempt = attemptSchema.safeParse(candidate);
       if (attempt.success && attempt.data.partition === this.options.partition) attempts.push(attempt.data);

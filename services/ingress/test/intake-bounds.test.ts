@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { PrivateRedis, createTestWorld, type TestWorld } from "@quanta/cli";
+import { createRedis, queueName } from "@quanta/queue";
+import { Intake, type IntakeEntry } from "../src/intake.js";
+
+/**
+ * The intake's two limits against a stalled Redis (a private one, paused with CLIENT PAUSE):
+ * at most pendingMax attempts are held (the next is refused at once, without touching Redis),
+ * and a batch Redis does not admit within admitTimeoutMs is answered unavailable (503) with
+ * nothing queued.
+ */
+let redis: PrivateRedis;
+let world: TestWorld;
+
+beforeAll(async () => {
+  redis = await PrivateRedis.start();
+  world = await createTestWorld("intake_bounds");
+}, 60_000);
+
+afterAll(async () => {
+  await world?.cleanup();
+  await redis?.stop();
+});
+
+const entry = (i: number): IntakeEntry => ({
+  attempt: {
+    acquirerId: "acq",
+    bodyHash: `h${i}`,
+    payment: { txnId: `b-${i}`, payerId: `p-${i}`, merchantId: "M-0001", amountFen: 250_000, paidAtMs: Date.parse("2020-09-13T10:00:00+08:00") },
+    receivedAtMs: Date.now(),
+    partition: 0,
+    request: { campaignId: "qianan-2020-b2", activityId: "A2", tierIds: ["A2-400"] },
+  },
+});
+
+describe("intake limits", () => {
+  it("holds at most pendingMax attempts and answers unavailable when Redis stalls past the admit timeout", async () => {
+    const conn = createRedis(redis.url, "intake-bounds", { autoPipelining: true });
+    const queue = new Queue(queueName(0), { connection: conn, prefix: "bounds", skipVersionCheck: true });
+    const admin = new Redis(redis.url);
+    const intake = new Intake(
+      { redis: conn, queues: [queue], pool: world.db.pool, db: world.db.kysely },
+      { prefix: "bounds", replyTo: "test", batchMax: 64, flushMs: 1, backlogMax: 1_000, retentionS: 0, txnRegistryTtlS: 60, admitTimeoutMs: 300, pendingMax: 3 },
+    );
+    try {
+      await admin.call("CLIENT", "PAUSE", "2000", "ALL");
+      const started = Date.now();
+      const held = [0, 1, 2].map((i) => intake.submit(entry(i)));
+      expect(await intake.submit(entry(3))).toEqual({ kind: "overloaded" }); // refused at once
+      expect(Date.now() - started).toBeLessThan(100);
+      expect(await Promise.all(held)).toEqual([{ kind: "unavailable" }, { kind: "unavailable" }, { kind: "unavailable" }]);
+      expect(Date.now() - started).toBeLessThan(1_500); // answered by the timeout, not by Redis coming back
+      await new Promise((r) => setTimeout(r, 2_200)); // Redis resumes and runs the late admission
+      expect(await queue.getJobCounts("wait", "active")).toEqual({ wait: 0, active: 0 }); // nothing was queued
+      expect(await intake.submit(entry(4))).toEqual({ kind: "queued" }); // room again once they were answered
+    } finally {
+      await queue.close();
+      conn.disconnect();
+      admin.disconnect();
+    }
+  });
+});
