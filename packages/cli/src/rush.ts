@@ -238,21 +238,25 @@ async function report(input: ReportInput): Promise<RushReport> {
   lines.push("Grants per tier");
   lines.push(
     table(
-      ["tier", "quota", "granted", "remaining", "discounts (CNY)", "sold out at"],
+      ["tier", "quota", "granted", "returned", "remaining", "discounts held (CNY)", "sold out at"],
       tiers.map((t) => [
         t.tierId,
         t.quota,
         t.granted,
+        t.returned,
         t.remaining,
-        formatFen(t.granted * t.discountFen),
+        formatFen(t.held * t.discountFen),
         t.remaining === 0 && t.lastGrantAt ? `+${((new Date(t.lastGrantAt).getTime() - input.startedAtMs) / 1000).toFixed(2)} s` : "-",
       ]),
     ),
   );
   const grantedTotal = tiers.reduce((n, t) => n + t.granted, 0);
+  const heldTotal = tiers.reduce((n, t) => n + t.held, 0);
   const quotaTotal = tiers.reduce((n, t) => n + t.quota, 0);
-  const spentFen = tiers.reduce((n, t) => n + t.granted * t.discountFen, 0);
-  lines.push(`total: ${grantedTotal.toLocaleString("en-US")} of ${quotaTotal.toLocaleString("en-US")} vouchers, ${formatFen(spentFen)} CNY of discounts`);
+  const spentFen = tiers.reduce((n, t) => n + t.held * t.discountFen, 0);
+  lines.push(
+    `total: ${grantedTotal.toLocaleString("en-US")} granted, ${heldTotal.toLocaleString("en-US")} held after refunds, of ${quotaTotal.toLocaleString("en-US")} vouchers; ${formatFen(spentFen)} CNY of discounts held`,
+  );
   lines.push("");
 
   // Latency.

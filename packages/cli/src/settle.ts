@@ -13,7 +13,7 @@ export function settlementText(s: Settlement): string {
       [
         ["budget", formatFen(s.budgetFen)],
         [`granted (${s.grantedVouchers.toLocaleString("en-US")} vouchers)`, formatFen(s.grantedFen)],
-        ["refunded", formatFen(s.refundedFen)],
+        [`refunded (${s.returnedVouchers.toLocaleString("en-US")} vouchers returned)`, formatFen(s.refundedFen)],
         ["net spent", formatFen(s.netSpentFen)],
         ["leftover, returned to the funding bureau", formatFen(s.leftoverFen)],
       ],
@@ -21,8 +21,8 @@ export function settlementText(s: Settlement): string {
     "",
     `${s.rows.length.toLocaleString("en-US")} merchant-days; the first ones:`,
     table(
-      ["day", "merchant", "vouchers", "net (CNY)"],
-      s.rows.slice(0, 10).map((r) => [r.day, r.merchantId, r.vouchers, formatFen(r.netFen)]),
+      ["day", "merchant", "vouchers", "returned", "net (CNY)"],
+      s.rows.slice(0, 10).map((r) => [r.day, r.merchantId, r.vouchers, r.vouchersReturned, formatFen(r.netFen)]),
     ),
   ];
   return lines.join("\n");

@@ -5,6 +5,12 @@ export type DecisionBody =
   | { txnId: string; status: "granted"; activityId: string; tierId: string; discountFen: number; payableFen: number }
   | { txnId: string; status: "rejected"; reason: string };
 
+/** The refund callback's 200 answers. */
+export type RefundBody =
+  | { refundId: string; txnId: string; status: "voucher_returned"; tierId: string; discountReturnedFen: number; slot: "released" | "kept"; refundedTotalFen: number }
+  | { refundId: string; txnId: string; status: "voucher_kept"; tierId: string; refundedTotalFen: number; remainingFen: number }
+  | { refundId: string; txnId: string; status: "no_voucher"; reason: "payment_rejected" | "voucher_already_returned"; refundedTotalFen: number };
+
 export type PendingBody = { txnId: string; status: "pending" };
 
 export type ErrorCode =
@@ -16,7 +22,10 @@ export type ErrorCode =
   | "body_too_large"
   | "unsupported_media_type"
   | "overloaded"
-  | "unknown_txn";
+  | "unknown_txn"
+  | "txn_pending"
+  | "refund_conflict"
+  | "refund_exceeds_payment";
 
 export type ErrorBody = { error: { code: ErrorCode; message?: string; field?: string } };
 

@@ -1,3 +1,4 @@
 export * from "./signature.js";
 export * from "./payment-body.js";
 export * from "./answers.js";
+export * from "./refund-body.js";

@@ -16,7 +16,7 @@ export const paymentBodySchema = z.object({
 
 export const TXN_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-function isRealIsoDateTime(s: string): boolean {
+export function isRealIsoDateTime(s: string): boolean {
   const m = ISO_WITH_OFFSET.exec(s);
   if (!m) return false;
   const [, y, mo, d, h, mi, se] = m.map(Number) as number[];

@@ -86,6 +86,10 @@ export interface CampaignStatus {
   budgetCapped: boolean;
   budgetLeftFen: number | null;
   grantedFen: number;
+  /** Discounts of vouchers that refunds returned. */
+  refundedFen: number;
+  /** grantedFen - refundedFen. */
+  spentFen: number;
   activities: { id: string; paused: boolean; merchants: number }[];
   tiers: TierReport[];
 }
@@ -104,6 +108,8 @@ export async function campaignStatus(db: Kysely<Database>, campaignId: string): 
     budgetCapped: c.budget_capped,
     budgetLeftFen: c.budget_capped ? Number(c.budget_left_fen) : null,
     grantedFen: tiers.reduce((n, t) => n + t.granted * t.discountFen, 0),
+    refundedFen: tiers.reduce((n, t) => n + t.returned * t.discountFen, 0),
+    spentFen: tiers.reduce((n, t) => n + t.held * t.discountFen, 0),
     activities: activities.rows.map((a) => ({ id: a.id, paused: a.paused, merchants: Number(a.merchants) })),
     tiers,
   };

@@ -33,6 +33,7 @@ export async function insertCampaign(db: Kysely<Database>, campaign: Campaign, p
         window_start: new Date(campaign.windowStartMs),
         window_end: new Date(campaign.windowEndMs),
         tier_policy: campaign.tierPolicy,
+        refund_slot: campaign.refundSlot ?? "kept",
       })
       .execute();
     for (const [position, activity] of campaign.activities.entries()) {
@@ -84,6 +85,7 @@ export async function readCampaigns(db: Kysely<Database>): Promise<Campaign[]> {
     windowStartMs: new Date(c.window_start).getTime(),
     windowEndMs: new Date(c.window_end).getTime(),
     tierPolicy: c.tier_policy,
+    refundSlot: c.refund_slot,
     activities: activities
       .filter((a) => a.campaign_id === c.id)
       .map((a): Activity => ({

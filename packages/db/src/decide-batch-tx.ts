@@ -23,9 +23,9 @@ import { inTransaction } from "./transaction.js";
  *      stops here), lock and read the budget left of budget-capped campaigns
  *      among the attempts' (none for the others), read decisions already stored for these txns (replays,
  *      retries after a commit whose outcome was lost: answered, never
- *      re-decided), read which payers already hold a voucher, lock this
- *      partition's share rows of the tiers involved and read which tiers are
- *      empty everywhere;
+ *      re-decided), read which payers already hold a voucher (slot not
+ *      released by a refund), lock this partition's share rows of the tiers
+ *      involved and read (KEY SHARE) which tiers are marked empty everywhere;
  *   2. decide in memory, in order, until an attempt needs a refill;
  *   3. insert the decisions and decrement the shares (and capped budgets) in
  *      one statement; commit.
@@ -52,7 +52,9 @@ export interface BatchTxOutcome {
 
 // All reads of a batch in one round trip. The scalar subqueries run left to right: the partition
 // row is locked first (fencing), then capped campaigns' budget rows by id, then this partition's
-// share rows, in (campaign, tier) order.
+// share rows, in (campaign, tier) order, then a KEY SHARE lock on the tier rows marked sold out,
+// held to commit: a refund clearing a mark (FOR UPDATE) waits for every batch that relied on it,
+// and a batch that waited re-checks the mark on the row the refund left (see refund-tx.ts).
 // Stored decisions are looked up one (acquirer, txn) pair at a time through the primary key
 // (lateral): "acquirer = any() and txn = any()" was planned as an index scan on the acquirer
 // alone, reading every attempt of the acquirer on each batch (O(table) per batch), and a plain
@@ -60,14 +62,21 @@ export interface BatchTxOutcome {
 // attempt in the batch, a superset of the fresh ones: harmless, and it saves a round trip.
 const READ = `
   with shares as (
-    select s.campaign_id, s.tier_id, s.remaining, t.sold_out_at is not null as empty
+    select s.campaign_id, s.tier_id, s.remaining
       from tier_shares s
-      join tiers t on t.campaign_id = s.campaign_id and t.id = s.tier_id
       join unnest($5::text[], $6::text[]) as k(campaign_id, tier_id)
         on s.campaign_id = k.campaign_id and s.tier_id = k.tier_id
      where s.partition = $1
      order by s.campaign_id, s.tier_id
-       for update of s)
+       for update of s),
+  marked as (
+    select t.campaign_id, t.id
+      from tiers t
+      join unnest($5::text[], $6::text[]) as k(campaign_id, tier_id)
+        on t.campaign_id = k.campaign_id and t.id = k.tier_id
+     where t.sold_out_at is not null
+     order by t.campaign_id, t.id
+       for key share of t)
   select (select epoch from partitions where partition = $1 for update) as epoch,
          (select coalesce(json_agg(json_build_array(c.id, c.budget_left_fen) order by c.id), '[]')
             from (select id, budget_left_fen from campaigns where id = any($5::text[]) and budget_capped order by id for update) c) as budgets,
@@ -75,8 +84,9 @@ const READ = `
             from unnest($2::text[], $3::text[]) as k(acquirer_id, txn_id)
             cross join lateral (select * from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a) as stored,
          (select coalesce(json_agg(json_build_array(h.campaign_id, h.activity_id, h.payer_id)), '[]')
-            from attempts h where h.status = 'granted' and h.payer_id = any($4::text[])) as holders,
-         (select coalesce(json_agg(shares), '[]') from shares) as shares`;
+            from attempts h where h.status = 'granted' and h.slot_released_at is null and h.payer_id = any($4::text[])) as holders,
+         (select coalesce(json_agg(shares), '[]') from shares) as shares,
+         (select coalesce(json_agg(json_build_array(m.campaign_id, m.id)), '[]') from marked m) as empty`;
 
 const COLUMNS = ATTEMPT_COLUMNS;
 
@@ -114,7 +124,8 @@ export async function decideBatchTx(
         budgets: [string, number][];
         stored: JsonRow[];
         holders: [string, string, string][];
-        shares: { campaign_id: string; tier_id: string; remaining: number; empty: boolean }[];
+        shares: { campaign_id: string; tier_id: string; remaining: number }[];
+        empty: [string, string][];
       }>({
         name: "batch_read",
         text: READ,
@@ -138,10 +149,8 @@ export async function decideBatchTx(
     const holders = new Set(read.holders.map(([c, a, p]) => holderKey(c, a, p)));
     const share = new Map<string, number>();
     const empty = new Set<string>();
-    for (const r of read.shares) {
-      share.set(tierKey(r.campaign_id, r.tier_id), r.remaining);
-      if (r.empty) empty.add(tierKey(r.campaign_id, r.tier_id));
-    }
+    for (const r of read.shares) share.set(tierKey(r.campaign_id, r.tier_id), r.remaining);
+    for (const [campaignId, tierId] of read.empty) empty.add(tierKey(campaignId, tierId));
     // Budget-capped campaigns only (the row is locked, after the partition row, before the shares).
     const budgetLeft = new Map(read.budgets.map(([id, left]) => [id, Number(left)] as const));
     const state = { batch: { share, empty, holders, budgetLeft } satisfies BatchState, before: new Map(share), budgetBefore: new Map(budgetLeft) };

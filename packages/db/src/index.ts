@@ -16,3 +16,4 @@ export * from "./settlement.js";
 export * from "./admin-repo.js";
 export * from "./campaign-cache.js";
 export * from "./transaction.js";
+export * from "./refund-tx.js";

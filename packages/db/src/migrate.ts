@@ -3,6 +3,7 @@ import * as core from "./migrations/0001-core.js";
 import * as grantIndexTierFirst from "./migrations/0002-grant-index-tier-first.js";
 import * as budgetCap from "./migrations/0003-budget-cap.js";
 import * as admin from "./migrations/0004-admin.js";
+import * as refunds from "./migrations/0005-refunds.js";
 
 /** Migrations are compiled in, not read from disk, so a built service migrates the same anywhere. */
 const migrations: Record<string, Migration> = {
@@ -10,6 +11,7 @@ const migrations: Record<string, Migration> = {
   "0002-grant-index-tier-first": grantIndexTierFirst,
   "0003-budget-cap": budgetCap,
   "0004-admin": admin,
+  "0005-refunds": refunds,
 };
 
 class StaticProvider implements MigrationProvider {

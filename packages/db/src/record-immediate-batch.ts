@@ -7,12 +7,20 @@ import type { Database } from "./schema.js";
 /**
  * Stores many decisions that need no stock in one statement (the ingress's
  * group commit): rejections decided from the payment alone, and `sold_out`
- * for tiers already marked empty everywhere.
+ * for tiers the ingress believes marked empty everywhere.
  *
  * Inputs: records in arrival order; `checkHolder` on a record turns its
  * `sold_out` into `already_redeemed` when the payer already holds a voucher
- * of that activity (the contract checks the payer before stock), read in the
- * same statement through the one-grant-per-payer index.
+ * (slot not released) of that activity (the contract checks the payer before
+ * stock), read in the same statement through the one-grant-per-payer index;
+ * `soldOutTiers` on a sold_out record names the tiers it was refused on.
+ * The ingress's view of the marks is up to a refresh old, and a refund can
+ * clear a mark (stock came back): the statement takes a KEY SHARE lock on the
+ * marked tier rows it relies on and stores a sold_out only if every one of its
+ * tiers is still marked. A refund's FOR UPDATE on the tier row waits for this
+ * statement's transaction, so no sold_out is stamped after a voucher came
+ * back (I6 in time). Records whose mark is gone are not stored: they come back
+ * as `stale`, and the caller queues them for a worker.
  * Idempotent: a txn stored before keeps its first row, which is returned in
  * its place (the caller compares body hashes). Trade-off: the holder check
  * reads committed grants only; a grant committing concurrently for the same
@@ -22,32 +30,53 @@ import type { Database } from "./schema.js";
 export interface ImmediateRecord {
   record: AttemptRecord;
   checkHolder: boolean;
+  /** For a sold_out decided from the marks: the tiers that must still be marked. */
+  soldOutTiers?: readonly string[];
+}
+
+export interface ImmediateOutcome {
+  /** The stored row of every record stored now or before, by attemptKey. */
+  stored: Map<string, AttemptRow>;
+  /** attemptKeys of sold_out records not stored because a tier's mark was gone. */
+  stale: Set<string>;
 }
 
 const N = ATTEMPT_COLUMNS.length;
 const INSERT = `
+  with u as materialized (
+    select * from unnest(${ATTEMPT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")}, $${N + 1}::bool[], $${N + 2}::text[])
+      as u(${ATTEMPT_COLUMNS.map(([c]) => c).join(", ")}, check_holder, sold_out_tiers)),
+  marked as materialized (
+    select t.campaign_id, t.id from tiers t
+     where t.sold_out_at is not null
+       and (t.campaign_id, t.id) in (select u.campaign_id, unnest(string_to_array(u.sold_out_tiers, ',')) from u where u.sold_out_tiers is not null)
+     order by t.campaign_id, t.id
+       for key share of t)
   insert into attempts (${ATTEMPT_COLUMNS.map(([c]) => c).join(", ")})
   select ${ATTEMPT_COLUMNS.map(([c]) =>
     c === "reason"
       ? // A scalar subquery with limit 1, not exists(): exists() may be planned as a hashed subplan that
         // reads every grant of the campaign on each call.
-        `case when u.check_holder and (select true from attempts h where h.status = 'granted' and h.payer_id = u.payer_id
-                   and h.campaign_id = u.campaign_id and h.activity_id = u.activity_id limit 1) then 'already_redeemed' else u.reason end`
+        `case when u.check_holder and (select true from attempts h where h.status = 'granted' and h.slot_released_at is null
+                   and h.payer_id = u.payer_id and h.campaign_id = u.campaign_id and h.activity_id = u.activity_id limit 1)
+              then 'already_redeemed' else u.reason end`
       : `u.${c}`,
   ).join(", ")}
-    from unnest(${ATTEMPT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")}, $${N + 1}::bool[])
-      as u(${ATTEMPT_COLUMNS.map(([c]) => c).join(", ")}, check_holder)
+    from u
+   where u.sold_out_tiers is null
+      or (select count(*) from marked m where m.campaign_id = u.campaign_id and m.id = any(string_to_array(u.sold_out_tiers, ',')))
+         = cardinality(string_to_array(u.sold_out_tiers, ','))
   on conflict (acquirer_id, txn_id) do nothing
   returning *`;
 
-/** Returns the stored row of every record, by attemptKey. */
 export async function recordImmediateBatch(
   pool: pg.Pool,
   db: Kysely<Database>,
   records: readonly ImmediateRecord[],
-): Promise<Map<string, AttemptRow>> {
+): Promise<ImmediateOutcome> {
   const stored = new Map<string, AttemptRow>();
-  if (records.length === 0) return stored;
+  const stale = new Set<string>();
+  if (records.length === 0) return { stored, stale };
   // One row per txn: a repeat inside the batch is answered from the first.
   const unique = new Map<string, ImmediateRecord>();
   for (const r of records) {
@@ -58,7 +87,11 @@ export async function recordImmediateBatch(
   const inserted = await pool.query<AttemptRow>({
     name: "immediate_write",
     text: INSERT,
-    values: [...columnArrays(rows.map((r) => recordValues(r.record))), rows.map((r) => r.checkHolder)],
+    values: [
+      ...columnArrays(rows.map((r) => recordValues(r.record))),
+      rows.map((r) => r.checkHolder),
+      rows.map((r) => (r.soldOutTiers && r.soldOutTiers.length > 0 ? r.soldOutTiers.join(",") : null)),
+    ],
   });
   for (const row of inserted.rows) stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
   const missing = [...unique.values()].filter((r) => !stored.has(attemptKey(r.record.acquirerId, r.record.payment.txnId)));
@@ -67,5 +100,9 @@ export async function recordImmediateBatch(
       stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
     }
   }
-  return stored;
+  for (const r of missing) {
+    const key = attemptKey(r.record.acquirerId, r.record.payment.txnId);
+    if (!stored.has(key) && r.soldOutTiers) stale.add(key);
+  }
+  return { stored, stale };
 }

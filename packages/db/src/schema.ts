@@ -13,6 +13,8 @@ export interface CampaignTable {
   window_start: Timestamp;
   window_end: Timestamp;
   tier_policy: "best_available" | "exact";
+  /** After a refund returns a voucher: does the payer get their slot back? */
+  refund_slot: ColumnType<"kept" | "released", "kept" | "released" | undefined, "kept" | "released">;
   loaded_at: ColumnType<Date, Date | string | undefined, never>;
 }
 
@@ -96,6 +98,30 @@ export interface AttemptTable {
   payable_fen: number | null;
   /** ingress (decided without stock) or worker. */
   decided_by: "ingress" | "worker";
+  /** A refund returned this grant's voucher to its tier's pool. */
+  voucher_returned_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** ... and gave the payer their one-per-activity slot back (campaign policy `released`). */
+  slot_released_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface RefundTable {
+  acquirer_id: string;
+  refund_id: string;
+  txn_id: string;
+  body_hash: string;
+  amount_fen: number;
+  refunded_at: Timestamp;
+  received_at: ColumnType<Date, Date | string | undefined, never>;
+  outcome: "voucher_returned" | "voucher_kept" | "no_voucher";
+  reason: "payment_rejected" | "voucher_already_returned" | null;
+  /** Every refund of the payment up to and including this one. */
+  refunded_total_fen: number;
+  campaign_id: string | null;
+  activity_id: string | null;
+  tier_id: string | null;
+  merchant_id: string;
+  discount_returned_fen: number;
+  slot_released: boolean;
 }
 
 export interface Database {
@@ -108,4 +134,5 @@ export interface Database {
   partitions: PartitionTable;
   settings: SettingTable;
   attempts: AttemptTable;
+  refunds: RefundTable;
 }

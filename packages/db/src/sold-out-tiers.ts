@@ -7,11 +7,12 @@ import type { Database } from "./schema.js";
  * re-read every refreshMs, so that the ingress can answer `sold_out` for them
  * without the queue.
  *
- * States of a tier here: unknown/has stock -> sold out. Only ever grows
- * while the process runs: no stock returns to a tier once it is marked (a
- * future refund path that returns vouchers must clear the mark and restart
- * this set's readers). Staleness is harmless: a tier not yet known empty
- * simply goes through the queue, where the worker says the same thing.
+ * States of a tier here: has stock -> sold out -> has stock again (a refund
+ * returned a voucher and cleared the mark). Each refresh replaces the whole
+ * set. Staleness is harmless both ways: a tier not yet known empty goes
+ * through the queue, where the worker says the same thing; a tier whose mark
+ * a refund cleared is caught by the statement that stores the sold_out
+ * (record-immediate-batch re-checks the marks under lock) and queued.
  */
 export class SoldOutTiers extends PeriodicRefresh {
   private keys: ReadonlySet<string> = new Set();

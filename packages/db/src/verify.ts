@@ -2,12 +2,19 @@ import { sql, type Kysely } from "kysely";
 import type { Database } from "./schema.js";
 
 /**
- * The invariants that the database alone can prove for a campaign.
- *   I1 per tier: granted <= quota and granted + pool + sum(shares) = quota.
- *   I2 at most one grant per (activity, payer).
+ * The invariants that the database alone can prove for a campaign. Refunds can return a
+ * voucher to its tier, so stock is read in time, not only now:
+ *   I1 per tier: held (granted, voucher not returned) <= quota and
+ *      held + pool + sum(shares) = quota.
+ *   I2 at most one grant per (activity, payer) whose slot is not released by a refund
+ *      (campaign policy `kept`: a returned voucher keeps the slot, so a second grant fails).
  *   I4 one decision per (acquirer, txn) - the primary key; checked anyway.
- *   I6 every sold_out refusal: each tier it qualified for is empty now and
- *      granted nothing after it (stock only goes down, so it was empty then).
+ *   I6 every sold_out refusal, decided at d: each tier it qualified for held its whole quota
+ *      at d (grants decided by d minus vouchers returned by d = quota). Exact, because a
+ *      refund returns a voucher only after every batch that read the tier's sold-out mark
+ *      has committed (refund-tx.ts).
+ *   refunds: every returned voucher has exactly one refund that returned it, no payment is
+ *      refunded above its amount, and returned discounts match their tier's.
  * I3 and I5 need the caller's view (what was acknowledged, what was forged):
  * see checkAcknowledged below and the rush report.
  */
@@ -16,7 +23,12 @@ export interface TierReport {
   tierId: string;
   activityId: string;
   quota: number;
+  /** Vouchers ever granted. */
   granted: number;
+  /** ... of which a refund returned to the stock. */
+  returned: number;
+  /** granted - returned: vouchers out with payers. */
+  held: number;
   remaining: number;
   discountFen: number;
   soldOutAt: Date | null;
@@ -24,7 +36,7 @@ export interface TierReport {
 }
 
 export interface InvariantCheck {
-  id: "I1" | "I2" | "I3" | "I4" | "I5" | "I6" | "budget";
+  id: "I1" | "I2" | "I3" | "I4" | "I5" | "I6" | "budget" | "refunds";
   ok: boolean;
   detail: string;
 }
@@ -32,13 +44,13 @@ export interface InvariantCheck {
 export async function tierReport(db: Kysely<Database>, campaignId?: string): Promise<TierReport[]> {
   const rows = await sql<{
     campaign_id: string; id: string; activity_id: string; quota: number; pool: number; discount_fen: number;
-    sold_out_at: Date | null; shares: string; granted: string; last_grant_at: Date | null;
+    sold_out_at: Date | null; shares: string; granted: string; returned: string; last_grant_at: Date | null;
   }>`
     select t.campaign_id, t.id, t.activity_id, t.quota, t.pool, t.discount_fen, t.sold_out_at,
            (select coalesce(sum(remaining), 0) from tier_shares s where s.campaign_id = t.campaign_id and s.tier_id = t.id) as shares,
-           g.granted, g.last_grant_at
+           g.granted, g.returned, g.last_grant_at
       from tiers t
-      left join lateral (select count(*) as granted, max(decided_at) as last_grant_at from attempts a
+      left join lateral (select count(*) as granted, count(voucher_returned_at) as returned, max(decided_at) as last_grant_at from attempts a
                           where a.status = 'granted' and a.campaign_id = t.campaign_id and a.tier_id = t.id) g on true
      where ${campaignId ?? null}::text is null or t.campaign_id = ${campaignId ?? null}
      order by t.campaign_id, t.activity_id, t.threshold_fen`.execute(db);
@@ -48,6 +60,8 @@ export async function tierReport(db: Kysely<Database>, campaignId?: string): Pro
     activityId: r.activity_id,
     quota: r.quota,
     granted: Number(r.granted),
+    returned: Number(r.returned),
+    held: Number(r.granted) - Number(r.returned),
     remaining: r.pool + Number(r.shares),
     discountFen: r.discount_fen,
     soldOutAt: r.sold_out_at,
@@ -57,7 +71,7 @@ export async function tierReport(db: Kysely<Database>, campaignId?: string): Pro
 
 export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId: string): Promise<InvariantCheck[]> {
   const tiers = await tierReport(db, campaignId);
-  const broken = tiers.filter((t) => t.granted > t.quota || t.granted + t.remaining !== t.quota || t.remaining < 0);
+  const broken = tiers.filter((t) => t.held > t.quota || t.held + t.remaining !== t.quota || t.remaining < 0 || t.returned > t.granted);
   const i1: InvariantCheck = {
     id: "I1",
     ok: tiers.length > 0 && broken.length === 0,
@@ -65,40 +79,48 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
       tiers.length === 0
         ? `no tiers found for campaign ${campaignId}`
         : broken.length === 0
-          ? `${tiers.length} tiers: granted <= quota and granted + remaining = quota`
-          : broken.map((t) => `${t.tierId}: granted ${t.granted} + remaining ${t.remaining} vs quota ${t.quota}`).join("; "),
+          ? `${tiers.length} tiers: held <= quota and held + remaining = quota (${tiers.reduce((n, t) => n + t.returned, 0)} vouchers returned by refunds)`
+          : broken.map((t) => `${t.tierId}: held ${t.held} (granted ${t.granted} - returned ${t.returned}) + remaining ${t.remaining} vs quota ${t.quota}`).join("; "),
   };
 
   const doubles = await sql<{ n: string }>`
     select count(*) as n from (
-      select 1 from attempts where campaign_id = ${campaignId} and status = 'granted'
+      select 1 from attempts where campaign_id = ${campaignId} and status = 'granted' and slot_released_at is null
        group by activity_id, payer_id having count(*) > 1) d`.execute(db);
   const doubleCount = Number(doubles.rows[0]?.n ?? 0);
-  const i2: InvariantCheck = { id: "I2", ok: doubleCount === 0, detail: `${doubleCount} payers hold more than one voucher in an activity` };
+  const i2: InvariantCheck = { id: "I2", ok: doubleCount === 0, detail: `${doubleCount} payers hold more than one slot in an activity` };
 
   const dupTxn = await sql<{ n: string }>`
     select count(*) as n from (select 1 from attempts group by acquirer_id, txn_id having count(*) > 1) d`.execute(db);
   const dupCount = Number(dupTxn.rows[0]?.n ?? 0);
   const i4: InvariantCheck = { id: "I4", ok: dupCount === 0, detail: `${dupCount} txnIds with more than one stored decision` };
 
+  // Per tier, a running count of vouchers out with payers (+1 at each grant, -1 at each return),
+  // checked at each sold_out refusal: it must equal the quota. Ties: grants and returns first.
   const stranded = await sql<{ n: string; sample: string | null }>`
-    with state as materialized (
-      select t.campaign_id, t.id, t.activity_id, t.threshold_fen, t.sold_out_at,
-             t.pool + coalesce((select sum(remaining) from tier_shares s where s.campaign_id = t.campaign_id and s.tier_id = t.id), 0) as remaining,
-             (select max(decided_at) from attempts g where g.status = 'granted' and g.campaign_id = t.campaign_id and g.tier_id = t.id) as last_grant_at
-        from tiers t where t.campaign_id = ${campaignId}),
-    refusals as materialized (
-      select a.txn_id, a.activity_id, a.amount_fen, a.decided_at
-        from attempts a where a.campaign_id = ${campaignId} and a.reason = 'sold_out'),
-    qualifying as (
-      select r.txn_id, r.decided_at, s.id as tier_id, s.remaining, s.sold_out_at, s.last_grant_at,
-             rank() over (partition by r.txn_id order by s.threshold_fen desc) as rk
-        from refusals r join state s on s.activity_id = r.activity_id and s.threshold_fen <= r.amount_fen)
-    select count(*) as n, min(q.txn_id || ' (' || q.tier_id || ')') as sample
-      from qualifying q, campaigns c
-     where c.id = ${campaignId}
-       and (c.tier_policy = 'best_available' or q.rk = 1)
-       and (q.remaining > 0 or q.last_grant_at > q.decided_at)`.execute(db);
+    with tiers_c as materialized (
+      select id, activity_id, threshold_fen, quota from tiers where campaign_id = ${campaignId}),
+    checks as materialized (
+      select q.txn_id, q.tier_id, q.decided_at
+        from (select r.txn_id, r.decided_at, t.id as tier_id,
+                     rank() over (partition by r.txn_id order by t.threshold_fen desc) as rk
+                from attempts r join tiers_c t on t.activity_id = r.activity_id and t.threshold_fen <= r.amount_fen
+               where r.campaign_id = ${campaignId} and r.reason = 'sold_out') q, campaigns c
+       where c.id = ${campaignId} and (c.tier_policy = 'best_available' or q.rk = 1)),
+    events as (
+      select tier_id, decided_at as at, 1 as delta, 0 as ord, null::text as txn_id
+        from attempts where campaign_id = ${campaignId} and status = 'granted'
+      union all
+      select tier_id, voucher_returned_at, -1, 0, null
+        from attempts where campaign_id = ${campaignId} and status = 'granted' and voucher_returned_at is not null
+      union all
+      select tier_id, decided_at, 0, 1, txn_id from checks),
+    running as (
+      select e.tier_id, e.ord, e.txn_id, sum(e.delta) over (partition by e.tier_id order by e.at, e.ord rows unbounded preceding) as held
+        from events e)
+    select count(*) as n, min(r.txn_id || ' (' || r.tier_id || ')') as sample
+      from running r join tiers_c t on t.id = r.tier_id
+     where r.ord = 1 and r.held <> t.quota`.execute(db);
   const strandedCount = Number(stranded.rows[0]?.n ?? 0);
   const refusals = await sql<{ n: string }>`select count(*) as n from attempts where campaign_id = ${campaignId} and reason = 'sold_out'`.execute(db);
   const i6: InvariantCheck = {
@@ -106,12 +128,12 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
     ok: strandedCount === 0,
     detail:
       strandedCount === 0
-        ? `${Number(refusals.rows[0]?.n ?? 0)} sold_out refusals, each on tiers empty everywhere at the time`
+        ? `${Number(refusals.rows[0]?.n ?? 0)} sold_out refusals, each on tiers empty everywhere when it was decided`
         : `${strandedCount} sold_out refusals while stock remained, e.g. ${stranded.rows[0]?.sample}`,
   };
   const spent = await sql<{ budget_fen: number | null; budget_capped: boolean; budget_left_fen: number; spent_fen: string | null; grants_without_discount: string }>`
     select c.budget_fen, c.budget_capped, c.budget_left_fen,
-           (select sum(a.discount_fen) from attempts a where a.campaign_id = c.id and a.status = 'granted') as spent_fen,
+           (select sum(a.discount_fen) from attempts a where a.campaign_id = c.id and a.status = 'granted' and a.voucher_returned_at is null) as spent_fen,
            (select count(*) from attempts a where a.campaign_id = c.id and a.status = 'granted'
                and a.discount_fen is distinct from (select t.discount_fen from tiers t where t.campaign_id = a.campaign_id and t.id = a.tier_id))
              as grants_without_discount
@@ -119,7 +141,7 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
   const b = spent.rows[0];
   const spentFen = Number(b?.spent_fen ?? 0);
   const wrongDiscount = Number(b?.grants_without_discount ?? 0);
-  // A capped campaign's counter must agree with its grants: budget left + spent = budget.
+  // A capped campaign's counter must agree with its grants net of returns: budget left + spent = budget.
   const counterOff = b !== undefined && b.budget_capped && Number(b.budget_left_fen) + spentFen !== Number(b.budget_fen);
   const budget: InvariantCheck = {
     id: "budget",
@@ -131,7 +153,33 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
           (b.budget_capped ? ` (capped: ${(Number(b.budget_left_fen) / 100).toFixed(2)} CNY left${counterOff ? ", which does not match the grants" : ""})` : "") +
           `; ${wrongDiscount} grants whose discount differs from their tier's`,
   };
-  return [i1, i2, i4, i6, budget];
+  const refundCheck = await sql<{ returned_without: string; returns_without: string; over_refunded: string; wrong_discount: string; refunds: string }>`
+    select (select count(*) from attempts a where a.campaign_id = ${campaignId} and a.voucher_returned_at is not null
+               and (select count(*) from refunds r where r.acquirer_id = a.acquirer_id and r.txn_id = a.txn_id and r.outcome = 'voucher_returned') <> 1)
+             as returned_without,
+           (select count(*) from refunds r join attempts a on a.acquirer_id = r.acquirer_id and a.txn_id = r.txn_id
+             where r.campaign_id = ${campaignId} and r.outcome = 'voucher_returned' and a.voucher_returned_at is null) as returns_without,
+           (select count(*) from (select r.acquirer_id, r.txn_id, sum(r.amount_fen) as fen, max(a.amount_fen) as paid
+                                    from refunds r join attempts a on a.acquirer_id = r.acquirer_id and a.txn_id = r.txn_id
+                                   where a.campaign_id = ${campaignId} group by 1, 2) x where x.fen > x.paid) as over_refunded,
+           (select count(*) from refunds r join attempts a on a.acquirer_id = r.acquirer_id and a.txn_id = r.txn_id
+             where r.campaign_id = ${campaignId} and r.outcome = 'voucher_returned' and r.discount_returned_fen <> a.discount_fen) as wrong_discount,
+           (select count(*) from refunds r where r.campaign_id = ${campaignId}) as refunds`.execute(db);
+  const rc = refundCheck.rows[0]!;
+  const refundProblems = [
+    [Number(rc.returned_without), "vouchers returned without exactly one returning refund"],
+    [Number(rc.returns_without), "returning refunds whose payment still holds its voucher"],
+    [Number(rc.over_refunded), "payments refunded above their amount"],
+    [Number(rc.wrong_discount), "returned discounts that differ from the grant's"],
+  ] as const;
+  const refundsCheck: InvariantCheck = {
+    id: "refunds",
+    ok: refundProblems.every(([n]) => n === 0),
+    detail: refundProblems.some(([n]) => n > 0)
+      ? refundProblems.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`).join("; ")
+      : `${Number(rc.refunds)} refunds: each returned voucher returned once, no payment refunded above its amount`,
+  };
+  return [i1, i2, i4, i6, budget, refundsCheck];
 }
 
 /**
@@ -178,21 +226,34 @@ export async function waitUntilDecided(
  */
 export async function inversionWindowMs(db: Kysely<Database>, campaignId: string): Promise<number | null> {
   // Per tier, the earliest refusal and the latest-arriving grant are all that matter: the window is
-  // max over tiers of (last grant's arrival - first refusal's arrival), when positive. Two small
-  // aggregates, materialized so neither is recomputed per row of the other.
+  // max over tiers of (last grant's arrival - first refusal's arrival), when positive. A grant of a
+  // voucher that a refund returned after the refusal was decided is not an inversion (the refusal
+  // was true when made): events are cut into segments by the tier's returns, and a refusal is only
+  // compared with grants decided in its segment or an earlier one.
   const rows = await sql<{ ms: number | null; refusals: string }>`
-    with grants as materialized (
-      select tier_id, max(received_at) as last_received from attempts
-       where campaign_id = ${campaignId} and status = 'granted' group by tier_id),
-    refusals as materialized (
-      select t.id as tier_id, min(a.received_at) as first_refused, count(*) as n
+    with refused as materialized (
+      select t.id as tier_id, a.received_at, a.decided_at
         from attempts a
         join tiers t on t.campaign_id = a.campaign_id and t.activity_id = a.activity_id and t.threshold_fen <= a.amount_fen
-       where a.campaign_id = ${campaignId} and a.reason = 'sold_out'
-       group by t.id)
+       where a.campaign_id = ${campaignId} and a.reason = 'sold_out'),
+    events as (
+      select tier_id, voucher_returned_at as at, 0 as ord, 'return' as kind, null::timestamptz as received_at
+        from attempts where campaign_id = ${campaignId} and voucher_returned_at is not null
+      union all
+      select tier_id, decided_at, 1, 'grant', received_at from attempts where campaign_id = ${campaignId} and status = 'granted'
+      union all
+      select tier_id, decided_at, 1, 'refused', received_at from refused),
+    segmented as (
+      select kind, tier_id, received_at,
+             sum(case when kind = 'return' then 1 else 0 end) over (partition by tier_id order by at, ord rows unbounded preceding) as segment
+        from events),
+    grants as materialized (
+      select tier_id, segment, max(received_at) as last_received from segmented where kind = 'grant' group by 1, 2),
+    refusals as materialized (
+      select tier_id, segment, min(received_at) as first_refused, count(*) as n from segmented where kind = 'refused' group by 1, 2)
     select (select coalesce(sum(n), 0) from refusals) as refusals,
            coalesce(max(extract(epoch from g.last_received - r.first_refused) * 1000) filter (where g.last_received > r.first_refused), 0) as ms
-      from refusals r join grants g using (tier_id)`.execute(db);
+      from refusals r join grants g on g.tier_id = r.tier_id and g.segment <= r.segment`.execute(db);
   const row = rows.rows[0];
   return !row || Number(row.refusals) === 0 ? null : Number(row.ms);
 }

@@ -37,6 +37,8 @@ export const campaignFileSchema = z
     budgetFen: fen,
     window: z.strictObject({ start: isoWithOffset, end: isoWithOffset }),
     tierPolicy: z.enum(["best_available", "exact"]).default("best_available"),
+    /** When a refund returns a voucher: does the payer get their one-per-activity slot back? */
+    refundSlot: z.enum(["kept", "released"]).default("kept"),
     activities: z.array(activitySchema).min(1).max(64),
   })
   .superRefine((file, ctx) => {
@@ -98,6 +100,7 @@ export function parseCampaignFile(input: unknown): Campaign {
     windowStartMs: Date.parse(file.window.start),
     windowEndMs: Date.parse(file.window.end),
     tierPolicy: file.tierPolicy,
+    refundSlot: file.refundSlot,
     activities: file.activities.map(
       (a): Activity => ({
         id: a.id,

@@ -1,4 +1,5 @@
 import type { Fen } from "./money.js";
+import type { RefundSlotPolicy } from "./refund.js";
 
 export type TierPolicy = "best_available" | "exact";
 
@@ -28,6 +29,8 @@ export interface Campaign {
   readonly windowStartMs: number;
   readonly windowEndMs: number;
   readonly tierPolicy: TierPolicy;
+  /** After a refund returns a voucher, may the payer be granted again in that activity? Default `kept`. */
+  readonly refundSlot?: RefundSlotPolicy;
   /** In the campaign's order: the first activity listing a merchant applies. */
   readonly activities: readonly Activity[];
 }

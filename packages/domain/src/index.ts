@@ -8,3 +8,4 @@ export * from "./classify.js";
 export * from "./decide-batch.js";
 export * from "./partition.js";
 export * from "./queued-attempt.js";
+export * from "./refund.js";

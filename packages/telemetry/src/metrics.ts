@@ -32,6 +32,13 @@ export const httpDuration = new Histogram({
   registers: [registry],
 });
 
+export const refundsAnswered = new Counter({
+  name: "quanta_refunds_answered_total",
+  help: "Refund callbacks answered, by outcome (voucher_returned, voucher_kept, no_voucher, error) and reason or error code.",
+  labelNames: ["outcome", "reason"] as const,
+  registers: [registry],
+});
+
 export const attemptsAnswered = new Counter({
   name: "quanta_attempts_answered_total",
   help: "Payment callbacks answered, by outcome (granted, rejected, pending, error) and reason or error code.",

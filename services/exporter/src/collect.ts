@@ -21,16 +21,17 @@ export interface Exporter {
 export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix: string): Exporter {
   const registry = new Registry();
   const remaining = new Gauge({ name: "quanta_tier_remaining", help: "Vouchers not yet granted (pool + every partition's share).", labelNames: ["campaign", "activity", "tier"], registers: [registry] });
-  const granted = new Gauge({ name: "quanta_tier_granted", help: "Vouchers granted.", labelNames: ["campaign", "activity", "tier"], registers: [registry] });
+  const granted = new Gauge({ name: "quanta_tier_granted", help: "Vouchers granted (ever, including those a refund returned later).", labelNames: ["campaign", "activity", "tier"], registers: [registry] });
+  const returned = new Gauge({ name: "quanta_tier_returned", help: "Granted vouchers that a refund returned to the stock.", labelNames: ["campaign", "activity", "tier"], registers: [registry] });
   const quota = new Gauge({ name: "quanta_tier_quota", help: "Vouchers in the campaign plan.", labelNames: ["campaign", "activity", "tier"], registers: [registry] });
   const conservation = new Gauge({
     name: "quanta_tier_conservation_error",
-    help: "granted + remaining - quota; anything but 0 is a broken invariant (I1).",
+    help: "held (granted - returned) + remaining - quota; anything but 0 is a broken invariant (I1).",
     labelNames: ["campaign", "activity", "tier"],
     registers: [registry],
   });
   const soldOut = new Gauge({ name: "quanta_tier_sold_out_timestamp_seconds", help: "When the tier was seen empty everywhere (absent until then).", labelNames: ["campaign", "activity", "tier"], registers: [registry] });
-  const spent = new Gauge({ name: "quanta_activity_discount_granted_fen", help: "Discounts granted, in fen.", labelNames: ["campaign", "activity"], registers: [registry] });
+  const spent = new Gauge({ name: "quanta_activity_discount_granted_fen", help: "Discounts granted net of refunds (vouchers held), in fen.", labelNames: ["campaign", "activity"], registers: [registry] });
   const budget = new Gauge({ name: "quanta_campaign_budget_fen", help: "The campaign's budget, in fen.", labelNames: ["campaign"], registers: [registry] });
   const backlog = new Gauge({ name: "quanta_backlog_attempts", help: "Attempts queued and not yet decided (all partitions).", registers: [registry] });
   const budgetLeft = new Gauge({
@@ -85,22 +86,26 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
       const rows = await sql<{
         campaign_id: string; activity_id: string; id: string; quota: number; discount_fen: number; budget_fen: number;
         budget_capped: boolean; budget_left_fen: string;
-        remaining: string; granted: string; sold_out_at: Date | null;
+        remaining: string; granted: string; returned: string; sold_out_at: Date | null;
       }>`
         select t.campaign_id, t.activity_id, t.id, t.quota, t.discount_fen, c.budget_fen, c.budget_capped, c.budget_left_fen, t.sold_out_at,
                t.pool + coalesce((select sum(remaining) from tier_shares s where s.campaign_id = t.campaign_id and s.tier_id = t.id), 0) as remaining,
-               (select count(*) from attempts a where a.status = 'granted' and a.campaign_id = t.campaign_id and a.tier_id = t.id) as granted
-          from tiers t join campaigns c on c.id = t.campaign_id`.execute(db);
+               g.granted, g.returned
+          from tiers t
+          cross join lateral (select count(*) as granted, count(a.voucher_returned_at) as returned from attempts a
+                               where a.status = 'granted' and a.campaign_id = t.campaign_id and a.tier_id = t.id) g join campaigns c on c.id = t.campaign_id`.execute(db);
       const spentBy = new Map<string, number>();
       for (const r of rows.rows) {
         const labels = { campaign: r.campaign_id, activity: r.activity_id, tier: r.id };
         remaining.set(labels, Number(r.remaining));
+        const held = Number(r.granted) - Number(r.returned);
         granted.set(labels, Number(r.granted));
+        returned.set(labels, Number(r.returned));
         quota.set(labels, r.quota);
-        conservation.set(labels, Number(r.granted) + Number(r.remaining) - r.quota);
+        conservation.set(labels, held + Number(r.remaining) - r.quota);
         if (r.sold_out_at) soldOut.set(labels, new Date(r.sold_out_at).getTime() / 1000);
         const key = `${r.campaign_id}\u0000${r.activity_id}`;
-        spentBy.set(key, (spentBy.get(key) ?? 0) + Number(r.granted) * r.discount_fen);
+        spentBy.set(key, (spentBy.get(key) ?? 0) + held * r.discount_fen);
         budget.set({ campaign: r.campaign_id }, r.budget_fen);
         if (r.budget_capped) budgetLeft.set({ campaign: r.campaign_id }, Number(r.budget_left_fen));
       }

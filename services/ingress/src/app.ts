@@ -8,16 +8,19 @@ import {
   decisionBody,
   errorBody,
   parsePaymentBody,
+  parseRefundBody,
   paymentHash,
+  refundHash,
   verifySignature,
   type ErrorCode,
 } from "@quanta/contract";
-import { attemptKey, findAttempt, rowDecision, type AttemptRow, type Database, type SoldOutTiers } from "@quanta/db";
+import { attemptKey, findAttempt, refundTx, rowDecision, withRetry, type AttemptRow, type Database, type SoldOutTiers } from "@quanta/db";
 import { lookupTxn, type QuantaRedis } from "@quanta/queue";
-import { attemptsAnswered, httpDuration, httpRequests, registerOpsRoutes, type Logger } from "@quanta/telemetry";
+import { attemptsAnswered, httpDuration, refundsAnswered, httpRequests, registerOpsRoutes, type Logger } from "@quanta/telemetry";
 import { sql, type Kysely } from "kysely";
 import type { DecisionWaiter } from "./decision-waiter.js";
 import type { Intake, IntakeEntry, IntakeResult } from "./intake.js";
+import { refundAnswer } from "./refund-answer.js";
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -46,11 +49,16 @@ const STATUS_FOR: Record<ErrorCode, number> = {
   body_too_large: 413,
   unsupported_media_type: 415,
   overloaded: 503,
+  txn_pending: 409,
+  refund_conflict: 409,
+  refund_exceeds_payment: 422,
 };
 
-function fail(reply: FastifyReply, code: ErrorCode, message?: string, field?: string) {
-  if (code === "overloaded") reply.header("retry-after", "1");
-  attemptsAnswered.inc({ outcome: "error", reason: code });
+type AnswerCounter = typeof attemptsAnswered;
+
+function fail(reply: FastifyReply, code: ErrorCode, message?: string, field?: string, counter: AnswerCounter = attemptsAnswered) {
+  if (code === "overloaded" || code === "txn_pending") reply.header("retry-after", "1");
+  counter.inc({ outcome: "error", reason: code });
   return reply.code(STATUS_FOR[code]).send(errorBody(code, message, field));
 }
 
@@ -89,23 +97,31 @@ export function buildApp(deps: IngressDeps): FastifyInstance {
   registerOpsRoutes(app, { ready: () => Promise.all([sql`select 1`.execute(deps.db), deps.redis.ping()]) });
 
   app.post("/v1/callbacks/payment", async (request, reply) => handlePayment(deps, now, request, reply));
+  app.post("/v1/callbacks/refund", async (request, reply) => handleRefund(deps, now, request, reply));
   app.get<{ Params: { txnId: string } }>("/v1/attempts/:txnId", async (request, reply) => handleGet(deps, now, request, reply));
 
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: { code: "not_found" } }));
   return app;
 }
 
-function authenticate(deps: IngressDeps, now: () => number, request: FastifyRequest, reply: FastifyReply, payload: string | Buffer) {
+function authenticate(
+  deps: IngressDeps,
+  now: () => number,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  payload: string | Buffer,
+  counter: AnswerCounter = attemptsAnswered,
+) {
   const acquirerId = request.headers[ACQUIRER_HEADER];
   const secret = typeof acquirerId === "string" ? deps.secrets.get(acquirerId) : undefined;
   if (typeof acquirerId !== "string" || secret === undefined) {
-    fail(reply, "unknown_acquirer");
+    fail(reply, "unknown_acquirer", undefined, undefined, counter);
     return undefined;
   }
   const header = request.headers[SIGNATURE_HEADER];
   const check = verifySignature(typeof header === "string" ? header : undefined, secret, payload, now());
   if (!check.ok) {
-    fail(reply, check.code);
+    fail(reply, check.code, undefined, undefined, counter);
     return undefined;
   }
   return acquirerId;
@@ -138,38 +154,40 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
   if (classification.kind === "decided") {
     entry = { attempt: base, immediate: { decision: classification.decision, checkHolder: false } };
   } else if (deps.soldOut.allEmpty(classification.request.campaignId, classification.request.tierIds)) {
-    // Every qualifying tier is empty everywhere: no queue, no worker. The payer check still comes first.
-    const { campaignId, activityId } = classification.request;
-    entry = { attempt: base, immediate: { decision: { status: "rejected", reason: "sold_out", campaignId, activityId }, checkHolder: true } };
+    // Every qualifying tier is empty everywhere: no queue, no worker. The payer check still comes first,
+    // and the statement that stores it re-checks the marks (a refund may have brought stock back).
+    const { campaignId, activityId, tierIds } = classification.request;
+    entry = {
+      attempt: base,
+      immediate: { decision: { status: "rejected", reason: "sold_out", campaignId, activityId }, checkHolder: true, soldOutTiers: tierIds },
+    };
   } else {
     if (!deps.waiter.hasRoom()) return fail(reply, "overloaded", "too many callbacks held open");
     entry = { attempt: { ...base, request: classification.request } };
   }
 
   const key = attemptKey(acquirerId, payment.txnId);
-  // Wait before queueing: the decision can arrive before the job's add() resolves.
-  const decision = entry.immediate ? undefined : deps.waiter.wait(key, deps.decisionWaitMs);
-  let admitted: IntakeResult;
-  try {
-    admitted = await deps.intake.submit(entry);
-  } catch (error) {
-    decision?.cancel();
-    throw error;
+  let admitted = await submitWaiting(deps, key, entry, false);
+  if (admitted.result.kind === "stale" && classification.kind === "needs_stock") {
+    // Stock came back to a tier the ingress thought empty: a worker decides it, like any attempt.
+    if (!deps.waiter.hasRoom()) return fail(reply, "overloaded", "too many callbacks held open");
+    admitted = await submitWaiting(deps, key, { attempt: { ...base, request: classification.request } }, true);
   }
-  if (admitted.kind !== "queued") decision?.cancel();
-  switch (admitted.kind) {
+  switch (admitted.result.kind) {
     case "stored":
-      return answer(reply, admitted.row);
+      return answer(reply, admitted.result.row);
     case "conflict":
       return fail(reply, "txn_conflict");
     case "overloaded":
       return fail(reply, "overloaded", "backlog is over its bound; nothing was accepted");
     case "unavailable":
       return fail(reply, "overloaded", "storage did not answer in time; nothing was accepted, retry later");
+    case "stale":
+      throw new Error(`attempt ${payment.txnId} came back stale from a queued submission`);
     case "queued":
       break;
   }
-  const result = await decision!.result;
+  const result = await admitted.decision!.result;
   if (result.kind === "decided") {
     const body = result.body as { status: string; reason?: string };
     attemptsAnswered.inc({ outcome: body.status, reason: body.reason ?? "" });
@@ -177,6 +195,20 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
   }
   if (result.kind === "conflict") return fail(reply, "txn_conflict");
   return pending(reply, payment.txnId);
+}
+
+/** Submits an entry; for a queued one, waits for its decision from before the job is added (it can come first). */
+async function submitWaiting(deps: IngressDeps, key: string, entry: IntakeEntry, requeue: boolean) {
+  const decision = entry.immediate ? undefined : deps.waiter.wait(key, deps.decisionWaitMs);
+  let result: IntakeResult;
+  try {
+    result = await deps.intake.submit(entry, requeue);
+  } catch (error) {
+    decision?.cancel();
+    throw error;
+  }
+  if (result.kind !== "queued") decision?.cancel();
+  return { result, decision };
 }
 
 async function handleGet(
@@ -193,4 +225,44 @@ async function handleGet(
   if (row) return answer(reply, row);
   if ((await lookupTxn(deps.redis, deps.prefix, acquirerId, txnId)) !== undefined) return pending(reply, txnId);
   return fail(reply, "unknown_txn");
+}
+
+/**
+ * A refund: one synchronous transaction (refunds are rare next to payments, and the acquirer
+ * wants the outcome now). The same refundId with the same body always gets the same answer.
+ */
+async function handleRefund(deps: IngressDeps, now: () => number, request: FastifyRequest, reply: FastifyReply) {
+  const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+  const acquirerId = authenticate(deps, now, request, reply, raw, refundsAnswered);
+  if (acquirerId === undefined) return reply;
+  const parsed = parseRefundBody(raw);
+  if (!parsed.ok) return fail(reply, "invalid_body", parsed.message, parsed.field, refundsAnswered);
+  const refund = parsed.refund;
+  const bodyHash = refundHash(refund);
+  const result = await withRetry(() => refundTx(deps.db, { acquirerId, ...refund, bodyHash }));
+  switch (result.kind) {
+    case "no_payment":
+      if ((await lookupTxn(deps.redis, deps.prefix, acquirerId, refund.txnId)) !== undefined) {
+        return fail(reply, "txn_pending", "the payment is accepted but not decided yet; retry after its decision", "txnId", refundsAnswered);
+      }
+      return fail(reply, "unknown_txn", "no payment with this txnId was decided for this acquirer", "txnId", refundsAnswered);
+    case "exceeds_payment":
+      return fail(
+        reply,
+        "refund_exceeds_payment",
+        `refunds would add up to ${result.refundedBeforeFen + refund.amountFen} fen of a ${result.paymentAmountFen} fen payment (${result.refundedBeforeFen} refunded before)`,
+        "amountFen",
+        refundsAnswered,
+      );
+    case "stored":
+      if (result.row.body_hash !== bodyHash) {
+        return fail(reply, "refund_conflict", "this refundId was seen before with a different body", "refundId", refundsAnswered);
+      }
+      break;
+    case "recorded":
+      break;
+  }
+  const body = refundAnswer(result.row, result.paymentAmountFen);
+  refundsAnswered.inc({ outcome: body.status, reason: body.status === "no_voucher" ? body.reason : "" });
+  return reply.code(200).send(body);
 }

@@ -20,9 +20,10 @@ import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
  * that, submit answers overloaded without touching Redis.
  *
  * States of an attempt: buffered -> admitting -> queued (wait for the worker's
- * decision) | stored (decision known now) | conflict (another body has this
- * txnId) | overloaded (nothing was accepted) | failed (the error reaches the
- * caller; nothing it owns is left registered or reserved).
+ * decision) | stored (decision known now) | stale (a sold_out whose tier got
+ * stock back: the caller queues it again as a repeat) | conflict (another
+ * body has this txnId) | overloaded (nothing was accepted) | failed (the error
+ * reaches the caller; nothing it owns is left registered or reserved).
  * A repeat of a txn (same body) is answered from its stored decision; when
  * there is none yet it is queued again, and the worker answers it from the
  * first copy's decision.
@@ -32,7 +33,7 @@ import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
 export interface IntakeEntry {
   attempt: QueuedAttempt | Omit<QueuedAttempt, "request">;
   /** Set for a decision the ingress makes itself (no stock needed). */
-  immediate?: { decision: Decision; checkHolder: boolean };
+  immediate?: { decision: Decision; checkHolder: boolean; soldOutTiers?: readonly string[] };
 }
 
 export type IntakeResult =
@@ -41,7 +42,9 @@ export type IntakeResult =
   | { kind: "conflict" }
   | { kind: "overloaded" }
   /** Redis did not admit the batch within admitTimeoutMs: nothing was queued or stored. */
-  | { kind: "unavailable" };
+  | { kind: "unavailable" }
+  /** A sold_out from the marks that a refund cleared meanwhile: nothing was stored; queue it (as a repeat). */
+  | { kind: "stale" };
 
 interface Pending {
   entry: IntakeEntry;
@@ -194,11 +197,13 @@ export class Intake {
       const records: ImmediateRecord[] = toStore.map((p) => ({
         record: { ...p.entry.attempt, decision: p.entry.immediate!.decision, decidedBy: "ingress" },
         checkHolder: p.entry.immediate!.checkHolder,
+        ...(p.entry.immediate!.soldOutTiers ? { soldOutTiers: p.entry.immediate!.soldOutTiers } : {}),
       }));
-      const stored = await recordImmediateBatch(this.stores.pool, this.stores.db, records);
+      const { stored, stale } = await recordImmediateBatch(this.stores.pool, this.stores.db, records);
       for (const p of toStore) {
         const row = stored.get(keyOf(p.entry));
-        if (!row) p.reject(new Error(`attempt ${p.entry.attempt.payment.txnId} was neither stored nor found`));
+        if (!row && stale.has(keyOf(p.entry))) p.resolve({ kind: "stale" });
+        else if (!row) p.reject(new Error(`attempt ${p.entry.attempt.payment.txnId} was neither stored nor found`));
         else p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
       }
     } catch (error) {

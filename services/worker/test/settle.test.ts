@@ -70,8 +70,8 @@ describe("settlement", () => {
     expect(s.leftoverFen).toBe(s.budgetFen - total);
 
     const csv = settlementCsv(s).trim().split("\r\n");
-    expect(csv[0]).toBe("day,merchant_id,vouchers,discount_fen,refunded_fen,net_fen,net_cny");
-    expect(csv.slice(1).reduce((n, line) => n + Number(line.split(",")[5]), 0)).toBe(total);
+    expect(csv[0]).toBe("day,merchant_id,vouchers,discount_fen,vouchers_returned,refunded_fen,net_fen,net_cny");
+    expect(csv.slice(1).reduce((n, line) => n + Number(line.split(",")[6]), 0)).toBe(total);
 
     const r = spawnSync(process.execPath, [CLI, "settle", "--campaign", "qianan-2020-b2", "--out", dir], { env: { ...process.env, DATABASE_URL: world.databaseUrl }, encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);

@@ -1,0 +1,131 @@
+import { sql, type Kysely, type Selectable } from "kysely";
+import { decideRefund, invariant, type RefundSlotPolicy } from "@quanta/domain";
+import type { Database, RefundTable } from "./schema.js";
+
+/**
+ * One refund, in one READ COMMITTED transaction.
+ *
+ * Inputs: the acquirer, the refund (id, txn, amount, time) and its body hash.
+ * Steps:
+ *   1. a refund stored under this id is answered from its row (the caller compares hashes:
+ *      the same body gets the same answer, another body is a conflict);
+ *   2. lock the payment's row (refunds of one payment are serialized here, so their running
+ *      total is exact); no stored decision: the caller says unknown or pending;
+ *   3. sum the payment's earlier refunds and decide (domain decideRefund);
+ *   4. when the voucher goes back: the capped campaign's budget row gets the discount back,
+ *      the tier row gets the voucher into its pool and loses its sold-out mark, then the
+ *      payment's row is marked returned (and its slot released, by policy), stamped after the
+ *      tier row is locked;
+ *   5. store the refund with its outcome.
+ * Lock order: payment row, capped campaign row, tier row. Batch transactions take the capped
+ * campaign row before anything of a tier, and hold a KEY SHARE lock on the tier rows they saw
+ * sold out until they commit; this transaction's FOR UPDATE on the tier row therefore waits
+ * for every batch that answered sold_out from the mark, and every later batch sees the mark
+ * gone. That is what makes I6 exact in time: a sold_out is never stamped after the voucher
+ * that would have served it came back.
+ * Trade-off: the returned voucher goes to the pool, not to a partition's share: the next
+ * attempt that needs it pays one refill transaction, and no partition is favoured.
+ */
+export type RefundRow = Selectable<RefundTable>;
+
+export type RefundTxResult =
+  /** This refund id was stored before (same body or not: compare body_hash). */
+  | { kind: "stored"; row: RefundRow; paymentAmountFen: number }
+  | { kind: "recorded"; row: RefundRow; paymentAmountFen: number }
+  /** No decision is stored for the txn. */
+  | { kind: "no_payment" }
+  /** Refunds would add up to more than the payment's amount; nothing was stored. */
+  | { kind: "exceeds_payment"; refundedBeforeFen: number; paymentAmountFen: number };
+
+export interface RefundInput {
+  acquirerId: string;
+  refundId: string;
+  txnId: string;
+  amountFen: number;
+  refundedAtMs: number;
+  bodyHash: string;
+}
+
+class ConcurrentRefund extends Error {
+  // A unique violation's SQLSTATE, so withRetry treats it as "re-read and answer from it".
+  readonly code = "23505";
+}
+
+export async function refundTx(db: Kysely<Database>, input: RefundInput): Promise<RefundTxResult> {
+  return db.transaction().execute(async (trx) => {
+    const stored = await sql<RefundRow & { payment_amount_fen: number }>`
+      select r.*, a.amount_fen as payment_amount_fen from refunds r
+        join attempts a on a.acquirer_id = r.acquirer_id and a.txn_id = r.txn_id
+       where r.acquirer_id = ${input.acquirerId} and r.refund_id = ${input.refundId}`.execute(trx);
+    if (stored.rows[0]) return { kind: "stored", row: withoutPayment(stored.rows[0]), paymentAmountFen: Number(stored.rows[0].payment_amount_fen) };
+
+    const payment = (
+      await sql<{
+        status: "granted" | "rejected"; amount_fen: number; merchant_id: string; campaign_id: string | null; activity_id: string | null;
+        tier_id: string | null; discount_fen: number | null; voucher_returned: boolean; threshold_fen: number | null;
+        refund_slot: RefundSlotPolicy | null; budget_capped: boolean | null;
+      }>`
+        select a.status, a.amount_fen, a.merchant_id, a.campaign_id, a.activity_id, a.tier_id, a.discount_fen,
+               a.voucher_returned_at is not null as voucher_returned, t.threshold_fen, c.refund_slot, c.budget_capped
+          from attempts a
+          left join tiers t on t.campaign_id = a.campaign_id and t.id = a.tier_id
+          left join campaigns c on c.id = a.campaign_id
+         where a.acquirer_id = ${input.acquirerId} and a.txn_id = ${input.txnId}
+           for update of a`.execute(trx)
+    ).rows[0];
+    if (!payment) return { kind: "no_payment" };
+
+    const before = Number(
+      (await sql<{ fen: string }>`select coalesce(sum(amount_fen), 0) as fen from refunds where acquirer_id = ${input.acquirerId} and txn_id = ${input.txnId}`.execute(trx))
+        .rows[0]!.fen,
+    );
+    const amountFen = Number(payment.amount_fen);
+    const outcome = decideRefund(
+      payment.status === "granted"
+        ? { status: "granted", amountFen, thresholdFen: Number(payment.threshold_fen), discountFen: Number(payment.discount_fen), voucherReturned: payment.voucher_returned }
+        : { status: "rejected", amountFen },
+      before,
+      input.amountFen,
+      payment.refund_slot ?? "kept",
+    );
+    if (outcome.kind === "exceeds_payment") return { kind: "exceeds_payment", refundedBeforeFen: before, paymentAmountFen: amountFen };
+
+    if (outcome.kind === "voucher_returned") {
+      const campaignId = payment.campaign_id!;
+      const tierId = payment.tier_id!;
+      if (payment.budget_capped) {
+        const budget = await sql`update campaigns set budget_left_fen = budget_left_fen + ${outcome.discountReturnedFen}
+                                  where id = ${campaignId} returning budget_left_fen`.execute(trx);
+        invariant(budget.rows.length === 1, `capped campaign ${campaignId} vanished during a refund`);
+      }
+      // FOR UPDATE (through UPDATE): waits for batches holding KEY SHARE on a sold-out mark.
+      const tier = await sql`update tiers set pool = pool + 1, sold_out_at = null
+                              where campaign_id = ${campaignId} and id = ${tierId} returning pool`.execute(trx);
+      invariant(tier.rows.length === 1, `tier ${campaignId}/${tierId} vanished during a refund`);
+      const marked = await sql`update attempts set voucher_returned_at = clock_timestamp(),
+                                      slot_released_at = case when ${outcome.slotReleased} then clock_timestamp() end
+                                where acquirer_id = ${input.acquirerId} and txn_id = ${input.txnId} and voucher_returned_at is null`.execute(trx);
+      invariant(Number(marked.numAffectedRows ?? 0) === 1, `payment ${input.txnId}'s voucher was returned twice`);
+    }
+
+    const row = (
+      await sql<RefundRow>`
+        insert into refunds (acquirer_id, refund_id, txn_id, body_hash, amount_fen, refunded_at, outcome, reason, refunded_total_fen,
+                             campaign_id, activity_id, tier_id, merchant_id, discount_returned_fen, slot_released)
+        values (${input.acquirerId}, ${input.refundId}, ${input.txnId}, ${input.bodyHash}, ${input.amountFen}, ${new Date(input.refundedAtMs)},
+                ${outcome.kind}, ${outcome.kind === "no_voucher" ? outcome.reason : null}, ${outcome.refundedTotalFen},
+                ${payment.campaign_id}, ${payment.activity_id}, ${payment.tier_id}, ${payment.merchant_id},
+                ${outcome.kind === "voucher_returned" ? outcome.discountReturnedFen : 0}, ${outcome.kind === "voucher_returned" && outcome.slotReleased})
+        on conflict (acquirer_id, refund_id) do nothing
+        returning *`.execute(trx)
+    ).rows[0];
+    // The same refund id stored by a concurrent call since step 1: roll back, re-read, answer from it.
+    if (!row) throw new ConcurrentRefund(`refund ${input.refundId} was stored concurrently`);
+    return { kind: "recorded", row, paymentAmountFen: amountFen };
+  });
+}
+
+function withoutPayment(row: RefundRow & { payment_amount_fen?: number }): RefundRow {
+  const { payment_amount_fen: _, ...rest } = row;
+  return rest;
+}

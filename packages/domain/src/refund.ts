@@ -1,0 +1,48 @@
+import { invariant } from "./assert.js";
+import type { Fen } from "./money.js";
+
+/**
+ * What one refund does to the voucher of the payment it names.
+ *
+ * Inputs: the payment as decided (granted with its tier's threshold and discount, or rejected),
+ * whether its voucher was already returned, the amount refunded by earlier refunds of the same
+ * payment, this refund's amount, and the campaign's slot policy.
+ *
+ * States of a granted payment's voucher: held -> returned (once, for good). A refund moves it
+ * when what is left of the payment (amount - every refund so far) no longer meets the tier's
+ * threshold: a full refund always, a partial one only when it drops below the threshold. The
+ * returned voucher goes back to its tier's stock; under slot policy `released` the payer may
+ * be granted again in that activity, under `kept` (the seed's "每人参加一次") they may not.
+ *
+ * Trade-off: a partial refund that drops below the threshold returns the whole voucher instead
+ * of moving the payment down to a lower tier: a voucher is never exchanged for another, so
+ * stock and budget only ever move by whole vouchers of one tier, and the acquirer nets the
+ * discount out of the money it returns.
+ */
+export type RefundSlotPolicy = "kept" | "released";
+
+export type RefundPayment =
+  | { readonly status: "granted"; readonly amountFen: Fen; readonly thresholdFen: Fen; readonly discountFen: Fen; readonly voucherReturned: boolean }
+  | { readonly status: "rejected"; readonly amountFen: Fen };
+
+export type RefundOutcome =
+  /** This refund returned the voucher to its tier's stock. */
+  | { readonly kind: "voucher_returned"; readonly refundedTotalFen: Fen; readonly discountReturnedFen: Fen; readonly slotReleased: boolean }
+  /** A partial refund: what is left of the payment still meets the tier's threshold. */
+  | { readonly kind: "voucher_kept"; readonly refundedTotalFen: Fen; readonly remainingFen: Fen }
+  /** Nothing to return: the payment got no voucher, or an earlier refund returned it. */
+  | { readonly kind: "no_voucher"; readonly refundedTotalFen: Fen; readonly reason: "payment_rejected" | "voucher_already_returned" }
+  /** Refunds would add up to more than was paid: refused, nothing recorded. */
+  | { readonly kind: "exceeds_payment"; readonly refundedBeforeFen: Fen; readonly amountFen: Fen };
+
+export function decideRefund(payment: RefundPayment, refundedBeforeFen: Fen, amountFen: Fen, slot: RefundSlotPolicy): RefundOutcome {
+  invariant(Number.isSafeInteger(amountFen) && amountFen > 0, `refund amount must be a positive integer: ${amountFen}`);
+  invariant(refundedBeforeFen >= 0 && refundedBeforeFen <= payment.amountFen, `earlier refunds ${refundedBeforeFen} outside 0..${payment.amountFen}`);
+  const refundedTotalFen = refundedBeforeFen + amountFen;
+  if (refundedTotalFen > payment.amountFen) return { kind: "exceeds_payment", refundedBeforeFen, amountFen: payment.amountFen };
+  if (payment.status === "rejected") return { kind: "no_voucher", refundedTotalFen, reason: "payment_rejected" };
+  if (payment.voucherReturned) return { kind: "no_voucher", refundedTotalFen, reason: "voucher_already_returned" };
+  const remainingFen = payment.amountFen - refundedTotalFen;
+  if (remainingFen >= payment.thresholdFen) return { kind: "voucher_kept", refundedTotalFen, remainingFen };
+  return { kind: "voucher_returned", refundedTotalFen, discountReturnedFen: payment.discountFen, slotReleased: slot === "released" };
+}
