@@ -21,9 +21,17 @@ export class CallbackClient {
   }
 
   async postPayment(body: string, secret = this.secret): Promise<Answer> {
+    return this.post("/v1/callbacks/payment", body, secret);
+  }
+
+  async postRefund(body: string, secret = this.secret): Promise<Answer> {
+    return this.post("/v1/callbacks/refund", body, secret);
+  }
+
+  private async post(path: string, body: string, secret: string): Promise<Answer> {
     const t = Math.floor(Date.now() / 1000);
     const res = await this.pool.request({
-      path: "/v1/callbacks/payment",
+      path,
       method: "POST",
       headers: { "content-type": "application/json", [ACQUIRER_HEADER]: this.acquirerId, [SIGNATURE_HEADER]: sign(secret, t, body) },
       body,
