@@ -19,7 +19,8 @@ import type { Database, RefundTable } from "./schema.js";
  *   5. store the refund with its outcome.
  * Lock order: payment row, capped campaign row, tier row. Batch transactions take the capped
  * campaign row before anything of a tier, and hold a KEY SHARE lock on the tier rows they saw
- * sold out until they commit; this transaction's FOR UPDATE on the tier row therefore waits
+ * sold out until they commit; this transaction's explicit FOR UPDATE on the tier row (a plain
+ * UPDATE would only take FOR NO KEY UPDATE, which KEY SHARE does not block) therefore waits
  * for every batch that answered sold_out from the mark, and every later batch sees the mark
  * gone. That is what makes I6 exact in time: a sold_out is never stamped after the voucher
  * that would have served it came back.
@@ -98,7 +99,10 @@ export async function refundTx(db: Kysely<Database>, input: RefundInput): Promis
                                   where id = ${campaignId} returning budget_left_fen`.execute(trx);
         invariant(budget.rows.length === 1, `capped campaign ${campaignId} vanished during a refund`);
       }
-      // FOR UPDATE (through UPDATE): waits for batches holding KEY SHARE on a sold-out mark.
+      // FOR UPDATE explicitly: the UPDATE alone takes FOR NO KEY UPDATE, which does not conflict with
+      // the KEY SHARE that batches hold on a sold-out mark, and would not wait for them.
+      const locked = await sql`select 1 from tiers where campaign_id = ${campaignId} and id = ${tierId} for update`.execute(trx);
+      invariant(locked.rows.length === 1, `tier ${campaignId}/${tierId} vanished during a refund`);
       const tier = await sql`update tiers set pool = pool + 1, sold_out_at = null
                               where campaign_id = ${campaignId} and id = ${tierId} returning pool`.execute(trx);
       invariant(tier.rows.length === 1, `tier ${campaignId}/${tierId} vanished during a refund`);

@@ -1,0 +1,122 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { sql } from "kysely";
+import { classify, parseCampaignFile, type QueuedAttempt } from "@quanta/domain";
+import { decideBatchTx, readCampaigns, recordImmediateBatch, refundTx } from "@quanta/db";
+import { createTestWorld, type TestWorld } from "@quanta/cli";
+
+/**
+ * The lock protocol that makes I6 exact in time once refunds return stock, proven step by step
+ * with a second Postgres session holding the conflicting lock:
+ *   - a refund (FOR UPDATE on the tier row) waits for a transaction that read the sold-out mark
+ *     under KEY SHARE, so its return is stamped after that transaction's sold_out;
+ *   - a worker's batch and the ingress's stored sold_out both wait for a refund in progress on
+ *     the tier, then see the mark gone: the batch refills and grants, the ingress record comes
+ *     back stale (to be queued) instead of being stored as sold_out.
+ */
+const one = parseCampaignFile({
+  id: "locks",
+  name: "one tier of one voucher",
+  budgetFen: 1_000_000,
+  window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
+  activities: [{ id: "L", name: "locks", merchants: ["L-1"], tiers: [{ id: "L-only", thresholdFen: 10_000, discountFen: 1_000, quota: 1 }] }],
+});
+
+let world: TestWorld;
+let other: pg.Client;
+const settled = async (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => true, () => true), new Promise((r) => setTimeout(() => r(false), ms))]);
+
+const payment = (txnId: string, payerId: string) => ({ txnId, payerId, merchantId: "L-1", amountFen: 20_000, paidAtMs: Date.parse("2020-09-13T10:00:00+08:00") });
+
+async function attempt(txnId: string, payerId: string): Promise<QueuedAttempt> {
+  const c = classify(payment(txnId, payerId), [one]);
+  if (c.kind !== "needs_stock") throw new Error("expected a stock request");
+  return { acquirerId: "acq", bodyHash: `h-${txnId}`, payment: payment(txnId, payerId), receivedAtMs: Date.now(), partition: 0, request: c.request };
+}
+
+async function decide(txnId: string, payerId: string) {
+  const campaigns = new Map((await readCampaigns(world.db.kysely)).map((c) => [c.id, c]));
+  const epoch = Number((await sql<{ epoch: string }>`select epoch from partitions where partition = 0`.execute(world.db.kysely)).rows[0]!.epoch);
+  return decideBatchTx(world.db.pool, 0, epoch, [await attempt(txnId, payerId)], campaigns);
+}
+
+beforeAll(async () => {
+  world = await createTestWorld("refund_locks", { campaigns: [one], partitions: 1 });
+  other = new pg.Client({ connectionString: world.databaseUrl });
+  await other.connect();
+  // Grant the only voucher, then mark the tier sold out as a refill would.
+  await sql`update tier_shares set remaining = 1 where tier_id = 'L-only'`.execute(world.db.kysely);
+  await sql`update tiers set pool = 0 where id = 'L-only'`.execute(world.db.kysely);
+  const first = await decide("t-1", "p-1");
+  expect(first.results[0]).toMatchObject({ kind: "decided", row: { status: "granted" } });
+  await sql`update tiers set sold_out_at = clock_timestamp() where id = 'L-only'`.execute(world.db.kysely);
+});
+
+// A failed case must not leave its lock behind for the next one.
+afterEach(async () => {
+  await other.query("rollback");
+});
+
+afterAll(async () => {
+  await other?.end();
+  await world?.cleanup();
+});
+
+describe("refunds and sold-out marks", () => {
+  it("a refund waits for a transaction that read the mark under KEY SHARE", async () => {
+    await other.query("begin");
+    await other.query("select 1 from tiers where id = 'L-only' and sold_out_at is not null for key share");
+    const refund = refundTx(world.db.kysely, { acquirerId: "acq", refundId: "r-1", txnId: "t-1", amountFen: 20_000, refundedAtMs: Date.now(), bodyHash: "rh" });
+    expect(await settled(refund, 300)).toBe(false);
+    await other.query("commit");
+    expect(await refund).toMatchObject({ kind: "recorded", row: { outcome: "voucher_returned" } });
+    // Put the tier back to sold out for the next cases: grant the returned voucher again.
+    const again = await decide("t-2", "p-2");
+    expect(again.refill).toBeDefined();
+  });
+
+  it("a batch waits for a refund in progress, then refills and grants instead of answering sold_out", async () => {
+    // State: the returned voucher sits in the pool; the share is empty; the mark was cleared.
+    await sql`update tiers set pool = 0, sold_out_at = clock_timestamp() where id = 'L-only'`.execute(world.db.kysely);
+    await sql`update attempts set voucher_returned_at = null where txn_id = 't-1'`.execute(world.db.kysely);
+    await sql`delete from refunds`.execute(world.db.kysely);
+    // A refund in progress, as refund-tx does it: the tier row locked FOR UPDATE, the voucher back in the
+    // pool, the mark cleared, not committed.
+    await other.query("begin");
+    await other.query("select 1 from tiers where id = 'L-only' for update");
+    await other.query("update tiers set pool = pool + 1, sold_out_at = null where id = 'L-only'");
+    const batch = decide("t-3", "p-3");
+    expect(await settled(batch, 300)).toBe(false);
+    await other.query("commit");
+    const outcome = await batch;
+    // Not sold_out: the share needs a refill from the pool the refund filled.
+    expect(outcome.results).toEqual([]);
+    expect(outcome.refill).toEqual({ campaignId: "locks", tierId: "L-only" });
+  });
+
+  it("the ingress's sold_out waits for a refund in progress, then comes back stale instead of stored", async () => {
+    await sql`update tiers set pool = 0, sold_out_at = clock_timestamp() where id = 'L-only'`.execute(world.db.kysely);
+    await other.query("begin");
+    await other.query("select 1 from tiers where id = 'L-only' for update");
+    await other.query("update tiers set pool = pool + 1, sold_out_at = null where id = 'L-only'");
+    const record = {
+      acquirerId: "acq",
+      bodyHash: "h-i1",
+      payment: payment("i-1", "p-i1"),
+      receivedAtMs: Date.now(),
+      partition: 0,
+      decision: { status: "rejected" as const, reason: "sold_out" as const, campaignId: "locks", activityId: "L" },
+      decidedBy: "ingress" as const,
+    };
+    const stored = recordImmediateBatch(world.db.pool, world.db.kysely, [{ record, checkHolder: true, soldOutTiers: ["L-only"] }]);
+    expect(await settled(stored, 300)).toBe(false);
+    await other.query("commit");
+    const out = await stored;
+    expect(out.stored.size).toBe(0);
+    expect([...out.stale]).toEqual(["acq/i-1"]);
+    // With the mark in place the same record is stored as sold_out.
+    await sql`update tiers set pool = 0, sold_out_at = clock_timestamp() where id = 'L-only'`.execute(world.db.kysely);
+    const now = await recordImmediateBatch(world.db.pool, world.db.kysely, [{ record, checkHolder: true, soldOutTiers: ["L-only"] }]);
+    expect(now.stored.get("acq/i-1")).toMatchObject({ reason: "sold_out", decided_by: "ingress" });
+  });
+});
