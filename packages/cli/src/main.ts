@@ -28,7 +28,9 @@ commands:
       --scenario FILE            scenario file (default loadtest/scenarios/rush-0913.json)
       --seed N                   PRNG seed (default 20200913)
       --keep-db                  keep the quanta_rush database for inspection
-  verify --campaign ID         audit a campaign in DATABASE_URL: I1, I2, I4, I6 and the budget
+      --refund-share X           after the rush, refund this share of the granted payments, let new
+                                 payers claim the returned vouchers, and settle (default 0.05; 0: none)
+  verify --campaign ID         audit a campaign in DATABASE_URL: I1, I2, I4, I6, the budget and refunds
       --acknowledged FILE        also I3: every txn in FILE (what acquirers were answered 200/202;
                                  one "acquirerId/txnId" per line) has a stored decision
   bench [options]              open-model ladders: quanta vs direct (one txn per callback) vs floor
@@ -53,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
       seed: { type: "string" },
       campaign: { type: "string" },
       "keep-db": { type: "boolean" },
+      "refund-share": { type: "string" },
       rates: { type: "string" },
       reps: { type: "string" },
       step: { type: "string" },
@@ -124,6 +127,7 @@ async function main(argv: string[]): Promise<number> {
         drainTimeoutS: 120,
         getChecksMax: 5_000,
         keepDatabase: values["keep-db"] ?? false,
+        refundShare: share(values["refund-share"]) ?? 0.05,
         out: (line) => console.log(line),
       });
       console.log("");
@@ -200,4 +204,11 @@ async function acknowledgedCheck(db: Db, file: string): Promise<InvariantCheck> 
         ? `${keys.length.toLocaleString("en-US")} acknowledged txns, each with a stored decision`
         : `${missing.length} of ${keys.length} acknowledged txns have no decision, e.g. ${missing.slice(0, 3).join(", ")}`,
   };
+}
+
+function share(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw new UsageError(`--refund-share must be a number from 0 to 1, got ${value}`);
+  return n;
 }

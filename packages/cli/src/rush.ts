@@ -2,13 +2,27 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
 import { formatFen } from "@quanta/domain";
-import { connect, dropDatabase, findAttempts, inversionWindowMs, rowDecision, tierReport, verifyDatabaseInvariants, waitUntilDecided, type InvariantCheck } from "@quanta/db";
+import {
+  connect,
+  dropDatabase,
+  findAttempts,
+  inversionWindowMs,
+  rowDecision,
+  settlement,
+  tierReport,
+  verifyDatabaseInvariants,
+  waitUntilDecided,
+  type InvariantCheck,
+  type TierReport,
+} from "@quanta/db";
 import { decisionBody } from "@quanta/contract";
 import { CallbackClient, countBy, loadScenario, percentiles, runRush, table, type Scenario, type SentRecord } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { serviceEnv, startService, stopService, type ServiceProcess } from "./stack.js";
 import { deletePrefix } from "./redis-cleanup.js";
 import { rushHtml, rushSeries } from "./rush-html.js";
+import { refundPhase, type RefundPhaseResult } from "./rush-refunds.js";
+import { settlementText } from "./settle.js";
 
 /**
  * `quanta rush`: the opening minute of 2020-09-13 on this machine.
@@ -37,6 +51,8 @@ export interface RushSettings {
   prefix?: string;
   /** In-flight callbacks the driver allows before it drops arrivals. */
   maxInFlight?: number;
+  /** Share of granted payments refunded after the rush (0: no refund phase). */
+  refundShare?: number;
   out: (line: string) => void;
 }
 
@@ -115,12 +131,23 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
 
     const client = new CallbackClient(baseUrl, acquirerId, secret, 32);
     let getChecks;
+    let refunds: RefundPhaseResult | undefined;
+    let rushTiers: TierReport[];
     try {
       getChecks = await checkThroughGet(client, db, acquirerId, run.records, settings.getChecksMax);
+      rushTiers = await tierReport(db.kysely, campaign.id);
+      if ((settings.refundShare ?? 0) > 0) {
+        out("");
+        out("  after the rush: refunds, then new payers claim the returned vouchers");
+        refunds = await refundPhase(client, db, acquirerId, campaign.id, settings.refundShare!, settings.seed, out);
+      }
     } finally {
       await client.close();
     }
-    return await report({ db, settings, scenario, campaignId: campaign.id, records: run.records, dropped: run.dropped, startedAtMs: run.startedAtMs, endedAtMs: run.endedAtMs, acked, missing, getChecks, acquirerId, databaseUrl });
+    return await report({
+      db, settings, scenario, campaignId: campaign.id, records: run.records, dropped: run.dropped, startedAtMs: run.startedAtMs,
+      endedAtMs: run.endedAtMs, acked, missing, getChecks, acquirerId, databaseUrl, rushTiers, refunds,
+    });
   } finally {
     await Promise.all(services.map((s) => stopService(s)));
     await db.close();
@@ -211,6 +238,9 @@ interface ReportInput {
   getChecks: GetChecks;
   acquirerId: string;
   databaseUrl: string;
+  /** Tiers as the rush left them, before any refund (their sell-out times). */
+  rushTiers: TierReport[];
+  refunds: RefundPhaseResult | undefined;
 }
 
 async function report(input: ReportInput): Promise<RushReport> {
@@ -246,7 +276,7 @@ async function report(input: ReportInput): Promise<RushReport> {
         t.returned,
         t.remaining,
         formatFen(t.held * t.discountFen),
-        t.remaining === 0 && t.lastGrantAt ? `+${((new Date(t.lastGrantAt).getTime() - input.startedAtMs) / 1000).toFixed(2)} s` : "-",
+        soldOutAt(input.rushTiers.find((r) => r.tierId === t.tierId), input.startedAtMs),
       ]),
     ),
   );
@@ -291,8 +321,33 @@ async function report(input: ReportInput): Promise<RushReport> {
   );
   lines.push("");
 
+  // Refunds and settlement.
+  if (input.refunds) {
+    const r = input.refunds;
+    lines.push(`Refunds after the rush (${r.chosen.toLocaleString("en-US")} payments refunded, each sent twice; dated 2020-09-14..20)`);
+    lines.push(table(["answer", "count"], Object.entries(r.answers).sort((a, b) => a[0].localeCompare(b[0]))));
+    lines.push(
+      `${r.returned} vouchers returned, ${r.kept} kept (partial refunds above the threshold); ${r.reclaimSent} new payers then claimed them: ` +
+        `${r.reclaimGranted} granted, ${r.remainingAfter} left in stock`,
+    );
+    lines.push("");
+  }
+  const settled = await settlement(db.kysely, campaignId);
+  lines.push(settlementText(settled));
+  lines.push("");
+
   // Invariants.
   const checks: InvariantCheck[] = await verifyDatabaseInvariants(db.kysely, campaignId);
+  if (input.refunds) {
+    checks.push({
+      id: "refund-phase",
+      ok: input.refunds.problems.length === 0,
+      detail:
+        input.refunds.problems.length === 0
+          ? "every refund answered as expected and the same on retry; every returned voucher granted again"
+          : `${input.refunds.problems.length} problems, e.g. ${input.refunds.problems.slice(0, 3).join("; ")}`,
+    });
+  }
   checks.push({
     id: "I3",
     ok: input.missing.length === 0,
@@ -340,6 +395,8 @@ async function report(input: ReportInput): Promise<RushReport> {
     ackMs: { p50: a50, p90: a90, p99: a99, p999: a999, max: aMax },
     decisionMs: d,
     inversionMs,
+    refunds: input.refunds ?? null,
+    settlement: { ...settled, rows: settled.rows.length },
     invariants: checks,
     ok,
   };
@@ -347,6 +404,10 @@ async function report(input: ReportInput): Promise<RushReport> {
   const series = await rushSeries(db.kysely, records, input.startedAtMs, campaignId);
   const html = rushHtml(`quanta rush: ${input.scenario.name}, ${new Date(input.startedAtMs).toISOString()}`, text, series);
   return { ok, text, json: { ...json, series }, html };
+}
+
+function soldOutAt(t: TierReport | undefined, startedAtMs: number): string {
+  return t && t.remaining === 0 && t.lastGrantAt ? `+${((new Date(t.lastGrantAt).getTime() - startedAtMs) / 1000).toFixed(2)} s` : "-";
 }
 
 /** Writes the JSON and the HTML report under rush-results/; returns both paths. */

@@ -36,7 +36,7 @@ export interface TierReport {
 }
 
 export interface InvariantCheck {
-  id: "I1" | "I2" | "I3" | "I4" | "I5" | "I6" | "budget" | "refunds";
+  id: "I1" | "I2" | "I3" | "I4" | "I5" | "I6" | "budget" | "refunds" | "refund-phase";
   ok: boolean;
   detail: string;
 }

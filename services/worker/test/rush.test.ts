@@ -7,9 +7,12 @@ import { rushWith } from "@quanta/cli";
  * ingress, with two worker processes, demand above supply on every tier of
  * the seed campaign. Afterwards I1-I4 and I6 (and I5 for forged callbacks)
  * are checked in the database and through GET for every acknowledged txn.
+ * Then 5 % of the grants are refunded (full and partial, each sent twice),
+ * new payers claim the returned vouchers, and the settlement reconciles with
+ * the per-tier counts of grants and returns to the fen.
  */
-describe("a 20,000-attempt rush through separate processes", () => {
-  it("sells every tier out exactly and keeps every invariant", { timeout: 600_000 }, async () => {
+describe("a 20,000-attempt rush through separate processes, then refunds", () => {
+  it("sells every tier out exactly, keeps every invariant, and settles the refunds to the fen", { timeout: 600_000 }, async () => {
     const lines: string[] = [];
     const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
     const report = await rushWith(
@@ -24,6 +27,7 @@ describe("a 20,000-attempt rush through separate processes", () => {
         drainTimeoutS: 300,
         getChecksMax: 100_000,
         keepDatabase: false,
+        refundShare: 0.05,
         out: (line) => lines.push(line),
       },
       (s) => ({ ...s, durationS: 40, payers: 40_000, arrival: { peakRatePerS: 560, rampS: 2, plateauS: 38, endFraction: 1 } }),
@@ -32,14 +36,35 @@ describe("a 20,000-attempt rush through separate processes", () => {
     const json = report.json as {
       acknowledged: number;
       getChecks: { asked: number; mismatches: number };
-      tiers: { tierId: string; quota: number; granted: number; remaining: number }[];
+      tiers: { tierId: string; quota: number; granted: number; returned: number; held: number; remaining: number; discountFen: number }[];
+      refunds: { chosen: number; returned: number; kept: number; reclaimGranted: number; remainingAfter: number; answers: Record<string, number> };
+      settlement: { budgetFen: number; grantedVouchers: number; grantedFen: number; returnedVouchers: number; refundedFen: number; netSpentFen: number; leftoverFen: number };
       invariants: { id: string; ok: boolean }[];
       answers: Record<string, number>;
     };
     expect(json.acknowledged).toBeGreaterThanOrEqual(20_000);
-    for (const tier of json.tiers) expect([tier.tierId, tier.granted, tier.remaining]).toEqual([tier.tierId, tier.quota, 0]);
+    // Every voucher is out again after the reclaim wave: held = quota, nothing stranded.
+    for (const tier of json.tiers) expect([tier.tierId, tier.held, tier.remaining]).toEqual([tier.tierId, tier.quota, 0]);
     expect(json.answers["200 rejected sold_out"]).toBeGreaterThan(1_000);
-    expect(json.invariants.map((c) => [c.id, c.ok])).toEqual([["budget", true], ["I1", true], ["I2", true], ["I3", true], ["I4", true], ["I5", true], ["I6", true]]);
+    expect(json.invariants.map((c) => [c.id, c.ok])).toEqual([
+      ["budget", true], ["I1", true], ["I2", true], ["I3", true], ["I4", true], ["I5", true], ["I6", true], ["refund-phase", true], ["refunds", true],
+    ]);
+    // Refunds: about 5 % of ~10,050 grants, a third of them partial and kept.
+    expect(json.refunds.chosen).toBeGreaterThan(300);
+    expect(json.refunds.kept).toBeGreaterThan(50);
+    expect(json.refunds.returned + json.refunds.kept).toBe(json.refunds.chosen);
+    expect(json.refunds.reclaimGranted).toBe(json.refunds.returned);
+    expect(json.refunds.answers["404 unknown_txn"]).toBe(1);
+    expect(json.refunds.answers["422 refund_exceeds_payment"]).toBe(1);
+    // Settlement reconciles with the per-tier counts (a second, independent sum) to the fen.
+    const s = json.settlement;
+    expect(s.grantedVouchers).toBe(json.tiers.reduce((n, t) => n + t.granted, 0));
+    expect(s.grantedFen).toBe(json.tiers.reduce((n, t) => n + t.granted * t.discountFen, 0));
+    expect(s.returnedVouchers).toBe(json.refunds.returned);
+    expect(s.refundedFen).toBe(json.tiers.reduce((n, t) => n + t.returned * t.discountFen, 0));
+    expect(s.netSpentFen).toBe(s.grantedFen - s.refundedFen);
+    // Sold out again after the reclaim: the whole budget is spent net, nothing goes back to the bureau.
+    expect([s.netSpentFen, s.leftoverFen]).toEqual([s.budgetFen, 0]);
     expect(json.getChecks.asked).toBeGreaterThanOrEqual(20_000);
     expect(json.getChecks.mismatches).toBe(0);
     expect(report.ok).toBe(true);
