@@ -149,7 +149,7 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
     detail:
       b === undefined
         ? `campaign ${campaignId} not found`
-        : `discounts granted ${(spentFen / 100).toFixed(2)} of a ${(Number(b.budget_fen) / 100).toFixed(2)} CNY budget` +
+        : `discounts held (granted net of refunds) ${(spentFen / 100).toFixed(2)} of a ${(Number(b.budget_fen) / 100).toFixed(2)} CNY budget` +
           (b.budget_capped ? ` (capped: ${(Number(b.budget_left_fen) / 100).toFixed(2)} CNY left${counterOff ? ", which does not match the grants" : ""})` : "") +
           `; ${wrongDiscount} grants whose discount differs from their tier's`,
   };
