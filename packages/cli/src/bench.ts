@@ -20,11 +20,13 @@ import { PrivateRedis } from "./private-redis.js";
  * A system climbs the ladder until a rate is not sustained (any error or
  * dropped arrival, achieved < 95 % of offered, or answer p99 > 100 ms).
  */
-export type SystemName = "quanta" | "direct" | "floor" | "quanta-aof";
-/** The default run. quanta-aof (quanta on a private Redis with the shipped redis.conf: AOF,
- * appendfsync always) is asked for by name, to measure what durability across a Redis crash costs. */
+export type SystemName = "quanta" | "direct" | "floor" | "quanta-aof" | "quanta-1w";
+/** The default run. Asked for by name: quanta-aof (quanta on a private Redis with the shipped
+ * redis.conf: AOF, appendfsync always), to measure what durability across a Redis crash costs;
+ * quanta-1w (one worker process owning every partition instead of two), to measure what a second
+ * process costs on a 2-core box, against what it buys (a worker's death is covered by the other). */
 export const SYSTEMS: readonly SystemName[] = ["quanta", "direct", "floor"];
-export const ALL_SYSTEMS: readonly SystemName[] = [...SYSTEMS, "quanta-aof"];
+export const ALL_SYSTEMS: readonly SystemName[] = [...SYSTEMS, "quanta-aof", "quanta-1w"];
 
 export interface BenchSettings {
   databaseUrl: string;
@@ -111,9 +113,10 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
   const probes = await Probes.open(redisUrl, databaseUrl);
   const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 120_000, applicationName: "quanta-bench" });
   try {
-    if (system === "quanta" || system === "quanta-aof") {
+    if (system === "quanta" || system === "quanta-aof" || system === "quanta-1w") {
       services.push(await startService("ingress", env));
-      services.push(await startService("worker", env), await startService("worker", env));
+      services.push(await startService("worker", env));
+      if (system !== "quanta-1w") services.push(await startService("worker", env));
     } else {
       services.push(await startService(system, env));
     }

@@ -37,7 +37,8 @@ commands:
       --rates 250,500,…          offered rates to climb (default 100,250,500,750,1000,1500,2000,3000,4000)
       --reps N                   repetitions, systems alternating (default 3)
       --step S                   seconds of load per step (default 10)
-      --systems a,b              subset of quanta,direct,floor, or quanta-aof (quanta on Redis with AOF always)
+      --systems a,b              subset of quanta,direct,floor, or quanta-aof (quanta on Redis with AOF always),
+                                 quanta-1w (one worker process instead of two)
 
 environment: DATABASE_URL, REDIS_URL, QUANTA_PARTITIONS (see README)`;
 
