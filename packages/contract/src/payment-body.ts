@@ -30,6 +30,20 @@ export type ParsedBody =
   | { ok: false; message: string; field?: string };
 
 export function parsePaymentBody(raw: Buffer): ParsedBody {
+  const parsed = parseJsonBody(raw, paymentBodySchema);
+  if (!parsed.ok) return parsed;
+  const b = parsed.value;
+  return {
+    ok: true,
+    payment: { txnId: b.txnId, payerId: b.payerId, merchantId: b.merchantId, amountFen: b.amountFen, paidAtMs: Date.parse(b.paidAt) },
+  };
+}
+
+/**
+ * A callback body: a JSON object checked against its schema. A failure names the first field at
+ * fault (the contract's 400 `invalid_body` with `field`).
+ */
+export function parseJsonBody<T>(raw: Buffer, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; message: string; field?: string } {
   let json: unknown;
   try {
     json = JSON.parse(raw.toString("utf8"));
@@ -39,17 +53,13 @@ export function parsePaymentBody(raw: Buffer): ParsedBody {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     return { ok: false, message: "body must be a JSON object" };
   }
-  const result = paymentBodySchema.safeParse(json);
+  const result = schema.safeParse(json);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const field = issue.path.map(String).join(".");
     return { ok: false, message: field ? `${field}: ${issue.message}` : issue.message, ...(field ? { field } : {}) };
   }
-  const b = result.data;
-  return {
-    ok: true,
-    payment: { txnId: b.txnId, payerId: b.payerId, merchantId: b.merchantId, amountFen: b.amountFen, paidAtMs: Date.parse(b.paidAt) },
-  };
+  return { ok: true, value: result.data };
 }
 
 /**

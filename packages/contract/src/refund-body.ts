@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { isRealIsoDateTime } from "./payment-body.js";
+import { isRealIsoDateTime, parseJsonBody } from "./payment-body.js";
 
 /**
  * The refund callback's body (POST /v1/callbacks/refund), signed like a payment:
@@ -27,20 +27,9 @@ export interface Refund {
 export type ParsedRefund = { ok: true; refund: Refund } | { ok: false; message: string; field?: string };
 
 export function parseRefundBody(raw: Buffer): ParsedRefund {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw.toString("utf8"));
-  } catch {
-    return { ok: false, message: "body is not valid JSON" };
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) return { ok: false, message: "body must be a JSON object" };
-  const result = refundBodySchema.safeParse(json);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const field = issue.path.map(String).join(".");
-    return { ok: false, message: field ? `${field}: ${issue.message}` : issue.message, ...(field ? { field } : {}) };
-  }
-  const b = result.data;
+  const parsed = parseJsonBody(raw, refundBodySchema);
+  if (!parsed.ok) return parsed;
+  const b = parsed.value;
   return { ok: true, refund: { refundId: b.refundId, txnId: b.txnId, amountFen: b.amountFen, refundedAtMs: Date.parse(b.refundedAt) } };
 }
 

@@ -1,12 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
-import { parseEnv } from "@quanta/config";
 import { isBudgetCapped, parseCampaignFile } from "@quanta/domain";
 import { verifyDatabaseInvariants } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
-import { CallbackClient } from "@quanta/loadtest";
-import { startIngress, type RunningIngress } from "@quanta/ingress";
-import { startWorker, type RunningWorker } from "@quanta/worker";
+import type { TestWorld } from "@quanta/cli";
+import type { CallbackClient } from "@quanta/loadtest";
+import { startInProcessStack, type InProcessStack } from "./in-process-stack.js";
 
 /**
  * 额满即止: a campaign whose budget (2.50 CNY) is far below its quotas' worth (11.00 CNY) stops
@@ -31,24 +29,17 @@ const capped = parseCampaignFile({
   ],
 });
 
+let stack: InProcessStack;
 let world: TestWorld;
-let ingress: RunningIngress;
-let workers: RunningWorker[];
 let client: CallbackClient;
 
 beforeAll(async () => {
-  world = await createTestWorld("budget_cap", { campaigns: [capped] });
-  const env = parseEnv(world.env);
-  workers = [await startWorker(env), await startWorker(env)];
-  ingress = await startIngress(env);
-  client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 64);
+  stack = await startInProcessStack("budget_cap", { campaigns: [capped] });
+  ({ world, client } = stack);
 });
 
 afterAll(async () => {
-  await client?.close();
-  await ingress?.close();
-  for (const w of workers ?? []) await w.close();
-  await world?.cleanup();
+  await stack?.close();
 });
 
 describe("a budget-capped campaign", () => {

@@ -1,34 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
-import { parseEnv } from "@quanta/config";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
-import { CallbackClient } from "@quanta/loadtest";
-import { startIngress, type RunningIngress } from "@quanta/ingress";
-import { startWorker, type RunningWorker } from "@quanta/worker";
+import type { TestWorld } from "@quanta/cli";
+import type { CallbackClient } from "@quanta/loadtest";
+import { startInProcessStack, type InProcessStack } from "./in-process-stack.js";
 
 /**
  * Concurrency at the edges a rush produces: one txnId many times at once,
  * one payer paying many times at once, and the Postgres constraints that
  * stop an oversell or a second grant whatever the application does.
  */
+let stack: InProcessStack;
 let world: TestWorld;
-let ingress: RunningIngress;
-let workers: RunningWorker[];
 let client: CallbackClient;
 
 beforeAll(async () => {
-  world = await createTestWorld("concurrency");
-  const env = parseEnv(world.env);
-  workers = [await startWorker(env), await startWorker(env)];
-  ingress = await startIngress(env);
-  client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 64);
+  stack = await startInProcessStack("concurrency");
+  ({ world, client } = stack);
 });
 
 afterAll(async () => {
-  await client?.close();
-  await ingress?.close();
-  for (const w of workers ?? []) await w.close();
-  await world?.cleanup();
+  await stack?.close();
 });
 
 const payment = (txnId: string, payerId: string, merchantId: string, amountFen: number) =>

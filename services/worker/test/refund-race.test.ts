@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseEnv } from "@quanta/config";
 import { parseCampaignFile } from "@quanta/domain";
 import { inversionWindowMs, settlement, tierReport, verifyDatabaseInvariants } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
-import { CallbackClient } from "@quanta/loadtest";
-import { startIngress, type RunningIngress } from "@quanta/ingress";
-import { startWorker, type RunningWorker } from "@quanta/worker";
+import type { TestWorld } from "@quanta/cli";
+import type { CallbackClient } from "@quanta/loadtest";
+import { startInProcessStack, type InProcessStack } from "./in-process-stack.js";
 
 /**
  * Refunds racing the rush: while 600 payers compete for 100 vouchers over four partitions and two
@@ -34,24 +32,17 @@ const race = parseCampaignFile({
   ],
 });
 
+let stack: InProcessStack;
 let world: TestWorld;
-let ingress: RunningIngress;
-let workers: RunningWorker[];
 let client: CallbackClient;
 
 beforeAll(async () => {
-  world = await createTestWorld("refund_race", { campaigns: [race] });
-  const env = parseEnv(world.env);
-  workers = [await startWorker(env), await startWorker(env)];
-  ingress = await startIngress(env);
-  client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 64);
+  stack = await startInProcessStack("refund_race", { campaigns: [race] });
+  ({ world, client } = stack);
 });
 
 afterAll(async () => {
-  await client?.close();
-  await ingress?.close();
-  for (const w of workers ?? []) await w.close();
-  await world?.cleanup();
+  await stack?.close();
 });
 
 type Body = { status: string; reason?: string; tierId?: string };

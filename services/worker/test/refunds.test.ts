@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
-import { parseEnv } from "@quanta/config";
 import { parseCampaignFile } from "@quanta/domain";
 import { verifyDatabaseInvariants } from "@quanta/db";
 import { admitBatch, createRedis } from "@quanta/queue";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import type { TestWorld } from "@quanta/cli";
 import { CallbackClient } from "@quanta/loadtest";
-import { startIngress, type RunningIngress } from "@quanta/ingress";
-import { startWorker, type RunningWorker } from "@quanta/worker";
+import type { RunningIngress } from "@quanta/ingress";
+import { startInProcessStack, type InProcessStack } from "./in-process-stack.js";
 
 /**
  * Refunds (issue #7) through the real ingress and worker: full, partial, duplicate, conflicting,
@@ -50,9 +49,9 @@ const single = parseCampaignFile({
   activities: [{ id: "O", name: "one tier", merchants: ["O-1"], tiers: [{ id: "O-only", thresholdFen: 10_000, discountFen: 1_000, quota: 3 }] }],
 });
 
+let stack: InProcessStack;
 let world: TestWorld;
 let ingress: RunningIngress;
-let workers: RunningWorker[];
 let client: CallbackClient;
 let other: CallbackClient;
 
@@ -68,21 +67,15 @@ const stock = async (tierId: string) =>
   );
 
 beforeAll(async () => {
-  world = await createTestWorld("refunds", { campaigns: [kept, released, single] });
-  const env = parseEnv(world.env);
-  workers = [await startWorker(env), await startWorker(env)];
-  ingress = await startIngress(env);
-  client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 16);
+  stack = await startInProcessStack("refunds", { campaigns: [kept, released, single], connections: 16 });
+  ({ world, ingress, client } = stack);
   const otherSecret = /acq-other=([0-9a-f]+)/.exec(world.env.QUANTA_ACQUIRER_SECRETS!)![1]!;
   other = new CallbackClient(`http://127.0.0.1:${ingress.port}`, "acq-other", otherSecret, 2);
 });
 
 afterAll(async () => {
-  await client?.close();
   await other?.close();
-  await ingress?.close();
-  for (const w of workers ?? []) await w.close();
-  await world?.cleanup();
+  await stack?.close();
 });
 
 describe("refunds", () => {

@@ -4,12 +4,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseEnv } from "@quanta/config";
 import { settlement, settlementCsv } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
-import { CallbackClient } from "@quanta/loadtest";
-import { startIngress, type RunningIngress } from "@quanta/ingress";
-import { startWorker, type RunningWorker } from "@quanta/worker";
+import type { TestWorld } from "@quanta/cli";
+import type { CallbackClient } from "@quanta/loadtest";
+import { startInProcessStack, type InProcessStack } from "./in-process-stack.js";
 
 /**
  * Settlement (issue #7) reconciles exactly with the decision records: after 600 payments over
@@ -18,26 +16,19 @@ import { startWorker, type RunningWorker } from "@quanta/worker";
  * granted discount, the CSV says the same, and `quanta settle` writes it.
  */
 const CLI = fileURLToPath(new URL("../../../packages/cli/dist/main.js", import.meta.url));
+let stack: InProcessStack;
 let world: TestWorld;
-let ingress: RunningIngress;
-let worker: RunningWorker;
 let client: CallbackClient;
 let dir: string;
 
 beforeAll(async () => {
-  world = await createTestWorld("settle");
-  const env = parseEnv(world.env);
-  worker = await startWorker(env);
-  ingress = await startIngress(env);
-  client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 32);
+  stack = await startInProcessStack("settle", { workers: 1, connections: 32 });
+  ({ world, client } = stack);
   dir = mkdtempSync(join(tmpdir(), "quanta-settle-"));
 });
 
 afterAll(async () => {
-  await client?.close();
-  await ingress?.close();
-  await worker?.close();
-  await world?.cleanup();
+  await stack?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

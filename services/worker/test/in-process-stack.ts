@@ -1,0 +1,45 @@
+import { parseEnv } from "@quanta/config";
+import type { Campaign } from "@quanta/domain";
+import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { CallbackClient } from "@quanta/loadtest";
+import { startIngress, type RunningIngress } from "@quanta/ingress";
+import { startWorker, type RunningWorker } from "@quanta/worker";
+
+/**
+ * The whole stack in the test process, on the machine's real Postgres and Redis: an isolated
+ * world (own database and Redis prefix), N workers, one ingress, a signed client. close() stops
+ * it all in reverse and removes the world, also after a failed start.
+ */
+export interface InProcessStack {
+  world: TestWorld;
+  ingress: RunningIngress;
+  workers: RunningWorker[];
+  client: CallbackClient;
+  close(): Promise<void>;
+}
+
+export async function startInProcessStack(
+  name: string,
+  options: { campaigns?: Campaign[]; workers?: number; connections?: number } = {},
+): Promise<InProcessStack> {
+  const world = await createTestWorld(name, options.campaigns ? { campaigns: options.campaigns } : {});
+  const workers: RunningWorker[] = [];
+  let ingress: RunningIngress | undefined;
+  let client: CallbackClient | undefined;
+  const close = async () => {
+    await client?.close();
+    await ingress?.close();
+    for (const w of workers) await w.close();
+    await world.cleanup();
+  };
+  try {
+    const env = parseEnv(world.env);
+    for (let i = 0; i < (options.workers ?? 2); i++) workers.push(await startWorker(env));
+    ingress = await startIngress(env);
+    client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, options.connections ?? 64);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { world, ingress, workers, client, close };
+}
