@@ -1,14 +1,17 @@
 // Hours at a steady rate with returning payers: the eighteen days after the opening, compressed.
 // A small payer population makes people come back (already_redeemed) and, once stock is gone,
 // every answer is sold_out from the ingress. Any 202 is followed up by GET until decided, so a
-// lost decision (I3) shows as a failed check. Watch RSS, Redis memory and Postgres size in Grafana
+// lost decision (I3) shows as a failed check. A share of the granted payments is refunded (full or
+// partial, alternately, each refund sent twice), so the refund path and the vouchers it returns
+// to stock are exercised for hours too. Watch RSS, Redis memory and Postgres size in Grafana
 // while it runs (loadtest/README.md).
 //
-//   RATE (arrivals/s, default 100), DURATION (default 2h), PAYERS (default 50000)
+//   RATE (arrivals/s, default 100), DURATION (default 2h), PAYERS (default 50000),
+//   REFUND_SHARE (share of grants refunded, default 0.02)
 //   k6 run -e ACQUIRER_ID=acq-demo -e ACQUIRER_SECRET=... -e DURATION=8h loadtest/k6/soak.js
 import { check, sleep } from "k6";
 import { parseScenario } from "./lib/scenario.js";
-import { getAttempt } from "./lib/contract.js";
+import { getAttempt, postRefund } from "./lib/contract.js";
 import { paymentIteration } from "./lib/iteration.js";
 import { target } from "./lib/target.js";
 import { config, env, envNumber } from "./lib/config.js";
@@ -20,6 +23,8 @@ const seed = target(open("../../campaigns/qianan-2020-b2.json"));
 const rate = Math.max(1, Math.round(envNumber("RATE", 100) * config.scale));
 const duration = env("DURATION", "2h");
 const POLLS_MAX = 10;
+const refundShare = Math.min(1, Math.max(0, envNumber("REFUND_SHARE", 0.02)));
+let refundsSent = 0;
 
 /** @type {import("k6/options").Options} */
 export const options = {
@@ -34,7 +39,14 @@ export const options = {
       gracefulStop: "30s",
     },
   },
-  thresholds: { ...thresholds(), "checks{kind:follow-up}": ["rate==1"] },
+  thresholds: {
+    ...thresholds(),
+    "checks{kind:follow-up}": ["rate==1"],
+    // Refund answers that broke the contract (outcome, fields, a retry answered differently).
+    quanta_refund_contract_ok: ["rate>0.999"],
+    "quanta_refunds{outcome:voucher_returned}": ["count>=0"],
+    "quanta_refunds{outcome:voucher_kept}": ["count>=0"],
+  },
   summaryTrendStats: SUMMARY_TREND_STATS,
 };
 
@@ -42,6 +54,10 @@ const iterate = paymentIteration(scenario, seed, { seed: 20200915, payers: 50_00
 
 export default function () {
   const { arrival, answer: first } = iterate();
+  if (first.status === 200 && first.answer?.status === "granted" && arrival.kind === "payment" && Math.random() < refundShare) {
+    postRefund(seed, arrival.body, first.answer, refundsSent++ % 2 === 0 ? "full" : "partial");
+    return;
+  }
   if (first.status !== 202) return;
   // A pending answer must turn into a decision: poll as an acquirer would, with a bound.
   for (let i = 0; i < POLLS_MAX; i++) {
@@ -57,5 +73,5 @@ export default function () {
 
 /** @param {any} data */
 export function handleSummary(data) {
-  return report(data, "soak", [`${rate}/s for ${duration}, ${envNumber("PAYERS", 50_000)} payers.`]);
+  return report(data, "soak", [`${rate}/s for ${duration}, ${envNumber("PAYERS", 50_000)} payers, ${refundShare * 100} % of grants refunded.`]);
 }

@@ -144,3 +144,54 @@ function judge(target, res, sent, kind) {
   ackMs.add(res.timings.duration, { outcome });
   return { status, answer };
 }
+
+export const refunds = new Counter("quanta_refunds");
+export const refundContractOk = new Rate("quanta_refund_contract_ok");
+const REFUND_OUTCOMES = ["voucher_returned", "voucher_kept", "no_voucher"];
+
+/**
+ * Refunds a granted payment (POST /v1/callbacks/refund), sends the same refund again as an
+ * acquirer's retry would, and checks both answers against the contract: the outcome the partial
+ * refund rule gives, the fields, and the same answer twice.
+ * @param {Target} target
+ * @param {PaymentBody} paid the payment as sent
+ * @param {{ tierId: string }} grant its 200 granted answer
+ * @param {"full" | "partial"} kind full, or what keeps the payment at its tier's threshold
+ */
+export function postRefund(target, paid, grant, kind) {
+  const tier = target.tiers.get(grant.tierId);
+  const slack = paid.amountFen - (tier?.thresholdFen ?? paid.amountFen);
+  const partial = kind === "partial" && slack >= 1;
+  const body = {
+    refundId: `rf-${paid.txnId}`,
+    txnId: paid.txnId,
+    amountFen: partial ? slack : paid.amountFen,
+    refundedAt: new Date().toISOString(),
+  };
+  const raw = JSON.stringify(body);
+  const send = () =>
+    http.post(`${target.baseUrl}/v1/callbacks/refund`, raw, {
+      headers: signedHeaders(target.acquirerId, target.secret, raw),
+      tags: { name: "refund" },
+      responseCallback: http.expectedStatuses(200),
+    });
+  const first = send();
+  const again = send();
+  /** @type {any} */
+  let answer = null;
+  try {
+    answer = first.json();
+  } catch (_) {
+    answer = null;
+  }
+  const expected = partial ? "voucher_kept" : "voucher_returned";
+  const ok = check(first, {
+    "refund: 200 with the outcome the partial-refund rule gives": () => first.status === 200 && answer?.status === expected,
+    "refund: the ids and totals sent": () => answer?.refundId === body.refundId && answer?.txnId === body.txnId && answer?.refundedTotalFen === body.amountFen,
+    "refund: the tier's discount comes back with the voucher": () =>
+      expected !== "voucher_returned" || (answer?.tierId === grant.tierId && answer?.discountReturnedFen === tier?.discountFen),
+    "refund: a retry gets the same answer": () => again.status === first.status && again.body === first.body,
+  });
+  refundContractOk.add(ok);
+  refunds.add(1, { outcome: REFUND_OUTCOMES.includes(answer?.status) ? answer.status : "error" });
+}
