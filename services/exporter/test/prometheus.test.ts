@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
 import { parseCampaignFile } from "@quanta/domain";
 import { SEED_CAMPAIGN_PATH, createTestWorld, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
-import { loadScenario, runRush } from "@quanta/loadtest";
+import { CallbackClient, loadScenario, runRush } from "@quanta/loadtest";
 
 /**
  * The operators' view, proven against a real Prometheus (Debian's package; .ci/run installs it
@@ -169,6 +169,18 @@ describe("Prometheus watching a small rush", () => {
     const scenario = { ...loadScenario(), durationS: 12, payers: 4_000, arrival: { peakRatePerS: 150, rampS: 2, plateauS: 10, endFraction: 1 } };
     const run = await runRush({ baseUrl: `http://127.0.0.1:${ingress.port}`, acquirerId: world.acquirerId, secret: world.secret, scenario, seed: 5, runId: "prom", connections: 32, maxInFlight: 5_000 });
     expect(run.records.filter((r) => r.status === 200).length).toBeGreaterThan(1_000);
+    // Refunds of 20 grants, full and partial, so the refund panels have something to show.
+    const grants = run.records.filter((r) => r.status === 200 && (r.answer as { status?: string }).status === "granted" && r.kind === "payment").slice(0, 20);
+    const client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 4);
+    try {
+      for (const [i, g] of grants.entries()) {
+        const paid = JSON.parse(g.body) as { txnId: string; amountFen: number };
+        const r = await client.postRefund(JSON.stringify({ refundId: `prom-r${i}`, txnId: paid.txnId, amountFen: i % 4 === 3 ? 1 : paid.amountFen, refundedAt: "2020-09-14T10:00:00+08:00" }));
+        expect(r.status).toBe(200);
+      }
+    } finally {
+      await client.close();
+    }
     await sleep(3_000); // a few more scrapes and rule evaluations after the last answer
 
     const targets = await (await fetch(`${promUrl}/api/v1/targets`)).json() as { data: { activeTargets: { labels: { job: string }; health: string }[] } };
@@ -197,9 +209,13 @@ describe("Prometheus watching a small rush", () => {
     const promStock = new Map((await query("quanta_tier_remaining")).data.result.map((s) => [s.metric.tier!, Number(s.value[1])]));
     for (const row of stock.rows) expect(promStock.get(row.id), row.id).toBe(Number(row.remaining));
     const spent = await sql<{ activity_id: string; fen: string }>`
-      select activity_id, sum(discount_fen) as fen from attempts where status = 'granted' group by activity_id`.execute(db);
+      select activity_id, sum(discount_fen) as fen from attempts where status = 'granted' and voucher_returned_at is null group by activity_id`.execute(db);
     const promSpent = new Map((await query("quanta_activity_discount_granted_fen")).data.result.map((s) => [s.metric.activity!, Number(s.value[1])]));
     for (const row of spent.rows) expect(promSpent.get(row.activity_id), row.activity_id).toBe(Number(row.fen));
+    const returned = (await query("sum(quanta_tier_returned)")).data.result.map((r) => Number(r.value[1]));
+    const returnedDb = await sql<{ n: string }>`select count(*) as n from attempts where voucher_returned_at is not null`.execute(db);
+    expect(returned).toEqual([Number(returnedDb.rows[0]!.n)]);
+    expect(returned[0]).toBeGreaterThan(0);
     const soldOut = (await query("quanta_tier_sold_out_timestamp_seconds")).data.result.length;
     expect(soldOut).toBeGreaterThan(0);
 
