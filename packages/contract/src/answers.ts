@@ -25,7 +25,8 @@ export type ErrorCode =
   | "unknown_txn"
   | "txn_pending"
   | "refund_conflict"
-  | "refund_exceeds_payment";
+  | "refund_exceeds_payment"
+  | "too_many_refunds";
 
 export type ErrorBody = { error: { code: ErrorCode; message?: string; field?: string } };
 

@@ -11,7 +11,8 @@ import type { Database, RefundTable } from "./schema.js";
  *      the same body gets the same answer, another body is a conflict);
  *   2. lock the payment's row (refunds of one payment are serialized here, so their running
  *      total is exact); no stored decision: the caller says unknown or pending;
- *   3. sum the payment's earlier refunds and decide (domain decideRefund);
+ *   3. count and sum the payment's earlier refunds and decide (domain decideRefund; at most
+ *      REFUNDS_PER_PAYMENT_MAX refunds per payment);
  *   4. when the voucher goes back: the capped campaign's budget row gets the discount back,
  *      the tier row gets the voucher into its pool and loses its sold-out mark, then the
  *      payment's row is marked returned (and its slot released, by policy), stamped after the
@@ -29,14 +30,23 @@ import type { Database, RefundTable } from "./schema.js";
  */
 export type RefundRow = Selectable<RefundTable>;
 
+/** The refunded payment as an answer needs it (it never changes once decided). */
+export interface RefundedPayment {
+  amountFen: number;
+  tierId: string | null;
+  discountFen: number | null;
+}
+
 export type RefundTxResult =
   /** This refund id was stored before (same body or not: compare body_hash). */
-  | { kind: "stored"; row: RefundRow; paymentAmountFen: number }
-  | { kind: "recorded"; row: RefundRow; paymentAmountFen: number }
+  | { kind: "stored"; row: RefundRow; payment: RefundedPayment }
+  | { kind: "recorded"; row: RefundRow; payment: RefundedPayment }
   /** No decision is stored for the txn. */
   | { kind: "no_payment" }
   /** Refunds would add up to more than the payment's amount; nothing was stored. */
-  | { kind: "exceeds_payment"; refundedBeforeFen: number; paymentAmountFen: number };
+  | { kind: "exceeds_payment"; refundedBeforeFen: number; paymentAmountFen: number }
+  /** The payment has REFUNDS_PER_PAYMENT_MAX refunds already; nothing was stored. */
+  | { kind: "too_many_refunds"; refundsBefore: number };
 
 export interface RefundInput {
   acquirerId: string;
@@ -52,21 +62,33 @@ class ConcurrentRefund extends Error {
   readonly code = "23505";
 }
 
+type PaymentRow = {
+  status: "granted" | "rejected"; amount_fen: number; campaign_id: string | null; tier_id: string | null; discount_fen: number | null;
+  voucher_returned: boolean; threshold_fen: number | null; refund_slot: RefundSlotPolicy | null; budget_capped: boolean | null;
+};
+
+const refunded = (p: Pick<PaymentRow, "amount_fen" | "tier_id" | "discount_fen">): RefundedPayment => ({
+  amountFen: Number(p.amount_fen),
+  tierId: p.tier_id,
+  discountFen: p.discount_fen === null ? null : Number(p.discount_fen),
+});
+
 export async function refundTx(db: Kysely<Database>, input: RefundInput): Promise<RefundTxResult> {
   return db.transaction().execute(async (trx) => {
-    const stored = await sql<RefundRow & { payment_amount_fen: number }>`
-      select r.*, a.amount_fen as payment_amount_fen from refunds r
-        join attempts a on a.acquirer_id = r.acquirer_id and a.txn_id = r.txn_id
-       where r.acquirer_id = ${input.acquirerId} and r.refund_id = ${input.refundId}`.execute(trx);
-    if (stored.rows[0]) return { kind: "stored", row: withoutPayment(stored.rows[0]), paymentAmountFen: Number(stored.rows[0].payment_amount_fen) };
+    const stored = (
+      await sql<RefundRow & { payment_amount_fen: number; payment_tier_id: string | null; payment_discount_fen: number | null }>`
+        select r.*, a.amount_fen as payment_amount_fen, a.tier_id as payment_tier_id, a.discount_fen as payment_discount_fen
+          from refunds r join attempts a on a.acquirer_id = r.acquirer_id and a.txn_id = r.txn_id
+         where r.acquirer_id = ${input.acquirerId} and r.refund_id = ${input.refundId}`.execute(trx)
+    ).rows[0];
+    if (stored) {
+      const { payment_amount_fen, payment_tier_id, payment_discount_fen, ...row } = stored;
+      return { kind: "stored", row, payment: refunded({ amount_fen: payment_amount_fen, tier_id: payment_tier_id, discount_fen: payment_discount_fen }) };
+    }
 
     const payment = (
-      await sql<{
-        status: "granted" | "rejected"; amount_fen: number; merchant_id: string; campaign_id: string | null; activity_id: string | null;
-        tier_id: string | null; discount_fen: number | null; voucher_returned: boolean; threshold_fen: number | null;
-        refund_slot: RefundSlotPolicy | null; budget_capped: boolean | null;
-      }>`
-        select a.status, a.amount_fen, a.merchant_id, a.campaign_id, a.activity_id, a.tier_id, a.discount_fen,
+      await sql<PaymentRow>`
+        select a.status, a.amount_fen, a.campaign_id, a.tier_id, a.discount_fen,
                a.voucher_returned_at is not null as voucher_returned, t.threshold_fen, c.refund_slot, c.budget_capped
           from attempts a
           left join tiers t on t.campaign_id = a.campaign_id and t.id = a.tier_id
@@ -76,20 +98,23 @@ export async function refundTx(db: Kysely<Database>, input: RefundInput): Promis
     ).rows[0];
     if (!payment) return { kind: "no_payment" };
 
-    const before = Number(
-      (await sql<{ fen: string }>`select coalesce(sum(amount_fen), 0) as fen from refunds where acquirer_id = ${input.acquirerId} and txn_id = ${input.txnId}`.execute(trx))
-        .rows[0]!.fen,
-    );
+    // The payment's row is locked: its refunds so far cannot change under us.
+    const before = (
+      await sql<{ n: string; fen: string }>`select count(*) as n, coalesce(sum(amount_fen), 0) as fen from refunds
+                                             where acquirer_id = ${input.acquirerId} and txn_id = ${input.txnId}`.execute(trx)
+    ).rows[0]!;
     const amountFen = Number(payment.amount_fen);
+    const refundedBeforeFen = Number(before.fen);
     const outcome = decideRefund(
       payment.status === "granted"
         ? { status: "granted", amountFen, thresholdFen: Number(payment.threshold_fen), discountFen: Number(payment.discount_fen), voucherReturned: payment.voucher_returned }
         : { status: "rejected", amountFen },
-      before,
+      { count: Number(before.n), fen: refundedBeforeFen },
       input.amountFen,
       payment.refund_slot ?? "kept",
     );
-    if (outcome.kind === "exceeds_payment") return { kind: "exceeds_payment", refundedBeforeFen: before, paymentAmountFen: amountFen };
+    if (outcome.kind === "exceeds_payment") return { kind: "exceeds_payment", refundedBeforeFen, paymentAmountFen: amountFen };
+    if (outcome.kind === "too_many_refunds") return { kind: "too_many_refunds", refundsBefore: outcome.refundsBefore };
 
     if (outcome.kind === "voucher_returned") {
       const campaignId = payment.campaign_id!;
@@ -103,9 +128,7 @@ export async function refundTx(db: Kysely<Database>, input: RefundInput): Promis
       // the KEY SHARE that batches hold on a sold-out mark, and would not wait for them.
       const locked = await sql`select 1 from tiers where campaign_id = ${campaignId} and id = ${tierId} for update`.execute(trx);
       invariant(locked.rows.length === 1, `tier ${campaignId}/${tierId} vanished during a refund`);
-      const tier = await sql`update tiers set pool = pool + 1, sold_out_at = null
-                              where campaign_id = ${campaignId} and id = ${tierId} returning pool`.execute(trx);
-      invariant(tier.rows.length === 1, `tier ${campaignId}/${tierId} vanished during a refund`);
+      await sql`update tiers set pool = pool + 1, sold_out_at = null where campaign_id = ${campaignId} and id = ${tierId}`.execute(trx);
       const marked = await sql`update attempts set voucher_returned_at = clock_timestamp(),
                                       slot_released_at = case when ${outcome.slotReleased} then clock_timestamp() end
                                 where acquirer_id = ${input.acquirerId} and txn_id = ${input.txnId} and voucher_returned_at is null`.execute(trx);
@@ -114,22 +137,15 @@ export async function refundTx(db: Kysely<Database>, input: RefundInput): Promis
 
     const row = (
       await sql<RefundRow>`
-        insert into refunds (acquirer_id, refund_id, txn_id, body_hash, amount_fen, refunded_at, outcome, reason, refunded_total_fen,
-                             campaign_id, activity_id, tier_id, merchant_id, discount_returned_fen, slot_released)
+        insert into refunds (acquirer_id, refund_id, txn_id, body_hash, amount_fen, refunded_at, outcome, reason, refunded_total_fen, slot_released)
         values (${input.acquirerId}, ${input.refundId}, ${input.txnId}, ${input.bodyHash}, ${input.amountFen}, ${new Date(input.refundedAtMs)},
                 ${outcome.kind}, ${outcome.kind === "no_voucher" ? outcome.reason : null}, ${outcome.refundedTotalFen},
-                ${payment.campaign_id}, ${payment.activity_id}, ${payment.tier_id}, ${payment.merchant_id},
-                ${outcome.kind === "voucher_returned" ? outcome.discountReturnedFen : 0}, ${outcome.kind === "voucher_returned" && outcome.slotReleased})
+                ${outcome.kind === "voucher_returned" && outcome.slotReleased})
         on conflict (acquirer_id, refund_id) do nothing
         returning *`.execute(trx)
     ).rows[0];
     // The same refund id stored by a concurrent call since step 1: roll back, re-read, answer from it.
     if (!row) throw new ConcurrentRefund(`refund ${input.refundId} was stored concurrently`);
-    return { kind: "recorded", row, paymentAmountFen: amountFen };
+    return { kind: "recorded", row, payment: refunded(payment) };
   });
-}
-
-function withoutPayment(row: RefundRow & { payment_amount_fen?: number }): RefundRow {
-  const { payment_amount_fen: _, ...rest } = row;
-  return rest;
 }

@@ -116,11 +116,6 @@ export interface RefundTable {
   reason: "payment_rejected" | "voucher_already_returned" | null;
   /** Every refund of the payment up to and including this one. */
   refunded_total_fen: number;
-  campaign_id: string | null;
-  activity_id: string | null;
-  tier_id: string | null;
-  merchant_id: string;
-  discount_returned_fen: number;
   slot_released: boolean;
 }
 

@@ -41,10 +41,10 @@ export class SettlementMismatch extends Error {
 }
 
 export async function settlement(db: Kysely<Database>, campaignId: string): Promise<Settlement> {
-  const campaign = await db.selectFrom("campaigns").select(["id", "budget_fen"]).where("id", "=", campaignId).executeTakeFirst();
-  if (!campaign) throw new Error(`campaign ${campaignId} is not loaded`);
-  // One snapshot for every sum, so a refund committing meanwhile cannot make them disagree.
+  // One snapshot for every read, so a refund committing meanwhile cannot make the sums disagree.
   return db.transaction().setIsolationLevel("repeatable read").execute(async (trx) => {
+    const campaign = await trx.selectFrom("campaigns").select(["id", "budget_fen"]).where("id", "=", campaignId).executeTakeFirst();
+    if (!campaign) throw new Error(`campaign ${campaignId} is not loaded`);
     const rows = (
       await sql<{ day: string; merchant_id: string; vouchers: string; discount_fen: string; returned: string; refunded_fen: string }>`
         with granted as (
@@ -53,9 +53,10 @@ export async function settlement(db: Kysely<Database>, campaignId: string): Prom
             from attempts where campaign_id = ${campaignId} and status = 'granted'
            group by 1, 2),
         refunded as (
-          select to_char(refunded_at at time zone 'Asia/Shanghai', 'YYYY-MM-DD') as day, merchant_id,
-                 count(*) as returned, sum(discount_returned_fen) as refunded_fen
-            from refunds where campaign_id = ${campaignId} and outcome = 'voucher_returned'
+          select to_char(r.refunded_at at time zone 'Asia/Shanghai', 'YYYY-MM-DD') as day, a.merchant_id,
+                 count(*) as returned, sum(a.discount_fen) as refunded_fen
+            from refunds r join attempts a on a.acquirer_id = r.acquirer_id and a.txn_id = r.txn_id
+           where a.campaign_id = ${campaignId} and r.outcome = 'voucher_returned'
            group by 1, 2)
         select day, merchant_id, coalesce(g.vouchers, 0) as vouchers, coalesce(g.discount_fen, 0) as discount_fen,
                coalesce(r.returned, 0) as returned, coalesce(r.refunded_fen, 0) as refunded_fen
@@ -70,6 +71,7 @@ export async function settlement(db: Kysely<Database>, campaignId: string): Prom
       refundedFen: Number(r.refunded_fen),
       netFen: Number(r.discount_fen) - Number(r.refunded_fen),
     }));
+    // The second sum: grants by tier, returns by the payments' own marks (not by refund rows).
     const check = (
       await sql<{ vouchers: string; fen: string; returned: string; returned_fen: string }>`
         select count(a.*) as vouchers, coalesce(sum(t.discount_fen), 0) as fen,

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from "kysely";
+import { tierKey } from "@quanta/domain";
 import { PeriodicRefresh } from "./periodic-refresh.js";
 import type { Database } from "./schema.js";
 
@@ -27,12 +28,12 @@ export class SoldOutTiers extends PeriodicRefresh {
 
   override async refresh(): Promise<void> {
     const rows = (await sql<{ campaign_id: string; id: string }>`select campaign_id, id from tiers where sold_out_at is not null`.execute(this.db)).rows;
-    this.keys = new Set(rows.map((r) => `${r.campaign_id}/${r.id}`));
+    this.keys = new Set(rows.map((r) => tierKey(r.campaign_id, r.id)));
   }
 
   /** True when every one of the tiers (campaignId/tierId keys) is known to be empty everywhere. */
   allEmpty(campaignId: string, tierIds: readonly string[]): boolean {
-    return tierIds.length > 0 && tierIds.every((t) => this.keys.has(`${campaignId}/${t}`));
+    return tierIds.length > 0 && tierIds.every((t) => this.keys.has(tierKey(campaignId, t)));
   }
 
   get size(): number {

@@ -21,6 +21,9 @@ import type { Fen } from "./money.js";
  */
 export type RefundSlotPolicy = "kept" | "released";
 
+/** Refunds one payment may have: each is at least a fen, so without a bound one payment could carry millions. */
+export const REFUNDS_PER_PAYMENT_MAX = 32;
+
 export type RefundPayment =
   | { readonly status: "granted"; readonly amountFen: Fen; readonly thresholdFen: Fen; readonly discountFen: Fen; readonly voucherReturned: boolean }
   | { readonly status: "rejected"; readonly amountFen: Fen };
@@ -33,11 +36,21 @@ export type RefundOutcome =
   /** Nothing to return: the payment got no voucher, or an earlier refund returned it. */
   | { readonly kind: "no_voucher"; readonly refundedTotalFen: Fen; readonly reason: "payment_rejected" | "voucher_already_returned" }
   /** Refunds would add up to more than was paid: refused, nothing recorded. */
-  | { readonly kind: "exceeds_payment"; readonly refundedBeforeFen: Fen; readonly amountFen: Fen };
+  | { readonly kind: "exceeds_payment"; readonly refundedBeforeFen: Fen; readonly amountFen: Fen }
+  /** The payment already has REFUNDS_PER_PAYMENT_MAX refunds: refused, nothing recorded. */
+  | { readonly kind: "too_many_refunds"; readonly refundsBefore: number };
 
-export function decideRefund(payment: RefundPayment, refundedBeforeFen: Fen, amountFen: Fen, slot: RefundSlotPolicy): RefundOutcome {
+/** What earlier refunds of the same payment add up to. */
+export interface RefundsBefore {
+  readonly count: number;
+  readonly fen: Fen;
+}
+
+export function decideRefund(payment: RefundPayment, before: RefundsBefore, amountFen: Fen, slot: RefundSlotPolicy): RefundOutcome {
+  const refundedBeforeFen = before.fen;
   invariant(Number.isSafeInteger(amountFen) && amountFen > 0, `refund amount must be a positive integer: ${amountFen}`);
   invariant(refundedBeforeFen >= 0 && refundedBeforeFen <= payment.amountFen, `earlier refunds ${refundedBeforeFen} outside 0..${payment.amountFen}`);
+  if (before.count >= REFUNDS_PER_PAYMENT_MAX) return { kind: "too_many_refunds", refundsBefore: before.count };
   const refundedTotalFen = refundedBeforeFen + amountFen;
   if (refundedTotalFen > payment.amountFen) return { kind: "exceeds_payment", refundedBeforeFen, amountFen: payment.amountFen };
   if (payment.status === "rejected") return { kind: "no_voucher", refundedTotalFen, reason: "payment_rejected" };

@@ -52,6 +52,7 @@ const STATUS_FOR: Record<ErrorCode, number> = {
   txn_pending: 409,
   refund_conflict: 409,
   refund_exceeds_payment: 422,
+  too_many_refunds: 422,
 };
 
 type AnswerCounter = typeof attemptsAnswered;
@@ -254,6 +255,8 @@ async function handleRefund(deps: IngressDeps, now: () => number, request: Fasti
         "amountFen",
         refundsAnswered,
       );
+    case "too_many_refunds":
+      return fail(reply, "too_many_refunds", `the payment has ${result.refundsBefore} refunds, the most one payment may have`, "txnId", refundsAnswered);
     case "stored":
       if (result.row.body_hash !== bodyHash) {
         return fail(reply, "refund_conflict", "this refundId was seen before with a different body", "refundId", refundsAnswered);
@@ -262,7 +265,7 @@ async function handleRefund(deps: IngressDeps, now: () => number, request: Fasti
     case "recorded":
       break;
   }
-  const body = refundAnswer(result.row, result.paymentAmountFen);
+  const body = refundAnswer(result.row, result.payment);
   refundsAnswered.inc({ outcome: body.status, reason: body.status === "no_voucher" ? body.reason : "" });
   return reply.code(200).send(body);
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
-import { parseCampaignFile } from "@quanta/domain";
+import { REFUNDS_PER_PAYMENT_MAX, parseCampaignFile } from "@quanta/domain";
 import { verifyDatabaseInvariants } from "@quanta/db";
 import { admitBatch, createRedis } from "@quanta/queue";
 import type { TestWorld } from "@quanta/cli";
@@ -108,6 +108,18 @@ describe("refunds", () => {
     expect(over).toMatchObject({ status: 422, body: { error: { code: "refund_exceeds_payment", field: "amountFen" } } });
     // Nothing was stored for the refused refund: the same id can still carry a valid amount.
     expect((await refund("rp-4", "p-1", 5_000)).body).toMatchObject({ status: "no_voucher", refundedTotalFen: 15_000 });
+    expect(await failing("refund-kept")).toEqual([]);
+  });
+
+  it("bounds the refunds one payment may have", async () => {
+    expect((await pay("m-1", "m-payer", "K-1", 100_000)).body).toMatchObject({ status: "granted" });
+    for (let i = 0; i < REFUNDS_PER_PAYMENT_MAX; i++) {
+      expect((await refund(`rm-${i}`, "m-1", 1)).body).toMatchObject({ status: "voucher_kept", refundedTotalFen: i + 1 });
+    }
+    const past = await refund("rm-past", "m-1", 1);
+    expect(past).toMatchObject({ status: 422, body: { error: { code: "too_many_refunds" } } });
+    // Refused means not recorded: the earlier ones still answer as before.
+    expect((await refund("rm-0", "m-1", 1)).body).toMatchObject({ status: "voucher_kept", refundedTotalFen: 1 });
     expect(await failing("refund-kept")).toEqual([]);
   });
 

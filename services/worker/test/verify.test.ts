@@ -84,9 +84,8 @@ describe("verifyDatabaseInvariants", () => {
     await sql`update attempts set voucher_returned_at = '2020-09-13T10:00:02+08:00' where txn_id = 'g1'`.execute(db);
     expect(await status()).toMatchObject({ I1: false, refunds: false });
     await sql`update tiers set pool = 1, sold_out_at = null where id = 'A2-20'`.execute(db);
-    await sql`insert into refunds (acquirer_id, refund_id, txn_id, body_hash, amount_fen, refunded_at, outcome, refunded_total_fen,
-                                   campaign_id, activity_id, tier_id, merchant_id, discount_returned_fen)
-              values ('acq', 'r1', 'g1', 'h', 15000, '2020-09-13T10:00:02+08:00', 'voucher_returned', 15000, 'qianan-2020-b2', 'A2', 'A2-20', 'M-0001', 2000)`.execute(db);
+    await sql`insert into refunds (acquirer_id, refund_id, txn_id, body_hash, amount_fen, refunded_at, outcome, refunded_total_fen)
+              values ('acq', 'r1', 'g1', 'h', 15000, '2020-09-13T10:00:02+08:00', 'voucher_returned', 15000)`.execute(db);
     expect(await status()).toMatchObject({ I1: true, I6: true, refunds: true });
 
     // A sold_out decided after the voucher came back is stranded stock.
@@ -100,13 +99,12 @@ describe("verifyDatabaseInvariants", () => {
     await sql`update tiers set pool = 0 where id = 'A2-20'`.execute(db);
     expect(await status()).toMatchObject({ I1: true, I6: true, refunds: true });
 
-    // Two refunds claiming to return one voucher, or a return discount that is not the grant's, are reported.
+    // Two refunds claiming to return one voucher, adding up to more than was paid, are reported.
     await sql`drop index refunds_one_return_per_txn`.execute(db);
-    await sql`insert into refunds (acquirer_id, refund_id, txn_id, body_hash, amount_fen, refunded_at, outcome, refunded_total_fen,
-                                   campaign_id, activity_id, tier_id, merchant_id, discount_returned_fen)
-              values ('acq', 'r2', 'g1', 'h', 1, now(), 'voucher_returned', 15001, 'qianan-2020-b2', 'A2', 'A2-20', 'M-0001', 2001)`.execute(db);
+    await sql`insert into refunds (acquirer_id, refund_id, txn_id, body_hash, amount_fen, refunded_at, outcome, refunded_total_fen)
+              values ('acq', 'r2', 'g1', 'h', 1, now(), 'voucher_returned', 15001)`.execute(db);
     const detail = (await verifyDatabaseInvariants(db, campaign)).find((c) => c.id === "refunds")!;
     expect(detail.ok).toBe(false);
-    expect(detail.detail).toMatch(/1 vouchers returned without exactly one returning refund; 1 payments refunded above their amount; 1 returned discounts/);
+    expect(detail.detail).toMatch(/^1 vouchers returned without exactly one returning refund; 1 payments refunded above their amount$/);
   });
 });

@@ -13,6 +13,11 @@ import { sql, type Kysely } from "kysely";
  *       granted again, and nobody can hold two;
  *   no voucher is returned twice: one 'voucher_returned' refund per payment (partial unique
  *   index), and the marks are set only on granted rows (CHECKs).
+ * A refund row holds what the refund itself says and decided; the payment's campaign, tier,
+ * merchant and discount are read from the payment's row (they never change), not copied.
+ * refunded_total_fen is kept although it is a running sum: a repeated refund must get the answer
+ * it got the first time, whatever refunds came after.
+ * Limit: at most 32 refunds per payment (refund-tx), so a payment's running sum stays small.
  * Trade-off: the marks live on the attempt row (the unique index must see them), so a refund
  * updates a row the hot path otherwise only inserts; refunds are rare next to payments.
  */
@@ -37,20 +42,13 @@ export async function up(db: Kysely<any>): Promise<void> {
               outcome text not null check (outcome in ('voucher_returned', 'voucher_kept', 'no_voucher')),
               reason text check (reason is null or reason in ('payment_rejected', 'voucher_already_returned')),
               refunded_total_fen bigint not null check (refunded_total_fen >= amount_fen),
-              campaign_id text,
-              activity_id text,
-              tier_id text,
-              merchant_id text not null,
-              discount_returned_fen bigint not null default 0 check (discount_returned_fen >= 0),
               slot_released boolean not null default false,
               primary key (acquirer_id, refund_id),
               foreign key (acquirer_id, txn_id) references attempts (acquirer_id, txn_id),
               check ((outcome = 'no_voucher') = (reason is not null)),
-              check ((outcome = 'voucher_returned') = (discount_returned_fen > 0)),
               check (not slot_released or outcome = 'voucher_returned'))`.execute(db);
   await sql`create index refunds_by_txn on refunds (acquirer_id, txn_id)`.execute(db);
   await sql`create unique index refunds_one_return_per_txn on refunds (acquirer_id, txn_id) where outcome = 'voucher_returned'`.execute(db);
-  await sql`create index refunds_returned_by_campaign on refunds (campaign_id, tier_id) where outcome = 'voucher_returned'`.execute(db);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
