@@ -37,7 +37,13 @@ export const envSchema = z.object({
    * answer, so "nothing was accepted" stays true.
    */
   QUANTA_INTAKE_ADMIT_TIMEOUT_MS: int(50, 30_000, 1_000),
-  /** Attempts decided in one Postgres transaction by a worker. */
+  /**
+   * The ingress owns partitions and decides the attempts it receives for them in its own batch
+   * transactions (no queue hop); workers then stand by and take partitions only while no ingress
+   * lives. "false": every attempt that needs stock goes through the queue to a worker.
+   */
+  QUANTA_INGRESS_DECIDES: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
+  /** Attempts decided in one Postgres transaction by a partition's owner. */
   QUANTA_WORKER_BATCH_MAX: int(1, 5_000, 512),
   /** Queue jobs a worker holds per partition while it forms a transaction (BullMQ concurrency). */
   QUANTA_WORKER_JOBS_MAX: int(1, 256, 16),

@@ -38,6 +38,13 @@ import { inTransaction } from "./transaction.js";
  *
  * The hot path uses named statements on a raw pg client (parsed once per
  * connection) and four round trips per batch: BEGIN, read, write, COMMIT.
+ *
+ * decideGroupTx runs steps 1-3 for several partitions of one owner in one
+ * transaction, in partition order (so partition rows and share rows are
+ * still locked in a global order), and commits once: a process that owns
+ * several partitions pays one WAL flush per round, not one per partition.
+ * Trade-off: a fenced partition aborts the round for all of them (the caller
+ * drops that partition and runs the round again for the others).
  */
 export type BatchResult =
   | { kind: "decided"; attempt: QueuedAttempt; row: AttemptRow; fresh: boolean }
@@ -115,7 +122,41 @@ export async function decideBatchTx(
   attempts: readonly QueuedAttempt[],
   campaigns: ReadonlyMap<string, Campaign>,
 ): Promise<BatchTxOutcome> {
+  return inTransaction(pool, (client) => decideInTx(client, partition, epoch, attempts, campaigns));
+}
+
+export interface PartitionBatch {
+  partition: number;
+  epoch: number;
+  attempts: readonly QueuedAttempt[];
+}
+
+/** One transaction, one commit, for batches of several partitions; one outcome per batch, in the order given. */
+export async function decideGroupTx(
+  pool: pg.Pool,
+  batches: readonly PartitionBatch[],
+  campaigns: ReadonlyMap<string, Campaign>,
+): Promise<BatchTxOutcome[]> {
+  const order = [...batches.keys()].sort((a, b) => batches[a]!.partition - batches[b]!.partition);
+  for (let i = 1; i < order.length; i++) invariant(batches[order[i]!]!.partition !== batches[order[i - 1]!]!.partition, "two batches of one partition in a group");
   return inTransaction(pool, async (client) => {
+    const outcomes: BatchTxOutcome[] = new Array(batches.length);
+    for (const i of order) {
+      const b = batches[i]!;
+      outcomes[i] = await decideInTx(client, b.partition, b.epoch, b.attempts, campaigns);
+    }
+    return outcomes;
+  });
+}
+
+async function decideInTx(
+  client: pg.PoolClient,
+  partition: number,
+  epoch: number,
+  attempts: readonly QueuedAttempt[],
+  campaigns: ReadonlyMap<string, Campaign>,
+): Promise<BatchTxOutcome> {
+  {
     const tiers = new Map<string, { campaignId: string; tierId: string }>();
     for (const a of attempts) for (const t of a.request.tierIds) tiers.set(tierKey(a.request.campaignId, t), { campaignId: a.request.campaignId, tierId: t });
     const read = (
@@ -139,7 +180,7 @@ export async function decideBatchTx(
         ],
       })
     ).rows[0]!;
-    if (Number(read.epoch) !== epoch) throw new FencedOutError(`partition ${partition} moved on to epoch ${read.epoch}; this worker holds ${epoch}`);
+    if (Number(read.epoch) !== epoch) throw new FencedOutError(`partition ${partition} moved on to epoch ${read.epoch}; this owner holds ${epoch}`, partition);
 
     const stored = new Map<string, AttemptRow>();
     for (const json of read.stored) {
@@ -213,7 +254,7 @@ export async function decideBatchTx(
       else results.push(answerFromRow(attempt, stored.get(key)!, false));
     }
     return { results, rest, ...(outcome.refill ? { refill: outcome.refill } : {}) };
-  });
+  }
 }
 
 function answerFromRow(attempt: QueuedAttempt, row: AttemptRow, fresh: boolean): BatchResult {

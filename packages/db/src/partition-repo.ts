@@ -10,6 +10,13 @@ import type { Database } from "./schema.js";
 export class FencedOutError extends Error {
   override readonly name = "FencedOutError";
   readonly code = "partition_fenced";
+  constructor(
+    message: string,
+    /** The partition whose epoch moved on. */
+    readonly partition?: number,
+  ) {
+    super(message);
+  }
 }
 
 export async function claimPartition(db: Kysely<Database>, partition: number, owner: string): Promise<number> {

@@ -9,7 +9,9 @@
   ARGV[2+2i-1] body hash of attempt i
   ARGV[2+2i]   mode of attempt i: "q" queue if first sighting, "i" immediate
                (stored by the ingress, never queued), "r" re-queue a repeat
-               whose first copy has no stored decision yet
+               whose first copy has no stored decision yet, "l" local (decided
+               by the ingress that owns the partition, in its own batch
+               transaction: registered like "i", takes no room)
 
   Returns an array: first the backlog after this batch, then one code per
   attempt: 1 first sighting (registered), 2 seen before with this body,
@@ -37,7 +39,7 @@ for i = 1, n do
   if not previous then
     codes[i] = 1
     seen[key] = hash
-    if mode ~= "i" then reserve = reserve + 1 end
+    if mode ~= "i" and mode ~= "l" then reserve = reserve + 1 end
   elseif previous ~= hash then
     codes[i] = 3
   elseif mode == "r" then
@@ -50,7 +52,7 @@ end
 local backlog = tonumber(redis.call("GET", KEYS[1]) or "0")
 local refused = reserve > 0 and backlog + reserve > bound
 for i = 1, n do
-  local queued = ARGV[2 + 2 * i] ~= "i"
+  local queued = ARGV[2 + 2 * i] ~= "i" and ARGV[2 + 2 * i] ~= "l"
   if refused and queued and (codes[i] == 1 or codes[i] == 4) then
     codes[i] = 5
   elseif codes[i] == 1 then

@@ -1,13 +1,16 @@
 import type { QuantaRedis } from "./redis.js";
 import { keys } from "./keys.js";
 
-/** How an attempt enters the intake: queued for a worker, stored by the ingress, or a repeat queued again. */
-export type AdmitMode = "queue" | "immediate" | "requeue";
+/**
+ * How an attempt enters the intake: queued for a worker, stored by the ingress (no stock needed),
+ * a repeat queued again, or decided by the ingress that owns its partition (no queue room taken).
+ */
+export type AdmitMode = "queue" | "immediate" | "requeue" | "local";
 
 /** What intake-admit.lua said of one attempt. */
 export type AdmitCode = "first" | "repeat" | "conflict" | "requeued" | "overloaded";
 
-const MODE_ARG: Record<AdmitMode, string> = { queue: "q", immediate: "i", requeue: "r" };
+const MODE_ARG: Record<AdmitMode, string> = { queue: "q", immediate: "i", requeue: "r", local: "l" };
 const CODES: Record<number, AdmitCode> = { 1: "first", 2: "repeat", 3: "conflict", 4: "requeued", 5: "overloaded" };
 
 export interface AdmitEntry {

@@ -58,6 +58,13 @@ export const intakeAttempts = new Counter({
   registers: [registry],
 });
 
+export const intakeLocal = new Counter({
+  name: "quanta_intake_local_attempts_total",
+  help: "Attempts an ingress decided itself in the batch transaction of a partition it owns (result=decided), or had to queue after all (result=queued: the partition moved, or Postgres failed past the retries).",
+  labelNames: ["result"] as const,
+  registers: [registry],
+});
+
 export const intakeBatchSize = new Histogram({
   name: "quanta_intake_batch_attempts",
   help: "Attempts per intake batch (one Redis admission script, at most one job and one Postgres statement).",

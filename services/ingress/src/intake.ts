@@ -2,16 +2,18 @@ import type { Queue } from "bullmq";
 import type pg from "pg";
 import type { Kysely } from "kysely";
 import type { Decision, QueuedAttempt } from "@quanta/domain";
-import { attemptKey, findAttempts, recordImmediateBatch, type AttemptRow, type Database, type ImmediateRecord } from "@quanta/db";
-import { admitBatch, forgetTxns, jobOptions, releaseBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
-import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
+import { attemptKey, findAttempts, recordImmediateBatch, type AttemptRow, type BatchResult, type Database, type ImmediateRecord } from "@quanta/db";
+import { admitBatch, forgetTxns, jobOptions, releaseBacklog, reserveBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
+import { intakeAttempts, intakeBatchSize, intakeJobs, intakeLocal } from "@quanta/telemetry";
 
 /**
  * Group commit of everything the ingress writes. Attempts of one partition
  * that arrive together travel as one batch: one Redis script registers every
  * txn's first sighting and reserves backlog room (intake-admit.lua), then, at
- * the same time, one BullMQ job carries the attempts that need stock and one
- * Postgres statement stores the decisions that need none.
+ * the same time, one Postgres statement stores the decisions that need no
+ * stock, and the attempts that need stock go either to this process's own
+ * batch transaction, when it owns the partition (`localDrain`: decided at
+ * once, no queue job), or otherwise into one BullMQ job for the owner.
  *
  * When a batch leaves: after flushMs, but while a batch of the partition is
  * still in flight the next one keeps filling, so batches grow with the load
@@ -19,8 +21,9 @@ import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
  * once. At most pendingMax attempts are held (buffered or in flight); past
  * that, submit answers overloaded without touching Redis.
  *
- * States of an attempt: buffered -> admitting -> queued (wait for the worker's
- * decision) | stored (decision known now) | stale (a sold_out whose tier got
+ * States of an attempt: buffered -> admitting -> [local: deciding ->]
+ * queued (wait for the owner's decision; a local attempt the partition's
+ * drain could not decide ends here too) | stored (decision known now) | stale (a sold_out whose tier got
  * stock back: the caller queues it again as a repeat) | conflict (another
  * body has this txnId) | overloaded (nothing was accepted) | failed (the error
  * reaches the caller; nothing it owns is left registered or reserved).
@@ -66,11 +69,19 @@ export interface IntakeOptions {
   pendingMax: number;
 }
 
+/** What the intake needs of a partition drain this process owns (see @quanta/owner). */
+export interface LocalDrain {
+  readonly open: boolean;
+  decideLocal(attempts: readonly QueuedAttempt[]): Promise<BatchResult[]>;
+}
+
 export interface IntakeStores {
   redis: QuantaRedis;
   queues: readonly Queue[];
   pool: pg.Pool;
   db: Kysely<Database>;
+  /** The open drain of a partition this process owns, if any. */
+  localDrain?: (partition: number) => LocalDrain | undefined;
 }
 
 const keyOf = (e: IntakeEntry) => attemptKey(e.attempt.acquirerId, e.attempt.payment.txnId);
@@ -126,6 +137,8 @@ export class Intake {
 
   private async admit(partition: number, batch: Pending[]): Promise<void> {
     const { prefix, backlogMax, txnRegistryTtlS } = this.options;
+    const candidate = this.stores.localDrain?.(partition);
+    const drain = candidate?.open ? candidate : undefined;
     let codes;
     try {
       // If the script runs after the timeout, it only registers first sightings (a retry of the
@@ -139,7 +152,7 @@ export class Intake {
             acquirerId: p.entry.attempt.acquirerId,
             txnId: p.entry.attempt.payment.txnId,
             bodyHash: p.entry.attempt.bodyHash,
-            mode: modeOf(p),
+            mode: modeOf(p, drain !== undefined),
           })),
           backlogMax,
           txnRegistryTtlS,
@@ -153,6 +166,7 @@ export class Intake {
 
     const toQueue: Pending[] = [];
     const toStore: Pending[] = [];
+    const toDecide: Pending[] = [];
     const repeats: Pending[] = [];
     batch.forEach((p, i) => {
       switch (codes[i]) {
@@ -161,9 +175,10 @@ export class Intake {
         case "overloaded":
           return p.resolve({ kind: "overloaded" });
         case "repeat":
-          return void repeats.push(p);
+          // The owner's batch answers a repeat from its stored decision, or decides it if none.
+          return void (drain && !p.entry.immediate ? toDecide : repeats).push(p);
         default:
-          return void (p.entry.immediate ? toStore : toQueue).push(p);
+          return void (p.entry.immediate ? toStore : drain ? toDecide : toQueue).push(p);
       }
     });
     const firstSightings = (ps: Pending[]) => ps.filter((p) => !p.requeue).map((p) => p.entry.attempt);
@@ -178,7 +193,40 @@ export class Intake {
         for (const p of toQueue) p.reject(error);
       }),
       this.answerRepeats(repeats),
+      drain ? this.decideHere(partition, drain, toDecide) : undefined,
     ]);
+  }
+
+  /**
+   * Decides attempts in this process's batch transaction of their partition. When the drain cannot
+   * (closed, fenced, Postgres down past the retries, in which case a commit may even have landed),
+   * they are queued like any other: the owner answers from a stored decision or decides them.
+   */
+  private async decideHere(partition: number, drain: LocalDrain, toDecide: Pending[]): Promise<void> {
+    if (toDecide.length === 0) return;
+    let results: BatchResult[];
+    try {
+      results = await drain.decideLocal(toDecide.map((p) => p.entry.attempt as QueuedAttempt));
+    } catch {
+      intakeLocal.inc({ result: "queued" }, toDecide.length);
+      try {
+        await reserveBacklog(this.stores.redis, this.options.prefix, toDecide.length);
+      } catch (error) {
+        for (const p of toDecide) p.reject(error);
+        return;
+      }
+      await this.enqueue(partition, toDecide).catch(async (error) => {
+        await releaseBacklog(this.stores.redis, this.options.prefix, toDecide.length).catch(() => undefined);
+        for (const p of toDecide) p.reject(error);
+      });
+      return;
+    }
+    intakeLocal.inc({ result: "decided" }, toDecide.length);
+    results.forEach((r, i) => {
+      const p = toDecide[i]!;
+      if (r.kind === "decided" && r.row.body_hash === p.entry.attempt.bodyHash) p.resolve({ kind: "stored", row: r.row });
+      else p.resolve({ kind: "conflict" });
+    });
   }
 
   private async enqueue(partition: number, toQueue: Pending[]): Promise<void> {
@@ -245,7 +293,8 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-function modeOf(p: Pending): AdmitMode {
+function modeOf(p: Pending, local: boolean): AdmitMode {
   if (p.entry.immediate) return "immediate";
+  if (local) return "local";
   return p.requeue ? "requeue" : "queue";
 }

@@ -6,6 +6,7 @@ import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets } from "@quanta/contract";
 import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount } from "@quanta/db";
 import { QUEUE_STREAMS, createRedis, queueName } from "@quanta/queue";
+import { Ownership } from "@quanta/owner";
 import { createLogger, watchPgPool } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
 import { DecisionWaiter } from "./decision-waiter.js";
@@ -21,6 +22,8 @@ export interface RunningIngress {
   ingressId: string;
   campaigns: CampaignCache;
   soldOut: SoldOutTiers;
+  /** Partitions this ingress owns and decides (undefined when QUANTA_INGRESS_DECIDES=false). */
+  ownership: Ownership | undefined;
   close(): Promise<void>;
 }
 
@@ -49,7 +52,22 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   await waiter.start(redis);
   const soldOut = new SoldOutTiers(db.kysely, (error) => log.warn({ err: error }, "sold-out refresh failed"), SOLD_OUT_REFRESH_MS);
   await soldOut.start();
-  const intake = new Intake({ redis: registryRedis, queues, pool: db.pool, db: db.kysely }, {
+  // The partitions this ingress owns are decided here, in its own batch transactions.
+  const ownership = env.QUANTA_INGRESS_DECIDES
+    ? new Ownership(db.kysely, db.pool, redis, campaigns, log, {
+        workerId: ingressId,
+        role: "primary",
+        prefix,
+        partitionCount: env.QUANTA_PARTITIONS,
+        leaseMs: env.QUANTA_LEASE_MS,
+        jobsMax: env.QUANTA_WORKER_JOBS_MAX,
+        batchMax: env.QUANTA_WORKER_BATCH_MAX,
+        maxStalledCount: env.QUANTA_WORKER_MAX_STALLED_COUNT,
+      })
+    : undefined;
+  await ownership?.start();
+  const localDrain = ownership ? (p: number) => ownership.drainFor(p) : undefined;
+  const intake = new Intake({ redis: registryRedis, queues, pool: db.pool, db: db.kysely, ...(localDrain ? { localDrain } : {}) }, {
     prefix,
     replyTo: ingressId,
     batchMax: env.QUANTA_INTAKE_BATCH_MAX,
@@ -79,7 +97,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   await app.listen({ port: env.PORT, host: options.host ?? "127.0.0.1" });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : env.PORT;
-  log.info({ port, ingressId, partitions: env.QUANTA_PARTITIONS }, "ingress listening");
+  log.info({ port, ingressId, partitions: env.QUANTA_PARTITIONS, decides: env.QUANTA_INGRESS_DECIDES }, "ingress listening");
 
   return {
     app,
@@ -87,11 +105,14 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     ingressId,
     campaigns,
     soldOut,
+    ownership,
     close: async () => {
       waiter.stop();
+      await app.close();
+      // After the last callback is answered: in-flight batches finish, then the partitions go back.
+      await ownership?.stop();
       campaigns.stop();
       soldOut.stop();
-      await app.close();
       await Promise.all(queues.map((q) => q.close()));
       subscriber.disconnect();
       registryRedis.disconnect();

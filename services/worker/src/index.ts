@@ -1,3 +1,2 @@
 export * from "./server.js";
-export * from "./ownership.js";
-export * from "./partition-drain.js";
+export * from "@quanta/owner";

@@ -6,7 +6,7 @@ import type { Env } from "@quanta/config";
 import { CampaignCache, connectFromEnv, ensurePartitionCount } from "@quanta/db";
 import { createRedis } from "@quanta/queue";
 import { createLogger, registerOpsRoutes, watchPgPool } from "@quanta/telemetry";
-import { Ownership } from "./ownership.js";
+import { Ownership } from "@quanta/owner";
 
 export interface RunningWorker {
   workerId: string;
@@ -27,6 +27,7 @@ export async function startWorker(env: Env): Promise<RunningWorker> {
 
   const ownership = new Ownership(db.kysely, db.pool, redis, campaigns, log, {
     workerId,
+    role: "standby",
     prefix: env.QUANTA_REDIS_PREFIX,
     partitionCount: env.QUANTA_PARTITIONS,
     leaseMs: env.QUANTA_LEASE_MS,

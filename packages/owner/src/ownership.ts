@@ -4,25 +4,41 @@ import { keys, queueName, resetBacklogIfIdle, type QuantaRedis } from "@quanta/q
 import { partitionChanges, partitionsOwned, requeuedJobs, type Logger } from "@quanta/telemetry";
 import type { Kysely } from "kysely";
 import type pg from "pg";
+import { BatchFlusher } from "./batch-flusher.js";
 import { PartitionDrain, UNDECIDABLE } from "./partition-drain.js";
 
 /**
- * Which worker process drains which partition.
+ * Which process decides which partition.
  *
- * Every tick (leaseMs / 5) a worker: records its heartbeat; renews each lease
- * it holds (a lease it failed to renew is dropped at once); computes its fair
- * share, ceil(partitions / live workers); releases partitions above that
- * share (after their in-flight batches finish) and takes free ones below it.
+ * Two roles. Ingresses are "primary" owners: they decide the attempts they
+ * receive for their partitions in their own batch transactions, without a
+ * queue hop. Workers are "standby" owners: they take partitions only while no
+ * primary is alive (an ingress down, frozen or not deployed), and drain the
+ * queue then. Either kind also drains the queue of what it owns.
+ *
+ * Every tick (leaseMs / 5) an owner: records its heartbeat (primaries also in
+ * a set of their own); renews each lease it holds (a lease it failed to renew
+ * is dropped at once); computes its fair share, ceil(partitions / live
+ * owners of its role), or 0 for a standby while any primary lives; releases
+ * partitions above that share (after their in-flight batches finish) and
+ * takes free ones below it.
  * Taking a partition bumps its Postgres epoch (fencing), so at any moment at
  * most one process can commit for a partition even if a paused process has
  * not yet noticed that its lease expired.
  *
- * A dead worker's leases expire after leaseMs; the others take its
+ * A dead owner's leases expire after leaseMs; the others take its
  * partitions on their next tick, and BullMQ returns its in-flight jobs to the
- * queue once their locks expire. No operator action is needed.
+ * queue once their locks expire. No operator action is needed. While an
+ * ingress has no partition (at start, during a move) it queues, as before.
+ * Trade-off: one primary decides every attempt it receives at once, but with
+ * several ingresses behind a load balancer, the attempts an ingress receives
+ * for another's partitions still take the queue.
  */
+export type OwnerRole = "primary" | "standby";
+
 export interface OwnershipOptions {
   workerId: string;
+  role: OwnerRole;
   prefix: string;
   partitionCount: number;
   leaseMs: number;
@@ -38,18 +54,31 @@ export class Ownership {
   private ticking = false;
   private stopped = false;
   private lastHousekeepingMs = 0;
+  private readonly flusher: BatchFlusher;
 
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly pool: pg.Pool,
+    pool: pg.Pool,
     private readonly redis: QuantaRedis,
-    private readonly campaigns: CampaignCache,
+    campaigns: CampaignCache,
     private readonly log: Logger,
     private readonly options: OwnershipOptions,
-  ) {}
+  ) {
+    this.flusher = new BatchFlusher(db, pool, redis, campaigns, log, {
+      prefix: options.prefix,
+      partitionCount: options.partitionCount,
+      batchMax: options.batchMax,
+    });
+  }
 
   owned(): number[] {
     return [...this.drains.keys()].sort((a, b) => a - b);
+  }
+
+  /** The drain of a partition held here and not being handed back, for local decisions. */
+  drainFor(partition: number): PartitionDrain | undefined {
+    if (this.releasing.has(partition)) return undefined;
+    return this.drains.get(partition);
   }
 
   async start(): Promise<void> {
@@ -64,6 +93,7 @@ export class Ownership {
     while (this.ticking) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.owned().map((p) => this.release(p)));
     await this.redis.zrem(keys.workers(this.options.prefix), this.options.workerId).catch(() => 0);
+    await this.redis.zrem(keys.primaries(this.options.prefix), this.options.workerId).catch(() => 0);
   }
 
   private async tick(): Promise<void> {
@@ -72,13 +102,15 @@ export class Ownership {
     try {
       const { prefix, workerId, leaseMs, partitionCount } = this.options;
       const nowMs = Date.now();
-      await this.redis
-        .multi()
-        .zadd(keys.workers(prefix), nowMs, workerId)
-        .zremrangebyscore(keys.workers(prefix), "-inf", nowMs - leaseMs)
-        .exec();
+      const primary = this.options.role === "primary";
+      const beat = this.redis.multi();
+      for (const set of primary ? [keys.workers(prefix), keys.primaries(prefix)] : [keys.workers(prefix)]) {
+        beat.zadd(set, nowMs, workerId).zremrangebyscore(set, "-inf", nowMs - leaseMs);
+      }
+      await beat.exec();
+      const livePrimaries = await this.redis.zcount(keys.primaries(prefix), nowMs - leaseMs, "+inf");
       const live = Math.max(1, await this.redis.zcount(keys.workers(prefix), nowMs - leaseMs, "+inf"));
-      const share = Math.ceil(partitionCount / live);
+      const share = primary ? Math.ceil(partitionCount / Math.max(1, livePrimaries)) : livePrimaries > 0 ? 0 : Math.ceil(partitionCount / live);
 
       for (const p of this.owned()) {
         if ((await this.redis.leaseRenew(keys.lease(prefix, p), workerId, leaseMs)) !== 1) await this.lose(p, "lease expired");
@@ -112,13 +144,11 @@ export class Ownership {
         const epoch = await claimPartition(this.db, p, workerId);
         this.drains.set(
           p,
-          new PartitionDrain(this.db, this.pool, this.redis, this.campaigns, this.log, {
+          new PartitionDrain(this.redis, this.flusher, this.log, {
             prefix,
             partition: p,
             epoch,
-            partitionCount,
             jobsMax: this.options.jobsMax,
-            batchMax: this.options.batchMax,
             maxStalledCount: this.options.maxStalledCount,
             onFenced: (q) => void this.lose(q, "fenced by a newer owner"),
           }),

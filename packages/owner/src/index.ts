@@ -1,0 +1,3 @@
+export * from "./ownership.js";
+export * from "./partition-drain.js";
+export * from "./batch-flusher.js";

@@ -1,0 +1,160 @@
+import { Worker, type Job } from "bullmq";
+import { invariant, type QueuedAttempt } from "@quanta/domain";
+import type { BatchResult } from "@quanta/db";
+import {
+  WORKER_LOCK_DURATION_MS,
+  WORKER_STALLED_INTERVAL_MS,
+  ATTEMPTS_PER_JOB_MAX,
+  attemptSchema,
+  batchJobSchema,
+  queueName,
+  type BatchJob,
+  type QuantaRedis,
+} from "@quanta/queue";
+import { poisonedAttempts, type Logger } from "@quanta/telemetry";
+import type { BatchFlusher } from "./batch-flusher.js";
+
+/**
+ * Decides one partition's attempts while this process owns it.
+ *
+ * Two ways in, one way out. BullMQ hands queued jobs to the processor up to
+ * `jobsMax` at a time; an ingress that owns the partition hands its own
+ * attempts straight in (`decideLocal`: no queue job, no pub/sub, the caller
+ * gets the stored rows). Both only park their attempts with the process's
+ * one BatchFlusher, which decides every owned partition in one transaction
+ * per round; a partition's attempts are decided one after another and never
+ * concurrently.
+ *
+ * States: running -> closing (no new jobs or local attempts; parked ones
+ * finish) -> closed; running -> fenced (another process took the partition:
+ * parked jobs fail back to BullMQ, which hands them to the new owner, and
+ * local attempts are rejected with DrainClosedError or FencedOutError so the
+ * caller queues them instead).
+ * Trade-off: a local attempt is not durable until its transaction commits,
+ * so the caller must not acknowledge it before; it gets the decision itself
+ * in exchange, one hop and no Redis work sooner.
+ */
+export interface DrainOptions {
+  prefix: string;
+  partition: number;
+  epoch: number;
+  jobsMax: number;
+  maxStalledCount: number;
+  onFenced: (partition: number) => void;
+}
+
+/** The one failure not worth retrying: a job with no decidable attempt (see park). */
+export const UNDECIDABLE = "holds no decidable attempt";
+
+/** decideLocal on a drain that is closing, closed or fenced: the caller queues the attempts instead. */
+export class DrainClosedError extends Error {
+  override readonly name = "DrainClosedError";
+}
+
+export class PartitionDrain {
+  private readonly worker: Worker<BatchJob>;
+  private accepting = true;
+
+  constructor(
+    redis: QuantaRedis,
+    private readonly flusher: BatchFlusher,
+    private readonly log: Logger,
+    private readonly options: DrainOptions,
+  ) {
+    this.worker = new Worker<BatchJob>(queueName(options.partition), (job) => this.park(job), {
+      connection: redis,
+      prefix: options.prefix,
+      concurrency: options.jobsMax,
+      lockDuration: WORKER_LOCK_DURATION_MS,
+      stalledInterval: WORKER_STALLED_INTERVAL_MS,
+      maxStalledCount: options.maxStalledCount,
+      drainDelay: 1,
+      skipVersionCheck: true,
+      autorun: true,
+    });
+    this.worker.on("error", (error) => this.log.warn({ err: error, partition: options.partition }, "queue worker error"));
+  }
+
+  get partition(): number {
+    return this.options.partition;
+  }
+
+  /** True while local attempts are taken (not closing, closed or fenced). */
+  get open(): boolean {
+    return this.accepting;
+  }
+
+  async close(): Promise<void> {
+    this.accepting = false;
+    await this.worker.close();
+    // Local attempts parked before the close are still decided: wait for them.
+    while (this.flusher.busy(this.options.partition)) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /**
+   * Decides attempts of this partition in the next batch transaction and gives back one result
+   * per attempt, in order. Rejects when the drain is not open or is fenced, and when Postgres
+   * failed past the retries (then a commit may have landed: the caller must queue, not refuse).
+   */
+  decideLocal(attempts: readonly QueuedAttempt[]): Promise<BatchResult[]> {
+    if (!this.accepting) return Promise.reject(new DrainClosedError(`partition ${this.options.partition} is not open here`));
+    return new Promise((resolve, reject) => {
+      this.flusher.park({
+        partition: this.options.partition,
+        epoch: this.options.epoch,
+        attempts,
+        replyTo: "",
+        queued: false,
+        resolve,
+        reject,
+        onFenced: () => this.fenced(),
+      });
+    });
+  }
+
+  private fenced(): void {
+    this.accepting = false;
+    this.options.onFenced(this.options.partition);
+  }
+
+  private park(job: Job<BatchJob>): Promise<void> {
+    // Attempts are checked one by one: a poisoned record (which our ingress never writes, but a
+    // corrupted or hand-made job might hold) is set aside and the rest of the job is decided.
+    const parsed = batchJobSchema.shape.replyTo.safeParse(job.data?.replyTo);
+    const raw: unknown[] = Array.isArray(job.data?.attempts) ? job.data.attempts : [];
+    const attempts: QueuedAttempt[] = [];
+    if (raw.length > ATTEMPTS_PER_JOB_MAX) {
+      // Past the bound nothing is read: counted and logged as poisoned, never dropped silently.
+      poisonedAttempts.inc(raw.length - ATTEMPTS_PER_JOB_MAX);
+      this.log.error({ jobId: job.id, partition: this.options.partition, records: raw.length }, "queue job over the attempts bound: the excess is set aside");
+    }
+    for (const candidate of raw.slice(0, ATTEMPTS_PER_JOB_MAX)) {
+      const attempt = attemptSchema.safeParse(candidate);
+      if (attempt.success && attempt.data.partition === this.options.partition) attempts.push(attempt.data);
+      else {
+        poisonedAttempts.inc();
+        this.log.error(
+          { jobId: job.id, partition: this.options.partition, issues: attempt.success ? ["queued to another partition"] : attempt.error.issues.slice(0, 3) },
+          "poisoned attempt in a queue job: set aside, the rest of the job is decided",
+        );
+      }
+    }
+    if (attempts.length === 0) {
+      return Promise.reject(new Error(`job ${job.id} ${UNDECIDABLE} (${raw.length} records); kept failed for an operator`));
+    }
+    if (!parsed.success) this.log.warn({ jobId: job.id }, "queue job without a reply channel: decisions are stored, nobody is told");
+    invariant(attempts.every((a) => a.partition === this.options.partition), "a job attempt of another partition");
+    return new Promise((resolve, reject) => {
+      this.flusher.park({
+        partition: this.options.partition,
+        epoch: this.options.epoch,
+        attempts,
+        replyTo: parsed.success ? parsed.data : "",
+        queued: true,
+        resolve: () => resolve(),
+        reject,
+        onFenced: () => this.fenced(),
+      });
+    });
+  }
+}
