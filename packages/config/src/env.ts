@@ -28,7 +28,7 @@ export const envSchema = z.object({
   /** Attempts queued but not yet decided, over all partitions; past it the ingress answers 503. */
   QUANTA_BACKLOG_MAX: int(1, 10_000_000, 50_000),
   /** Ingress group-commit into the queue: at most this many attempts per job… */
-  QUANTA_INTAKE_BATCH_MAX: int(1, 1_000, 64),
+  QUANTA_INTAKE_BATCH_MAX: int(1, 1_000, 256),
   /** …and at most this long waiting for more before the job is added. */
   QUANTA_INTAKE_FLUSH_MS: int(0, 100, 2),
   /**

@@ -36,6 +36,8 @@ export interface IngressDeps {
   prefix: string;
   partitionCount: number;
   decisionWaitMs: number;
+  /** Partitions this ingress owns and decides itself (none when it only queues). */
+  ownedPartitions?: () => number[];
   now?: () => number;
 }
 
@@ -95,7 +97,10 @@ export function buildApp(deps: IngressDeps): FastifyInstance {
     httpDuration.observe({ route }, reply.elapsedTime / 1000);
   });
 
-  registerOpsRoutes(app, { ready: () => Promise.all([sql`select 1`.execute(deps.db), deps.redis.ping()]) });
+  registerOpsRoutes(app, {
+    ready: () => Promise.all([sql`select 1`.execute(deps.db), deps.redis.ping()]),
+    health: () => ({ partitions: deps.ownedPartitions?.() ?? [] }),
+  });
 
   app.post("/v1/callbacks/payment", async (request, reply) => handlePayment(deps, now, request, reply));
   app.post("/v1/callbacks/refund", async (request, reply) => handleRefund(deps, now, request, reply));

@@ -84,6 +84,8 @@ export interface IntakeStores {
   localDrain?: (partition: number) => LocalDrain | undefined;
 }
 
+const ALL = -1;
+
 const keyOf = (e: IntakeEntry) => attemptKey(e.attempt.acquirerId, e.attempt.payment.txnId);
 
 export class Intake {
@@ -103,7 +105,9 @@ export class Intake {
     this.pending++;
     const settled = () => void this.pending--;
     return new Promise<IntakeResult>((resolve, reject) => {
-      const p = entry.attempt.partition;
+      // One buffer for every partition: a batch is one admission script, one statement for the
+      // ingress's own decisions and one group transaction, whatever partitions it spans.
+      const p = ALL;
       const buffer = this.buffers.get(p) ?? [];
       buffer.push({ entry, requeue, resolve, reject });
       this.buffers.set(p, buffer);
@@ -135,10 +139,20 @@ export class Intake {
     });
   }
 
-  private async admit(partition: number, batch: Pending[]): Promise<void> {
-    const { prefix, backlogMax, txnRegistryTtlS } = this.options;
+  /** The open drain of a partition owned here, if any. */
+  private drainOf(partition: number): LocalDrain | undefined {
     const candidate = this.stores.localDrain?.(partition);
-    const drain = candidate?.open ? candidate : undefined;
+    return candidate?.open ? candidate : undefined;
+  }
+
+  private async admit(_buffer: number, batch: Pending[]): Promise<void> {
+    const { prefix, backlogMax, txnRegistryTtlS } = this.options;
+    const drains = new Map<number, LocalDrain | undefined>();
+    for (const p of batch) {
+      const partition = p.entry.attempt.partition;
+      if (!drains.has(partition)) drains.set(partition, this.drainOf(partition));
+    }
+    const local = (p: Pending) => drains.get(p.entry.attempt.partition) !== undefined;
     let codes;
     try {
       // If the script runs after the timeout, it only registers first sightings (a retry of the
@@ -152,7 +166,7 @@ export class Intake {
             acquirerId: p.entry.attempt.acquirerId,
             txnId: p.entry.attempt.payment.txnId,
             bodyHash: p.entry.attempt.bodyHash,
-            mode: modeOf(p, drain !== undefined),
+            mode: modeOf(p, local(p)),
           })),
           backlogMax,
           txnRegistryTtlS,
@@ -176,25 +190,31 @@ export class Intake {
           return p.resolve({ kind: "overloaded" });
         case "repeat":
           // The owner's batch answers a repeat from its stored decision, or decides it if none.
-          return void (drain && !p.entry.immediate ? toDecide : repeats).push(p);
+          return void (local(p) && !p.entry.immediate ? toDecide : repeats).push(p);
         default:
-          return void (p.entry.immediate ? toStore : drain ? toDecide : toQueue).push(p);
+          return void (p.entry.immediate ? toStore : local(p) ? toDecide : toQueue).push(p);
       }
     });
-    const firstSightings = (ps: Pending[]) => ps.filter((p) => !p.requeue).map((p) => p.entry.attempt);
     await Promise.all([
       this.store(toStore),
-      this.enqueue(partition, toQueue).catch(async (error) => {
+      ...[...byPartition(toQueue)].map(([partition, group]) => this.enqueueNew(partition, group)),
+      this.answerRepeats(repeats),
+      ...[...byPartition(toDecide)].map(([partition, group]) => this.decideHere(partition, drains.get(partition)!, group)),
+    ]);
+  }
+
+  /** Queues first sightings; when the job cannot be added, their registration and room are taken back. */
+  private async enqueueNew(partition: number, toQueue: Pending[]): Promise<void> {
+    const { prefix } = this.options;
+    const firstSightings = (ps: Pending[]) => ps.filter((p) => !p.requeue).map((p) => p.entry.attempt);
+    await this.enqueue(partition, toQueue).catch(async (error) => {
         await releaseBacklog(this.stores.redis, prefix, toQueue.length).catch(() => undefined);
         // A retry of these txns must be free to be accepted later.
         await forgetTxns(this.stores.redis, prefix, firstSightings(toQueue).map((a) => ({ acquirerId: a.acquirerId, txnId: a.payment.txnId }))).catch(
           () => undefined,
         );
         for (const p of toQueue) p.reject(error);
-      }),
-      this.answerRepeats(repeats),
-      drain ? this.decideHere(partition, drain, toDecide) : undefined,
-    ]);
+    });
   }
 
   /**
@@ -291,6 +311,16 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new AdmitTimeout(`Redis did not admit the batch within ${ms} ms`)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+function byPartition(ps: readonly Pending[]): Map<number, Pending[]> {
+  const groups = new Map<number, Pending[]>();
+  for (const p of ps) {
+    const group = groups.get(p.entry.attempt.partition);
+    if (group) group.push(p);
+    else groups.set(p.entry.attempt.partition, [p]);
+  }
+  return groups;
 }
 
 function modeOf(p: Pending, local: boolean): AdmitMode {

@@ -93,6 +93,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     prefix,
     partitionCount: env.QUANTA_PARTITIONS,
     decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
+    ...(ownership ? { ownedPartitions: () => ownership.owned() } : {}),
   });
   await app.listen({ port: env.PORT, host: options.host ?? "127.0.0.1" });
   const address = app.server.address();
