@@ -19,7 +19,9 @@ let world: TestWorld;
 const services: ServiceProcess[] = [];
 
 beforeAll(async () => {
-  world = await createTestWorld("faults_stalled", { env: { QUANTA_LEASE_MS: "3000", QUANTA_WORKER_MAX_STALLED_COUNT: "0" } });
+  // Queue-only by default here (the stalled-job cases need workers owning partitions); the ingress
+  // cases below start ingresses that own them (QUANTA_INGRESS_DECIDES=true, the deployed shape).
+  world = await createTestWorld("faults_stalled", { env: { QUANTA_LEASE_MS: "3000", QUANTA_WORKER_MAX_STALLED_COUNT: "0", QUANTA_INGRESS_DECIDES: "false" } });
 }, 120_000);
 
 afterAll(async () => {
@@ -98,8 +100,10 @@ describe("jobs BullMQ gives up on, and an ingress killed under a retrying client
   });
 
   it("an ingress killed right after acknowledging: every retried callback gets the first decision", { timeout: 300_000 }, async () => {
-    const port = (alive("ingress")[0] ?? (await startService("ingress", { ...world.env, PORT: String(await freePort()) }))).port;
-    const env = { ...world.env, PORT: String(port) };
+    for (const s of alive("ingress")) await stopService(s, 3_000);
+    const env = { ...world.env, PORT: String(await freePort()), QUANTA_INGRESS_DECIDES: "true" };
+    const port = Number(env.PORT);
+    services.push(await startService("ingress", env));
     const generator = new PaymentGenerator({ ...loadScenario(), resendShare: 0, conflictShare: 0, forgedShare: 0 }, 99, "ir");
     const bodies = Array.from({ length: 2_400 }, () => JSON.stringify(generator.next(1).body));
     const client = new CallbackClient(`http://127.0.0.1:${port}`, world.acquirerId, world.secret, 64);
@@ -145,5 +149,25 @@ describe("jobs BullMQ gives up on, and an ingress killed under a retrying client
     console.log(
       `fault ingress kill -9 with a retrying client: ${acked.length} acknowledged, ${rows.length} decided, ${acked.length - rows.length} lost, ${differing.length} answered differently; ${retries} retries`,
     );
+  });
+
+  it("an owning ingress frozen past its lease, then thawed: workers stand in, the zombie's parked batch is fenced and queued", { timeout: 300_000 }, async () => {
+    for (const s of alive("ingress")) await stopService(s, 3_000);
+    const env = { ...world.env, PORT: String(await freePort()), QUANTA_INGRESS_DECIDES: "true" };
+    const ingress = await startService("ingress", env);
+    services.push(ingress);
+    if (alive("worker").length === 0) services.push(await startService("worker", world.env));
+    const run = await rushDuring(world, Number(env.PORT), { rate: 300, seconds: 16, runId: "iz" }, async () => {
+      await sleep(4_000);
+      ingress.child.kill("SIGSTOP");
+      await sleep(6_000); // past the 3 s lease: the standing-by worker takes every partition
+      ingress.child.kill("SIGCONT");
+    });
+    await verdict(world, "owning ingress SIGSTOP 6 s then SIGCONT (zombie)", run);
+    const metrics = await (await fetch(`http://127.0.0.1:${env.PORT}/metrics`)).text();
+    const decidedHere = Number(/quanta_intake_local_attempts_total\{result="decided"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    const queuedAfter = Number(/quanta_intake_local_attempts_total\{result="queued"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    expect(decidedHere).toBeGreaterThan(0);
+    console.log(`fault frozen owning ingress: ${decidedHere} attempts decided by the ingress, ${queuedAfter} queued after it was fenced or had lost its partitions`);
   });
 });

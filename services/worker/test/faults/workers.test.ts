@@ -19,7 +19,9 @@ const services: ServiceProcess[] = [];
 let port = 0;
 
 beforeAll(async () => {
-  world = await createTestWorld("faults_workers", { env: { QUANTA_LEASE_MS: "3000" } });
+  // Every attempt through the queue (QUANTA_INGRESS_DECIDES=false), so the workers own the
+  // partitions these faults hit; an owning ingress's faults are in stalled-and-ingress.test.ts.
+  world = await createTestWorld("faults_workers", { env: { QUANTA_LEASE_MS: "3000", QUANTA_INGRESS_DECIDES: "false" } });
   port = await freePort();
   services.push(await startService("ingress", { ...world.env, PORT: String(port) }));
 }, 120_000);
