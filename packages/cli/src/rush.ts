@@ -304,7 +304,7 @@ async function report(input: ReportInput): Promise<RushReport> {
       ["", "p50", "p90", "p99", "p99.9", "max"],
       [
         [`acknowledgement (client, ${acked.length.toLocaleString("en-US")} answers 200/202)`, fmt(a50), fmt(a90), fmt(a99), fmt(a999), fmt(aMax)],
-        [`decision (received -> committed, ${Number(d.n).toLocaleString("en-US")} queued)`, fmt(d.p50), fmt(d.p90), fmt(d.p99), "", fmt(d.max)],
+        [`decision (received -> committed, ${Number(d.n).toLocaleString("en-US")} needing stock)`, fmt(d.p50), fmt(d.p90), fmt(d.p99), "", fmt(d.max)],
       ],
     ),
   );

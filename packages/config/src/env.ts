@@ -60,6 +60,12 @@ export const envSchema = z.object({
   QUANTA_PG_STATEMENT_TIMEOUT_MS: int(100, 600_000, 5_000),
   /** How long a txnId's body hash is kept in Redis for conflict checks before the decision exists. */
   QUANTA_TXN_REGISTRY_TTL_S: int(60, 400 * 86_400, 40 * 86_400),
+  /**
+   * The same for a txn the ingress decides at once (no stock needed, or a partition it owns): the
+   * key is deleted as soon as the decision is stored, so this only bounds what an ingress crash
+   * between the two leaves in Redis.
+   */
+  QUANTA_TXN_IN_FLIGHT_TTL_S: int(10, 86_400, 300),
   /** Completed queue jobs kept this long (bounded Redis memory). */
   QUANTA_JOB_RETENTION_S: int(0, 7 * 86_400, 600),
 });

@@ -96,7 +96,10 @@ export interface AttemptTable {
   tier_id: string | null;
   discount_fen: number | null;
   payable_fen: number | null;
-  /** ingress (decided without stock) or worker. */
+  /**
+   * "ingress": decided without stock (no tier qualifies, or all are empty everywhere); "worker":
+   * decided in a partition owner's batch transaction, whether the owner is a worker or an ingress.
+   */
   decided_by: "ingress" | "worker";
   /** A refund returned this grant's voucher to its tier's pool. */
   voucher_returned_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;

@@ -5,9 +5,13 @@
   KEYS[1]      backlog counter (attempts queued and not yet decided)
   KEYS[2..n+1] txn registry keys, one per attempt (repeats allowed)
   ARGV[1]      backlog bound
-  ARGV[2]      registry TTL, seconds
-  ARGV[2+2i-1] body hash of attempt i
-  ARGV[2+2i]   mode of attempt i: "q" queue if first sighting, "i" immediate
+  ARGV[2]      registry TTL, seconds, of an attempt that will be queued
+  ARGV[3]      registry TTL, seconds, of an attempt decided at once (modes
+               "i" and "l"): its caller deletes the key once the decision is
+               stored (Postgres answers for the txn from then on), so this
+               only bounds what a crash between the two leaves behind
+  ARGV[3+2i-1] body hash of attempt i
+  ARGV[3+2i]   mode of attempt i: "q" queue if first sighting, "i" immediate
                (stored by the ingress, never queued), "r" re-queue a repeat
                whose first copy has no stored decision yet, "l" local (decided
                by the ingress that owns the partition, in its own batch
@@ -20,7 +24,11 @@
   reserved for them; immediate attempts of the batch are still admitted).
   Attempts to be queued (modes "q" and "r" with codes 1 or 4) take room.
 
-  Trade-off: all keys of a batch in one script is one round trip instead of
+  Trade-off: a txn decided at once is registered only while it is being
+  decided, so Redis holds in-flight attempts and queued ones, not every txn
+  of the campaign; a copy with another body arriving after that is refused
+  by Postgres (txn_conflict from the stored row) instead of by this script.
+  All keys of a batch in one script is one round trip instead of
   one per attempt, but ties the deployment to a single Redis node (the keys
   are not in one hash slot). Repeats inside one batch see the first copy as
   already registered (code 2), exactly as if they had come later.
@@ -28,13 +36,14 @@
 local n = #KEYS - 1
 local bound = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
+local ttlAtOnce = tonumber(ARGV[3])
 local codes = {}
 local seen = {}
 local reserve = 0
 for i = 1, n do
   local key = KEYS[i + 1]
-  local hash = ARGV[2 + 2 * i - 1]
-  local mode = ARGV[2 + 2 * i]
+  local hash = ARGV[3 + 2 * i - 1]
+  local mode = ARGV[3 + 2 * i]
   local previous = seen[key] or redis.call("GET", key)
   if not previous then
     codes[i] = 1
@@ -52,11 +61,14 @@ end
 local backlog = tonumber(redis.call("GET", KEYS[1]) or "0")
 local refused = reserve > 0 and backlog + reserve > bound
 for i = 1, n do
-  local queued = ARGV[2 + 2 * i] ~= "i" and ARGV[2 + 2 * i] ~= "l"
+  local queued = ARGV[3 + 2 * i] ~= "i" and ARGV[3 + 2 * i] ~= "l"
   if refused and queued and (codes[i] == 1 or codes[i] == 4) then
     codes[i] = 5
   elseif codes[i] == 1 then
-    redis.call("SET", KEYS[i + 1], ARGV[2 + 2 * i - 1], "EX", ttl)
+    redis.call("SET", KEYS[i + 1], ARGV[3 + 2 * i - 1], "EX", queued and ttl or ttlAtOnce)
+  elseif codes[i] == 4 then
+    -- A repeat queued again may have been registered to be decided at once: keep it as long as a queued one.
+    redis.call("EXPIRE", KEYS[i + 1], ttl)
   end
 end
 if reserve > 0 and not refused then backlog = redis.call("INCRBY", KEYS[1], reserve) end

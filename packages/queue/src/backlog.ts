@@ -6,15 +6,6 @@ export async function releaseBacklog(redis: QuantaRedis, prefix: string, n: numb
   await redis.decrby(keys.backlog(prefix), n);
 }
 
-/**
- * Takes room without the bound: for attempts admitted to be decided locally that must be queued
- * after all (the partition moved away, or Postgres failed past the retries). They may already be
- * stored, so refusing them now would not be "nothing accepted"; the overshoot is at most one batch.
- */
-export async function reserveBacklog(redis: QuantaRedis, prefix: string, n: number): Promise<void> {
-  await redis.incrby(keys.backlog(prefix), n);
-}
-
 export async function readBacklog(redis: QuantaRedis, prefix: string): Promise<number> {
   return Math.max(0, Number((await redis.get(keys.backlog(prefix))) ?? 0));
 }

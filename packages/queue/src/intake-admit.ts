@@ -27,10 +27,12 @@ export async function admitBatch(
   entries: readonly AdmitEntry[],
   backlogMax: number,
   ttlS: number,
+  /** TTL of the registration of an attempt decided at once ("immediate", "local"); the caller forgets it once stored. */
+  atOnceTtlS: number,
 ): Promise<{ backlog: number; codes: AdmitCode[] }> {
   const args: (string | number)[] = [entries.length + 1, keys.backlog(prefix)];
   for (const e of entries) args.push(keys.txn(prefix, e.acquirerId, e.txnId));
-  args.push(backlogMax, ttlS);
+  args.push(backlogMax, ttlS, atOnceTtlS);
   for (const e of entries) args.push(e.bodyHash, MODE_ARG[e.mode]);
   const reply = (await redis.intakeAdmit(...args)) as number[];
   if (reply.length !== entries.length + 1) throw new Error(`intake-admit answered ${reply.length - 1} codes for ${entries.length} attempts`);
@@ -44,8 +46,30 @@ export async function admitBatch(
   };
 }
 
-/** Forgets first sightings whose attempts were not accepted after all (their add failed). */
+/**
+ * Forgets first sightings: attempts not accepted after all (their add failed), or decided and
+ * stored (Postgres answers for them from then on).
+ */
 export async function forgetTxns(redis: QuantaRedis, prefix: string, txns: readonly { acquirerId: string; txnId: string }[]): Promise<void> {
   if (txns.length === 0) return;
   await redis.del(...txns.map((t) => keys.txn(prefix, t.acquirerId, t.txnId)));
+}
+
+/**
+ * Attempts admitted to be decided at once that must be queued after all: they take backlog room
+ * (without the bound: they may already be stored, so refusing them now would not be "nothing
+ * accepted"; the overshoot is at most one batch) and their first sightings get the queued TTL.
+ */
+export async function promoteToQueued(
+  redis: QuantaRedis,
+  prefix: string,
+  firstSightings: readonly { acquirerId: string; txnId: string }[],
+  n: number,
+  ttlS: number,
+): Promise<void> {
+  const tx = redis.multi().incrby(keys.backlog(prefix), n);
+  for (const t of firstSightings) tx.expire(keys.txn(prefix, t.acquirerId, t.txnId), ttlS);
+  const replies = await tx.exec();
+  const failed = replies?.find(([error]) => error);
+  if (!replies || failed) throw failed?.[0] ?? new Error("promoteToQueued: transaction discarded");
 }

@@ -3,7 +3,7 @@ import type pg from "pg";
 import type { Kysely } from "kysely";
 import type { Decision, QueuedAttempt } from "@quanta/domain";
 import { attemptKey, findAttempts, recordImmediateBatch, type AttemptRow, type BatchResult, type Database, type ImmediateRecord } from "@quanta/db";
-import { admitBatch, forgetTxns, jobOptions, releaseBacklog, reserveBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
+import { admitBatch, forgetTxns, jobOptions, promoteToQueued, releaseBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
 import { intakeAttempts, intakeBatchSize, intakeJobs, intakeLocal } from "@quanta/telemetry";
 
 /**
@@ -52,6 +52,8 @@ export type IntakeResult =
 interface Pending {
   entry: IntakeEntry;
   requeue: boolean;
+  /** This batch registered the txn (its first sighting): forget it once the decision is stored. */
+  first?: boolean;
   resolve: (r: IntakeResult) => void;
   reject: (e: unknown) => void;
 }
@@ -64,6 +66,8 @@ export interface IntakeOptions {
   backlogMax: number;
   retentionS: number;
   txnRegistryTtlS: number;
+  /** Registry TTL of a txn decided at once (its key is deleted when the decision is stored). */
+  txnInFlightTtlS: number;
   admitTimeoutMs: number;
   /** Attempts held at once, buffered or in flight (a stalled Redis must not grow memory without bound). */
   pendingMax: number;
@@ -170,6 +174,7 @@ export class Intake {
           })),
           backlogMax,
           txnRegistryTtlS,
+          this.options.txnInFlightTtlS,
         ), this.options.admitTimeoutMs)
       ).codes;
     } catch (error) {
@@ -183,6 +188,7 @@ export class Intake {
     const toDecide: Pending[] = [];
     const repeats: Pending[] = [];
     batch.forEach((p, i) => {
+      p.first = codes[i] === "first";
       switch (codes[i]) {
         case "conflict":
           return p.resolve({ kind: "conflict" });
@@ -230,7 +236,8 @@ export class Intake {
     } catch {
       intakeLocal.inc({ result: "queued" }, toDecide.length);
       try {
-        await reserveBacklog(this.stores.redis, this.options.prefix, toDecide.length);
+        const firstSightings = toDecide.filter((p) => p.first).map((p) => txnOf(p));
+        await promoteToQueued(this.stores.redis, this.options.prefix, firstSightings, toDecide.length, this.options.txnRegistryTtlS);
       } catch (error) {
         for (const p of toDecide) p.reject(error);
         return;
@@ -247,6 +254,17 @@ export class Intake {
       if (r.kind === "decided" && r.row.body_hash === p.entry.attempt.bodyHash) p.resolve({ kind: "stored", row: r.row });
       else p.resolve({ kind: "conflict" });
     });
+    this.forgetStored(toDecide);
+  }
+
+  /**
+   * Stored decisions answer for their txns from now on (a later copy is matched against the row):
+   * their registrations go, so Redis holds only what is in flight or queued. Best effort, after the
+   * answers; a key left behind expires after txnInFlightTtlS.
+   */
+  private forgetStored(ps: readonly Pending[]): void {
+    const txns = ps.filter((p) => p.first).map((p) => txnOf(p));
+    if (txns.length > 0) void forgetTxns(this.stores.redis, this.options.prefix, txns).catch(() => undefined);
   }
 
   private async enqueue(partition: number, toQueue: Pending[]): Promise<void> {
@@ -268,12 +286,17 @@ export class Intake {
         ...(p.entry.immediate!.soldOutTiers ? { soldOutTiers: p.entry.immediate!.soldOutTiers } : {}),
       }));
       const { stored, stale } = await recordImmediateBatch(this.stores.pool, this.stores.db, records);
+      const done: Pending[] = [];
       for (const p of toStore) {
         const row = stored.get(keyOf(p.entry));
         if (!row && stale.has(keyOf(p.entry))) p.resolve({ kind: "stale" });
         else if (!row) p.reject(new Error(`attempt ${p.entry.attempt.payment.txnId} was neither stored nor found`));
-        else p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
+        else {
+          p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
+          done.push(p);
+        }
       }
+      this.forgetStored(done);
     } catch (error) {
       for (const p of toStore) p.reject(error);
     }
@@ -312,6 +335,8 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
+
+const txnOf = (p: Pending) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId });
 
 function byPartition(ps: readonly Pending[]): Map<number, Pending[]> {
   const groups = new Map<number, Pending[]>();

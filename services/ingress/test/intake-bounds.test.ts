@@ -42,7 +42,7 @@ describe("intake limits", () => {
     const admin = new Redis(redis.url);
     const intake = new Intake(
       { redis: conn, queues: [queue], pool: world.db.pool, db: world.db.kysely },
-      { prefix: "bounds", replyTo: "test", batchMax: 64, flushMs: 1, backlogMax: 1_000, retentionS: 0, txnRegistryTtlS: 60, admitTimeoutMs: 300, pendingMax: 3 },
+      { prefix: "bounds", replyTo: "test", batchMax: 64, flushMs: 1, backlogMax: 1_000, retentionS: 0, txnRegistryTtlS: 60, txnInFlightTtlS: 60, admitTimeoutMs: 300, pendingMax: 3 },
     );
     try {
       await admin.call("CLIENT", "PAUSE", "2000", "ALL");
