@@ -45,6 +45,12 @@ export const envSchema = z.object({
   QUANTA_INGRESS_DECIDES: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
   /** Attempts decided in one Postgres transaction by a partition's owner. */
   QUANTA_WORKER_BATCH_MAX: int(1, 5_000, 512),
+  /**
+   * Group commit window of a partition owner: its batch transactions start at most this often, so
+   * under load one commit carries every attempt that arrived meanwhile (an idle owner starts at
+   * once). Larger: fewer commits per attempt, up to this much added latency.
+   */
+  QUANTA_GROUP_COMMIT_MS: int(0, 100, 8),
   /** Queue jobs a worker holds per partition while it forms a transaction (BullMQ concurrency). */
   QUANTA_WORKER_JOBS_MAX: int(1, 256, 16),
   /**

@@ -12,6 +12,8 @@ import {
 import { ATTEMPT_COLUMNS, columnArrays } from "./attempt-columns.js";
 import { attemptKey, recordValues, type AttemptRow } from "./attempt-repo.js";
 import { FencedOutError } from "./partition-repo.js";
+import { insertImmediate, type ImmediateRecord } from "./record-immediate-batch.js";
+import { refillInTx, type RefillResult } from "./refill-tx.js";
 import { inTransaction } from "./transaction.js";
 
 /**
@@ -41,8 +43,9 @@ import { inTransaction } from "./transaction.js";
  *
  * decideGroupTx runs steps 1-3 for several partitions of one owner in one
  * transaction, in partition order (so partition rows and share rows are
- * still locked in a global order), and commits once: a process that owns
- * several partitions pays one WAL flush per round, not one per partition.
+ * still locked in a global order), with the refills they need made inside
+ * it, and commits once: a process that owns several partitions pays one WAL
+ * flush per round, not one per partition and per refill.
  * Trade-off: a fenced partition aborts the round for all of them (the caller
  * drops that partition and runs the round again for the others).
  */
@@ -131,21 +134,55 @@ export interface PartitionBatch {
   attempts: readonly QueuedAttempt[];
 }
 
-/** One transaction, one commit, for batches of several partitions; one outcome per batch, in the order given. */
+export interface GroupOutcome {
+  /** Every attempt's result, batch after batch (refills made inside: nothing is left over). */
+  results: BatchResult[];
+  /** Rows of the decisions that needed no stock inserted by this transaction (see insertImmediate). */
+  immediateRows: AttemptRow[];
+  /** What each refill made inside the transaction did, in order. */
+  refills: RefillResult[];
+}
+
+/** Refills one batch may make inside a group transaction: a tier is refilled only until it is marked empty. */
+const REFILLS_PER_BATCH_MAX = 1_000;
+
+/**
+ * One transaction, one commit, for the batches of several partitions and, first, the decisions
+ * that need no stock (records an ingress decided itself). Those go first so that their KEY SHARE
+ * on marked tier rows is taken before any partition or share row: no lock is held while it
+ * waits. A batch whose share runs dry refills it inside the transaction (refillInTx) and goes on
+ * deciding, so the refill and what it unblocks commit together.
+ */
 export async function decideGroupTx(
   pool: pg.Pool,
   batches: readonly PartitionBatch[],
   campaigns: ReadonlyMap<string, Campaign>,
-): Promise<BatchTxOutcome[]> {
-  const order = [...batches.keys()].sort((a, b) => batches[a]!.partition - batches[b]!.partition);
-  for (let i = 1; i < order.length; i++) invariant(batches[order[i]!]!.partition !== batches[order[i - 1]!]!.partition, "two batches of one partition in a group");
+  partitionCount: number,
+  immediate: readonly ImmediateRecord[] = [],
+): Promise<GroupOutcome> {
+  const order = [...batches].sort((a, b) => a.partition - b.partition);
+  for (let i = 1; i < order.length; i++) invariant(order[i]!.partition !== order[i - 1]!.partition, "two batches of one partition in a group");
   return inTransaction(pool, async (client) => {
-    const outcomes: BatchTxOutcome[] = new Array(batches.length);
-    for (const i of order) {
-      const b = batches[i]!;
-      outcomes[i] = await decideInTx(client, b.partition, b.epoch, b.attempts, campaigns);
+    const immediateRows = await insertImmediate(client, immediate);
+    const results: BatchResult[] = [];
+    const refills: RefillResult[] = [];
+    for (const b of order) {
+      let attempts = b.attempts;
+      for (let n = 0; attempts.length > 0; n++) {
+        invariant(n <= REFILLS_PER_BATCH_MAX, `partition ${b.partition}: refills did not converge`);
+        const outcome = await decideInTx(client, b.partition, b.epoch, attempts, campaigns);
+        results.push(...outcome.results);
+        if (!outcome.refill) {
+          invariant(outcome.rest.length === 0, "attempts left over without a refill");
+          break;
+        }
+        const { campaignId, tierId } = outcome.refill;
+        const need = outcome.rest.filter((a) => a.request.campaignId === campaignId && a.request.tierIds.includes(tierId)).length;
+        refills.push(await refillInTx(client, b.partition, partitionCount, campaignId, tierId, need));
+        attempts = outcome.rest;
+      }
     }
-    return outcomes;
+    return { results, immediateRows, refills };
   });
 }
 

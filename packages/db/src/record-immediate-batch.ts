@@ -74,17 +74,19 @@ export async function recordImmediateBatch(
   db: Kysely<Database>,
   records: readonly ImmediateRecord[],
 ): Promise<ImmediateOutcome> {
-  const stored = new Map<string, AttemptRow>();
-  const stale = new Set<string>();
-  if (records.length === 0) return { stored, stale };
-  // One row per txn: a repeat inside the batch is answered from the first.
-  const unique = new Map<string, ImmediateRecord>();
-  for (const r of records) {
-    const key = attemptKey(r.record.acquirerId, r.record.payment.txnId);
-    if (!unique.has(key)) unique.set(key, r);
-  }
-  const rows = [...unique.values()];
-  const inserted = await pool.query<AttemptRow>({
+  return settleImmediate(db, records, await insertImmediate(pool, records));
+}
+
+/**
+ * The insert alone, on a client inside a transaction (a partition owner's group transaction
+ * stores the ingress's own decisions with its batches: one commit for both), followed by a read
+ * of the rows other copies stored before, in the same transaction. Returns both; settleImmediate
+ * then needs no query of its own.
+ */
+export async function insertImmediate(client: pg.Pool | pg.PoolClient, records: readonly ImmediateRecord[]): Promise<AttemptRow[]> {
+  const rows = [...uniqueByTxn(records).values()];
+  if (rows.length === 0) return [];
+  const inserted = await client.query<AttemptRow>({
     name: "immediate_write",
     text: INSERT,
     values: [
@@ -93,7 +95,29 @@ export async function recordImmediateBatch(
       rows.map((r) => (r.soldOutTiers && r.soldOutTiers.length > 0 ? r.soldOutTiers.join(",") : null)),
     ],
   });
-  for (const row of inserted.rows) stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
+  const got = new Set(inserted.rows.map((r) => attemptKey(r.acquirer_id, r.txn_id)));
+  const missing = rows.filter((r) => !got.has(attemptKey(r.record.acquirerId, r.record.payment.txnId)));
+  if (missing.length === 0) return inserted.rows;
+  const before = await client.query<AttemptRow>({
+    name: "immediate_read_back",
+    text: READ_BACK,
+    values: [missing.map((r) => r.record.acquirerId), missing.map((r) => r.record.payment.txnId)],
+  });
+  return [...inserted.rows, ...before.rows];
+}
+
+// One primary-key lookup per pair (lateral), as in the batch read: "= any() and = any()" reads
+// every attempt of the acquirer.
+const READ_BACK = `
+  select a.* from unnest($1::text[], $2::text[]) as k(acquirer_id, txn_id)
+   cross join lateral (select * from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a`;
+
+/** Every record's stored row (inserted now, or stored before by another copy) and the stale ones. */
+export async function settleImmediate(db: Kysely<Database>, records: readonly ImmediateRecord[], inserted: readonly AttemptRow[]): Promise<ImmediateOutcome> {
+  const stored = new Map<string, AttemptRow>();
+  const stale = new Set<string>();
+  const unique = uniqueByTxn(records);
+  for (const row of inserted) stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
   const missing = [...unique.values()].filter((r) => !stored.has(attemptKey(r.record.acquirerId, r.record.payment.txnId)));
   if (missing.length > 0) {
     for (const row of await findAttempts(db, missing.map((r) => ({ acquirerId: r.record.acquirerId, txnId: r.record.payment.txnId })))) {
@@ -105,4 +129,14 @@ export async function recordImmediateBatch(
     if (!stored.has(key) && r.soldOutTiers) stale.add(key);
   }
   return { stored, stale };
+}
+
+/** One row per txn: a repeat inside the batch is answered from the first. */
+function uniqueByTxn(records: readonly ImmediateRecord[]): Map<string, ImmediateRecord> {
+  const unique = new Map<string, ImmediateRecord>();
+  for (const r of records) {
+    const key = attemptKey(r.record.acquirerId, r.record.payment.txnId);
+    if (!unique.has(key)) unique.set(key, r);
+  }
+  return unique;
 }

@@ -1,5 +1,5 @@
-import { sql, type Kysely } from "kysely";
-import type { Database } from "./schema.js";
+import type pg from "pg";
+import { inTransaction } from "./transaction.js";
 
 /**
  * Refills one partition's share of one tier.
@@ -18,56 +18,87 @@ import type { Database } from "./schema.js";
  *
  * Lock order: the tier row (the pool), then share rows by partition number.
  * At most one refill of a tier runs at a time (the pool row serializes them).
+ * A partition owner runs it inside its group transaction (refillInTx), which
+ * already holds its own partitions' share rows: the refill and the decisions
+ * it unblocks commit together, and one owner of every partition never waits
+ * on itself; owners of disjoint partitions can deadlock on a sweep (each
+ * holding its shares, each wanting the other's), which Postgres breaks and
+ * the round retries.
  * Trade-off: a sweep touches every partition's row (waiting for their batch
  * transactions), but guarantees that sold_out is only ever said of a tier
  * that is empty everywhere (I6).
  */
 export type RefillResult = "pool" | "swept" | "empty";
 
+/** A refill in a transaction of its own. */
 export async function refillShareTx(
-  db: Kysely<Database>,
+  pool: pg.Pool,
   partition: number,
   partitionCount: number,
   campaignId: string,
   tierId: string,
   need: number,
 ): Promise<RefillResult> {
-  return db.transaction().execute(async (trx) => {
-    const tier = (
-      await sql<{ pool: number; chunk: number; sold_out: boolean }>`
-        select pool, chunk, sold_out_at is not null as sold_out from tiers
-         where campaign_id = ${campaignId} and id = ${tierId} for update`.execute(trx)
-    ).rows[0];
-    if (!tier) throw new Error(`refill of unknown tier ${campaignId}/${tierId}`);
-    if (tier.sold_out) return "empty";
+  return inTransaction(pool, (client) => refillInTx(client, partition, partitionCount, campaignId, tierId, need));
+}
 
-    let pool = tier.pool;
-    let result: RefillResult = "pool";
+/** A refill inside the caller's transaction. */
+export async function refillInTx(
+  client: pg.PoolClient,
+  partition: number,
+  partitionCount: number,
+  campaignId: string,
+  tierId: string,
+  need: number,
+): Promise<RefillResult> {
+  const tier = (
+    await client.query<{ pool: number; chunk: number; sold_out: boolean }>({
+      name: "refill_tier",
+      text: "select pool, chunk, sold_out_at is not null as sold_out from tiers where campaign_id = $1 and id = $2 for update",
+      values: [campaignId, tierId],
+    })
+  ).rows[0];
+  if (!tier) throw new Error(`refill of unknown tier ${campaignId}/${tierId}`);
+  if (tier.sold_out) return "empty";
+
+  let pool = tier.pool;
+  let result: RefillResult = "pool";
+  if (pool === 0) {
+    const holders = (
+      await client.query<{ partition: number; remaining: number }>({
+        name: "refill_holders",
+        text: `select partition, remaining from tier_shares
+                where campaign_id = $1 and tier_id = $2 and remaining > 0
+                order by partition for update`,
+        values: [campaignId, tierId],
+      })
+    ).rows;
+    pool = holders.reduce((sum, h) => sum + h.remaining, 0);
     if (pool === 0) {
-      const holders = (
-        await sql<{ partition: number; remaining: number }>`
-          select partition, remaining from tier_shares
-           where campaign_id = ${campaignId} and tier_id = ${tierId} and remaining > 0
-           order by partition for update`.execute(trx)
-      ).rows;
-      pool = holders.reduce((sum, h) => sum + h.remaining, 0);
-      if (pool === 0) {
-        await sql`update tiers set sold_out_at = clock_timestamp() where campaign_id = ${campaignId} and id = ${tierId}`.execute(trx);
-        return "empty";
-      }
-      await sql`update tier_shares set remaining = 0
-                 where campaign_id = ${campaignId} and tier_id = ${tierId}
-                   and partition = any(${holders.map((h) => h.partition)}::int[])`.execute(trx);
-      result = "swept";
+      await client.query({
+        name: "refill_mark",
+        text: "update tiers set sold_out_at = clock_timestamp() where campaign_id = $1 and id = $2",
+        values: [campaignId, tierId],
+      });
+      return "empty";
     }
-    const tail = pool < tier.chunk * partitionCount;
-    // In the tail, a fair part of what is left: refills stay logarithmic in the stock left
-    // (one per grant made the tail a storm of sweeps), and no partition can sit on more than
-    // 1/P of it while another one asks.
-    const take = Math.min(pool, tail ? Math.max(need, Math.ceil(pool / partitionCount)) : Math.max(need, tier.chunk));
-    await sql`update tiers set pool = ${pool - take} where campaign_id = ${campaignId} and id = ${tierId}`.execute(trx);
-    await sql`update tier_shares set remaining = remaining + ${take}
-               where campaign_id = ${campaignId} and tier_id = ${tierId} and partition = ${partition}`.execute(trx);
-    return result;
+    await client.query({
+      name: "refill_sweep",
+      text: "update tier_shares set remaining = 0 where campaign_id = $1 and tier_id = $2 and partition = any($3::int[])",
+      values: [campaignId, tierId, holders.map((h) => h.partition)],
+    });
+    result = "swept";
+  }
+  const tail = pool < tier.chunk * partitionCount;
+  // In the tail, a fair part of what is left: refills stay logarithmic in the stock left
+  // (one per grant made the tail a storm of sweeps), and no partition can sit on more than
+  // 1/P of it while another one asks.
+  const take = Math.min(pool, tail ? Math.max(need, Math.ceil(pool / partitionCount)) : Math.max(need, tier.chunk));
+  await client.query({
+    name: "refill_take",
+    text: `with t as (update tiers set pool = $3 where campaign_id = $1 and id = $2 returning 1)
+           update tier_shares set remaining = remaining + $4 where campaign_id = $1 and tier_id = $2 and partition = $5`,
+    values: [campaignId, tierId, pool - take, take, partition],
   });
+  return result;
 }

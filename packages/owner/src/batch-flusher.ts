@@ -5,12 +5,15 @@ import {
   FencedOutError,
   attemptKey,
   decideGroupTx,
-  refillShareTx,
   rowDecision,
+  settleImmediate,
   withRetry,
+  type AttemptRow,
   type BatchResult,
-  type BatchTxOutcome,
   type Database,
+  type GroupOutcome,
+  type ImmediateOutcome,
+  type ImmediateRecord,
   type PartitionBatch,
 } from "@quanta/db";
 import { keys, type QuantaRedis } from "@quanta/queue";
@@ -25,18 +28,24 @@ import type pg from "pg";
  * transaction per round (decideGroupTx: each partition's batch in partition
  * order, one commit), in the order parked.
  *
- * Inputs: parked items, each of one partition with the epoch its drain holds.
+ * Inputs: parked items, each of one partition with the epoch its drain holds,
+ * and the decisions an ingress made itself without stock (storeImmediate),
+ * which ride in the same transaction, so that a round of an ingress costs
+ * one commit whatever mix of answers it carries.
  * States of a round: taking (up to batchMax attempts) -> deciding (one group
- * transaction, retried on transient errors) -> refilling (a partition whose
- * share ran dry refills it, then its rest joins the next round) -> answered
- * (queued: published to the waiting ingresses; local: handed back).
+ * transaction, retried on transient errors; a partition whose share runs dry
+ * refills it inside) -> answered (queued: published to the waiting
+ * ingresses; local: handed back).
  * A fenced partition's items are rejected (jobs go back to BullMQ for the new
  * owner, local attempts are queued by their caller) and the round runs again
  * without it.
- * Trade-off: a partition can wait for another's refill within a round, and a
- * round is as slow as its slowest partition; in exchange one WAL flush and
- * one transaction per round serve every partition, where one per partition
- * made commits the largest Postgres cost.
+ * Rounds start at most every roundGapMs, so under load one commit carries
+ * everything that arrived in that window.
+ * Trade-off: a partition waits for another's refill within a round, a
+ * round is as slow as its slowest partition, and an attempt can wait up to
+ * roundGapMs for its round; in exchange one WAL flush and one transaction per
+ * round serve every partition and the ingress's own decisions, where one
+ * per partition and per intake batch made commits the largest Postgres cost.
  */
 export interface FlushItem {
   partition: number;
@@ -54,13 +63,25 @@ export interface FlusherOptions {
   prefix: string;
   partitionCount: number;
   batchMax: number;
+  /**
+   * A round starts at least this long after the previous one started (group commit window, like
+   * Postgres's commit_delay): under load, what arrives meanwhile shares one commit; an idle
+   * flusher starts at once. 0: a round starts as soon as the previous one ends.
+   */
+  roundGapMs: number;
 }
 
-const ROUNDS_MAX = 10_000;
+interface ParkedImmediate {
+  records: readonly ImmediateRecord[];
+  resolve: (outcome: ImmediateOutcome) => void;
+  reject: (error: unknown) => void;
+}
 
 export class BatchFlusher {
   private parked: FlushItem[] = [];
+  private immediates: ParkedImmediate[] = [];
   private flushing = false;
+  private lastRoundMs = 0;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -84,11 +105,26 @@ export class BatchFlusher {
     if (!this.flushing) setImmediate(() => void this.flushLoop());
   }
 
+  /**
+   * Stores decisions that need no stock in the next round's transaction (recordImmediateBatch's
+   * statement and semantics: stale sold_outs are not stored, a txn stored before answers with
+   * its row). Needs no partition: works while this process owns none.
+   */
+  storeImmediate(records: readonly ImmediateRecord[]): Promise<ImmediateOutcome> {
+    return new Promise((resolve, reject) => {
+      this.immediates.push({ records, resolve, reject });
+      if (!this.flushing) setImmediate(() => void this.flushLoop());
+    });
+  }
+
   private async flushLoop(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      while (this.parked.length > 0) {
+      while (this.parked.length > 0 || this.immediates.length > 0) {
+        const waitMs = this.lastRoundMs + this.options.roundGapMs - performance.now();
+        if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+        this.lastRoundMs = performance.now();
         const take: FlushItem[] = [];
         let size = 0;
         while (this.parked.length > 0 && (take.length === 0 || size + this.parked[0]!.attempts.length <= this.options.batchMax)) {
@@ -96,9 +132,16 @@ export class BatchFlusher {
           take.push(next);
           size += next.attempts.length;
         }
+        const takeImmediate: ParkedImmediate[] = [];
+        size = 0;
+        while (this.immediates.length > 0 && (takeImmediate.length === 0 || size + this.immediates[0]!.records.length <= this.options.batchMax)) {
+          const next = this.immediates.shift()!;
+          takeImmediate.push(next);
+          size += next.records.length;
+        }
         for (const i of take) this.inFlight.add(i.partition);
         try {
-          await this.round(take);
+          await this.round(take, takeImmediate);
         } finally {
           this.inFlight.clear();
         }
@@ -108,18 +151,18 @@ export class BatchFlusher {
     }
   }
 
-  /** Decides the items taken; settles every one of them (resolve or reject). */
-  private async round(take: FlushItem[]): Promise<void> {
+  /** Decides the items taken and stores the immediate records; settles every one of them (resolve or reject). */
+  private async round(take: FlushItem[], immediates: readonly ParkedImmediate[]): Promise<void> {
     let items = take;
     for (;;) {
+      let decided: { byAttempt: Map<QueuedAttempt, BatchResult>; immediateRows: AttemptRow[] };
       try {
-        const byAttempt = await this.decide(items);
-        for (const i of items) i.resolve(i.attempts.map((a) => byAttempt.get(a)!));
-        return;
+        decided = await this.decide(items, immediates.flatMap((i) => i.records));
       } catch (error) {
         const fenced = error instanceof FencedOutError ? error.partition : undefined;
         if (fenced === undefined) {
           for (const i of items) i.reject(error);
+          for (const i of immediates) i.reject(error);
           this.log.error({ err: error }, "batch failed; queued jobs go back to BullMQ, local attempts to the queue");
           return;
         }
@@ -129,13 +172,22 @@ export class BatchFlusher {
         for (const i of lost) i.reject(error);
         lost[0]?.onFenced();
         items = items.filter((i) => i.partition !== fenced);
-        if (items.length === 0) return;
+        if (items.length === 0 && immediates.length === 0) return;
+        continue;
       }
+      for (const i of items) i.resolve(i.attempts.map((a) => decided.byAttempt.get(a)!));
+      for (const i of immediates) {
+        await settleImmediate(this.db, i.records, decided.immediateRows).then(i.resolve, i.reject);
+      }
+      return;
     }
   }
 
-  /** One or more group transactions (refills in between) until every attempt has a result. */
-  private async decide(items: readonly FlushItem[]): Promise<Map<QueuedAttempt, BatchResult>> {
+  /** One group transaction (refills made inside it) gives every attempt a result. */
+  private async decide(
+    items: readonly FlushItem[],
+    immediate: readonly ImmediateRecord[],
+  ): Promise<{ byAttempt: Map<QueuedAttempt, BatchResult>; immediateRows: AttemptRow[] }> {
     const todo = new Map<number, PartitionBatch>();
     const replyTo = new Map<string, string>();
     let queued = 0;
@@ -150,44 +202,24 @@ export class BatchFlusher {
       queued += i.attempts.length;
       for (const a of i.attempts) replyTo.set(attemptKey(a.acquirerId, a.payment.txnId), i.replyTo);
     }
-    batchSize.observe(total);
+    if (total > 0) batchSize.observe(total);
     await this.ensureCampaigns(items);
 
     const retry = { attemptsMax: 8, baseDelayMs: 10, delayMaxMs: 2_000, onRetry: (cls: string) => txnRetries.inc({ code: cls }) };
-    const results: BatchResult[] = [];
-    for (let round = 0; todo.size > 0; round++) {
-      // Each round decides everything left or makes refills; a tier is refilled only until it is
-      // marked empty, so rounds are bounded by stock movements.
-      invariant(round < ROUNDS_MAX, "refill rounds did not converge");
-      const batches = [...todo.values()];
-      const started = performance.now();
-      const outcomes: BatchTxOutcome[] = await withRetry(() => decideGroupTx(this.pool, batches, this.campaigns.byId()), retry);
-      txnDuration.observe({ kind: "batch" }, (performance.now() - started) / 1000);
-      todo.clear();
-      for (const [k, outcome] of outcomes.entries()) {
-        const batch = batches[k]!;
-        results.push(...outcome.results);
-        if (!outcome.refill) {
-          invariant(outcome.rest.length === 0, "attempts left over without a refill");
-          continue;
-        }
-        const { campaignId, tierId } = outcome.refill;
-        const need = outcome.rest.filter((a) => a.request.campaignId === campaignId && a.request.tierIds.includes(tierId)).length;
-        const refillStarted = performance.now();
-        const refilled = await withRetry(
-          () => refillShareTx(this.db, batch.partition, this.options.partitionCount, campaignId, tierId, need),
-          retry,
-        );
-        txnDuration.observe({ kind: "refill" }, (performance.now() - refillStarted) / 1000);
-        refills.inc({ result: refilled });
-        todo.set(batch.partition, { ...batch, attempts: outcome.rest });
-      }
-    }
+    const started = performance.now();
+    const group: GroupOutcome = await withRetry(
+      () => decideGroupTx(this.pool, [...todo.values()], this.campaigns.byId(), this.options.partitionCount, immediate),
+      retry,
+    );
+    txnDuration.observe({ kind: "batch" }, (performance.now() - started) / 1000);
+    for (const r of group.refills) refills.inc({ result: r });
+    const results = group.results;
+    const immediateRows = group.immediateRows;
     invariant(results.length === total, `${results.length} results for ${total} attempts`);
     await this.publish(results, replyTo, queued);
     const byAttempt = new Map<QueuedAttempt, BatchResult>();
     for (const r of results) byAttempt.set(r.attempt, r);
-    return byAttempt;
+    return { byAttempt, immediateRows };
   }
 
   private async ensureCampaigns(items: readonly FlushItem[]): Promise<void> {

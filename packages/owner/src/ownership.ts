@@ -1,5 +1,5 @@
 import { Queue } from "bullmq";
-import { claimPartition, type CampaignCache, type Database } from "@quanta/db";
+import { claimPartition, type CampaignCache, type Database, type ImmediateOutcome, type ImmediateRecord } from "@quanta/db";
 import { keys, queueName, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
 import { partitionChanges, partitionsOwned, requeuedJobs, type Logger } from "@quanta/telemetry";
 import type { Kysely } from "kysely";
@@ -44,6 +44,8 @@ export interface OwnershipOptions {
   leaseMs: number;
   jobsMax: number;
   batchMax: number;
+  /** Group commit window of the process's batch transactions (see BatchFlusher). */
+  roundGapMs: number;
   maxStalledCount: number;
 }
 
@@ -68,11 +70,17 @@ export class Ownership {
       prefix: options.prefix,
       partitionCount: options.partitionCount,
       batchMax: options.batchMax,
+      roundGapMs: options.roundGapMs,
     });
   }
 
   owned(): number[] {
     return [...this.drains.keys()].sort((a, b) => a - b);
+  }
+
+  /** Stores decisions that need no stock in this process's next group transaction. */
+  storeImmediate(records: readonly ImmediateRecord[]): Promise<ImmediateOutcome> {
+    return this.flusher.storeImmediate(records);
   }
 
   /** The drain of a partition held here and not being handed back, for local decisions. */

@@ -2,7 +2,16 @@ import type { Queue } from "bullmq";
 import type pg from "pg";
 import type { Kysely } from "kysely";
 import type { Decision, QueuedAttempt } from "@quanta/domain";
-import { attemptKey, findAttempts, recordImmediateBatch, type AttemptRow, type BatchResult, type Database, type ImmediateRecord } from "@quanta/db";
+import {
+  attemptKey,
+  findAttempts,
+  recordImmediateBatch,
+  type AttemptRow,
+  type BatchResult,
+  type Database,
+  type ImmediateOutcome,
+  type ImmediateRecord,
+} from "@quanta/db";
 import { admitBatch, forgetTxns, jobOptions, promoteToQueued, releaseBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
 import { intakeAttempts, intakeBatchSize, intakeJobs, intakeLocal } from "@quanta/telemetry";
 
@@ -86,6 +95,8 @@ export interface IntakeStores {
   db: Kysely<Database>;
   /** The open drain of a partition this process owns, if any. */
   localDrain?: (partition: number) => LocalDrain | undefined;
+  /** Stores the ingress's own decisions in the owner's group transaction (otherwise one statement of their own). */
+  storeImmediate?: (records: readonly ImmediateRecord[]) => Promise<ImmediateOutcome>;
 }
 
 const ALL = -1;
@@ -195,8 +206,9 @@ export class Intake {
         case "overloaded":
           return p.resolve({ kind: "overloaded" });
         case "repeat":
-          // The owner's batch answers a repeat from its stored decision, or decides it if none.
-          return void (local(p) && !p.entry.immediate ? toDecide : repeats).push(p);
+          // The owner's transaction answers a repeat from its stored decision, or decides it if none.
+          if (p.entry.immediate) return void (this.stores.storeImmediate ? toStore : repeats).push(p);
+          return void (local(p) ? toDecide : repeats).push(p);
         default:
           return void (p.entry.immediate ? toStore : local(p) ? toDecide : toQueue).push(p);
       }
@@ -285,7 +297,9 @@ export class Intake {
         checkHolder: p.entry.immediate!.checkHolder,
         ...(p.entry.immediate!.soldOutTiers ? { soldOutTiers: p.entry.immediate!.soldOutTiers } : {}),
       }));
-      const { stored, stale } = await recordImmediateBatch(this.stores.pool, this.stores.db, records);
+      const { stored, stale } = this.stores.storeImmediate
+        ? await this.stores.storeImmediate(records)
+        : await recordImmediateBatch(this.stores.pool, this.stores.db, records);
       const done: Pending[] = [];
       for (const p of toStore) {
         const row = stored.get(keyOf(p.entry));

@@ -4,7 +4,7 @@ import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets } from "@quanta/contract";
-import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount } from "@quanta/db";
+import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount, type ImmediateRecord } from "@quanta/db";
 import { QUEUE_STREAMS, createRedis, queueName } from "@quanta/queue";
 import { Ownership } from "@quanta/owner";
 import { createLogger, watchPgPool } from "@quanta/telemetry";
@@ -62,12 +62,13 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
         leaseMs: env.QUANTA_LEASE_MS,
         jobsMax: env.QUANTA_WORKER_JOBS_MAX,
         batchMax: env.QUANTA_WORKER_BATCH_MAX,
+        roundGapMs: env.QUANTA_GROUP_COMMIT_MS,
         maxStalledCount: env.QUANTA_WORKER_MAX_STALLED_COUNT,
       })
     : undefined;
   await ownership?.start();
-  const localDrain = ownership ? (p: number) => ownership.drainFor(p) : undefined;
-  const intake = new Intake({ redis: registryRedis, queues, pool: db.pool, db: db.kysely, ...(localDrain ? { localDrain } : {}) }, {
+  const owner = ownership ? { localDrain: (p: number) => ownership.drainFor(p), storeImmediate: (r: readonly ImmediateRecord[]) => ownership.storeImmediate(r) } : {};
+  const intake = new Intake({ redis: registryRedis, queues, pool: db.pool, db: db.kysely, ...owner }, {
     prefix,
     replyTo: ingressId,
     batchMax: env.QUANTA_INTAKE_BATCH_MAX,

@@ -33,6 +33,7 @@ export async function startWorker(env: Env): Promise<RunningWorker> {
     leaseMs: env.QUANTA_LEASE_MS,
     jobsMax: env.QUANTA_WORKER_JOBS_MAX,
     batchMax: env.QUANTA_WORKER_BATCH_MAX,
+    roundGapMs: env.QUANTA_GROUP_COMMIT_MS,
     maxStalledCount: env.QUANTA_WORKER_MAX_STALLED_COUNT,
   });
   await ownership.start();
