@@ -46,6 +46,8 @@ export interface StepResult {
   answered: number;
   dropped: number;
   errors: number;
+  /** Failed answers by status (0: no answer) and the kind of callback the driver sent. */
+  errorStatuses: Record<string, number>;
   achievedPerS: number;
   ackMs: { p50: number; p99: number; p999: number };
   share200: number;
@@ -155,7 +157,14 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
     services.forEach((s, i) => (rssPeakMiB[`${s.kind}${services.filter((x) => x.kind === s.kind).length > 1 ? `-${i}` : ""}`] = peakRssMiB(s.child.pid)));
 
     const attempts = Math.max(1, acked.length);
-    const errors = run.records.filter((r) => r.status === 0 || r.status >= 500 || (r.status >= 400 && r.status !== 409)).length;
+    // A forged callback's right answer is 401 (I5), anything else from it is an error; a 409 is the
+    // right answer to a conflicting body.
+    const failed = run.records.filter((r) =>
+      r.kind === "forged" ? r.status !== 401 : r.status === 0 || r.status >= 500 || (r.status >= 400 && r.status !== 409),
+    );
+    const errors = failed.length;
+    const errorStatuses: Record<string, number> = {};
+    for (const r of failed) errorStatuses[`${r.status}${r.kind ? ` ${r.kind}` : ""}`] = (errorStatuses[`${r.status}${r.kind ? ` ${r.kind}` : ""}`] ?? 0) + 1;
     const [p50, p99, p999] = percentiles(run.records.map((r) => r.ackMs), [50, 99, 99.9]) as [number, number, number];
     const result: StepResult = {
       system,
@@ -165,6 +174,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
       answered: acked.length,
       dropped: run.dropped,
       errors,
+      errorStatuses,
       achievedPerS: acked.length / settings.stepS,
       ackMs: { p50, p99, p999 },
       share200: run.records.filter((r) => r.status === 200).length / Math.max(1, run.records.length),
@@ -182,7 +192,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
     };
     if (system !== "floor") Object.assign(result, await decisionFigures(db, campaign.id, run.startedAtMs, missing, keys.length));
     const reasons: string[] = [];
-    if (result.errors > 0) reasons.push(`${result.errors} errors`);
+    if (result.errors > 0) reasons.push(`${result.errors} errors (${Object.entries(result.errorStatuses).map(([k, n]) => `${k}: ${n}`).join(", ")})`);
     if (result.dropped > 0) reasons.push(`${result.dropped} dropped`);
     if (result.achievedPerS < 0.95 * rate) reasons.push(`achieved ${result.achievedPerS.toFixed(0)}/s`);
     if (result.ackMs.p99 > P99_LIMIT_MS) reasons.push(`p99 ${result.ackMs.p99.toFixed(0)} ms`);

@@ -92,12 +92,12 @@ export class BatchFlusher {
     private readonly options: FlusherOptions,
   ) {}
 
-  /** Attempts parked or being decided for a partition (a closing drain waits for 0). */
-  busy(partition: number): boolean {
-    return this.parked.some((i) => i.partition === partition) || this.inFlight.has(partition);
+  /** Attempts of a drain (partition and epoch) parked or being decided (a closing drain waits for none). */
+  busy(partition: number, epoch: number): boolean {
+    return this.parked.some((i) => i.partition === partition && i.epoch === epoch) || this.inFlight.has(`${partition}@${epoch}`);
   }
 
-  private readonly inFlight = new Set<number>();
+  private readonly inFlight = new Set<string>();
 
   park(item: FlushItem): void {
     for (const a of item.attempts) invariant(a.partition === item.partition, `attempt of partition ${a.partition} parked for ${item.partition}`);
@@ -139,7 +139,7 @@ export class BatchFlusher {
           takeImmediate.push(next);
           size += next.records.length;
         }
-        for (const i of take) this.inFlight.add(i.partition);
+        for (const i of take) this.inFlight.add(`${i.partition}@${i.epoch}`);
         try {
           await this.round(take, takeImmediate);
         } finally {
@@ -153,7 +153,14 @@ export class BatchFlusher {
 
   /** Decides the items taken and stores the immediate records; settles every one of them (resolve or reject). */
   private async round(take: FlushItem[], immediates: readonly ParkedImmediate[]): Promise<void> {
-    let items = take;
+    // A partition lost and taken again can have items of its old drain still parked: only the
+    // newest epoch is decided; the older ones are fenced (their drain is gone already).
+    const newest = new Map<number, number>();
+    for (const i of take) newest.set(i.partition, Math.max(newest.get(i.partition) ?? Number.NEGATIVE_INFINITY, i.epoch));
+    for (const i of take) {
+      if (i.epoch !== newest.get(i.partition)) i.reject(new FencedOutError(`partition ${i.partition} was taken again at epoch ${newest.get(i.partition)}`, i.partition));
+    }
+    let items = take.filter((i) => i.epoch === newest.get(i.partition));
     for (;;) {
       let decided: { byAttempt: Map<QueuedAttempt, BatchResult>; immediateRows: AttemptRow[] };
       try {
@@ -167,11 +174,13 @@ export class BatchFlusher {
           return;
         }
         // The other partitions' attempts are still ours: run the round again without the fenced one.
-        const lost = [...items, ...this.parked].filter((i) => i.partition === fenced);
-        this.parked = this.parked.filter((i) => i.partition !== fenced);
+        const fencedEpoch = newest.get(fenced)!;
+        const isLost = (i: FlushItem) => i.partition === fenced && i.epoch <= fencedEpoch;
+        const lost = [...items, ...this.parked].filter(isLost);
+        this.parked = this.parked.filter((i) => !isLost(i));
         for (const i of lost) i.reject(error);
         lost[0]?.onFenced();
-        items = items.filter((i) => i.partition !== fenced);
+        items = items.filter((i) => !isLost(i));
         if (items.length === 0 && immediates.length === 0) return;
         continue;
       }

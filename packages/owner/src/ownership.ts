@@ -158,7 +158,7 @@ export class Ownership {
             epoch,
             jobsMax: this.options.jobsMax,
             maxStalledCount: this.options.maxStalledCount,
-            onFenced: (q) => void this.lose(q, "fenced by a newer owner"),
+            onFenced: (q, drain) => void this.lose(q, "fenced by a newer owner", drain),
           }),
         );
         partitionChanges.inc({ change: "acquired" });
@@ -187,9 +187,9 @@ export class Ownership {
     }
   }
 
-  private async lose(p: number, why: string): Promise<void> {
+  private async lose(p: number, why: string, only?: PartitionDrain): Promise<void> {
     const drain = this.drains.get(p);
-    if (!drain) return;
+    if (!drain || (only && drain !== only)) return;
     this.drains.delete(p);
     partitionChanges.inc({ change: "lost" });
     partitionsOwned.set(this.drains.size);

@@ -40,7 +40,8 @@ export interface DrainOptions {
   epoch: number;
   jobsMax: number;
   maxStalledCount: number;
-  onFenced: (partition: number) => void;
+  /** This drain was fenced: its owner drops it (and only it, not a newer drain of the partition). */
+  onFenced: (partition: number, drain: PartitionDrain) => void;
 }
 
 /** The one failure not worth retrying: a job with no decidable attempt (see park). */
@@ -88,7 +89,7 @@ export class PartitionDrain {
     this.accepting = false;
     await this.worker.close();
     // Local attempts parked before the close are still decided: wait for them.
-    while (this.flusher.busy(this.options.partition)) await new Promise((r) => setTimeout(r, 5));
+    while (this.flusher.busy(this.options.partition, this.options.epoch)) await new Promise((r) => setTimeout(r, 5));
   }
 
   /**
@@ -114,7 +115,7 @@ export class PartitionDrain {
 
   private fenced(): void {
     this.accepting = false;
-    this.options.onFenced(this.options.partition);
+    this.options.onFenced(this.options.partition, this);
   }
 
   private park(job: Job<BatchJob>): Promise<void> {

@@ -16,16 +16,18 @@ import { admitBatch, forgetTxns, jobOptions, promoteToQueued, releaseBacklog, ty
 import { intakeAttempts, intakeBatchSize, intakeJobs, intakeLocal } from "@quanta/telemetry";
 
 /**
- * Group commit of everything the ingress writes. Attempts of one partition
- * that arrive together travel as one batch: one Redis script registers every
- * txn's first sighting and reserves backlog room (intake-admit.lua), then, at
- * the same time, one Postgres statement stores the decisions that need no
- * stock, and the attempts that need stock go either to this process's own
- * batch transaction, when it owns the partition (`localDrain`: decided at
- * once, no queue job), or otherwise into one BullMQ job for the owner.
+ * Group commit of everything the ingress writes. Attempts that arrive
+ * together travel as one batch: one Redis script registers every txn's first
+ * sighting and reserves backlog room for what will be queued
+ * (intake-admit.lua), then, at the same time, the decisions that need no
+ * stock are stored (in the owner's group transaction when this process owns
+ * partitions, `storeImmediate`, else one statement), the attempts that need
+ * stock in a partition this process owns go to its batch transaction
+ * (`localDrain`: decided at once, no queue job), and the others into one
+ * BullMQ job per partition for its owner.
  *
- * When a batch leaves: after flushMs, but while a batch of the partition is
- * still in flight the next one keeps filling, so batches grow with the load
+ * When a batch leaves: after flushMs, but while a batch is still in flight
+ * the next one keeps filling, so batches grow with the load
  * instead of the number of round trips; a full batch (batchMax) leaves at
  * once. At most pendingMax attempts are held (buffered or in flight); past
  * that, submit answers overloaded without touching Redis.
@@ -99,15 +101,15 @@ export interface IntakeStores {
   storeImmediate?: (records: readonly ImmediateRecord[]) => Promise<ImmediateOutcome>;
 }
 
-const ALL = -1;
-
 const keyOf = (e: IntakeEntry) => attemptKey(e.attempt.acquirerId, e.attempt.payment.txnId);
 
 export class Intake {
-  private readonly buffers = new Map<number, Pending[]>();
-  private readonly timers = new Map<number, NodeJS.Timeout>();
-  /** Batches in flight per partition. */
-  private readonly inFlight = new Map<number, number>();
+  // One buffer for every partition: a batch is one admission script, one statement (or one share
+  // of the owner's group transaction) for the ingress's own decisions, whatever partitions it spans.
+  private buffer: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** Batches in flight (a full batch can leave while another is in flight). */
+  private inFlight = 0;
   private pending = 0;
 
   constructor(
@@ -120,37 +122,28 @@ export class Intake {
     this.pending++;
     const settled = () => void this.pending--;
     return new Promise<IntakeResult>((resolve, reject) => {
-      // One buffer for every partition: a batch is one admission script, one statement for the
-      // ingress's own decisions and one group transaction, whatever partitions it spans.
-      const p = ALL;
-      const buffer = this.buffers.get(p) ?? [];
-      buffer.push({ entry, requeue, resolve, reject });
-      this.buffers.set(p, buffer);
-      if (buffer.length >= this.options.batchMax) this.flush(p);
-      else if (!this.timers.has(p)) this.timers.set(p, setTimeout(() => this.flushWhenFree(p), this.options.flushMs));
+      this.buffer.push({ entry, requeue, resolve, reject });
+      if (this.buffer.length >= this.options.batchMax) this.flush();
+      else if (!this.timer) this.timer = setTimeout(() => this.flushWhenFree(), this.options.flushMs);
     }).finally(settled);
   }
 
-  private flushWhenFree(partition: number): void {
-    this.timers.delete(partition);
+  private flushWhenFree(): void {
+    this.timer = undefined;
     // The batch in flight calls back when it is done; the buffer keeps filling until then.
-    if (!this.inFlight.get(partition)) this.flush(partition);
+    if (this.inFlight === 0) this.flush();
   }
 
-  private flush(partition: number): void {
-    const timer = this.timers.get(partition);
-    if (timer) clearTimeout(timer);
-    this.timers.delete(partition);
-    const batch = (this.buffers.get(partition) ?? []).splice(0, this.options.batchMax);
-    if ((this.buffers.get(partition)?.length ?? 0) === 0) this.buffers.delete(partition);
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.buffer.splice(0, this.options.batchMax);
     if (batch.length === 0) return;
-    this.inFlight.set(partition, (this.inFlight.get(partition) ?? 0) + 1);
+    this.inFlight++;
     intakeBatchSize.observe(batch.length);
-    void this.admit(partition, batch).finally(() => {
-      const left = this.inFlight.get(partition)! - 1;
-      if (left === 0) this.inFlight.delete(partition);
-      else this.inFlight.set(partition, left);
-      if (left === 0 && (this.buffers.get(partition)?.length ?? 0) > 0 && !this.timers.has(partition)) this.flush(partition);
+    void this.admit(batch).finally(() => {
+      this.inFlight--;
+      if (this.inFlight === 0 && this.buffer.length > 0 && !this.timer) this.flush();
     });
   }
 
@@ -160,7 +153,7 @@ export class Intake {
     return candidate?.open ? candidate : undefined;
   }
 
-  private async admit(_buffer: number, batch: Pending[]): Promise<void> {
+  private async admit(batch: Pending[]): Promise<void> {
     const { prefix, backlogMax, txnRegistryTtlS } = this.options;
     const drains = new Map<number, LocalDrain | undefined>();
     for (const p of batch) {
@@ -226,12 +219,12 @@ export class Intake {
     const { prefix } = this.options;
     const firstSightings = (ps: Pending[]) => ps.filter((p) => !p.requeue).map((p) => p.entry.attempt);
     await this.enqueue(partition, toQueue).catch(async (error) => {
-        await releaseBacklog(this.stores.redis, prefix, toQueue.length).catch(() => undefined);
-        // A retry of these txns must be free to be accepted later.
-        await forgetTxns(this.stores.redis, prefix, firstSightings(toQueue).map((a) => ({ acquirerId: a.acquirerId, txnId: a.payment.txnId }))).catch(
-          () => undefined,
-        );
-        for (const p of toQueue) p.reject(error);
+      await releaseBacklog(this.stores.redis, prefix, toQueue.length).catch(() => undefined);
+      // A retry of these txns must be free to be accepted later.
+      await forgetTxns(this.stores.redis, prefix, firstSightings(toQueue).map((a) => ({ acquirerId: a.acquirerId, txnId: a.payment.txnId }))).catch(
+        () => undefined,
+      );
+      for (const p of toQueue) p.reject(error);
     });
   }
 
