@@ -147,11 +147,12 @@ export interface GroupOutcome {
 const REFILLS_PER_BATCH_MAX = 1_000;
 
 /**
- * One transaction, one commit, for the batches of several partitions and, first, the decisions
- * that need no stock (records an ingress decided itself). Those go first so that their KEY SHARE
- * on marked tier rows is taken before any partition or share row: no lock is held while it
- * waits. A batch whose share runs dry refills it inside the transaction (refillInTx) and goes on
- * deciding, so the refill and what it unblocks commit together.
+ * One transaction, one commit, for the batches of several partitions and then the decisions that
+ * need no stock (records an ingress decided itself). Those go last: their KEY SHARE on marked
+ * tier rows then comes after the batches' budget rows, the order a refund takes them in (budget,
+ * then the tier row FOR UPDATE), so the two cannot wait on each other in a cycle. A batch whose
+ * share runs dry refills it inside the transaction (refillInTx) and goes on deciding, so the
+ * refill and what it unblocks commit together.
  */
 export async function decideGroupTx(
   pool: pg.Pool,
@@ -163,7 +164,6 @@ export async function decideGroupTx(
   const order = [...batches].sort((a, b) => a.partition - b.partition);
   for (let i = 1; i < order.length; i++) invariant(order[i]!.partition !== order[i - 1]!.partition, "two batches of one partition in a group");
   return inTransaction(pool, async (client) => {
-    const immediateRows = await insertImmediate(client, immediate);
     const results: BatchResult[] = [];
     const refills: RefillResult[] = [];
     for (const b of order) {
@@ -182,6 +182,7 @@ export async function decideGroupTx(
         attempts = outcome.rest;
       }
     }
+    const immediateRows = await insertImmediate(client, immediate);
     return { results, immediateRows, refills };
   });
 }

@@ -1,5 +1,4 @@
 import type pg from "pg";
-import { inTransaction } from "./transaction.js";
 
 /**
  * Refills one partition's share of one tier.
@@ -30,19 +29,7 @@ import { inTransaction } from "./transaction.js";
  */
 export type RefillResult = "pool" | "swept" | "empty";
 
-/** A refill in a transaction of its own. */
-export async function refillShareTx(
-  pool: pg.Pool,
-  partition: number,
-  partitionCount: number,
-  campaignId: string,
-  tierId: string,
-  need: number,
-): Promise<RefillResult> {
-  return inTransaction(pool, (client) => refillInTx(client, partition, partitionCount, campaignId, tierId, need));
-}
-
-/** A refill inside the caller's transaction. */
+/** A refill inside the caller's transaction (a partition owner's group transaction). */
 export async function refillInTx(
   client: pg.PoolClient,
   partition: number,

@@ -6,7 +6,7 @@ import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets } from "@quanta/contract";
 import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount, type ImmediateRecord } from "@quanta/db";
 import { QUEUE_STREAMS, createRedis, queueName } from "@quanta/queue";
-import { Ownership } from "@quanta/owner";
+import { Ownership, ownershipOptionsFromEnv } from "@quanta/owner";
 import { createLogger, watchPgPool } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
 import { DecisionWaiter } from "./decision-waiter.js";
@@ -54,17 +54,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   await soldOut.start();
   // The partitions this ingress owns are decided here, in its own batch transactions.
   const ownership = env.QUANTA_INGRESS_DECIDES
-    ? new Ownership(db.kysely, db.pool, redis, campaigns, log, {
-        workerId: ingressId,
-        role: "primary",
-        prefix,
-        partitionCount: env.QUANTA_PARTITIONS,
-        leaseMs: env.QUANTA_LEASE_MS,
-        jobsMax: env.QUANTA_WORKER_JOBS_MAX,
-        batchMax: env.QUANTA_WORKER_BATCH_MAX,
-        roundGapMs: env.QUANTA_GROUP_COMMIT_MS,
-        maxStalledCount: env.QUANTA_WORKER_MAX_STALLED_COUNT,
-      })
+    ? new Ownership(db.kysely, db.pool, redis, campaigns, log, ownershipOptionsFromEnv(env, ingressId, "primary"))
     : undefined;
   await ownership?.start();
   const owner = ownership ? { localDrain: (p: number) => ownership.drainFor(p), storeImmediate: (r: readonly ImmediateRecord[]) => ownership.storeImmediate(r) } : {};

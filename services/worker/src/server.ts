@@ -6,7 +6,7 @@ import type { Env } from "@quanta/config";
 import { CampaignCache, connectFromEnv, ensurePartitionCount } from "@quanta/db";
 import { createRedis } from "@quanta/queue";
 import { createLogger, registerOpsRoutes, watchPgPool } from "@quanta/telemetry";
-import { Ownership } from "@quanta/owner";
+import { Ownership, ownershipOptionsFromEnv } from "@quanta/owner";
 
 export interface RunningWorker {
   workerId: string;
@@ -25,17 +25,7 @@ export async function startWorker(env: Env): Promise<RunningWorker> {
   const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed"), 5_000);
   await campaigns.start();
 
-  const ownership = new Ownership(db.kysely, db.pool, redis, campaigns, log, {
-    workerId,
-    role: "standby",
-    prefix: env.QUANTA_REDIS_PREFIX,
-    partitionCount: env.QUANTA_PARTITIONS,
-    leaseMs: env.QUANTA_LEASE_MS,
-    jobsMax: env.QUANTA_WORKER_JOBS_MAX,
-    batchMax: env.QUANTA_WORKER_BATCH_MAX,
-    roundGapMs: env.QUANTA_GROUP_COMMIT_MS,
-    maxStalledCount: env.QUANTA_WORKER_MAX_STALLED_COUNT,
-  });
+  const ownership = new Ownership(db.kysely, db.pool, redis, campaigns, log, ownershipOptionsFromEnv(env, workerId, "standby"));
   await ownership.start();
 
   const app = Fastify({ logger: false });
