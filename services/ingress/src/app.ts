@@ -14,12 +14,12 @@ import {
   verifySignature,
   type ErrorCode,
 } from "@quanta/contract";
-import { attemptKey, findAttempt, refundTx, rowDecision, withRetry, type AttemptRow, type Database, type SoldOutTiers } from "@quanta/db";
+import { findAttempt, refundTx, rowDecision, withRetry, type AttemptRow, type Database, type SoldOutTiers } from "@quanta/db";
 import { lookupTxn, type QuantaRedis } from "@quanta/queue";
 import { attemptsAnswered, httpDuration, refundsAnswered, httpRequests, registerOpsRoutes, type Logger } from "@quanta/telemetry";
 import { sql, type Kysely } from "kysely";
 import type { DecisionWaiter } from "./decision-waiter.js";
-import type { Intake, IntakeEntry, IntakeResult } from "./intake.js";
+import type { Intake, IntakeEntry } from "./intake.js";
 import { refundAnswer } from "./refund-answer.js";
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
@@ -35,7 +35,6 @@ export interface IngressDeps {
   log: Logger;
   prefix: string;
   partitionCount: number;
-  decisionWaitMs: number;
   /** Partitions this ingress owns and decides itself (none when it only queues). */
   ownedPartitions?: () => number[];
   now?: () => number;
@@ -172,16 +171,15 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
     entry = { attempt: { ...base, request: classification.request } };
   }
 
-  const key = attemptKey(acquirerId, payment.txnId);
-  let admitted = await submitWaiting(deps, key, entry, false);
-  if (admitted.result.kind === "stale" && classification.kind === "needs_stock") {
-    // Stock came back to a tier the ingress thought empty: a worker decides it, like any attempt.
+  let result = await deps.intake.submit(entry);
+  if (result.kind === "stale" && classification.kind === "needs_stock") {
+    // Stock came back to a tier the ingress thought empty: decided like any attempt that needs stock.
     if (!deps.waiter.hasRoom()) return fail(reply, "overloaded", "too many callbacks held open");
-    admitted = await submitWaiting(deps, key, { attempt: { ...base, request: classification.request } }, true);
+    result = await deps.intake.submit({ attempt: { ...base, request: classification.request } }, true);
   }
-  switch (admitted.result.kind) {
+  switch (result.kind) {
     case "stored":
-      return answer(reply, admitted.result.row);
+      return answer(reply, result.row);
     case "conflict":
       return fail(reply, "txn_conflict");
     case "overloaded":
@@ -189,32 +187,18 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
     case "unavailable":
       return fail(reply, "overloaded", "storage did not answer in time; nothing was accepted, retry later");
     case "stale":
-      throw new Error(`attempt ${payment.txnId} came back stale from a queued submission`);
+      throw new Error(`attempt ${payment.txnId} came back stale from a submission that needs stock`);
     case "queued":
       break;
   }
-  const result = await admitted.decision!.result;
-  if (result.kind === "decided") {
-    const body = result.body as { status: string; reason?: string };
+  const decided = await result.decision;
+  if (decided.kind === "decided") {
+    const body = decided.body as { status: string; reason?: string };
     attemptsAnswered.inc({ outcome: body.status, reason: body.reason ?? "" });
     return reply.code(200).send(body);
   }
-  if (result.kind === "conflict") return fail(reply, "txn_conflict");
+  if (decided.kind === "conflict") return fail(reply, "txn_conflict");
   return pending(reply, payment.txnId);
-}
-
-/** Submits an entry; for a queued one, waits for its decision from before the job is added (it can come first). */
-async function submitWaiting(deps: IngressDeps, key: string, entry: IntakeEntry, requeue: boolean) {
-  const decision = entry.immediate ? undefined : deps.waiter.wait(key, deps.decisionWaitMs);
-  let result: IntakeResult;
-  try {
-    result = await deps.intake.submit(entry, requeue);
-  } catch (error) {
-    decision?.cancel();
-    throw error;
-  }
-  if (result.kind !== "queued") decision?.cancel();
-  return { result, decision };
 }
 
 async function handleGet(

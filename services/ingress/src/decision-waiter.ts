@@ -2,7 +2,9 @@ import { keys, type DecisionMessage, type QuantaRedis } from "@quanta/queue";
 import type { Logger } from "@quanta/telemetry";
 
 /**
- * Holds callbacks open until their decision arrives. One Redis subscription
+ * Holds queued callbacks open until their decision arrives (what the ingress
+ * decides itself needs no waiter; the intake registers one per queued attempt
+ * just before adding its job). One Redis subscription
  * per ingress process (never one per attempt): workers publish one message
  * per batch to the channel named in the job.
  *

@@ -14,6 +14,7 @@ import {
 } from "@quanta/db";
 import { admitBatch, forgetTxns, jobOptions, promoteToQueued, releaseBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
 import { intakeAttempts, intakeBatchSize, intakeJobs, intakeLocal } from "@quanta/telemetry";
+import type { WaitResult } from "./decision-waiter.js";
 
 /**
  * Group commit of everything the ingress writes. Attempts that arrive
@@ -50,8 +51,14 @@ export interface IntakeEntry {
   immediate?: { decision: Decision; checkHolder: boolean; soldOutTiers?: readonly string[] };
 }
 
+/** How a queued attempt's decision reaches the ingress (DecisionWaiter: one subscription per process). */
+export interface DecisionWaits {
+  wait(key: string, timeoutMs: number): { result: Promise<WaitResult>; cancel: () => void };
+}
+
 export type IntakeResult =
-  | { kind: "queued" }
+  /** In a job for its partition's owner; `decision` settles when the owner publishes it, or times out (202). */
+  | { kind: "queued"; decision: Promise<WaitResult> }
   | { kind: "stored"; row: AttemptRow }
   | { kind: "conflict" }
   | { kind: "overloaded" }
@@ -79,6 +86,8 @@ export interface IntakeOptions {
   txnRegistryTtlS: number;
   /** Registry TTL of a txn decided at once (its key is deleted when the decision is stored). */
   txnInFlightTtlS: number;
+  /** How long a queued attempt's caller waits for the decision before answering 202. */
+  decisionWaitMs: number;
   admitTimeoutMs: number;
   /** Attempts held at once, buffered or in flight (a stalled Redis must not grow memory without bound). */
   pendingMax: number;
@@ -97,6 +106,8 @@ export interface IntakeStores {
   db: Kysely<Database>;
   /** The open drain of a partition this process owns, if any. */
   localDrain?: (partition: number) => LocalDrain | undefined;
+  /** Where queued attempts wait for their decision. */
+  waits: DecisionWaits;
   /** Stores the ingress's own decisions in the owner's group transaction (otherwise one statement of their own). */
   storeImmediate?: (records: readonly ImmediateRecord[]) => Promise<ImmediateOutcome>;
 }
@@ -272,13 +283,24 @@ export class Intake {
     if (txns.length > 0) void forgetTxns(this.stores.redis, this.options.prefix, txns).catch(() => undefined);
   }
 
+  /**
+   * One job for the partition's owner. The waits are registered before the job is added: its
+   * decision can be published before this process reads the reply to the add. Only queued
+   * attempts wait this way; what is decided here needs no waiter.
+   */
   private async enqueue(partition: number, toQueue: Pending[]): Promise<void> {
     if (toQueue.length === 0) return;
     const job: BatchJob = { replyTo: this.options.replyTo, attempts: toQueue.map((p) => p.entry.attempt as QueuedAttempt) };
-    await this.stores.queues[partition]!.add("batch", job, jobOptions(this.options.retentionS));
+    const waits = toQueue.map((p) => this.stores.waits.wait(keyOf(p.entry), this.options.decisionWaitMs));
+    try {
+      await this.stores.queues[partition]!.add("batch", job, jobOptions(this.options.retentionS));
+    } catch (error) {
+      for (const w of waits) w.cancel();
+      throw error;
+    }
     intakeJobs.inc();
     intakeAttempts.inc(toQueue.length);
-    for (const p of toQueue) p.resolve({ kind: "queued" });
+    toQueue.forEach((p, i) => p.resolve({ kind: "queued", decision: waits[i]!.result }));
   }
 
   /** Stores immediate decisions in one statement; a txn stored earlier answers with its own row. */

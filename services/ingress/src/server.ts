@@ -58,7 +58,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     : undefined;
   await ownership?.start();
   const owner = ownership ? { localDrain: (p: number) => ownership.drainFor(p), storeImmediate: (r: readonly ImmediateRecord[]) => ownership.storeImmediate(r) } : {};
-  const intake = new Intake({ redis: registryRedis, queues, pool: db.pool, db: db.kysely, ...owner }, {
+  const intake = new Intake({ redis: registryRedis, queues, pool: db.pool, db: db.kysely, waits: waiter, ...owner }, {
     prefix,
     replyTo: ingressId,
     batchMax: env.QUANTA_INTAKE_BATCH_MAX,
@@ -67,6 +67,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     retentionS: env.QUANTA_JOB_RETENTION_S,
     txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
     txnInFlightTtlS: env.QUANTA_TXN_IN_FLIGHT_TTL_S,
+    decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
     admitTimeoutMs: env.QUANTA_INTAKE_ADMIT_TIMEOUT_MS,
     pendingMax: env.QUANTA_BACKLOG_MAX,
   });
@@ -84,7 +85,6 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     log,
     prefix,
     partitionCount: env.QUANTA_PARTITIONS,
-    decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
     ...(ownership ? { ownedPartitions: () => ownership.owned() } : {}),
   });
   await app.listen({ port: env.PORT, host: options.host ?? "127.0.0.1" });
