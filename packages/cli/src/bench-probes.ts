@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import pg from "pg";
 import { createRedis, type QuantaRedis } from "@quanta/queue";
 
@@ -74,3 +74,37 @@ export function peakRssMiB(pid: number | undefined): number {
     return Number.NaN;
   }
 }
+
+/** CPU seconds (user + system) a live process has used so far; NaN when it cannot be read. */
+export function processCpuS(pid: number | undefined): number {
+  if (!pid) return Number.NaN;
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * CPU seconds used so far by every Postgres process on this machine (backends, WAL writer,
+ * checkpointer…): the bench's database server is a local one, and its other databases are idle.
+ */
+export function postgresCpuS(): number {
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== "postgres") continue;
+    } catch {
+      continue; // gone meanwhile
+    }
+    const s = processCpuS(Number(entry));
+    if (Number.isFinite(s)) total += s;
+  }
+  return total;
+}
+
+/** USER_HZ: Linux reports utime and stime in 1/100 s on every architecture Node runs on here. */
+const CLOCK_TICKS_PER_S = 100;

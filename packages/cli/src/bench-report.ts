@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { table } from "@quanta/loadtest";
 import type { StepResult, SystemName } from "./bench.js";
 
@@ -57,6 +58,27 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
     ),
   );
   lines.push("");
+  {
+    // What one attempt costs the whole box at each system's own maximum sustained rate: on a machine
+    // shared with the database, Redis and the load generator, the sum bounds the rate at which every
+    // core would be busy (per-attempt costs fall as batches grow, so the bound is for that rate).
+    const cores = availableParallelism();
+    const rows: string[][] = [];
+    for (const sys of systems) {
+      const rate = maxSustained[sys]!.median;
+      const xs = rates.includes(rate) ? at(sys, rate) : [];
+      if (xs.length === 0) continue;
+      const c = (f: (u: StepResult["cpuUsPerAttempt"]) => number) => median(xs.map((r) => (r.cpuUsPerAttempt ? f(r.cpuUsPerAttempt) : Number.NaN)));
+      const total = c((u) => u.services + u.postgres + u.redis + u.driver);
+      rows.push([sys, fmt(rate), fmt(c((u) => u.services)), fmt(c((u) => u.postgres)), fmt(c((u) => u.redis)), fmt(c((u) => u.driver)), fmt(total), `${fmt((cores * 1e6) / total)}/s`]);
+    }
+    if (rows.length > 0) {
+      lines.push(`### Where the CPU goes (µs of CPU per attempt at each system's maximum sustained rate, medians; ${cores} cores)`);
+      lines.push("");
+      lines.push(md(["system", "at /s", "its processes", "Postgres", "Redis", "load generator", "total", `${cores} cores at this cost`], rows));
+      lines.push("");
+    }
+  }
   lines.push("### Figures at each offered rate (medians over the repetitions that reached it)");
   lines.push("");
   const rows: string[][] = [];
@@ -81,6 +103,7 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
         fmt(m((r) => r.redisCommandsPerAttempt), 1),
         fmt(m((r) => r.pgCommitsPerAttempt), 3),
         fmt(m((r) => r.walBytesPerAttempt), 0),
+        fmt(m((r) => (r.cpuUsPerAttempt ? r.cpuUsPerAttempt.services + r.cpuUsPerAttempt.postgres + r.cpuUsPerAttempt.redis + r.cpuUsPerAttempt.driver : Number.NaN)), 0),
         fmt(m((r) => Math.max(...Object.values(r.rssPeakMiB))), 0),
         `${fmt(m((r) => r.redisMemory.beforeBytes / 2 ** 20), 1)} / ${fmt(m((r) => r.redisMemory.peakBytes / 2 ** 20), 1)} / ${fmt(m((r) => r.redisMemory.afterBytes / 2 ** 20), 1)}`,
         xs.every((r) => r.sustained) ? "yes" : xs.some((r) => r.sustained) ? "some" : "no",
@@ -90,7 +113,7 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
   }
   lines.push(
     md(
-      ["system", "offered/s", "achieved/s", "ack p50 ms", "ack p99 ms", "ack p99.9 ms", "200 / 202 %", "decision p50 / p99 ms", "decided/s", "all granted s", "inversion ms", "Redis µs/att", "Redis cmds/att", "PG commits/att", "WAL B/att", "peak RSS MiB", "Redis MiB before/peak/after", "sustained", "I1–I6"],
+      ["system", "offered/s", "achieved/s", "ack p50 ms", "ack p99 ms", "ack p99.9 ms", "200 / 202 %", "decision p50 / p99 ms", "decided/s", "all granted s", "inversion ms", "Redis µs/att", "Redis cmds/att", "PG commits/att", "WAL B/att", "CPU µs/att (all)", "peak RSS MiB", "Redis MiB before/peak/after", "sustained", "I1–I6"],
       rows,
     ),
   );

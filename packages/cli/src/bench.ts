@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
 import { connect, dropDatabase, inversionWindowMs, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, percentiles, runRush, type Scenario } from "@quanta/loadtest";
-import { Probes, peakRssMiB, type ServerCounters } from "./bench-probes.js";
+import { Probes, peakRssMiB, postgresCpuS, processCpuS, type ServerCounters } from "./bench-probes.js";
 import { deletePrefix } from "./redis-cleanup.js";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { serviceEnv, startService, stopService, type ServiceProcess } from "./stack.js";
@@ -62,6 +62,12 @@ export interface StepResult {
   pgCommitsPerAttempt: number;
   walBytesPerAttempt: number;
   rssPeakMiB: Record<string, number>;
+  /**
+   * CPU (user + system) per attempt, from arrivals to the last decision, by process group: the
+   * system's own processes, every Postgres process, Redis (INFO), and the bench process (the load
+   * generator). Their sum against the machine's cores bounds the rate the box can carry.
+   */
+  cpuUsPerAttempt: { services: number; postgres: number; redis: number; driver: number };
   invariantsOk: boolean | null;
   invariantProblems: string[];
   sustained: boolean;
@@ -164,6 +170,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
       connections: 64,
       maxInFlight: 10_000,
     });
+    const cpuBefore = { services: services.reduce((sum, x) => sum + processCpuS(x.child.pid), 0), postgres: postgresCpuS(), driver: process.cpuUsage() };
     const before = await probes.read(dbName);
     let peakBytes = before.redisUsedBytes;
     const sampler = setInterval(() => {
@@ -175,6 +182,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
     const keys = [...new Set(acked.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId }));
     const missing = system === "floor" ? [] : await waitUntilDecided(db.kysely, keys, { timeoutMs: 120_000, pollMs: 250 });
     clearInterval(sampler);
+    const cpuAfter = { services: services.reduce((sum, x) => sum + processCpuS(x.child.pid), 0), postgres: postgresCpuS(), driver: process.cpuUsage(cpuBefore.driver) };
     await new Promise((r) => setTimeout(r, 1_200)); // Postgres publishes commit counts about once a second
     const after = await probes.read(dbName);
     const rssPeakMiB: Record<string, number> = {};
@@ -209,6 +217,12 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
       pgCommitsPerAttempt: (after.pgCommits - before.pgCommits) / attempts,
       walBytesPerAttempt: (await probes.walBytes(before.walLsn, after.walLsn)) / attempts,
       rssPeakMiB,
+      cpuUsPerAttempt: {
+        services: ((cpuAfter.services - cpuBefore.services) * 1e6) / attempts,
+        postgres: ((cpuAfter.postgres - cpuBefore.postgres) * 1e6) / attempts,
+        redis: ((after.redisCpuS - before.redisCpuS) * 1e6) / attempts,
+        driver: (cpuAfter.driver.user + cpuAfter.driver.system) / attempts,
+      },
       invariantsOk: null,
       invariantProblems: [],
       sustained: false,
