@@ -82,8 +82,8 @@ export interface BatchTxOutcome {
 // planner read every grant through the by-tier index instead and filtered them: 2.5 ms per
 // partition per batch at 10,000 grants, growing with the campaign, which halved the ingress's
 // rate. Payers and tiers are those of every attempt in the pass, a superset of the fresh ones:
-// harmless, and it saves a round trip.
-const READ = `
+// harmless, and it saves a round trip. Exported for its plan test (batch-read-plan.test.ts).
+export const BATCH_READ_SQL = `
   with shares as (
     select s.partition, s.campaign_id, s.tier_id, s.remaining
       from tier_shares s
@@ -237,7 +237,7 @@ async function decidePass(
       empty: [string, string][];
     }>({
       name: "batch_read",
-      text: READ,
+      text: BATCH_READ_SQL,
       values: [
         shareList.map((k) => k.partition),
         shareList.map((k) => k.campaignId),
