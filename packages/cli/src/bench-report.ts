@@ -16,6 +16,9 @@ const median = (xs: readonly number[]): number => {
 };
 const fmt = (n: number | null | undefined, digits = 0) => (n === null || n === undefined || !Number.isFinite(n) ? "-" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
+/** CPU per attempt of every process group together (results written before it was measured have none). */
+const cpuTotalUs = (u: StepResult["cpuUsPerAttempt"]): number => u.services + u.postgres + u.redis + u.driver;
+
 export interface BenchSummary {
   maxSustained: Record<string, { perRep: number[]; median: number }>;
   markdown: string;
@@ -69,7 +72,7 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
       const xs = rates.includes(rate) ? at(sys, rate) : [];
       if (xs.length === 0) continue;
       const c = (f: (u: StepResult["cpuUsPerAttempt"]) => number) => median(xs.map((r) => (r.cpuUsPerAttempt ? f(r.cpuUsPerAttempt) : Number.NaN)));
-      const total = c((u) => u.services + u.postgres + u.redis + u.driver);
+      const total = c(cpuTotalUs);
       rows.push([sys, fmt(rate), fmt(c((u) => u.services)), fmt(c((u) => u.postgres)), fmt(c((u) => u.redis)), fmt(c((u) => u.driver)), fmt(total), `${fmt((cores * 1e6) / total)}/s`]);
     }
     if (rows.length > 0) {
@@ -103,7 +106,7 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
         fmt(m((r) => r.redisCommandsPerAttempt), 1),
         fmt(m((r) => r.pgCommitsPerAttempt), 3),
         fmt(m((r) => r.walBytesPerAttempt), 0),
-        fmt(m((r) => (r.cpuUsPerAttempt ? r.cpuUsPerAttempt.services + r.cpuUsPerAttempt.postgres + r.cpuUsPerAttempt.redis + r.cpuUsPerAttempt.driver : Number.NaN)), 0),
+        fmt(m((r) => (r.cpuUsPerAttempt ? cpuTotalUs(r.cpuUsPerAttempt) : Number.NaN)), 0),
         fmt(m((r) => Math.max(...Object.values(r.rssPeakMiB))), 0),
         `${fmt(m((r) => r.redisMemory.beforeBytes / 2 ** 20), 1)} / ${fmt(m((r) => r.redisMemory.peakBytes / 2 ** 20), 1)} / ${fmt(m((r) => r.redisMemory.afterBytes / 2 ** 20), 1)}`,
         xs.every((r) => r.sustained) ? "yes" : xs.some((r) => r.sustained) ? "some" : "no",

@@ -1,0 +1,52 @@
+import { availableParallelism } from "node:os";
+import { describe, expect, it } from "vitest";
+import { summarize } from "./bench-report.js";
+import type { StepResult, SystemName } from "./bench.js";
+
+function step(system: SystemName, rep: number, offeredPerS: number, sustained: boolean, services: number): StepResult {
+  return {
+    system,
+    rep,
+    offeredPerS,
+    sent: offeredPerS * 10,
+    answered: offeredPerS * 10,
+    dropped: 0,
+    errors: 0,
+    errorStatuses: {},
+    achievedPerS: offeredPerS,
+    ackMs: { p50: 1, p99: sustained ? 10 : 500, p999: 20 },
+    share200: 1,
+    share202: 0,
+    redisCpuUsPerAttempt: 5,
+    redisCommandsPerAttempt: 2,
+    redisMemory: { beforeBytes: 1, peakBytes: 1, afterBytes: 1 },
+    pgCommitsPerAttempt: 0.05,
+    walBytesPerAttempt: 500,
+    rssPeakMiB: { [system]: 100 },
+    cpuUsPerAttempt: { services, postgres: 100, redis: 5, driver: 95 },
+    invariantsOk: system === "floor" ? null : true,
+    invariantProblems: [],
+    sustained,
+    why: sustained ? "" : "p99 500 ms",
+  };
+}
+
+describe("bench report", () => {
+  it("puts each system's CPU per attempt at its own maximum sustained rate, and the rate that would fill the cores", () => {
+    const results = [1, 2, 3].flatMap((rep) => [
+      step("quanta", rep, 1000, true, 400),
+      step("quanta", rep, 2000, true, 300),
+      step("quanta", rep, 3000, false, 250),
+      step("floor", rep, 1000, true, 90),
+      step("floor", rep, 2000, true, 80),
+    ]);
+    const { markdown } = summarize(results, ["quanta", "floor"], "test box");
+    const cores = availableParallelism();
+    // quanta at 2,000/s: 300 + 100 + 5 + 95 = 500 µs; floor at 2,000/s: 80 + 100 + 5 + 95 = 280 µs.
+    const fill = (us: number) => ((cores * 1e6) / us).toLocaleString("en-US", { maximumFractionDigits: 0 });
+    expect(markdown).toContain(`| quanta | 2,000 | 300 | 100 | 5 | 95 | 500 | ${fill(500)}/s |`);
+    expect(markdown).toContain(`| floor | 2,000 | 80 | 100 | 5 | 95 | 280 | ${fill(280)}/s |`);
+    // And the per-rate table carries the total at every rate, the unsustained one included.
+    expect(markdown).toMatch(/\| quanta \| 3,000 \|[^\n]*\| 450 \| 100 \|/);
+  });
+});
