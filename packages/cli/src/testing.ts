@@ -65,3 +65,15 @@ export async function createTestWorld(
     },
   };
 }
+
+/**
+ * Whether a promise settles (resolves or rejects) within ms: how lock tests tell "waits on a lock"
+ * (false) from "went through" (true) without failing on the promise's own outcome.
+ */
+export function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  return Promise.race([p.then(() => true, () => true), timeout]).finally(() => clearTimeout(timer));
+}

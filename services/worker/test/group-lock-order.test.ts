@@ -3,7 +3,7 @@ import pg from "pg";
 import { sql } from "kysely";
 import { classify, parseCampaignFile, type QueuedAttempt } from "@quanta/domain";
 import { decideGroupTx, readCampaigns } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, settledWithin as settled, type TestWorld } from "@quanta/cli";
 
 /**
  * The lock order of an owner's group transaction against a refund's. A refund locks a capped
@@ -34,7 +34,6 @@ const capped = parseCampaignFile({
 
 let world: TestWorld;
 let other: pg.Client;
-const settled = async (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => true, () => true), new Promise((r) => setTimeout(() => r(false), ms))]);
 const paidAtMs = Date.parse("2020-09-13T10:00:00+08:00");
 
 beforeAll(async () => {

@@ -3,7 +3,7 @@ import pg from "pg";
 import { sql } from "kysely";
 import { classify, parseCampaignFile, type QueuedAttempt } from "@quanta/domain";
 import { decideBatchTx, readCampaigns, recordImmediateBatch, refundTx } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, settledWithin as settled, type TestWorld } from "@quanta/cli";
 
 /**
  * The lock protocol that makes I6 exact in time once refunds return stock, proven step by step
@@ -24,7 +24,6 @@ const one = parseCampaignFile({
 
 let world: TestWorld;
 let other: pg.Client;
-const settled = async (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => true, () => true), new Promise((r) => setTimeout(() => r(false), ms))]);
 
 const payment = (txnId: string, payerId: string) => ({ txnId, payerId, merchantId: "L-1", amountFen: 20_000, paidAtMs: Date.parse("2020-09-13T10:00:00+08:00") });
 
