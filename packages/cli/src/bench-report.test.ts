@@ -49,4 +49,16 @@ describe("bench report", () => {
     // And the per-rate table carries the total at every rate, the unsustained one included.
     expect(markdown).toMatch(/\| quanta \| 3,000 \|[^\n]*\| 450 \| 100 \|/);
   });
+
+  it("takes the rung below when the median of an even number of repetitions falls between two", () => {
+    // Maximum sustained 2,000 and 3,000/s: median 2,500, not a rung; the table uses 2,000/s.
+    const results = [
+      step("quanta", 1, 2000, true, 300),
+      step("quanta", 1, 3000, false, 250),
+      step("quanta", 2, 2000, true, 300),
+      step("quanta", 2, 3000, true, 250),
+    ];
+    const { markdown } = summarize(results, ["quanta"], "test box");
+    expect(markdown).toContain("| quanta | 2,000 | 300 | 100 | 5 | 95 | 500 |");
+  });
 });

@@ -68,8 +68,9 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
     const cores = availableParallelism();
     const rows: string[][] = [];
     for (const sys of systems) {
-      const rate = maxSustained[sys]!.median;
-      const xs = rates.includes(rate) ? at(sys, rate) : [];
+      // The median of an even number of repetitions can fall between two rungs: the rung below it.
+      const rate = Math.max(0, ...rates.filter((r) => r <= maxSustained[sys]!.median));
+      const xs = at(sys, rate);
       if (xs.length === 0) continue;
       const c = (f: (u: StepResult["cpuUsPerAttempt"]) => number) => median(xs.map((r) => (r.cpuUsPerAttempt ? f(r.cpuUsPerAttempt) : Number.NaN)));
       const total = c(cpuTotalUs);

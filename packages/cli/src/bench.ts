@@ -137,40 +137,30 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
       forgedShare: 0,
       conflictShare: 0,
     };
-    // Warm-up, not measured: connections, JIT and plan caches settle before the clock starts.
-    await runRush({
-      baseUrl: `http://127.0.0.1:${services[0]!.port}`,
-      acquirerId,
-      secret,
-      scenario: { ...scenario, durationS: WARMUP_S, arrival: { ...scenario.arrival, peakRatePerS: Math.min(rate, 200), plateauS: WARMUP_S } },
-      seed: 1,
-      runId: `w${rep}x${rate}`,
-      connections: 64,
-      maxInFlight: 10_000,
-    });
-    // Warm-up at the step's rate (capped), not measured. V8 tiers up a server's hot path only after
-    // a few thousand requests: a step that started cold spent its first second 100-800 ms behind
-    // (floor and quanta alike, even at 3,000/s) and that second alone set its p99. These payments
-    // are all below every tier's threshold, so they take no stock: the measured step still
-    // starts with the campaign's whole quota.
+    // Warm-ups, not measured. First the scenario's payments at up to 200/s: connections, JIT and
+    // plan caches of the stock path settle. Then the step's rate (capped): V8 tiers up a server's
+    // hot path only after a few thousand requests, and a step that started cold spent its first
+    // second 100-800 ms behind (floor and quanta alike, even at 3,000/s), which alone set its p99.
+    // Those payments are all below every tier's threshold, so they take no stock: the measured
+    // step still starts with the campaign's whole quota.
+    const warmUp = (ratePerS: number, seed: number, runId: string, payments: Partial<Scenario>) =>
+      runRush({
+        baseUrl: `http://127.0.0.1:${services[0]!.port}`,
+        acquirerId,
+        secret,
+        scenario: { ...scenario, durationS: WARMUP_S, arrival: { ...scenario.arrival, peakRatePerS: ratePerS, plateauS: WARMUP_S }, ...payments },
+        seed,
+        runId,
+        connections: 64,
+        maxInFlight: 10_000,
+      });
+    await warmUp(Math.min(rate, 200), 1, `w${rep}x${rate}`, {});
     const floorFen = Math.min(...campaign.activities.flatMap((a) => a.tiers.map((t) => t.thresholdFen)));
-    await runRush({
-      baseUrl: `http://127.0.0.1:${services[0]!.port}`,
-      acquirerId,
-      secret,
-      scenario: {
-        ...scenario,
-        durationS: WARMUP_S,
-        arrival: { ...scenario.arrival, peakRatePerS: Math.min(rate, WARMUP_RATE_MAX_PER_S), plateauS: WARMUP_S },
-        spendMixFen: [{ fromFen: 1, toFen: floorFen - 1, weight: 1 }],
-        resendShare: 0,
-      },
-      seed: 2,
-      runId: `v${rep}x${rate}`,
-      connections: 64,
-      maxInFlight: 10_000,
-    });
-    const cpuBefore = { services: services.reduce((sum, x) => sum + processCpuS(x.child.pid), 0), postgres: postgresCpuS(), driver: process.cpuUsage() };
+    if (floorFen > 1) {
+      await warmUp(Math.min(rate, WARMUP_RATE_MAX_PER_S), 2, `v${rep}x${rate}`, { spendMixFen: [{ fromFen: 1, toFen: floorFen - 1, weight: 1 }], resendShare: 0 });
+    }
+    const servicesCpuS = () => services.reduce((sum, x) => sum + processCpuS(x.child.pid), 0);
+    const cpuBefore = { services: servicesCpuS(), postgres: postgresCpuS(), driver: process.cpuUsage() };
     const before = await probes.read(dbName);
     let peakBytes = before.redisUsedBytes;
     const sampler = setInterval(() => {
@@ -182,7 +172,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
     const keys = [...new Set(acked.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId }));
     const missing = system === "floor" ? [] : await waitUntilDecided(db.kysely, keys, { timeoutMs: 120_000, pollMs: 250 });
     clearInterval(sampler);
-    const cpuAfter = { services: services.reduce((sum, x) => sum + processCpuS(x.child.pid), 0), postgres: postgresCpuS(), driver: process.cpuUsage(cpuBefore.driver) };
+    const cpuAfter = { services: servicesCpuS(), postgres: postgresCpuS(), driver: process.cpuUsage(cpuBefore.driver) };
     await new Promise((r) => setTimeout(r, 1_200)); // Postgres publishes commit counts about once a second
     const after = await probes.read(dbName);
     const rssPeakMiB: Record<string, number> = {};
