@@ -10,7 +10,7 @@ import {
   type QueuedAttempt,
 } from "@quanta/domain";
 import { ATTEMPT_COLUMNS, columnArrays } from "./attempt-columns.js";
-import { attemptKey, recordValues, type AttemptRow } from "./attempt-repo.js";
+import { attemptKey, decisionColumnList, recordValues, type DecisionRow } from "./attempt-repo.js";
 import { FencedOutError } from "./partition-repo.js";
 import { insertImmediate, type ImmediateRecord } from "./record-immediate-batch.js";
 import { refillInTx, type RefillResult } from "./refill-tx.js";
@@ -56,8 +56,8 @@ import { inTransaction } from "./transaction.js";
  * connection).
  */
 export type BatchResult =
-  | { kind: "decided"; attempt: QueuedAttempt; row: AttemptRow; fresh: boolean }
-  | { kind: "conflict"; attempt: QueuedAttempt; row: AttemptRow };
+  | { kind: "decided"; attempt: QueuedAttempt; row: DecisionRow; fresh: boolean }
+  | { kind: "conflict"; attempt: QueuedAttempt; row: DecisionRow };
 
 export interface BatchTxOutcome {
   results: BatchResult[];
@@ -104,7 +104,7 @@ export const BATCH_READ_SQL = `
             from (select id, budget_left_fen from campaigns where id = any($2::text[]) and budget_capped order by id for update) c) as budgets,
          (select coalesce(json_agg(a), '[]')
             from unnest($5::text[], $6::text[]) as k(acquirer_id, txn_id)
-            cross join lateral (select * from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a) as stored,
+            cross join lateral (select ${decisionColumnList("x")} from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a) as stored,
          (select coalesce(json_agg(json_build_array(h.campaign_id, h.activity_id, h.payer_id)), '[]')
             from unnest($7::text[], $8::text[], $9::text[]) as p(payer_id, campaign_id, activity_id)
             cross join lateral (select h.campaign_id, h.activity_id, h.payer_id from attempts h
@@ -132,7 +132,7 @@ const WRITE = `
     returning 1)
   insert into attempts (${COLUMNS.map(([c]) => c).join(", ")})
   select * from unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")})
-  returning *`;
+  returning ${decisionColumnList()}`;
 
 export interface PartitionBatch {
   partition: number;
@@ -155,7 +155,7 @@ export interface GroupOutcome {
   /** Every attempt's result, batch after batch (refills made inside: nothing is left over). */
   results: BatchResult[];
   /** Rows of the decisions that needed no stock inserted by this transaction (see insertImmediate). */
-  immediateRows: AttemptRow[];
+  immediateRows: DecisionRow[];
   /** What each refill made inside the transaction did, in order. */
   refills: RefillResult[];
 }
@@ -231,7 +231,7 @@ async function decidePass(
     await client.query<{
       epochs: [number, number][];
       budgets: [string, number][];
-      stored: JsonRow[];
+      stored: DecisionRow[];
       holders: [string, string, string][];
       shares: { partition: number; campaign_id: string; tier_id: string; remaining: number }[];
       empty: [string, string][];
@@ -258,11 +258,8 @@ async function decidePass(
     }
   }
 
-  const stored = new Map<string, AttemptRow>();
-  for (const json of read.stored) {
-    const row = fromJson(json);
-    stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
-  }
+  const stored = new Map<string, DecisionRow>();
+  for (const row of read.stored) stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
   const holders = new Set(read.holders.map(([c, a, p]) => holderKey(c, a, p)));
   const empty = new Set(read.empty.map(([campaignId, tierId]) => tierKey(campaignId, tierId)));
   const shares = new Map<number, Map<string, number>>(batches.map((b) => [b.partition, new Map()]));
@@ -315,7 +312,7 @@ async function decidePass(
   if (records.length > 0) {
     const spentBy = [...budgetLeft].filter(([id, left]) => budgetBefore.get(id) !== left);
     for (const [id, left] of spentBy) invariant(left >= 0 && budgetBefore.get(id)! - left > 0, `budget of ${id} went wrong inside a batch`);
-    const written = await client.query<AttemptRow>({
+    const written = await client.query<DecisionRow>({
       name: "batch_write",
       text: WRITE,
       values: [
@@ -348,7 +345,7 @@ async function decidePass(
   return outcomes;
 }
 
-function answerFromRow(attempt: QueuedAttempt, row: AttemptRow, fresh: boolean): BatchResult {
+function answerFromRow(attempt: QueuedAttempt, row: DecisionRow, fresh: boolean): BatchResult {
   return row.body_hash === attempt.bodyHash ? { kind: "decided", attempt, row, fresh } : { kind: "conflict", attempt, row };
 }
 
@@ -362,11 +359,4 @@ function toRecord(a: QueuedAttempt, decision: Decision) {
     decision,
     decidedBy: "worker" as const,
   };
-}
-
-type JsonRow = Omit<AttemptRow, "paid_at" | "received_at" | "decided_at"> & { paid_at: string; received_at: string; decided_at: string };
-
-/** Rows read through json_agg carry timestamps as text: give them back their Date type. */
-function fromJson(row: JsonRow): AttemptRow {
-  return { ...row, paid_at: new Date(row.paid_at), received_at: new Date(row.received_at), decided_at: new Date(row.decided_at) };
 }

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { ATTEMPT_COLUMNS, columnArrays } from "./attempt-columns.js";
-import { attemptKey, findAttempts, recordValues, type AttemptRecord, type AttemptRow } from "./attempt-repo.js";
+import { attemptKey, decisionColumnList, findAttempts, recordValues, type AttemptRecord, type DecisionRow } from "./attempt-repo.js";
 import type { Kysely } from "kysely";
 import type { Database } from "./schema.js";
 
@@ -36,7 +36,7 @@ export interface ImmediateRecord {
 
 export interface ImmediateOutcome {
   /** The stored row of every record stored now or before, by attemptKey. */
-  stored: Map<string, AttemptRow>;
+  stored: Map<string, DecisionRow>;
   /** attemptKeys of sold_out records not stored because a tier's mark was gone. */
   stale: Set<string>;
 }
@@ -67,7 +67,7 @@ const INSERT = `
       or (select count(*) from marked m where m.campaign_id = u.campaign_id and m.id = any(string_to_array(u.sold_out_tiers, ',')))
          = cardinality(string_to_array(u.sold_out_tiers, ','))
   on conflict (acquirer_id, txn_id) do nothing
-  returning *`;
+  returning ${decisionColumnList()}`;
 
 export async function recordImmediateBatch(
   pool: pg.Pool,
@@ -83,10 +83,10 @@ export async function recordImmediateBatch(
  * of the rows other copies stored before, in the same transaction. Returns both; settleImmediate
  * then needs no query of its own.
  */
-export async function insertImmediate(client: pg.Pool | pg.PoolClient, records: readonly ImmediateRecord[]): Promise<AttemptRow[]> {
+export async function insertImmediate(client: pg.Pool | pg.PoolClient, records: readonly ImmediateRecord[]): Promise<DecisionRow[]> {
   const rows = [...uniqueByTxn(records).values()];
   if (rows.length === 0) return [];
-  const inserted = await client.query<AttemptRow>({
+  const inserted = await client.query<DecisionRow>({
     name: "immediate_write",
     text: INSERT,
     values: [
@@ -98,7 +98,7 @@ export async function insertImmediate(client: pg.Pool | pg.PoolClient, records: 
   const got = new Set(inserted.rows.map((r) => attemptKey(r.acquirer_id, r.txn_id)));
   const missing = rows.filter((r) => !got.has(attemptKey(r.record.acquirerId, r.record.payment.txnId)));
   if (missing.length === 0) return inserted.rows;
-  const before = await client.query<AttemptRow>({
+  const before = await client.query<DecisionRow>({
     name: "immediate_read_back",
     text: READ_BACK,
     values: [missing.map((r) => r.record.acquirerId), missing.map((r) => r.record.payment.txnId)],
@@ -110,11 +110,11 @@ export async function insertImmediate(client: pg.Pool | pg.PoolClient, records: 
 // every attempt of the acquirer.
 const READ_BACK = `
   select a.* from unnest($1::text[], $2::text[]) as k(acquirer_id, txn_id)
-   cross join lateral (select * from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a`;
+   cross join lateral (select ${decisionColumnList("x")} from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a`;
 
 /** Every record's stored row (inserted now, or stored before by another copy) and the stale ones. */
-export async function settleImmediate(db: Kysely<Database>, records: readonly ImmediateRecord[], inserted: readonly AttemptRow[]): Promise<ImmediateOutcome> {
-  const stored = new Map<string, AttemptRow>();
+export async function settleImmediate(db: Kysely<Database>, records: readonly ImmediateRecord[], inserted: readonly DecisionRow[]): Promise<ImmediateOutcome> {
+  const stored = new Map<string, DecisionRow>();
   const stale = new Set<string>();
   const unique = uniqueByTxn(records);
   for (const row of inserted) stored.set(attemptKey(row.acquirer_id, row.txn_id), row);

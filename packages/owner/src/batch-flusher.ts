@@ -8,7 +8,7 @@ import {
   rowDecision,
   settleImmediate,
   withRetry,
-  type AttemptRow,
+  type DecisionRow,
   type BatchResult,
   type Database,
   type GroupOutcome,
@@ -162,7 +162,7 @@ export class BatchFlusher {
     }
     let items = take.filter((i) => i.epoch === newest.get(i.partition));
     for (;;) {
-      let decided: { byAttempt: Map<QueuedAttempt, BatchResult>; immediateRows: AttemptRow[] };
+      let decided: { byAttempt: Map<QueuedAttempt, BatchResult>; immediateRows: DecisionRow[] };
       try {
         decided = await this.decide(items, immediates.flatMap((i) => i.records));
       } catch (error) {
@@ -196,7 +196,7 @@ export class BatchFlusher {
   private async decide(
     items: readonly FlushItem[],
     immediate: readonly ImmediateRecord[],
-  ): Promise<{ byAttempt: Map<QueuedAttempt, BatchResult>; immediateRows: AttemptRow[] }> {
+  ): Promise<{ byAttempt: Map<QueuedAttempt, BatchResult>; immediateRows: DecisionRow[] }> {
     const todo = new Map<number, PartitionBatch>();
     const replyTo = new Map<string, string>();
     let queued = 0;

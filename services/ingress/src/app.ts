@@ -14,7 +14,7 @@ import {
   verifySignature,
   type ErrorCode,
 } from "@quanta/contract";
-import { findAttempt, refundTx, rowDecision, withRetry, type AttemptRow, type Database, type SoldOutTiers } from "@quanta/db";
+import { findAttempt, refundTx, rowDecision, withRetry, type DecisionRow, type Database, type SoldOutTiers } from "@quanta/db";
 import { lookupTxn, type QuantaRedis } from "@quanta/queue";
 import { attemptsAnswered, httpDuration, refundsAnswered, httpRequests, registerOpsRoutes, type Logger } from "@quanta/telemetry";
 import { sql, type Kysely } from "kysely";
@@ -132,7 +132,7 @@ function authenticate(
   return acquirerId;
 }
 
-function answer(reply: FastifyReply, row: AttemptRow) {
+function answer(reply: FastifyReply, row: DecisionRow) {
   const decision = rowDecision(row);
   attemptsAnswered.inc({ outcome: decision.status, reason: decision.status === "rejected" ? decision.reason : "" });
   return reply.code(200).send(decisionBody(row.txn_id, decision));

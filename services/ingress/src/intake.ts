@@ -7,6 +7,7 @@ import {
   findAttempts,
   recordImmediateBatch,
   type AttemptRow,
+  type DecisionRow,
   type BatchResult,
   type Database,
   type ImmediateOutcome,
@@ -59,7 +60,7 @@ export interface DecisionWaits {
 export type IntakeResult =
   /** In a job for its partition's owner; `decision` settles when the owner publishes it, or times out (202). */
   | { kind: "queued"; decision: Promise<WaitResult> }
-  | { kind: "stored"; row: AttemptRow }
+  | { kind: "stored"; row: DecisionRow }
   | { kind: "conflict" }
   | { kind: "overloaded" }
   /** Redis did not admit the batch within admitTimeoutMs: nothing was queued or stored. */

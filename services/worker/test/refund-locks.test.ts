@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { sql } from "kysely";
 import { classify, parseCampaignFile, type QueuedAttempt } from "@quanta/domain";
-import { decideBatchTx, readCampaigns, recordImmediateBatch, refundTx } from "@quanta/db";
+import { decideBatchTx, findAttempt, readCampaigns, recordImmediateBatch, refundTx } from "@quanta/db";
 import { createTestWorld, settledWithin as settled, type TestWorld } from "@quanta/cli";
 
 /**
@@ -116,6 +116,7 @@ describe("refunds and sold-out marks", () => {
     // With the mark in place the same record is stored as sold_out.
     await sql`update tiers set pool = 0, sold_out_at = clock_timestamp() where id = 'L-only'`.execute(world.db.kysely);
     const now = await recordImmediateBatch(world.db.pool, world.db.kysely, [{ record, checkHolder: true, soldOutTiers: ["L-only"] }]);
-    expect(now.stored.get("acq/i-1")).toMatchObject({ reason: "sold_out", decided_by: "ingress" });
+    expect(now.stored.get("acq/i-1")).toMatchObject({ status: "rejected", reason: "sold_out" });
+    expect((await findAttempt(world.db.kysely, "acq", "i-1"))?.decided_by).toBe("ingress");
   });
 });
