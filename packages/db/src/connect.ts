@@ -23,6 +23,12 @@ export interface ConnectOptions {
    * still uses the indexes once it holds millions of rows.
    */
   keyLookupsOnly?: boolean;
+  /**
+   * pg's pipeline mode: statements issued together leave together without waiting for each
+   * other's answers (inPipelinedTransaction sends BEGIN with the first statement and COMMIT with
+   * the last). Statements awaited one by one behave as without it.
+   */
+  pipeline?: boolean;
 }
 
 export interface Db {
@@ -39,6 +45,7 @@ export function connect(options: ConnectOptions): Db {
     connectionTimeoutMillis: 5_000,
     statement_timeout: options.statementTimeoutMs,
     application_name: options.applicationName,
+    pipeline: options.pipeline ?? false,
     // Without keyLookupsOnly, named statements are planned per call: a generic plan cached while
     // `attempts` was empty (seq scan) stayed in use as the table grew, at 10-20 ms a lookup.
     // jit=off always: quanta's statements are short key lookups, and a plan priced past
@@ -118,5 +125,6 @@ export function connectFromEnv(env: PoolEnv, applicationName: string): Db {
     statementTimeoutMs: env.QUANTA_PG_STATEMENT_TIMEOUT_MS,
     applicationName,
     keyLookupsOnly: true,
+    pipeline: true,
   });
 }

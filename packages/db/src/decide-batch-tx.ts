@@ -12,16 +12,23 @@ import {
 import { ATTEMPT_COLUMNS, columnArrays } from "./attempt-columns.js";
 import { attemptKey, decisionColumnList, recordValues, type DecisionRow } from "./attempt-repo.js";
 import { FencedOutError } from "./partition-repo.js";
-import { insertImmediate, type ImmediateRecord } from "./record-immediate-batch.js";
+import {
+  immediateInsertCtes,
+  immediateInsertValues,
+  insertImmediate,
+  readBackImmediate,
+  uniqueByTxn,
+  type ImmediateRecord,
+} from "./record-immediate-batch.js";
 import { refillInTx, type RefillResult } from "./refill-tx.js";
-import { inTransaction } from "./transaction.js";
+import { inPipelinedTransaction, type PipelinedTx } from "./transaction.js";
 
 /**
  * Batch transactions of partition owners.
  *
  * Inputs: batches of several partitions (each with the fencing epoch its
- * owner holds, attempts in arrival order). A pass, in one READ COMMITTED
- * transaction and two round trips whatever the number of partitions:
+ * owner holds, attempts in arrival order), and the decisions an ingress made
+ * itself without stock. A round, in one READ COMMITTED transaction:
  *   1. one statement reads for every batch at once: lock the partition rows
  *      and read their epochs (a zombie stops here), lock and read the budget
  *      left of budget-capped campaigns among the attempts' (none for the
@@ -30,27 +37,42 @@ import { inTransaction } from "./transaction.js";
  *      re-decided), read which payers already hold a voucher (slot not
  *      released by a refund), lock the share rows of the partitions and tiers
  *      involved and read (KEY SHARE) which tiers are marked empty everywhere;
- *   2. decide in memory, partition after partition in partition order, each
- *      in arrival order until an attempt needs a refill (budgets carried from
- *      one partition to the next);
- *   3. one statement inserts every decision and takes the used stock from the
- *      shares (and the discounts from capped budgets).
+ *   2. decide in memory every attempt of the round in arrival order, whatever
+ *      its partition, against the stock the round's partitions hold together
+ *      (each grant taken from its own partition's share while that holds any),
+ *      until an attempt needs a refill: the tier is refilled (refillInTx: two
+ *      to four statements, the share use decided so far applied first) and
+ *      deciding goes on from that attempt, in memory again: nothing is read
+ *      twice;
+ *   3. one statement inserts every decision of the round, takes the used
+ *      stock from the shares and the discounts from capped budgets, and
+ *      stores the decisions that need no stock.
+ * States of an attempt in a round: stored before (answered from its row), a
+ * repeat of one in the round (answered from the first copy's row), pending
+ * (not decided yet) -> decided in memory -> written.
  * Lock order: partition rows by number, then capped campaign rows by id, then
  * share rows by (partition, campaign, tier), then KEY SHARE on marked tier
- * rows. Batch transactions never lock another owner's partition or share
- * rows or the pool, so they wait only on refills (which lock no campaign row)
- * and, for a capped campaign, on each other's budget row, which they take
- * before any share: no cycle. Trade-off: batches of a capped campaign are
- * serialized across owners on its budget row.
- *
- * decideGroupTx runs passes until every attempt is decided: after a pass, the
- * partitions that need a refill get it inside the same transaction
- * (refillInTx) and the next pass takes what they had left. Then it stores the
- * decisions that need no stock and commits once: an owner pays one WAL flush
- * and about five round trips per round (BEGIN, read, write, the immediate
- * decisions, COMMIT), not two per partition and one commit per refill.
- * Trade-off: a fenced partition aborts the round for all of them (the caller
- * drops that partition and runs the round again for the others).
+ * rows; a refill then locks its tier row (and, sweeping, other partitions'
+ * shares); the final write takes KEY SHARE on the tier rows the ingress's
+ * sold_outs rely on, after every budget row, the order a refund takes them
+ * in (budget, then the tier row FOR UPDATE), so the two cannot wait on each
+ * other in a cycle. Batch transactions never lock another owner's partition
+ * rows, so they wait only on refills (which lock no campaign row) and, for a
+ * capped campaign, on each other's budget row, which they take before any
+ * share: no cycle. Trade-offs: batches of a capped campaign are serialized
+ * across owners on its budget row; a fenced partition aborts the round for
+ * all of them (the caller drops that partition and runs the round again for
+ * the others); a grant may come out of another partition's share (of the
+ * same owner, in the same round). In exchange a tier runs dry for an owner
+ * only when all of its partitions' shares are empty, a round decides in
+ * arrival order across partitions (no inversion inside a round), and an
+ * owner pays one WAL flush and two round trips per round (BEGIN with the
+ * read, the write with COMMIT: inPipelinedTransaction) plus two to four per
+ * refill, where a refill per dry partition share, a read and a write again
+ * after each, a statement of their own for the ingress's decisions, and
+ * BEGIN and COMMIT on their own cost three to five times that in the opening
+ * minute. A round with no batch (the ingress's decisions alone) is one
+ * statement, its own transaction.
  *
  * The hot path uses named statements on a raw pg client (parsed once per
  * connection).
@@ -66,7 +88,7 @@ export interface BatchTxOutcome {
   refill?: { campaignId: string; tierId: string };
 }
 
-// All reads of a pass in one round trip. The scalar subqueries run left to right: the partition
+// All reads of a round in one round trip. The scalar subqueries run left to right: the partition
 // rows are locked first (fencing), then capped campaigns' budget rows by id, then the share rows,
 // in (partition, campaign, tier) order, then a KEY SHARE lock on the tier rows marked sold out,
 // held to commit: a refund clearing a mark (FOR UPDATE) waits for every batch that relied on it,
@@ -114,25 +136,35 @@ export const BATCH_READ_SQL = `
          (select coalesce(json_agg(json_build_array(m.campaign_id, m.id)), '[]') from marked m) as empty`;
 
 const COLUMNS = ATTEMPT_COLUMNS;
+const N = COLUMNS.length;
 
-// Insert every decision of the pass, take the used stock from the shares and the discounts from
-// budget-capped campaigns' budgets, in one statement. The decrements are deltas, so the CHECKs
-// (remaining >= 0, budget_left_fen >= 0) backstop any arithmetic slip.
+// The round's one write: every decision it made, the used stock taken from the shares and the
+// discounts from budget-capped campaigns' budgets, and the ingress's decisions that need no stock
+// (immediateInsertCtes, which takes KEY SHARE on the marked tier rows its sold_outs rely on). The
+// decrements are deltas, so the CHECKs (remaining >= 0, budget_left_fen >= 0) backstop any
+// arithmetic slip. The two inserts never hold the same txn (the caller keeps a round's txns out of
+// its immediate records), and the immediate holder check cannot see this statement's grants (one
+// snapshot): the caller checks those in memory.
 const WRITE = `
   with spent as (
     update campaigns c set budget_left_fen = c.budget_left_fen - b.spent
-      from unnest($${COLUMNS.length + 5}::text[], $${COLUMNS.length + 6}::bigint[]) as b(id, spent)
+      from unnest($${N + 5}::text[], $${N + 6}::bigint[]) as b(id, spent)
      where c.id = b.id and c.budget_capped
     returning 1),
   used as (
     update tier_shares s set remaining = s.remaining - u.used
-      from unnest($${COLUMNS.length + 1}::int[], $${COLUMNS.length + 2}::text[], $${COLUMNS.length + 3}::text[], $${COLUMNS.length + 4}::int[])
+      from unnest($${N + 1}::int[], $${N + 2}::text[], $${N + 3}::text[], $${N + 4}::int[])
              as u(partition, campaign_id, tier_id, used)
      where s.partition = u.partition and s.campaign_id = u.campaign_id and s.tier_id = u.tier_id
-    returning 1)
-  insert into attempts (${COLUMNS.map(([c]) => c).join(", ")})
-  select * from unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")})
-  returning ${decisionColumnList()}`;
+    returning 1),
+  decided as (
+    insert into attempts (${COLUMNS.map(([c]) => c).join(", ")})
+    select * from unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")})
+    returning ${decisionColumnList()}),
+  ${immediateInsertCtes(N + 6)}
+  select false as immediate, d.* from decided d
+  union all
+  select true as immediate, i.* from imm i`;
 
 export interface PartitionBatch {
   partition: number;
@@ -140,7 +172,7 @@ export interface PartitionBatch {
   attempts: readonly QueuedAttempt[];
 }
 
-/** One pass for one partition, without refills (the caller refills and calls again). */
+/** One partition, without refills: decides until an attempt needs one, writes, and says which. */
 export async function decideBatchTx(
   pool: pg.Pool,
   partition: number,
@@ -148,28 +180,32 @@ export async function decideBatchTx(
   attempts: readonly QueuedAttempt[],
   campaigns: ReadonlyMap<string, Campaign>,
 ): Promise<BatchTxOutcome> {
-  return inTransaction(pool, async (client) => (await decidePass(client, [{ partition, epoch, attempts }], campaigns)).get(partition)!);
+  return inPipelinedTransaction(pool, async (tx) => {
+    const round = await readRound(tx, [{ partition, epoch, attempts }], campaigns);
+    const need = decidePending(round, campaigns);
+    const { results } = await writeRound(tx, round, []);
+    // Left for the caller: what is still pending, with the repeats of it, in arrival order.
+    const rest = attempts.filter((a) => !round.stored.has(attemptKey(a.acquirerId, a.payment.txnId)));
+    return { results, rest, ...(need ? { refill: { campaignId: need.campaignId, tierId: need.tierId } } : {}) };
+  });
 }
 
 export interface GroupOutcome {
   /** Every attempt's result, batch after batch (refills made inside: nothing is left over). */
   results: BatchResult[];
-  /** Rows of the decisions that needed no stock inserted by this transaction (see insertImmediate). */
+  /** Rows of the decisions that needed no stock: inserted by this transaction, or stored before by another copy. */
   immediateRows: DecisionRow[];
   /** What each refill made inside the transaction did, in order. */
   refills: RefillResult[];
 }
 
-/** Passes one group transaction may make: a tier is refilled only until it is marked empty. */
-const PASSES_MAX = 1_000;
+/** Refill steps one round may take: a tier is refilled only until it is marked empty. */
+const REFILL_STEPS_MAX = 1_000;
 
 /**
- * One transaction, one commit, for the batches of several partitions and then the decisions that
- * need no stock (records an ingress decided itself). Those go last: their KEY SHARE on marked
- * tier rows then comes after the batches' budget rows, the order a refund takes them in (budget,
- * then the tier row FOR UPDATE), so the two cannot wait on each other in a cycle. A batch whose
- * share runs dry refills it inside the transaction (refillInTx) and goes on deciding in the next
- * pass, so the refill and what it unblocks commit together.
+ * One transaction, one commit, for the batches of several partitions and the decisions that need
+ * no stock (records an ingress decided itself). A batch whose share runs dry refills it inside
+ * the transaction and goes on deciding, so the refill and what it unblocks commit together.
  */
 export async function decideGroupTx(
   pool: pg.Pool,
@@ -180,55 +216,73 @@ export async function decideGroupTx(
 ): Promise<GroupOutcome> {
   const order = [...batches].sort((a, b) => a.partition - b.partition);
   for (let i = 1; i < order.length; i++) invariant(order[i]!.partition !== order[i - 1]!.partition, "two batches of one partition in a group");
-  return inTransaction(pool, async (client) => {
-    const results: BatchResult[] = [];
+  const live = order.filter((b) => b.attempts.length > 0);
+  if (live.length === 0) {
+    // The ingress's decisions alone: one statement, its own transaction (no BEGIN and COMMIT round trips).
+    return { results: [], immediateRows: await insertImmediate(pool, immediate), refills: [] };
+  }
+  return inPipelinedTransaction(pool, async (tx) => {
+    const round = await readRound(tx, live, campaigns);
     const refills: RefillResult[] = [];
-    let todo = order.filter((b) => b.attempts.length > 0);
-    for (let n = 0; todo.length > 0; n++) {
-      invariant(n <= PASSES_MAX, "refills did not converge");
-      const outcomes = await decidePass(client, todo, campaigns);
-      const next: PartitionBatch[] = [];
-      for (const b of todo) {
-        const outcome = outcomes.get(b.partition)!;
-        results.push(...outcome.results);
-        if (!outcome.refill) {
-          invariant(outcome.rest.length === 0, "attempts left over without a refill");
-          continue;
-        }
-        const { campaignId, tierId } = outcome.refill;
-        const need = outcome.rest.filter((a) => a.request.campaignId === campaignId && a.request.tierIds.includes(tierId)).length;
-        refills.push(await refillInTx(client, b.partition, partitionCount, campaignId, tierId, need));
-        next.push({ partition: b.partition, epoch: b.epoch, attempts: outcome.rest });
-      }
-      todo = next;
+    for (let need = decidePending(round, campaigns), steps = 0; need; need = decidePending(round, campaigns), steps++) {
+      invariant(steps <= REFILL_STEPS_MAX, "refills did not converge");
+      refills.push(await refill(tx.client, round, need, partitionCount));
     }
-    const immediateRows = await insertImmediate(client, immediate);
+    const { results, immediateRows } = await writeRound(tx, round, immediate);
     return { results, immediateRows, refills };
   });
 }
 
-/** Steps 1-3 for several partitions (in partition order, each at most once): two round trips. */
-async function decidePass(
-  client: pg.PoolClient,
-  batches: readonly PartitionBatch[],
-  campaigns: ReadonlyMap<string, Campaign>,
-): Promise<Map<number, BatchTxOutcome>> {
-  const shareKeys = new Map<string, { partition: number; campaignId: string; tierId: string }>();
+/** What a round knows after its read, and what it has decided in memory since. */
+interface Round {
+  readonly partitions: readonly number[];
+  /** Every attempt of the round by partition, as given (for the results, in order). */
+  readonly attempts: ReadonlyMap<number, readonly QueuedAttempt[]>;
+  /** Fresh attempts not decided yet, every partition's, in arrival order. */
+  pending: QueuedAttempt[];
+  /** Rows stored before the round (by attemptKey), then the round's own once written. */
+  readonly stored: Map<string, DecisionRow>;
+  readonly holders: Set<string>;
+  readonly empty: Set<string>;
+  /** Shares as decided in memory, and as they stand in Postgres, by partition then tierKey. */
+  readonly shares: Map<number, Map<string, number>>;
+  /** The round's partitions' shares added up, by tierKey: the stock the round decides against. */
+  readonly combined: Map<string, number>;
+  readonly written: Map<number, Map<string, number>>;
+  readonly budgetLeft: Map<string, number>;
+  readonly budgetBefore: ReadonlyMap<string, number>;
+  /** The round's fresh decisions, in the order made. */
+  readonly decided: { attempt: QueuedAttempt; decision: Decision }[];
+}
+
+interface RefillNeed {
+  partition: number;
+  campaignId: string;
+  tierId: string;
+  /** Pending attempts of the partition that this tier could serve. */
+  need: number;
+}
+
+/** Step 1: the round's one read (fencing, budgets, stored decisions, holders, shares, marks). */
+async function readRound(tx: PipelinedTx, batches: readonly PartitionBatch[], campaigns: ReadonlyMap<string, Campaign>): Promise<Round> {
+  const tiers = new Map<string, { campaignId: string; tierId: string }>();
   const holderByKey = new Map<string, { payerId: string; campaignId: string; activityId: string }>();
   const all: QueuedAttempt[] = [];
   for (const b of batches) {
     for (const a of b.attempts) {
       invariant(a.partition === b.partition, `attempt queued to partition ${a.partition} reached ${b.partition}`);
+      invariant(campaigns.has(a.request.campaignId), `attempt names unknown campaign ${a.request.campaignId}`);
       all.push(a);
-      for (const t of a.request.tierIds) shareKeys.set(`${b.partition}:${tierKey(a.request.campaignId, t)}`, { partition: b.partition, campaignId: a.request.campaignId, tierId: t });
+      for (const t of a.request.tierIds) tiers.set(tierKey(a.request.campaignId, t), { campaignId: a.request.campaignId, tierId: t });
       const key = holderKey(a.request.campaignId, a.request.activityId, a.payment.payerId);
       if (!holderByKey.has(key)) holderByKey.set(key, { payerId: a.payment.payerId, campaignId: a.request.campaignId, activityId: a.request.activityId });
     }
   }
-  const shareList = [...shareKeys.values()];
+  // Every partition of the round, every tier its attempts name: the stock the round holds together.
+  const shareList = batches.flatMap((b) => [...tiers.values()].map((t) => ({ partition: b.partition, ...t })));
   const holderList = [...holderByKey.values()];
   const read = (
-    await client.query<{
+    await tx.begin<{
       epochs: [number, number][];
       budgets: [string, number][];
       stored: DecisionRow[];
@@ -257,92 +311,213 @@ async function decidePass(
       throw new FencedOutError(`partition ${b.partition} moved on to epoch ${epochs.get(b.partition)}; this owner holds ${b.epoch}`, b.partition);
     }
   }
-
   const stored = new Map<string, DecisionRow>();
   for (const row of read.stored) stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
-  const holders = new Set(read.holders.map(([c, a, p]) => holderKey(c, a, p)));
-  const empty = new Set(read.empty.map(([campaignId, tierId]) => tierKey(campaignId, tierId)));
   const shares = new Map<number, Map<string, number>>(batches.map((b) => [b.partition, new Map()]));
   for (const r of read.shares) shares.get(Number(r.partition))!.set(tierKey(r.campaign_id, r.tier_id), r.remaining);
   // Budget-capped campaigns only (the rows are locked, after the partition rows, before the shares),
   // carried from one partition to the next.
   const budgetLeft = new Map(read.budgets.map(([id, left]) => [id, Number(left)] as const));
-  const budgetBefore = new Map(budgetLeft);
 
-  const outcomes = new Map<number, BatchTxOutcome>();
-  const records: Record<string, unknown>[] = [];
-  const decidedAll: QueuedAttempt[] = [];
-  const used: { partition: number; key: string; n: number }[] = [];
-  const replaysOf = new Map<number, QueuedAttempt[]>();
+  const combined = new Map<string, number>();
+  for (const share of shares.values()) for (const [key, n] of share) combined.set(key, (combined.get(key) ?? 0) + n);
+
+  // Attempts already decided, or repeated within the round, are answered from the stored row at the
+  // end; the others are decided in arrival order whatever their partition (a stable sort keeps each
+  // partition's own order).
+  const pending: QueuedAttempt[] = [];
+  const seen = new Set<string>();
   for (const b of batches) {
-    const share = shares.get(b.partition)!;
-    const before = new Map(share);
-    // Attempts already decided (or repeated within this batch) are answered from the stored decision.
-    const results: BatchResult[] = [];
-    const fresh: QueuedAttempt[] = [];
-    const freshKeys = new Set<string>();
-    const replays: QueuedAttempt[] = [];
-    for (const attempt of b.attempts) {
-      const key = attemptKey(attempt.acquirerId, attempt.payment.txnId);
-      const row = stored.get(key);
-      if (row) results.push(answerFromRow(attempt, row, false));
-      else if (freshKeys.has(key)) replays.push(attempt);
-      else {
-        freshKeys.add(key);
-        fresh.push(attempt);
-      }
+    for (const a of b.attempts) {
+      const key = attemptKey(a.acquirerId, a.payment.txnId);
+      if (stored.has(key) || seen.has(key)) continue;
+      seen.add(key);
+      pending.push(a);
     }
-    const outcome = decideBatch(
-      fresh.map((a) => ({ payerId: a.payment.payerId, amountFen: a.payment.amountFen, request: a.request })),
-      { share, empty, holders, budgetLeft } satisfies BatchState,
-      campaigns,
-    );
-    const decided = fresh.slice(0, outcome.decisions.length);
-    decided.forEach((a, i) => records.push(recordValues(toRecord(a, outcome.decisions[i]!)) as Record<string, unknown>));
-    decidedAll.push(...decided);
-    for (const [key, n] of share) {
-      if (before.get(key) === n) continue;
-      invariant(before.get(key)! - n > 0, `share of ${key} grew inside a batch`);
-      used.push({ partition: b.partition, key, n: before.get(key)! - n });
-    }
-    replaysOf.set(b.partition, replays);
-    outcomes.set(b.partition, { results, rest: fresh.slice(outcome.decisions.length), ...(outcome.refill ? { refill: outcome.refill } : {}) });
+  }
+  pending.sort((x, y) => x.receivedAtMs - y.receivedAtMs);
+  return {
+    partitions: batches.map((b) => b.partition),
+    attempts: new Map(batches.map((b) => [b.partition, b.attempts])),
+    pending,
+    stored,
+    holders: new Set(read.holders.map(([c, a, p]) => holderKey(c, a, p))),
+    empty: new Set(read.empty.map(([campaignId, tierId]) => tierKey(campaignId, tierId))),
+    shares,
+    combined,
+    written: new Map([...shares].map(([p, m]) => [p, new Map(m)])),
+    budgetLeft,
+    budgetBefore: new Map(budgetLeft),
+    decided: [],
+  };
+}
+
+/**
+ * Step 2, in memory: the pending attempts in arrival order against the stock the round's
+ * partitions hold together, until one needs a refill (returned). Each grant is taken from its own
+ * partition's share while that holds any, else from another round partition's.
+ */
+function decidePending(round: Round, campaigns: ReadonlyMap<string, Campaign>): RefillNeed | undefined {
+  const pending = round.pending;
+  if (pending.length === 0) return undefined;
+  const outcome = decideBatch(
+    pending.map((a) => ({ payerId: a.payment.payerId, amountFen: a.payment.amountFen, request: a.request })),
+    { share: round.combined, empty: round.empty, holders: round.holders, budgetLeft: round.budgetLeft } satisfies BatchState,
+    campaigns,
+  );
+  outcome.decisions.forEach((decision, i) => {
+    const attempt = pending[i]!;
+    round.decided.push({ attempt, decision });
+    if (decision.status === "granted") takeFromShares(round, attempt.partition, tierKey(decision.campaignId, decision.tierId));
+  });
+  round.pending = pending.slice(outcome.decisions.length);
+  if (!outcome.refill) {
+    invariant(round.pending.length === 0, "attempts left over without a refill");
+    return undefined;
+  }
+  const { campaignId, tierId } = outcome.refill;
+  return {
+    partition: round.pending[0]!.partition,
+    campaignId,
+    tierId,
+    need: round.pending.filter((a) => a.request.campaignId === campaignId && a.request.tierIds.includes(tierId)).length,
+  };
+}
+
+/** One voucher of a tier out of the round's shares: the attempt's own partition first. */
+function takeFromShares(round: Round, partition: number, key: string): void {
+  const own = round.shares.get(partition)!;
+  let from = (own.get(key) ?? 0) > 0 ? own : undefined;
+  for (const p of round.partitions) {
+    if (from) break;
+    const share = round.shares.get(p)!;
+    if ((share.get(key) ?? 0) > 0) from = share;
+  }
+  invariant(from, `a grant of ${key} that no share of the round holds`);
+  from.set(key, from.get(key)! - 1);
+}
+
+/** A refill for one partition, the round's unwritten use of that tier applied first; the shares in memory follow it. */
+async function refill(client: pg.PoolClient, round: Round, need: RefillNeed, partitionCount: number): Promise<RefillResult> {
+  const key = tierKey(need.campaignId, need.tierId);
+  const partitions: number[] = [];
+  const used: number[] = [];
+  for (const p of round.partitions) {
+    const inMemory = round.shares.get(p)!.get(key);
+    if (inMemory === undefined) continue;
+    const delta = round.written.get(p)!.get(key)! - inMemory;
+    invariant(delta >= 0, `share of ${key} in partition ${p} grew in memory`);
+    if (delta === 0) continue;
+    partitions.push(p);
+    used.push(delta);
+  }
+  const move = await refillInTx(client, need.partition, partitionCount, need.campaignId, need.tierId, need.need, { partitions, used }, round.partitions.length);
+  for (const p of round.partitions) {
+    const inMemory = round.shares.get(p)!.get(key);
+    if (inMemory !== undefined) round.written.get(p)!.set(key, inMemory);
+  }
+  for (const p of move.swept) {
+    if (!round.shares.get(p)?.has(key)) continue; // another owner's partition
+    invariant(round.shares.get(p)!.get(key) === 0, `swept ${key} of partition ${p}, whose stock the round still held`);
+    round.written.get(p)!.set(key, 0);
+  }
+  if (move.result === "empty") {
+    round.empty.add(key);
+  } else {
+    invariant(round.shares.get(need.partition)!.has(key), `refill of ${key} for partition ${need.partition}, which did not read it`);
+    round.shares.get(need.partition)!.set(key, round.shares.get(need.partition)!.get(key)! + move.taken);
+    round.written.get(need.partition)!.set(key, round.written.get(need.partition)!.get(key)! + move.taken);
+    round.combined.set(key, round.combined.get(key)! + move.taken);
+  }
+  return move.result;
+}
+
+/**
+ * Step 3: the round's one write, then every attempt's result. The immediate records of a txn that
+ * is also among the round's attempts are answered from that attempt's row (never inserted twice
+ * in one statement); those of a payer granted in this round, or holding a voucher the read saw,
+ * are stored already_redeemed (the statement's own holder check sees neither).
+ */
+async function writeRound(
+  tx: PipelinedTx,
+  round: Round,
+  immediate: readonly ImmediateRecord[],
+): Promise<{ results: BatchResult[]; immediateRows: DecisionRow[] }> {
+  const inRound = new Set<string>();
+  for (const attempts of round.attempts.values()) for (const a of attempts) inRound.add(attemptKey(a.acquirerId, a.payment.txnId));
+  const shadowed: string[] = [];
+  const toInsert: ImmediateRecord[] = [];
+  for (const [key, r] of uniqueByTxn(immediate)) {
+    if (inRound.has(key)) shadowed.push(key);
+    else toInsert.push(heldAlready(r, round.holders));
   }
 
-  if (records.length > 0) {
-    const spentBy = [...budgetLeft].filter(([id, left]) => budgetBefore.get(id) !== left);
-    for (const [id, left] of spentBy) invariant(left >= 0 && budgetBefore.get(id)! - left > 0, `budget of ${id} went wrong inside a batch`);
-    const written = await client.query<DecisionRow>({
+  const records = round.decided.map(({ attempt, decision }) => recordValues(toRecord(attempt, decision)) as Record<string, unknown>);
+  const usedRows: { partition: number; campaignId: string; tierId: string; n: number }[] = [];
+  for (const [partition, share] of round.shares) {
+    for (const [key, n] of share) {
+      const before = round.written.get(partition)!.get(key)!;
+      if (before === n) continue;
+      invariant(before - n > 0, `share of ${key} grew inside a round`);
+      const slash = key.indexOf("/");
+      usedRows.push({ partition, campaignId: key.slice(0, slash), tierId: key.slice(slash + 1), n: before - n });
+    }
+  }
+  const spentBy = [...round.budgetLeft].filter(([id, left]) => round.budgetBefore.get(id) !== left);
+  for (const [id, left] of spentBy) invariant(left >= 0 && round.budgetBefore.get(id)! - left > 0, `budget of ${id} went wrong inside a round`);
+
+  const immediateRows: DecisionRow[] = [];
+  if (records.length > 0 || toInsert.length > 0) {
+    // Sent with the COMMIT: nothing below can call the round off (the checks are assertions).
+    const written = await tx.commit<DecisionRow & { immediate: boolean }>({
       name: "batch_write",
       text: WRITE,
       values: [
         ...columnArrays(records),
-        used.map((u) => u.partition),
-        used.map((u) => u.key.slice(0, u.key.indexOf("/"))),
-        used.map((u) => u.key.slice(u.key.indexOf("/") + 1)),
-        used.map((u) => u.n),
+        usedRows.map((u) => u.partition),
+        usedRows.map((u) => u.campaignId),
+        usedRows.map((u) => u.tierId),
+        usedRows.map((u) => u.n),
         spentBy.map(([id]) => id),
-        spentBy.map(([id, left]) => budgetBefore.get(id)! - left),
+        spentBy.map(([id, left]) => round.budgetBefore.get(id)! - left),
+        ...immediateInsertValues(toInsert),
       ],
     });
-    invariant(written.rows.length === records.length, `wrote ${written.rows.length} of ${records.length} decisions`);
-    for (const r of written.rows) stored.set(attemptKey(r.acquirer_id, r.txn_id), r);
-    for (const a of decidedAll) {
-      outcomes.get(a.partition)!.results.push({ kind: "decided", attempt: a, row: stored.get(attemptKey(a.acquirerId, a.payment.txnId))!, fresh: true });
+    let decidedRows = 0;
+    for (const r of written.rows) {
+      if (r.immediate) immediateRows.push(r);
+      else {
+        decidedRows++;
+        round.stored.set(attemptKey(r.acquirer_id, r.txn_id), r);
+      }
     }
+    invariant(decidedRows === records.length, `wrote ${decidedRows} of ${records.length} decisions`);
+    // Rows other copies stored before: a read of committed rows, after the commit as well as before.
+    immediateRows.push(...(await readBackImmediate(tx.client, toInsert, immediateRows)));
+  }
+  for (const key of shadowed) {
+    const row = round.stored.get(key);
+    if (row) immediateRows.push(row);
   }
 
-  // Repeats of a txn inside a batch: answered from the first one, or carried over with it.
-  for (const b of batches) {
-    const outcome = outcomes.get(b.partition)!;
-    const restKeys = new Set(outcome.rest.map((a) => attemptKey(a.acquirerId, a.payment.txnId)));
-    for (const attempt of replaysOf.get(b.partition)!) {
-      const key = attemptKey(attempt.acquirerId, attempt.payment.txnId);
-      if (restKeys.has(key)) outcome.rest.push(attempt);
-      else outcome.results.push(answerFromRow(attempt, stored.get(key)!, false));
+  const fresh = new Set(round.decided.map((d) => d.attempt));
+  const results: BatchResult[] = [];
+  for (const attempts of round.attempts.values()) {
+    for (const attempt of attempts) {
+      const row = round.stored.get(attemptKey(attempt.acquirerId, attempt.payment.txnId));
+      if (!row) continue; // still pending: a caller without refills gets it back as rest
+      results.push(answerFromRow(attempt, row, fresh.has(attempt)));
     }
   }
-  return outcomes;
+  return { results, immediateRows };
+}
+
+/** An immediate record whose payer holds a voucher of the activity in the round's view: already_redeemed. */
+function heldAlready(r: ImmediateRecord, holders: ReadonlySet<string>): ImmediateRecord {
+  const d = r.record.decision;
+  if (!r.checkHolder || d.status !== "rejected" || d.campaignId === undefined || d.activityId === undefined) return r;
+  if (!holders.has(holderKey(d.campaignId, d.activityId, r.record.payment.payerId))) return r;
+  return { record: { ...r.record, decision: { ...d, reason: "already_redeemed" } }, checkHolder: false };
 }
 
 function answerFromRow(attempt: QueuedAttempt, row: DecisionRow, fresh: boolean): BatchResult {

@@ -42,32 +42,54 @@ export interface ImmediateOutcome {
 }
 
 const N = ATTEMPT_COLUMNS.length;
-const INSERT = `
-  with u as materialized (
-    select * from unnest(${ATTEMPT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")}, $${N + 1}::bool[], $${N + 2}::text[])
+
+/**
+ * The immediate insert as common table expressions (u, marked, imm), its parameters numbered from
+ * offset + 1 (see immediateInsertValues); `imm` returns the decision columns of the rows inserted.
+ * Shared by the statement of its own and by the group transaction's final write, which carries
+ * these with the batches' rows (one round trip for both).
+ */
+export function immediateInsertCtes(offset: number): string {
+  const $ = (i: number) => `$${offset + i}`;
+  return `
+  u as materialized (
+    select * from unnest(${ATTEMPT_COLUMNS.map(([, t], i) => `${$(i + 1)}::${t}[]`).join(", ")}, ${$(N + 1)}::bool[], ${$(N + 2)}::text[])
       as u(${ATTEMPT_COLUMNS.map(([c]) => c).join(", ")}, check_holder, sold_out_tiers)),
   marked as materialized (
     select t.campaign_id, t.id from tiers t
      where t.sold_out_at is not null
        and (t.campaign_id, t.id) in (select u.campaign_id, unnest(string_to_array(u.sold_out_tiers, ',')) from u where u.sold_out_tiers is not null)
      order by t.campaign_id, t.id
-       for key share of t)
-  insert into attempts (${ATTEMPT_COLUMNS.map(([c]) => c).join(", ")})
-  select ${ATTEMPT_COLUMNS.map(([c]) =>
-    c === "reason"
-      ? // A scalar subquery with limit 1, not exists(): exists() may be planned as a hashed subplan that
-        // reads every grant of the campaign on each call.
-        `case when u.check_holder and (select true from attempts h where h.status = 'granted' and h.slot_released_at is null
-                   and h.payer_id = u.payer_id and h.campaign_id = u.campaign_id and h.activity_id = u.activity_id limit 1)
-              then 'already_redeemed' else u.reason end`
-      : `u.${c}`,
-  ).join(", ")}
-    from u
-   where u.sold_out_tiers is null
-      or (select count(*) from marked m where m.campaign_id = u.campaign_id and m.id = any(string_to_array(u.sold_out_tiers, ',')))
-         = cardinality(string_to_array(u.sold_out_tiers, ','))
-  on conflict (acquirer_id, txn_id) do nothing
-  returning ${decisionColumnList()}`;
+       for key share of t),
+  imm as (
+    insert into attempts (${ATTEMPT_COLUMNS.map(([c]) => c).join(", ")})
+    select ${ATTEMPT_COLUMNS.map(([c]) =>
+      c === "reason"
+        ? // A scalar subquery with limit 1, not exists(): exists() may be planned as a hashed subplan that
+          // reads every grant of the campaign on each call.
+          `case when u.check_holder and (select true from attempts h where h.status = 'granted' and h.slot_released_at is null
+                     and h.payer_id = u.payer_id and h.campaign_id = u.campaign_id and h.activity_id = u.activity_id limit 1)
+                then 'already_redeemed' else u.reason end`
+        : `u.${c}`,
+    ).join(", ")}
+      from u
+     where u.sold_out_tiers is null
+        or (select count(*) from marked m where m.campaign_id = u.campaign_id and m.id = any(string_to_array(u.sold_out_tiers, ',')))
+           = cardinality(string_to_array(u.sold_out_tiers, ','))
+    on conflict (acquirer_id, txn_id) do nothing
+    returning ${decisionColumnList()})`;
+}
+
+/** The parameters of immediateInsertCtes, for records already made unique by txn. */
+export function immediateInsertValues(rows: readonly ImmediateRecord[]): unknown[] {
+  return [
+    ...columnArrays(rows.map((r) => recordValues(r.record))),
+    rows.map((r) => r.checkHolder),
+    rows.map((r) => (r.soldOutTiers && r.soldOutTiers.length > 0 ? r.soldOutTiers.join(",") : null)),
+  ];
+}
+
+const INSERT = `with ${immediateInsertCtes(0)} select * from imm`;
 
 export async function recordImmediateBatch(
   pool: pg.Pool,
@@ -86,24 +108,28 @@ export async function recordImmediateBatch(
 export async function insertImmediate(client: pg.Pool | pg.PoolClient, records: readonly ImmediateRecord[]): Promise<DecisionRow[]> {
   const rows = [...uniqueByTxn(records).values()];
   if (rows.length === 0) return [];
-  const inserted = await client.query<DecisionRow>({
-    name: "immediate_write",
-    text: INSERT,
-    values: [
-      ...columnArrays(rows.map((r) => recordValues(r.record))),
-      rows.map((r) => r.checkHolder),
-      rows.map((r) => (r.soldOutTiers && r.soldOutTiers.length > 0 ? r.soldOutTiers.join(",") : null)),
-    ],
-  });
-  const got = new Set(inserted.rows.map((r) => attemptKey(r.acquirer_id, r.txn_id)));
+  const inserted = await client.query<DecisionRow>({ name: "immediate_write", text: INSERT, values: immediateInsertValues(rows) });
+  return [...inserted.rows, ...(await readBackImmediate(client, rows, inserted.rows))];
+}
+
+/**
+ * The rows of the records an immediate insert did not insert: another copy stored before (the
+ * records whose sold_out marks were gone have none, and settleImmediate calls them stale).
+ */
+export async function readBackImmediate(
+  client: pg.Pool | pg.PoolClient,
+  rows: readonly ImmediateRecord[],
+  inserted: readonly DecisionRow[],
+): Promise<DecisionRow[]> {
+  const got = new Set(inserted.map((r) => attemptKey(r.acquirer_id, r.txn_id)));
   const missing = rows.filter((r) => !got.has(attemptKey(r.record.acquirerId, r.record.payment.txnId)));
-  if (missing.length === 0) return inserted.rows;
+  if (missing.length === 0) return [];
   const before = await client.query<DecisionRow>({
     name: "immediate_read_back",
     text: READ_BACK,
     values: [missing.map((r) => r.record.acquirerId), missing.map((r) => r.record.payment.txnId)],
   });
-  return [...inserted.rows, ...before.rows];
+  return before.rows;
 }
 
 // One primary-key lookup per pair (lateral), as in the batch read: "= any() and = any()" reads
@@ -132,7 +158,7 @@ export async function settleImmediate(db: Kysely<Database>, records: readonly Im
 }
 
 /** One row per txn: a repeat inside the batch is answered from the first. */
-function uniqueByTxn(records: readonly ImmediateRecord[]): Map<string, ImmediateRecord> {
+export function uniqueByTxn(records: readonly ImmediateRecord[]): Map<string, ImmediateRecord> {
   const unique = new Map<string, ImmediateRecord>();
   for (const r of records) {
     const key = attemptKey(r.record.acquirerId, r.record.payment.txnId);

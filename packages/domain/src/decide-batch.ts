@@ -5,18 +5,19 @@ import { rejected, type Decision } from "./decision.js";
 import type { StockRequest } from "./classify.js";
 
 /**
- * The decision of one partition's batch, in arrival order.
+ * The decision of an owner's batch, in arrival order.
  *
- * Inputs: the attempts (already classified as needing stock), the partition's
- * own share of each tier, the tiers known to be empty everywhere, and the
- * (activity, payer) pairs that already hold a voucher.
+ * Inputs: the attempts (already classified as needing stock), the stock of
+ * each tier the owner holds (its partitions' shares, added up), the tiers
+ * known to be empty everywhere, and the (activity, payer) pairs that already
+ * hold a voucher.
  *
  * States of a tier, as seen by one partition:
  *   share > 0            -> grant from the share
  *   share = 0, empty     -> known empty everywhere: try the next lower tier
  *   share = 0, not empty -> unknown: stop here, the caller refills the share
- *                           from the pool or the other partitions, then
- *                           calls again with the rest of the batch.
+ *                           from the pool or the other owners' partitions,
+ *                           then calls again with the rest of the batch.
  *
  * Budget-capped campaigns (isBudgetCapped) also pass the budget left: a tier
  * whose discount the budget can no longer pay is skipped like an empty one,
@@ -24,8 +25,8 @@ import type { StockRequest } from "./classify.js";
  * `budget_exhausted` (never a fen over the budget).
  *
  * Trade-off: stopping at the first attempt that needs a refill keeps arrival
- * order exact within the partition, at the price of one more transaction per
- * refill (a refill moves a chunk of stock, so this is rare).
+ * order exact within the batch, at the price of a refill's round trips before
+ * the rest (a refill moves a chunk of stock, so this is rare).
  */
 export interface BatchAttempt {
   readonly payerId: string;
@@ -34,7 +35,7 @@ export interface BatchAttempt {
 }
 
 export interface BatchState {
-  /** Stock this partition holds, by `campaignId/tierId`. Mutated as grants are made. */
+  /** Stock the owner holds, by `campaignId/tierId`. Mutated as grants are made. */
   readonly share: Map<string, number>;
   /** `campaignId/tierId` of tiers known to be empty in every partition and the pool. */
   readonly empty: ReadonlySet<string>;

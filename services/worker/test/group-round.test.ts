@@ -1,0 +1,209 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { sql } from "kysely";
+import { classify, parseCampaignFile, partitionOf, type QueuedAttempt } from "@quanta/domain";
+import { connect, decideGroupTx, readCampaigns, verifyDatabaseInvariants, type Db, type ImmediateRecord } from "@quanta/db";
+import { createTestWorld, type TestWorld } from "@quanta/cli";
+
+/**
+ * One group transaction of an owner of several partitions, against a real Postgres, on a pool in
+ * pipeline mode as the services run it: the round decides against the stock its partitions hold
+ * together, in arrival order whatever the partition, applies what it decided in memory before a
+ * refill sweeps, and stores the ingress's own decisions in the same write.
+ */
+const campaign = parseCampaignFile({
+  id: "round",
+  name: "two tiers",
+  budgetFen: 1_000_000,
+  window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
+  activities: [
+    {
+      id: "G",
+      name: "group",
+      merchants: ["G-1"],
+      tiers: [
+        { id: "G-big", thresholdFen: 50_000, discountFen: 5_000, quota: 8 },
+        { id: "G-small", thresholdFen: 10_000, discountFen: 1_000, quota: 8 },
+      ],
+    },
+  ],
+});
+const PARTITIONS = 4;
+const paidAtMs = Date.parse("2020-09-13T10:00:00+08:00");
+
+let world: TestWorld;
+let pipelined: Db;
+let seq = 0;
+
+beforeAll(async () => {
+  world = await createTestWorld("group_round", { campaigns: [campaign], partitions: PARTITIONS });
+  pipelined = connect({ connectionString: world.databaseUrl, poolMax: 2, statementTimeoutMs: 30_000, applicationName: "group-round", keyLookupsOnly: true, pipeline: true });
+});
+
+afterAll(async () => {
+  await pipelined?.close();
+  await world?.cleanup();
+});
+
+// Every case sets the stock it needs; attempts from earlier cases are deleted (a fresh campaign each time).
+beforeEach(async () => {
+  await sql`delete from attempts`.execute(world.db.kysely);
+  await sql`update tiers set quota = 8, pool = 8, sold_out_at = null`.execute(world.db.kysely);
+  await sql`update tier_shares set remaining = 0`.execute(world.db.kysely);
+});
+
+/** Puts a tier's stock where a case wants it: the rest of the quota stays in the pool. */
+async function stock(tierId: string, shares: Record<number, number>): Promise<void> {
+  let inShares = 0;
+  for (const [partition, n] of Object.entries(shares)) {
+    await sql`update tier_shares set remaining = ${n} where tier_id = ${tierId} and partition = ${Number(partition)}`.execute(world.db.kysely);
+    inShares += n;
+  }
+  await sql`update tiers set pool = quota - ${inShares} where id = ${tierId}`.execute(world.db.kysely);
+}
+
+async function setPool(tierId: string, pool: number): Promise<void> {
+  // Vouchers not in any share nor the pool are accounted as granted by verify; the cases that
+  // shrink the pool shrink the quota with it.
+  await sql`update tiers set quota = quota - (pool - ${pool}), pool = ${pool} where id = ${tierId}`.execute(world.db.kysely);
+}
+
+function payer(partition: number): string {
+  for (;;) {
+    const id = `payer-${seq++}`;
+    if (partitionOf(id, PARTITIONS) === partition) return id;
+  }
+}
+
+function attempt(partition: number, amountFen: number, receivedAtMs: number, payerId = payer(partition)): QueuedAttempt {
+  const payment = { txnId: `r-${seq++}`, payerId, merchantId: "G-1", amountFen, paidAtMs };
+  const c = classify(payment, [campaign]);
+  if (c.kind !== "needs_stock") throw new Error("expected a stock request");
+  return { acquirerId: "acq", bodyHash: `h-${payment.txnId}`, payment, receivedAtMs, partition, request: c.request };
+}
+
+async function epochs(): Promise<number[]> {
+  const rows = await sql<{ partition: number; epoch: string }>`select partition, epoch from partitions order by partition`.execute(world.db.kysely);
+  return rows.rows.map((r) => Number(r.epoch));
+}
+
+async function round(attempts: QueuedAttempt[], immediate: ImmediateRecord[] = []) {
+  const e = await epochs();
+  const byPartition = new Map<number, QueuedAttempt[]>();
+  for (const a of attempts) byPartition.set(a.partition, [...(byPartition.get(a.partition) ?? []), a]);
+  const campaigns = new Map((await readCampaigns(world.db.kysely)).map((c) => [c.id, c]));
+  return decideGroupTx(pipelined.pool, [...byPartition].map(([partition, as]) => ({ partition, epoch: e[partition]!, attempts: as })), campaigns, PARTITIONS, immediate);
+}
+
+async function shares(tierId: string): Promise<number[]> {
+  const rows = await sql<{ remaining: number }>`select remaining from tier_shares where tier_id = ${tierId} order by partition`.execute(world.db.kysely);
+  return rows.rows.map((r) => r.remaining);
+}
+
+async function pool(tierId: string): Promise<{ pool: number; soldOut: boolean }> {
+  const row = (await sql<{ pool: number; sold_out: boolean }>`select pool, sold_out_at is not null as sold_out from tiers where id = ${tierId}`.execute(world.db.kysely)).rows[0]!;
+  return { pool: row.pool, soldOut: row.sold_out };
+}
+
+async function invariantsHold(): Promise<void> {
+  const failed = (await verifyDatabaseInvariants(world.db.kysely, "round")).filter((c) => !c.ok);
+  expect(failed).toEqual([]);
+}
+
+describe("group round", () => {
+  it("grants out of another partition's share of the round before it asks the pool", async () => {
+    // Partitions 0 and 1 are in the round; all their stock sits in partition 1's share.
+    await stock("G-big", { 1: 3 });
+    const outcome = await round([attempt(0, 60_000, 1), attempt(0, 60_000, 2), attempt(1, 60_000, 3)]);
+    expect(outcome.results.map((r) => r.kind === "decided" && r.row.tier_id)).toEqual(["G-big", "G-big", "G-big"]);
+    expect(outcome.refills).toEqual([]);
+    expect(await shares("G-big")).toEqual([0, 0, 0, 0]);
+    expect((await pool("G-big")).pool).toBe(5);
+    await invariantsHold();
+  });
+
+  it("decides the round in arrival order whatever the partition: the earlier payment gets the last voucher", async () => {
+    await stock("G-big", { 0: 1 });
+    await setPool("G-big", 0);
+    // Partition 0 comes first in partition order and holds the last big voucher; partition 2's
+    // payment came first, so it gets it, and partition 0's falls back to the small tier.
+    const late = attempt(0, 60_000, 2_000);
+    const early = attempt(2, 60_000, 1_000);
+    const outcome = await round([late, early]);
+    const byTxn = new Map(outcome.results.map((r) => [r.attempt.payment.txnId, r]));
+    expect(byTxn.get(early.payment.txnId)).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "G-big" } });
+    expect(byTxn.get(late.payment.txnId)).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "G-small" } });
+    expect(await pool("G-big")).toEqual({ pool: 0, soldOut: true });
+    await invariantsHold();
+  });
+
+  it("applies what it decided in memory before a refill sweeps the other partitions' shares", async () => {
+    // Two vouchers in partition 0 (of the round), one in partition 3 (not in the round), none in the pool.
+    await stock("G-big", { 0: 2, 3: 1 });
+    await setPool("G-big", 0);
+    const outcome = await round([attempt(0, 60_000, 1), attempt(0, 60_000, 2), attempt(1, 60_000, 3)]);
+    expect(outcome.results.map((r) => r.kind === "decided" && r.row.tier_id)).toEqual(["G-big", "G-big", "G-big"]);
+    // Partition 0's two went out of its share in memory; the sweep found partition 3's and only it.
+    expect(outcome.refills).toEqual(["swept"]);
+    expect(await shares("G-big")).toEqual([0, 0, 0, 0]);
+    expect((await pool("G-big")).pool).toBe(0);
+    await invariantsHold();
+  });
+
+  it("stores the ingress's sold_out of a payer the round grants as already_redeemed, in the same write", async () => {
+    await stock("G-small", { 0: 1 });
+    await sql`update tiers set pool = 0, quota = 1, sold_out_at = clock_timestamp() where id = 'G-big'`.execute(world.db.kysely);
+    await sql`update tier_shares set remaining = 0 where tier_id = 'G-big'`.execute(world.db.kysely);
+    const grant = attempt(0, 20_000, 1);
+    const refusal: ImmediateRecord = {
+      record: {
+        acquirerId: "acq",
+        bodyHash: "h-imm",
+        payment: { txnId: "imm-1", payerId: grant.payment.payerId, merchantId: "G-1", amountFen: 60_000, paidAtMs },
+        receivedAtMs: 2,
+        partition: 0,
+        decision: { status: "rejected", reason: "sold_out", campaignId: "round", activityId: "G" },
+        decidedBy: "ingress",
+      },
+      checkHolder: true,
+      soldOutTiers: ["G-big"],
+    };
+    const outcome = await round([grant], [refusal]);
+    expect(outcome.results[0]).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "G-small" } });
+    expect(outcome.immediateRows).toEqual([expect.objectContaining({ txn_id: "imm-1", status: "rejected", reason: "already_redeemed" })]);
+  });
+
+  it("answers an immediate copy of one of the round's txns from the round's own row", async () => {
+    await stock("G-big", { 0: 1 });
+    const a = attempt(0, 60_000, 1);
+    const copy: ImmediateRecord = {
+      record: { ...a, decision: { status: "rejected", reason: "sold_out", campaignId: "round", activityId: "G" }, decidedBy: "ingress" },
+      checkHolder: true,
+      soldOutTiers: ["G-big"],
+    };
+    const outcome = await round([a], [copy]);
+    expect(outcome.results[0]).toMatchObject({ kind: "decided", row: { status: "granted" } });
+    expect(outcome.immediateRows).toEqual([expect.objectContaining({ txn_id: a.payment.txnId, status: "granted" })]);
+    const stored = await sql<{ n: string }>`select count(*) as n from attempts where txn_id = ${a.payment.txnId}`.execute(world.db.kysely);
+    expect(Number(stored.rows[0]!.n)).toBe(1);
+  });
+
+  it("stores the ingress's decisions alone in one statement, and a copy stored before answers with its row", async () => {
+    const record = (txnId: string, bodyHash: string): ImmediateRecord => ({
+      record: {
+        acquirerId: "acq",
+        bodyHash,
+        payment: { txnId, payerId: "p-alone", merchantId: "G-1", amountFen: 5_000, paidAtMs },
+        receivedAtMs: 1,
+        partition: 0,
+        decision: { status: "rejected", reason: "below_threshold", campaignId: "round", activityId: "G" },
+        decidedBy: "ingress",
+      },
+      checkHolder: false,
+    });
+    const first = await round([], [record("alone-1", "h-1")]);
+    expect(first.immediateRows).toEqual([expect.objectContaining({ txn_id: "alone-1", body_hash: "h-1", reason: "below_threshold" })]);
+    // Another body of the same txn: not stored again, answered with the first row (the caller says 409).
+    const again = await round([], [record("alone-1", "h-2")]);
+    expect(again.immediateRows).toEqual([expect.objectContaining({ txn_id: "alone-1", body_hash: "h-1" })]);
+  });
+});
