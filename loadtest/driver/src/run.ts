@@ -19,6 +19,12 @@ export interface RushOptions {
   maxInFlight: number;
   onProgress?: (progress: Progress) => void;
   progressEveryMs?: number;
+  /**
+   * A client to send with, its connections already open (a bench step's warm-up at the step's
+   * rate, so that the measured seconds start in the same state as they go on); the caller closes
+   * it. Without one, the run opens and closes its own.
+   */
+  client?: CallbackClient;
 }
 
 export interface SentRecord {
@@ -50,7 +56,7 @@ export interface RushRun {
 
 export async function runRush(options: RushOptions): Promise<RushRun> {
   const { scenario } = options;
-  const client = new CallbackClient(options.baseUrl, options.acquirerId, options.secret, options.connections);
+  const client = options.client ?? new CallbackClient(options.baseUrl, options.acquirerId, options.secret, options.connections);
   const generator = new PaymentGenerator(scenario, options.seed, options.runId);
   const due = cumulativeArrivals(scenario);
   const records: SentRecord[] = [];
@@ -99,7 +105,7 @@ export async function runRush(options: RushOptions): Promise<RushRun> {
     }
     await Promise.all(inflight);
   } finally {
-    await client.close();
+    if (!options.client) await client.close();
   }
   return { records, dropped, startedAtMs, endedAtMs: Date.now() };
 }

@@ -61,4 +61,24 @@ describe("bench report", () => {
     const { markdown } = summarize(results, ["quanta"], "test box");
     expect(markdown).toContain("| quanta | 2,000 | 300 | 100 | 5 | 95 | 500 |");
   });
+
+  it("names the processes the system's share is spent in", () => {
+    const withProcesses = (r: StepResult, ingress: number): StepResult => ({ ...r, cpuUsPerAttemptByProcess: { ingress, "worker-1": 10, "worker-2": 20 } });
+    const results = [1, 2, 3].flatMap((rep) => [withProcesses(step("quanta", rep, 1000, true, 300), 260 + rep), withProcesses(step("quanta", rep, 2000, false, 250), 1)]);
+    const { markdown } = summarize(results, ["quanta"], "test box");
+    expect(markdown).toContain("| quanta | 1,000 | 300 (ingress 262, worker-1 10, worker-2 20) | 100 |");
+  });
+
+  it("says when a system held the ladder's top rung, and that a ratio against it is an upper bound", () => {
+    const results = [1, 2, 3].flatMap((rep) => [
+      step("quanta", rep, 1000, true, 300),
+      step("quanta", rep, 2000, false, 250),
+      step("floor", rep, 1000, true, 90),
+      step("floor", rep, 2000, true, 80),
+    ]);
+    const { markdown } = summarize(results, ["quanta", "floor"], "test box");
+    expect(markdown).toContain("| floor | 2000, 2000, 2000 | 2,000 (the ladder's top: its maximum is higher) |");
+    expect(markdown).toContain("| quanta | 1000, 1000, 1000 | 1,000 |");
+    expect(markdown).toMatch(/\| quanta \/ floor \| at most 0\.50 \|/);
+  });
 });

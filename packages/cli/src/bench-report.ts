@@ -38,9 +38,19 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
   lines.push("");
   lines.push("### Maximum sustained rate (no errors, no dropped arrivals, answer p99 ≤ 100 ms)");
   lines.push("");
-  lines.push(md(["system", "per repetition (/s)", "median (/s)"], systems.map((s) => [s, maxSustained[s]!.perRep.join(", "), fmt(maxSustained[s]!.median)])));
+  // A system sustained at the ladder's top rung has a maximum above the ladder: say so, and say
+  // that a ratio against it is an upper bound.
+  const top = Math.max(...rates);
+  const atTop = (s: SystemName) => maxSustained[s]!.perRep.some((r) => r === top);
+  lines.push(
+    md(
+      ["system", "per repetition (/s)", "median (/s)"],
+      systems.map((s) => [s, maxSustained[s]!.perRep.join(", "), `${fmt(maxSustained[s]!.median)}${atTop(s) ? " (the ladder's top: its maximum is higher)" : ""}`]),
+    ),
+  );
   lines.push("");
   const q = maxSustained.quanta?.median ?? Number.NaN;
+  const bound = (s: SystemName) => (systems.includes(s) && atTop(s) ? "at most " : "");
   const common = rates.filter((rate) => systems.every((s) => at(s, rate).length > 0)).at(-1);
   const p99At = (s: SystemName) => (common === undefined ? Number.NaN : median(at(s, common).map((r) => r.ackMs.p99)));
   lines.push("### Ratios");
@@ -49,8 +59,8 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
     md(
       ["", "max sustained rate", `answer p99 at ${common ?? "-"}/s`],
       [
-        ["quanta / floor", fmt(q / (maxSustained.floor?.median ?? Number.NaN), 2), fmt(p99At("quanta") / p99At("floor"), 2)],
-        ["quanta / direct", fmt(q / (maxSustained.direct?.median ?? Number.NaN), 2), fmt(p99At("quanta") / p99At("direct"), 2)],
+        ["quanta / floor", `${bound("floor")}${fmt(q / (maxSustained.floor?.median ?? Number.NaN), 2)}`, fmt(p99At("quanta") / p99At("floor"), 2)],
+        ["quanta / direct", `${bound("direct")}${fmt(q / (maxSustained.direct?.median ?? Number.NaN), 2)}`, fmt(p99At("quanta") / p99At("direct"), 2)],
         ...(systems.includes("quanta-aof")
           ? [["quanta-aof / quanta (the cost of AOF always)", fmt((maxSustained["quanta-aof"]?.median ?? Number.NaN) / q, 2), fmt(p99At("quanta-aof") / p99At("quanta"), 2)]]
           : []),
@@ -74,7 +84,10 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
       if (xs.length === 0) continue;
       const c = (f: (u: StepResult["cpuUsPerAttempt"]) => number) => median(xs.map((r) => (r.cpuUsPerAttempt ? f(r.cpuUsPerAttempt) : Number.NaN)));
       const total = c(cpuTotalUs);
-      rows.push([sys, fmt(rate), fmt(c((u) => u.services)), fmt(c((u) => u.postgres)), fmt(c((u) => u.redis)), fmt(c((u) => u.driver)), fmt(total), `${fmt((cores * 1e6) / total)}/s`]);
+      // Which of the system's processes its share is (results written before this was measured have none).
+      const names = [...new Set(xs.flatMap((r) => Object.keys(r.cpuUsPerAttemptByProcess ?? {})))];
+      const byProcess = names.length < 2 ? "" : names.map((n) => `${n} ${fmt(median(xs.map((r) => r.cpuUsPerAttemptByProcess?.[n] ?? Number.NaN)))}`).join(", ");
+      rows.push([sys, fmt(rate), `${fmt(c((u) => u.services))}${byProcess ? ` (${byProcess})` : ""}`, fmt(c((u) => u.postgres)), fmt(c((u) => u.redis)), fmt(c((u) => u.driver)), fmt(total), `${fmt((cores * 1e6) / total)}/s`]);
     }
     if (rows.length > 0) {
       lines.push(`### Where the CPU goes (µs of CPU per attempt at each system's maximum sustained rate, medians; ${cores} cores)`);

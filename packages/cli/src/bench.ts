@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
 import { connect, dropDatabase, inversionWindowMs, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
-import { loadScenario, percentiles, runRush, type Scenario } from "@quanta/loadtest";
+import { CallbackClient, loadScenario, percentiles, runRush, type Scenario } from "@quanta/loadtest";
+import { warmUpCampaign, warmUpScenario } from "./bench-warm-up.js";
 import { Probes, peakRssMiB, postgresCpuS, processCpuS, type ServerCounters } from "./bench-probes.js";
 import { deletePrefix } from "./redis-cleanup.js";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
@@ -27,6 +28,12 @@ export type SystemName = "quanta" | "direct" | "floor" | "quanta-aof" | "quanta-
  * process costs on a 2-core box, against what it buys (a worker's death is covered by the other). */
 export const SYSTEMS: readonly SystemName[] = ["quanta", "direct", "floor"];
 export const ALL_SYSTEMS: readonly SystemName[] = [...SYSTEMS, "quanta-aof", "quanta-1w"];
+/**
+ * The default ladder: fine steps where the direct design gives out (500-750/s), then on to where
+ * the floor does (the load generator's own limit, about 12,000/s on a 2-core box), so that every
+ * system's maximum is found and not the ladder's top.
+ */
+export const DEFAULT_RATES: readonly number[] = [500, 600, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 10_000, 12_000, 14_000, 16_000];
 
 export interface BenchSettings {
   databaseUrl: string;
@@ -68,6 +75,8 @@ export interface StepResult {
    * generator). Their sum against the machine's cores bounds the rate the box can carry.
    */
   cpuUsPerAttempt: { services: number; postgres: number; redis: number; driver: number };
+  /** The same for each of the system's processes (ingress, worker-1, …): which one the services' share is. */
+  cpuUsPerAttemptByProcess?: Record<string, number>;
   invariantsOk: boolean | null;
   invariantProblems: string[];
   sustained: boolean;
@@ -75,9 +84,13 @@ export interface StepResult {
 }
 
 const P99_LIMIT_MS = 100;
+/** The first warm-up (the stock path), at up to WARMUP_RATE_MAX_PER_S: enough requests for V8 to tier it up. */
 const WARMUP_S = 3;
-/** Rate of the second warm-up (payments that take no stock): enough requests to tier the hot path up. */
 const WARMUP_RATE_MAX_PER_S = 1_500;
+/** The second (payments that take no stock), at the step's own rate when that is higher. */
+const WARMUP_AT_RATE_S = 2;
+/** Connections of the load generator's pool (undici opens them as concurrency needs them). */
+const CONNECTIONS_MAX = 512;
 // As deployed by `npm run rush` (the configuration default).
 const BENCH_PARTITIONS = 4;
 
@@ -115,6 +128,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
   await migrate(databaseUrl, BENCH_PARTITIONS);
   const campaign = readCampaignFile(SEED_CAMPAIGN_PATH);
   await loadCampaign(databaseUrl, campaign, BENCH_PARTITIONS);
+  await loadCampaign(databaseUrl, warmUpCampaign(SEED_CAMPAIGN_PATH), BENCH_PARTITIONS);
   // Started last before the try whose finally stops it.
   const ownRedis = system === "quanta-aof" ? await PrivateRedis.start() : undefined;
   const redisUrl = ownRedis?.url ?? settings.redisUrl;
@@ -137,46 +151,55 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
       forgedShare: 0,
       conflictShare: 0,
     };
-    // Warm-ups, not measured. First the scenario's payments at up to 200/s: connections, JIT and
-    // plan caches of the stock path settle. Then the step's rate (capped): V8 tiers up a server's
-    // hot path only after a few thousand requests, and a step that started cold spent its first
-    // second 100-800 ms behind (floor and quanta alike, even at 3,000/s), which alone set its p99.
-    // Those payments are all below every tier's threshold, so they take no stock: the measured
-    // step still starts with the campaign's whole quota.
-    const warmUp = (ratePerS: number, seed: number, runId: string, payments: Partial<Scenario>) =>
-      runRush({
-        baseUrl: `http://127.0.0.1:${services[0]!.port}`,
-        acquirerId,
-        secret,
-        scenario: { ...scenario, durationS: WARMUP_S, arrival: { ...scenario.arrival, peakRatePerS: ratePerS, plateauS: WARMUP_S }, ...payments },
-        seed,
-        runId,
-        connections: 64,
-        maxInFlight: 10_000,
-      });
-    await warmUp(Math.min(rate, 200), 1, `w${rep}x${rate}`, {});
-    const floorFen = Math.min(...campaign.activities.flatMap((a) => a.tiers.map((t) => t.thresholdFen)));
-    if (floorFen > 1) {
-      await warmUp(Math.min(rate, WARMUP_RATE_MAX_PER_S), 2, `v${rep}x${rate}`, { spendMixFen: [{ fromFen: 1, toFen: floorFen - 1, weight: 1 }], resendShare: 0 });
-    }
+    // Warm-ups, not measured, through the connections the step then uses. First the warm-up
+    // campaign (bench-warm-up.ts: the same stock path, none of the measured campaign's vouchers) at
+    // up to WARMUP_RATE_MAX_PER_S, enough requests for V8 to tier the stock path up (a step that
+    // started cold spent its first second 100-800 ms behind, floor and quanta alike). Then payments
+    // below every threshold (no stock) at the step's own rate: the HTTP side, the connection pool
+    // and the load generator are in their steady state when the measured seconds start, and what
+    // those seconds begin with is what the opening minute begins with, the demand for stock.
+    const baseUrl = `http://127.0.0.1:${services[0]!.port}`;
+    const client = new CallbackClient(baseUrl, acquirerId, secret, CONNECTIONS_MAX);
+    const send = (s: Scenario, seed: number, runId: string) =>
+      runRush({ baseUrl, acquirerId, secret, scenario: s, seed, runId, connections: CONNECTIONS_MAX, maxInFlight: 10_000, client });
+    const steady = (ratePerS: number, durationS: number) => ({ durationS, arrival: { ...scenario.arrival, peakRatePerS: ratePerS, plateauS: durationS } });
     const servicesCpuS = () => services.reduce((sum, x) => sum + processCpuS(x.child.pid), 0);
-    const cpuBefore = { services: servicesCpuS(), postgres: postgresCpuS(), driver: process.cpuUsage() };
-    const before = await probes.read(dbName);
-    let peakBytes = before.redisUsedBytes;
-    const sampler = setInterval(() => {
-      probes.redisUsedBytes().then((b) => (peakBytes = Math.max(peakBytes, b)), () => undefined);
-    }, 250);
-    const run = await runRush({ baseUrl: `http://127.0.0.1:${services[0]!.port}`, acquirerId, secret, scenario, seed: rep * 1_000 + rate, runId: `b${rep}x${rate}`, connections: 512, maxInFlight: 10_000 });
+    const perProcessCpuS = () => services.map((x) => processCpuS(x.child.pid));
+    let cpuBefore: { services: number; postgres: number; driver: NodeJS.CpuUsage; perProcess: number[] };
+    let before: ServerCounters;
+    let peakBytes = 0;
+    let sampler: NodeJS.Timeout | undefined;
+    let run: Awaited<ReturnType<typeof runRush>>;
+    try {
+      await send({ ...warmUpScenario(scenario), ...steady(Math.min(rate, WARMUP_RATE_MAX_PER_S), WARMUP_S) }, 1, `w${rep}x${rate}`);
+      const floorFen = Math.min(...campaign.activities.flatMap((a) => a.tiers.map((t) => t.thresholdFen)));
+      if (rate > WARMUP_RATE_MAX_PER_S && floorFen > 1) {
+        await send({ ...scenario, ...steady(rate, WARMUP_AT_RATE_S), spendMixFen: [{ fromFen: 1, toFen: floorFen - 1, weight: 1 }], resendShare: 0 }, 2, `v${rep}x${rate}`);
+      }
+      cpuBefore = { services: servicesCpuS(), postgres: postgresCpuS(), driver: process.cpuUsage(), perProcess: perProcessCpuS() };
+      before = await probes.read(dbName);
+      peakBytes = before.redisUsedBytes;
+      sampler = setInterval(() => {
+        probes.redisUsedBytes().then((b) => (peakBytes = Math.max(peakBytes, b)), () => undefined);
+      }, 250);
+      run = await send(scenario, rep * 1_000 + rate, `b${rep}x${rate}`);
+    } catch (error) {
+      clearInterval(sampler);
+      throw error;
+    } finally {
+      await client.close();
+    }
 
     const acked = run.records.filter((r) => r.status === 200 || r.status === 202);
     const keys = [...new Set(acked.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId }));
     const missing = system === "floor" ? [] : await waitUntilDecided(db.kysely, keys, { timeoutMs: 120_000, pollMs: 250 });
     clearInterval(sampler);
-    const cpuAfter = { services: servicesCpuS(), postgres: postgresCpuS(), driver: process.cpuUsage(cpuBefore.driver) };
+    const cpuAfter = { services: servicesCpuS(), postgres: postgresCpuS(), driver: process.cpuUsage(cpuBefore.driver), perProcess: perProcessCpuS() };
     await new Promise((r) => setTimeout(r, 1_200)); // Postgres publishes commit counts about once a second
     const after = await probes.read(dbName);
+    const processName = (s: ServiceProcess, i: number) => `${s.kind}${services.filter((x) => x.kind === s.kind).length > 1 ? `-${i}` : ""}`;
     const rssPeakMiB: Record<string, number> = {};
-    services.forEach((s, i) => (rssPeakMiB[`${s.kind}${services.filter((x) => x.kind === s.kind).length > 1 ? `-${i}` : ""}`] = peakRssMiB(s.child.pid)));
+    services.forEach((s, i) => (rssPeakMiB[processName(s, i)] = peakRssMiB(s.child.pid)));
 
     const attempts = Math.max(1, acked.length);
     // A forged callback's right answer is 401 (I5), anything else from it is an error; a 409 is the
@@ -213,6 +236,9 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
         redis: ((after.redisCpuS - before.redisCpuS) * 1e6) / attempts,
         driver: (cpuAfter.driver.user + cpuAfter.driver.system) / attempts,
       },
+      cpuUsPerAttemptByProcess: Object.fromEntries(
+        services.map((s, i) => [processName(s, i), ((cpuAfter.perProcess[i]! - cpuBefore.perProcess[i]!) * 1e6) / attempts]),
+      ),
       invariantsOk: null,
       invariantProblems: [],
       sustained: false,

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { table } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { rush, writeRushResult } from "./rush.js";
-import { ALL_SYSTEMS, SYSTEMS, bench, type SystemName } from "./bench.js";
+import { ALL_SYSTEMS, DEFAULT_RATES, SYSTEMS, bench, type SystemName } from "./bench.js";
 import { chartSvg, summarize, terminalTable, writeBenchResults } from "./bench-report.js";
 import { cpus, totalmem } from "node:os";
 
@@ -34,7 +34,7 @@ commands:
       --acknowledged FILE        also I3: every txn in FILE (what acquirers were answered 200/202;
                                  one "acquirerId/txnId" per line) has a stored decision
   bench [options]              open-model ladders: quanta vs direct (one txn per callback) vs floor
-      --rates 250,500,…          offered rates to climb (default 500,750,1000,1500,2000,2500,3000,3500,4000,5000,6000)
+      --rates 250,500,…          offered rates to climb (default ${DEFAULT_RATES.join(",")})
       --reps N                   repetitions, systems alternating (default 3)
       --step S                   seconds of load per step (default 10)
       --systems a,b              subset of quanta,direct,floor, or quanta-aof (quanta on Redis with AOF always),
@@ -138,7 +138,7 @@ async function main(argv: string[]): Promise<number> {
       return result.ok ? 0 : 1;
     }
     case "bench": {
-      const rates = (values.rates ?? "500,750,1000,1500,2000,2500,3000,3500,4000,5000,6000").split(",").map((r) => positiveInt(r, "--rates")!);
+      const rates = values.rates ? values.rates.split(",").map((r) => positiveInt(r, "--rates")!) : [...DEFAULT_RATES];
       const systems = (values.systems ?? SYSTEMS.join(",")).split(",") as SystemName[];
       for (const s of systems) if (!ALL_SYSTEMS.includes(s)) throw new UsageError(`unknown system ${s}; choose from ${ALL_SYSTEMS.join(", ")}`);
       const settings = {
