@@ -16,7 +16,6 @@ import {
   immediateInsertCtes,
   immediateInsertValues,
   insertImmediate,
-  readBackImmediate,
   uniqueByTxn,
   type ImmediateRecord,
 } from "./record-immediate-batch.js";
@@ -164,7 +163,9 @@ const WRITE = `
   ${immediateInsertCtes(N + 6)}
   select false as immediate, d.* from decided d
   union all
-  select true as immediate, i.* from imm i`;
+  select true as immediate, i.* from imm i
+  union all
+  select true as immediate, b.* from imm_before b`;
 
 export interface PartitionBatch {
   partition: number;
@@ -492,8 +493,6 @@ async function writeRound(
       }
     }
     invariant(decidedRows === records.length, `wrote ${decidedRows} of ${records.length} decisions`);
-    // Rows other copies stored before: a read of committed rows, after the commit as well as before.
-    immediateRows.push(...(await readBackImmediate(tx.client, toInsert, immediateRows)));
   }
   for (const key of shadowed) {
     const row = round.stored.get(key);

@@ -44,10 +44,13 @@ export interface ImmediateOutcome {
 const N = ATTEMPT_COLUMNS.length;
 
 /**
- * The immediate insert as common table expressions (u, marked, imm), its parameters numbered from
- * offset + 1 (see immediateInsertValues); `imm` returns the decision columns of the rows inserted.
- * Shared by the statement of its own and by the group transaction's final write, which carries
- * these with the batches' rows (one round trip for both).
+ * The immediate insert as common table expressions (u, marked, imm, imm_before), its parameters
+ * numbered from offset + 1 (see immediateInsertValues): `imm` returns the decision columns of the
+ * rows inserted, `imm_before` those of the rows other copies stored before (a resend of a decided
+ * txn), looked up by key for the records not inserted (a sold_out whose marks are gone has none:
+ * settleImmediate calls it stale). Shared by the statement of its own and by the group
+ * transaction's final write, which carries these with the batches' rows (one round trip for both,
+ * where a read of the rows stored before was a statement, and a commit, of its own).
  */
 export function immediateInsertCtes(offset: number): string {
   const $ = (i: number) => `$${offset + i}`;
@@ -77,7 +80,11 @@ export function immediateInsertCtes(offset: number): string {
         or (select count(*) from marked m where m.campaign_id = u.campaign_id and m.id = any(string_to_array(u.sold_out_tiers, ',')))
            = cardinality(string_to_array(u.sold_out_tiers, ','))
     on conflict (acquirer_id, txn_id) do nothing
-    returning ${decisionColumnList()})`;
+    returning ${decisionColumnList()}),
+  imm_before as (
+    select b.* from u
+     cross join lateral (select ${decisionColumnList("x")} from attempts x where x.acquirer_id = u.acquirer_id and x.txn_id = u.txn_id) b
+     where (u.acquirer_id, u.txn_id) not in (select i.acquirer_id, i.txn_id from imm i))`;
 }
 
 /** The parameters of immediateInsertCtes, for records already made unique by txn. */
@@ -89,7 +96,7 @@ export function immediateInsertValues(rows: readonly ImmediateRecord[]): unknown
   ];
 }
 
-const INSERT = `with ${immediateInsertCtes(0)} select * from imm`;
+const INSERT = `with ${immediateInsertCtes(0)} select * from imm union all select * from imm_before`;
 
 export async function recordImmediateBatch(
   pool: pg.Pool,
@@ -100,43 +107,15 @@ export async function recordImmediateBatch(
 }
 
 /**
- * The insert alone, on a client inside a transaction (a partition owner's group transaction
- * stores the ingress's own decisions with its batches: one commit for both), followed by a read
- * of the rows other copies stored before, in the same transaction. Returns both; settleImmediate
- * then needs no query of its own.
+ * The insert as a statement of its own (its own transaction on a pool, a round of an ingress's
+ * decisions alone), with the rows other copies stored before: settleImmediate needs a query of
+ * its own only for a copy committed while the statement ran.
  */
 export async function insertImmediate(client: pg.Pool | pg.PoolClient, records: readonly ImmediateRecord[]): Promise<DecisionRow[]> {
   const rows = [...uniqueByTxn(records).values()];
   if (rows.length === 0) return [];
-  const inserted = await client.query<DecisionRow>({ name: "immediate_write", text: INSERT, values: immediateInsertValues(rows) });
-  return [...inserted.rows, ...(await readBackImmediate(client, rows, inserted.rows))];
+  return (await client.query<DecisionRow>({ name: "immediate_write", text: INSERT, values: immediateInsertValues(rows) })).rows;
 }
-
-/**
- * The rows of the records an immediate insert did not insert: another copy stored before (the
- * records whose sold_out marks were gone have none, and settleImmediate calls them stale).
- */
-export async function readBackImmediate(
-  client: pg.Pool | pg.PoolClient,
-  rows: readonly ImmediateRecord[],
-  inserted: readonly DecisionRow[],
-): Promise<DecisionRow[]> {
-  const got = new Set(inserted.map((r) => attemptKey(r.acquirer_id, r.txn_id)));
-  const missing = rows.filter((r) => !got.has(attemptKey(r.record.acquirerId, r.record.payment.txnId)));
-  if (missing.length === 0) return [];
-  const before = await client.query<DecisionRow>({
-    name: "immediate_read_back",
-    text: READ_BACK,
-    values: [missing.map((r) => r.record.acquirerId), missing.map((r) => r.record.payment.txnId)],
-  });
-  return before.rows;
-}
-
-// One primary-key lookup per pair (lateral), as in the batch read: "= any() and = any()" reads
-// every attempt of the acquirer.
-const READ_BACK = `
-  select a.* from unnest($1::text[], $2::text[]) as k(acquirer_id, txn_id)
-   cross join lateral (select ${decisionColumnList("x")} from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a`;
 
 /** Every record's stored row (inserted now, or stored before by another copy) and the stale ones. */
 export async function settleImmediate(db: Kysely<Database>, records: readonly ImmediateRecord[], inserted: readonly DecisionRow[]): Promise<ImmediateOutcome> {

@@ -25,24 +25,23 @@ import type pg from "pg";
  * The one writer of an owner process: every attempt of every partition the
  * process owns, queued (a BullMQ job) or local (an ingress's own), is parked
  * here, and a single loop turns everything parked into one Postgres
- * transaction per round (decideGroupTx: each partition's batch in partition
- * order, one commit), in the order parked.
+ * transaction per round (decideGroupTx: every partition's attempts in arrival
+ * order against the stock the round's partitions hold together, one commit).
  *
  * Inputs: parked items, each of one partition with the epoch its drain holds,
  * and the decisions an ingress made itself without stock (storeImmediate),
  * which ride in the same transaction, so that a round of an ingress costs
  * one commit whatever mix of answers it carries.
  * States of a round: taking (up to batchMax attempts) -> deciding (one group
- * transaction, retried on transient errors; a partition whose share runs dry
- * refills it inside) -> answered (queued: published to the waiting
- * ingresses; local: handed back).
+ * transaction, retried on transient errors; a tier that runs dry for the
+ * round's partitions is refilled inside) -> answered (queued: published to
+ * the waiting ingresses; local: handed back).
  * A fenced partition's items are rejected (jobs go back to BullMQ for the new
  * owner, local attempts are queued by their caller) and the round runs again
  * without it.
  * Rounds start at most every roundGapMs, so under load one commit carries
  * everything that arrived in that window.
- * Trade-off: a partition waits for another's refill within a round, a
- * round is as slow as its slowest partition, and an attempt can wait up to
+ * Trade-off: a partition waits for another's refill within a round, and an attempt can wait up to
  * roundGapMs for its round; in exchange one WAL flush and one transaction per
  * round serve every partition and the ingress's own decisions, where one
  * per partition and per intake batch made commits the largest Postgres cost.
