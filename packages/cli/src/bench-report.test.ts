@@ -81,4 +81,18 @@ describe("bench report", () => {
     expect(markdown).toContain("| quanta | 1000, 1000, 1000 | 1,000 |");
     expect(markdown).toMatch(/\| quanta \/ floor \| at most 0\.50 \|/);
   });
+
+  it("tells a median below the top from a repetition that held it", () => {
+    const results = [
+      ...[1, 2, 3].map((rep) => step("quanta", rep, 1000, true, 300)),
+      ...[1, 2, 3].map((rep) => step("quanta", rep, 2000, false, 250)),
+      ...[1, 2, 3].map((rep) => step("floor", rep, 1000, true, 90)),
+      step("floor", 1, 2000, true, 80),
+      step("floor", 2, 2000, false, 80),
+      step("floor", 3, 2000, false, 80),
+    ];
+    const { markdown } = summarize(results, ["quanta", "floor"], "test box");
+    expect(markdown).toContain("| floor | 2000, 1000, 1000 | 1,000 (1 of 3 repetitions held the ladder's top) |");
+    expect(markdown).toMatch(/\| quanta \/ floor \| 1\.00 \|/);
+  });
 });
