@@ -5,23 +5,11 @@ import type pg from "pg";
  * connection broke is destroyed rather than returned to the pool.
  */
 export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
+  return onTransactionClient(pool, async (client, at) => {
+    at.state = "open"; // before BEGIN leaves: a BEGIN that fails is rolled back (and its broken client destroyed)
     await client.query("begin");
-    const result = await work(client);
-    await client.query("commit");
-    return result;
-  } catch (error) {
-    try {
-      await client.query("rollback");
-    } catch (rollbackError) {
-      broken = rollbackError as Error;
-    }
-    throw error;
-  } finally {
-    client.release(broken);
-  }
+    return work(client);
+  });
 }
 
 /**
@@ -44,10 +32,15 @@ export interface PipelinedTx {
 }
 
 export async function inPipelinedTransaction<T>(pool: pg.Pool, work: (tx: PipelinedTx) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  const at: { state: "new" | "open" | "committed" } = { state: "new" };
-  const tx: PipelinedTx = {
+  return onTransactionClient(pool, (client, at) => work(pipelinedTx(client, at)));
+}
+
+interface TxState {
+  state: "new" | "open" | "committed";
+}
+
+function pipelinedTx(client: pg.PoolClient, at: TxState): PipelinedTx {
+  return {
     client,
     begin: async <R extends pg.QueryResultRow>(query: pg.QueryConfig) => {
       if (at.state !== "new") throw new Error("begin called twice on a pipelined transaction");
@@ -63,8 +56,18 @@ export async function inPipelinedTransaction<T>(pool: pg.Pool, work: (tx: Pipeli
       return last as pg.QueryResult<R>;
     },
   };
+}
+
+/**
+ * One pooled client for a transaction that work opens: committed at the end if work left it open,
+ * rolled back on any error; a client whose connection broke is destroyed, not returned.
+ */
+async function onTransactionClient<T>(pool: pg.Pool, work: (client: pg.PoolClient, at: TxState) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const at: TxState = { state: "new" };
   try {
-    const result = await work(tx);
+    const result = await work(client, at);
     if (at.state === "open") {
       await client.query("commit");
       at.state = "committed";
