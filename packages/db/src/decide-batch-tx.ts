@@ -205,8 +205,9 @@ const REFILL_STEPS_MAX = 1_000;
 
 /**
  * One transaction, one commit, for the batches of several partitions and the decisions that need
- * no stock (records an ingress decided itself). A batch whose share runs dry refills it inside
- * the transaction and goes on deciding, so the refill and what it unblocks commit together.
+ * no stock (records an ingress decided itself). A tier that runs dry for the round's partitions is
+ * refilled inside the transaction and deciding goes on, so the refill and what it unblocks commit
+ * together.
  */
 export async function decideGroupTx(
   pool: pg.Pool,
