@@ -80,13 +80,6 @@ export type BatchResult =
   | { kind: "decided"; attempt: QueuedAttempt; row: DecisionRow; fresh: boolean }
   | { kind: "conflict"; attempt: QueuedAttempt; row: DecisionRow };
 
-export interface BatchTxOutcome {
-  results: BatchResult[];
-  /** Attempts not decided because a share must be refilled first (in order). */
-  rest: QueuedAttempt[];
-  refill?: { campaignId: string; tierId: string };
-}
-
 // All reads of a round in one round trip. The scalar subqueries run left to right: the partition
 // rows are locked first (fencing), then capped campaigns' budget rows by id, then the share rows,
 // in (partition, campaign, tier) order, then a KEY SHARE lock on the tier rows marked sold out,
@@ -171,24 +164,6 @@ export interface PartitionBatch {
   partition: number;
   epoch: number;
   attempts: readonly QueuedAttempt[];
-}
-
-/** One partition, without refills: decides until an attempt needs one, writes, and says which. */
-export async function decideBatchTx(
-  pool: pg.Pool,
-  partition: number,
-  epoch: number,
-  attempts: readonly QueuedAttempt[],
-  campaigns: ReadonlyMap<string, Campaign>,
-): Promise<BatchTxOutcome> {
-  return inPipelinedTransaction(pool, async (tx) => {
-    const round = await readRound(tx, [{ partition, epoch, attempts }], campaigns);
-    const need = decidePending(round, campaigns);
-    const { results } = await writeRound(tx, round, []);
-    // Left for the caller: what is still pending, with the repeats of it, in arrival order.
-    const rest = attempts.filter((a) => !round.stored.has(attemptKey(a.acquirerId, a.payment.txnId)));
-    return { results, rest, ...(need ? { refill: { campaignId: need.campaignId, tierId: need.tierId } } : {}) };
-  });
 }
 
 export interface GroupOutcome {
@@ -445,8 +420,11 @@ async function writeRound(
   round: Round,
   immediate: readonly ImmediateRecord[],
 ): Promise<{ results: BatchResult[]; immediateRows: DecisionRow[] }> {
+  // Built only when the ingress sent decisions with the round (most rounds of the stock phase carry none).
   const inRound = new Set<string>();
-  for (const attempts of round.attempts.values()) for (const a of attempts) inRound.add(attemptKey(a.acquirerId, a.payment.txnId));
+  if (immediate.length > 0) {
+    for (const attempts of round.attempts.values()) for (const a of attempts) inRound.add(attemptKey(a.acquirerId, a.payment.txnId));
+  }
   const shadowed: string[] = [];
   const toInsert: ImmediateRecord[] = [];
   for (const [key, r] of uniqueByTxn(immediate)) {
@@ -505,7 +483,7 @@ async function writeRound(
   for (const attempts of round.attempts.values()) {
     for (const attempt of attempts) {
       const row = round.stored.get(attemptKey(attempt.acquirerId, attempt.payment.txnId));
-      if (!row) continue; // still pending: a caller without refills gets it back as rest
+      invariant(row, `attempt ${attemptKey(attempt.acquirerId, attempt.payment.txnId)} left undecided by its round`);
       results.push(answerFromRow(attempt, row, fresh.has(attempt)));
     }
   }

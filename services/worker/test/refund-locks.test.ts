@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { sql } from "kysely";
 import { classify, parseCampaignFile, type QueuedAttempt } from "@quanta/domain";
-import { decideBatchTx, findAttempt, readCampaigns, recordImmediateBatch, refundTx } from "@quanta/db";
+import { decideGroupTx, findAttempt, readCampaigns, recordImmediateBatch, refundTx } from "@quanta/db";
 import { createTestWorld, settledWithin as settled, type TestWorld } from "@quanta/cli";
 
 /**
@@ -36,7 +36,7 @@ async function attempt(txnId: string, payerId: string): Promise<QueuedAttempt> {
 async function decide(txnId: string, payerId: string) {
   const campaigns = new Map((await readCampaigns(world.db.kysely)).map((c) => [c.id, c]));
   const epoch = Number((await sql<{ epoch: string }>`select epoch from partitions where partition = 0`.execute(world.db.kysely)).rows[0]!.epoch);
-  return decideBatchTx(world.db.pool, 0, epoch, [await attempt(txnId, payerId)], campaigns);
+  return decideGroupTx(world.db.pool, [{ partition: 0, epoch, attempts: [await attempt(txnId, payerId)] }], campaigns, 1);
 }
 
 beforeAll(async () => {
@@ -69,16 +69,15 @@ describe("refunds and sold-out marks", () => {
     expect(await settled(refund, 300)).toBe(false);
     await other.query("commit");
     expect(await refund).toMatchObject({ kind: "recorded", row: { outcome: "voucher_returned" } });
-    // Put the tier back to sold out for the next cases: grant the returned voucher again.
+    // The returned voucher is granted again, out of the pool the refund filled.
     const again = await decide("t-2", "p-2");
-    expect(again.refill).toBeDefined();
+    expect(again.refills).toEqual(["pool"]);
+    expect(again.results[0]).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "L-only" } });
   });
 
   it("a batch waits for a refund in progress, then refills and grants instead of answering sold_out", async () => {
-    // State: the returned voucher sits in the pool; the share is empty; the mark was cleared.
-    await sql`update tiers set pool = 0, sold_out_at = clock_timestamp() where id = 'L-only'`.execute(world.db.kysely);
-    await sql`update attempts set voucher_returned_at = null where txn_id = 't-1'`.execute(world.db.kysely);
-    await sql`delete from refunds`.execute(world.db.kysely);
+    // State: t-2 holds the only voucher (t-1's came back and went to it), the tier is marked sold out.
+    await sql`update tiers set sold_out_at = clock_timestamp() where id = 'L-only'`.execute(world.db.kysely);
     // A refund in progress, as refund-tx does it: the tier row locked FOR UPDATE, the voucher back in the
     // pool, the mark cleared, not committed.
     await other.query("begin");
@@ -88,9 +87,9 @@ describe("refunds and sold-out marks", () => {
     expect(await settled(batch, 300)).toBe(false);
     await other.query("commit");
     const outcome = await batch;
-    // Not sold_out: the share needs a refill from the pool the refund filled.
-    expect(outcome.results).toEqual([]);
-    expect(outcome.refill).toEqual({ campaignId: "locks", tierId: "L-only" });
+    // Not sold_out: the share is refilled from the pool the refund filled, and the voucher granted.
+    expect(outcome.refills).toEqual(["pool"]);
+    expect(outcome.results[0]).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "L-only" } });
   });
 
   it("the ingress's sold_out waits for a refund in progress, then comes back stale instead of stored", async () => {
