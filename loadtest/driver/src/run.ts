@@ -10,6 +10,11 @@ import { cumulativeArrivals, rateAt, type Scenario } from "./scenario.js";
  */
 export interface RushOptions {
   baseUrl: string;
+  /**
+   * Several ingresses behind a load balancer: arrivals go round robin over baseUrl and these, and
+   * a resend or a conflicting copy of a txn goes to another ingress than its first copy did.
+   */
+  moreBaseUrls?: readonly string[];
   acquirerId: string;
   secret: string;
   scenario: Scenario;
@@ -57,6 +62,8 @@ export interface RushRun {
 export async function runRush(options: RushOptions): Promise<RushRun> {
   const { scenario } = options;
   const client = options.client ?? new CallbackClient(options.baseUrl, options.acquirerId, options.secret, options.connections);
+  const clients = [client, ...(options.moreBaseUrls ?? []).map((url) => new CallbackClient(url, options.acquirerId, options.secret, options.connections))];
+  const firstSentTo = new Map<string, number>();
   const generator = new PaymentGenerator(scenario, options.seed, options.runId);
   const due = cumulativeArrivals(scenario);
   const records: SentRecord[] = [];
@@ -79,7 +86,13 @@ export async function runRush(options: RushOptions): Promise<RushRun> {
     const body = JSON.stringify(arrival.body);
     const sentAt = performance.now();
     const sentAtMs = Date.now();
-    const p = client
+    let to = sent % clients.length;
+    if (clients.length > 1) {
+      const first = firstSentTo.get(arrival.body.txnId);
+      if (first === undefined) firstSentTo.set(arrival.body.txnId, to);
+      else if (first === to) to = (to + 1) % clients.length;
+    }
+    const p = clients[to]!
       .postPayment(body, arrival.kind === "forged" ? wrongSecret : options.secret)
       .catch((error: unknown): Answer => ({ status: 0, body: String(error), headers: {} }))
       .then((answer) => {
@@ -106,6 +119,7 @@ export async function runRush(options: RushOptions): Promise<RushRun> {
     await Promise.all(inflight);
   } finally {
     if (!options.client) await client.close();
+    for (const c of clients.slice(1)) await c.close();
   }
   return { records, dropped, startedAtMs, endedAtMs: Date.now() };
 }

@@ -8,11 +8,12 @@ import { deletePrefix } from "./redis-cleanup.js";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { serviceEnv, startService, stopService, type ServiceProcess } from "./stack.js";
 import { PrivateRedis } from "./private-redis.js";
+import { waitForOwners } from "./owners.js";
 
 /**
  * `npm run bench`: open-model ladders against three systems, alternating,
  * in one run.
- *   quanta - as `npm run rush` deploys it (one ingress, two workers);
+ *   quanta - as `npm run rush` deploys it (one ingress queueing, two workers deciding);
  *   direct - one Postgres transaction per callback on the tier's hot row;
  *   floor  - verify, parse, classify, answer; nothing stored.
  * Each step: a fresh database with the seed campaign, the system started,
@@ -141,6 +142,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
       services.push(await startService("ingress", env));
       services.push(await startService("worker", env));
       if (system !== "quanta-1w") services.push(await startService("worker", env));
+      await waitForOwners(services.filter((x) => x.kind === "worker"), BENCH_PARTITIONS, 30_000);
     } else {
       services.push(await startService(system, env));
     }

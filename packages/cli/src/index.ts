@@ -5,3 +5,5 @@ export * from "./redis-cleanup.js";
 export * from "./testing.js";
 export * from "./private-redis.js";
 export * from "./settle.js";
+export * from "./answer-checks.js";
+export * from "./owners.js";

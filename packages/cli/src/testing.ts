@@ -67,13 +67,28 @@ export async function createTestWorld(
 }
 
 /**
- * Whether a promise settles (resolves or rejects) within ms: how lock tests tell "waits on a lock"
- * (false) from "went through" (true) without failing on the promise's own outcome.
+ * Waits until `count` sessions of the given application_name in the world's database are waiting
+ * on a lock (pg_stat_activity: wait_event_type 'Lock'), and returns what they run. How lock tests
+ * prove that a statement waits for another session: by looking at it, not at a clock.
  */
-export function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  return Promise.race([p.then(() => true, () => true), timeout]).finally(() => clearTimeout(timer));
+export async function sessionsWaitingOnLock(world: TestWorld, applicationName: string, count = 1, timeoutMs = 30_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = (
+      await world.db.pool.query<{ query: string }>(
+        `select query from pg_stat_activity
+          where datname = current_database() and application_name = $1 and wait_event_type = 'Lock'`,
+        [applicationName],
+      )
+    ).rows;
+    if (rows.length >= count) return rows.map((r) => r.query);
+    if (Date.now() > deadline) throw new Error(`${count} session(s) of ${applicationName} waiting on a lock: not within ${timeoutMs} ms (saw ${rows.length})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The number of deadlocks Postgres has detected in the world's database since its creation. */
+export async function deadlocksIn(world: TestWorld): Promise<number> {
+  const row = (await world.db.pool.query<{ deadlocks: string }>("select deadlocks from pg_stat_database where datname = current_database()")).rows[0];
+  return Number(row?.deadlocks ?? 0);
 }

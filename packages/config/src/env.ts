@@ -37,18 +37,13 @@ export const envSchema = z.object({
    * answer, so "nothing was accepted" stays true.
    */
   QUANTA_INTAKE_ADMIT_TIMEOUT_MS: int(50, 30_000, 1_000),
-  /**
-   * The ingress owns partitions and decides the attempts it receives for them in its own batch
-   * transactions (no queue hop); workers then stand by and take partitions only while no ingress
-   * lives. "false": every attempt that needs stock goes through the queue to a worker.
-   */
-  QUANTA_INGRESS_DECIDES: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
-  /** Attempts decided in one Postgres transaction by a partition's owner. */
+  /** Attempts decided in one Postgres transaction by a worker (and stored in one statement by an ingress). */
   QUANTA_WORKER_BATCH_MAX: int(1, 5_000, 512),
   /**
-   * Group commit window of a partition owner: its batch transactions start at most this often, so
-   * under load one commit carries every attempt that arrived meanwhile (an idle owner starts at
-   * once). Larger: fewer commits per attempt, up to this much added latency.
+   * Group commit window: a worker's rounds, and an ingress's statements of the decisions it makes
+   * itself, start at most this often, so under load one commit carries everything that arrived
+   * meanwhile (an idle process starts at once). Larger: fewer commits per attempt, up to this much
+   * added latency.
    */
   QUANTA_GROUP_COMMIT_MS: int(0, 100, 8),
   /** Queue jobs a worker holds per partition while it forms a transaction (BullMQ concurrency). */
@@ -56,7 +51,7 @@ export const envSchema = z.object({
   /**
    * Times a job may stall (its worker died or froze holding it) before BullMQ fails it. A failed
    * job still owes its attempts a decision: the partition's owner puts failed jobs back in the
-   * queue (see services/worker/src/partition-drain.ts), so this only bounds how often one job can
+   * queue (see packages/owner/src/ownership.ts), so this only bounds how often one job can
    * take a worker down before an operator hears of it (logs, quanta_queue_jobs{state="failed"}).
    */
   QUANTA_WORKER_MAX_STALLED_COUNT: int(0, 1_000, 10),
@@ -67,13 +62,12 @@ export const envSchema = z.object({
   /** How long a txnId's body hash is kept in Redis for conflict checks before the decision exists. */
   QUANTA_TXN_REGISTRY_TTL_S: int(60, 400 * 86_400, 40 * 86_400),
   /**
-   * The same for a txn the ingress decides at once (no stock needed, or a partition it owns): the
-   * key is deleted as soon as the decision is stored, so this only bounds what an ingress crash
-   * between the two leaves in Redis.
+   * The same for a txn the ingress decides itself (no stock needed): the key is deleted as soon as
+   * the decision is stored, so this only bounds what an ingress crash between the two leaves.
    */
   QUANTA_TXN_IN_FLIGHT_TTL_S: int(10, 86_400, 300),
-  /** Completed queue jobs kept this long (bounded Redis memory). */
-  QUANTA_JOB_RETENTION_S: int(0, 7 * 86_400, 600),
+  /** Completed queue jobs kept this long (0: removed at once; decisions live in Postgres). */
+  QUANTA_JOB_RETENTION_S: int(0, 7 * 86_400, 0),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -82,7 +76,15 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
+/** Settings that no longer do anything: a process that is given one says so at start. */
+export const RETIRED_SETTINGS: Readonly<Record<string, string>> = {
+  QUANTA_INGRESS_DECIDES: "ingresses never decide attempts that need stock any more: they queue them for the workers (issue #16)",
+};
+
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  for (const [name, why] of Object.entries(RETIRED_SETTINGS)) {
+    if (source[name] !== undefined) process.emitWarning(`${name} is ignored: ${why}`, { code: "QUANTA_RETIRED_SETTING" });
+  }
   const result = envSchema.safeParse(source);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  - ${i.path.join(".")}: ${i.message}`);

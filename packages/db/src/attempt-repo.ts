@@ -80,15 +80,3 @@ export function recordValues(r: AttemptRecord) {
     decided_by: r.decidedBy,
   } as const;
 }
-
-/**
- * Records a decision that needed no stock (made by the ingress). Idempotent:
- * returns the stored row, which is the earlier one when the txn was seen before.
- */
-export async function recordImmediate(db: Kysely<Database>, record: AttemptRecord): Promise<AttemptRow> {
-  const inserted = await db.insertInto("attempts").values(recordValues(record)).onConflict((oc) => oc.doNothing()).returningAll().executeTakeFirst();
-  if (inserted) return inserted;
-  const existing = await findAttempt(db, record.acquirerId, record.payment.txnId);
-  if (!existing) throw new Error(`attempt ${record.payment.txnId} vanished after a conflicting insert`);
-  return existing;
-}

@@ -1,102 +1,54 @@
 import type pg from "pg";
-import {
-  decideBatch,
-  holderKey,
-  invariant,
-  tierKey,
-  type BatchState,
-  type Campaign,
-  type Decision,
-  type QueuedAttempt,
-} from "@quanta/domain";
+import { decideBatch, holderKey, invariant, tierKey, type BatchState, type Campaign, type Decision, type QueuedAttempt } from "@quanta/domain";
 import { ATTEMPT_COLUMNS, columnArrays } from "./attempt-columns.js";
 import { attemptKey, decisionColumnList, recordValues, type DecisionRow } from "./attempt-repo.js";
 import { FencedOutError } from "./partition-repo.js";
-import {
-  immediateInsertCtes,
-  immediateInsertValues,
-  insertImmediate,
-  uniqueByTxn,
-  type ImmediateRecord,
-} from "./record-immediate-batch.js";
-import { refillInTx, type RefillResult } from "./refill-tx.js";
 import { inPipelinedTransaction, type PipelinedTx } from "./transaction.js";
 
 /**
- * Batch transactions of partition owners.
+ * A worker's round: the attempts of the partitions it owns, decided in one READ COMMITTED
+ * transaction and one commit.
  *
- * Inputs: batches of several partitions (each with the fencing epoch its
- * owner holds, attempts in arrival order), and the decisions an ingress made
- * itself without stock. A round, in one READ COMMITTED transaction:
- *   1. one statement reads for every batch at once: lock the partition rows
- *      and read their epochs (a zombie stops here), lock and read the budget
- *      left of budget-capped campaigns among the attempts' (none for the
- *      others), read decisions already stored for these txns (replays,
- *      retries after a commit whose outcome was lost: answered, never
- *      re-decided), read which payers already hold a voucher (slot not
- *      released by a refund), lock the share rows of the partitions and tiers
- *      involved and read (KEY SHARE) which tiers are marked empty everywhere;
- *   2. decide in memory every attempt of the round in arrival order, whatever
- *      its partition, against the stock the round's partitions hold together
- *      (each grant taken from its own partition's share while that holds any),
- *      until an attempt needs a refill: the tier is refilled (refillInTx: two
- *      to four statements, the share use decided so far applied first) and
- *      deciding goes on from that attempt, in memory again: nothing is read
- *      twice;
- *   3. one statement inserts every decision of the round, takes the used
- *      stock from the shares and the discounts from capped budgets, and
- *      stores the decisions that need no stock.
- * States of an attempt in a round: stored before (answered from its row), a
- * repeat of one in the round (answered from the first copy's row), pending
- * (not decided yet) -> decided in memory -> written.
- * Lock order: partition rows by number, then capped campaign rows by id, then
- * share rows by (partition, campaign, tier), then KEY SHARE on marked tier
- * rows; a refill then locks its tier row (and, sweeping, other partitions'
- * shares); the final write takes KEY SHARE on the tier rows the ingress's
- * sold_outs rely on, after every budget row, the order a refund takes them
- * in (budget, then the tier row FOR UPDATE), so the two cannot wait on each
- * other in a cycle. Batch transactions never lock another owner's partition
- * rows, so they wait only on refills (which lock no campaign row) and, for a
- * capped campaign, on each other's budget row, which they take before any
- * share: no cycle. Trade-offs: batches of a capped campaign are serialized
- * across owners on its budget row; a fenced partition aborts the round for
- * all of them (the caller drops that partition and runs the round again for
- * the others); a grant may come out of another partition's share (of the
- * same owner, in the same round). In exchange a tier runs dry for an owner
- * only when all of its partitions' shares are empty, a round decides in
- * arrival order across partitions (no inversion inside a round), and an
- * owner pays one WAL flush and two round trips per round (BEGIN with the
- * read, the write with COMMIT: inPipelinedTransaction) plus two to four per
- * refill, where a refill per dry partition share, a read and a write again
- * after each, a statement of their own for the ingress's decisions, and
- * BEGIN and COMMIT on their own cost three to five times that in the opening
- * minute. A round with no batch (the ingress's decisions alone) is one
- * statement, its own transaction.
+ * Inputs: batches of several partitions (each with the fencing epoch its owner holds, attempts
+ * in arrival order). Steps:
+ *   1. one statement (sent with BEGIN) reads for every batch at once: locks the partition rows
+ *      and reads their epochs (a zombie stops here), locks and reads the budget left of capped
+ *      campaigns, reads decisions already stored for these txns (replays, and retries after a
+ *      commit whose outcome was lost: answered, never re-decided), reads which payers already
+ *      hold a voucher, locks the round's share rows and takes KEY SHARE on the tier rows marked
+ *      sold out (held to commit: see refund-tx.ts);
+ *   2. decides in memory every attempt in arrival order, whatever its partition, against the
+ *      stock the round's partitions hold together (domain decideBatch), until one needs a tier
+ *      that none of the round's shares holds and that is not marked empty;
+ *   3. one statement (sent with COMMIT) inserts the decisions made, takes the used stock from the
+ *      shares and the discounts from capped budgets.
+ * The attempts from the one that needs stock on are left undecided (`deferred`, in order) with
+ * the refill they wait for: the caller runs refillTx, then a round for them.
+ * States of an attempt: stored before (answered from its row) | repeat of one in the round
+ * (answered from the first copy's row) | decided (written) | deferred.
  *
- * The hot path uses named statements on a raw pg client (parsed once per
- * connection).
+ * Lock order, the same for every owner: partition rows by number, capped campaign rows by id,
+ * share rows by (partition, campaign, tier), then KEY SHARE on marked tier rows. A round never
+ * locks a tier row FOR UPDATE and never touches another owner's shares; refills (refill-tx.ts)
+ * run in transactions of their own that hold nothing else. So a sweep that waits for another
+ * owner's shares waits for a round that cannot be waiting for the sweep: no cycle across owners,
+ * which refills inside rounds had (owner A's refill held the tier row and waited for B's shares
+ * while B's round held them and waited for the tier row).
+ * Trade-off: a round that runs dry commits what it decided and the rest waits for one refill and
+ * one more round (a chunk of stock per refill makes that rare); in exchange no round ever waits on
+ * a lock another owner holds while that owner waits on it.
  */
 export type BatchResult =
   | { kind: "decided"; attempt: QueuedAttempt; row: DecisionRow; fresh: boolean }
   | { kind: "conflict"; attempt: QueuedAttempt; row: DecisionRow };
 
-// All reads of a round in one round trip. The scalar subqueries run left to right: the partition
-// rows are locked first (fencing), then capped campaigns' budget rows by id, then the share rows,
-// in (partition, campaign, tier) order, then a KEY SHARE lock on the tier rows marked sold out,
-// held to commit: a refund clearing a mark (FOR UPDATE) waits for every batch that relied on it,
-// and a batch that waited re-checks the mark on the row the refund left (see refund-tx.ts).
-// Stored decisions are looked up one (acquirer, txn) pair at a time through the primary key
-// (lateral): "acquirer = any() and txn = any()" was planned as an index scan on the acquirer
-// alone, reading every attempt of the acquirer on each batch (O(table) per batch), and a plain
-// join with unnest() as a hash join over the whole table. Holders likewise: one lookup per
-// (payer, campaign, activity) through the one-grant-per-payer index, every column given, and a
-// "limit 1" (the index allows one row anyway) that keeps the planner from turning the lateral into
-// a hash join over every grant when it believes there are none. With "payer_id = any()" alone,
-// and statistics not yet caught up with a rush's grants (autovacuum analyses minutes behind), the
-// planner read every grant through the by-tier index instead and filtered them: 2.5 ms per
-// partition per batch at 10,000 grants, growing with the campaign, which halved the ingress's
-// rate. Payers and tiers are those of every attempt in the pass, a superset of the fresh ones:
-// harmless, and it saves a round trip. Exported for its plan test (batch-read-plan.test.ts).
+/**
+ * All reads of a round in one round trip. The scalar subqueries run left to right, which is the
+ * lock order above. Stored decisions and holders are looked up one key at a time (lateral, with
+ * `limit 1` on holders), so the plan stays a chain of index lookups however stale the statistics
+ * are: during a rush autovacuum analyses `attempts` minutes behind the grants, and an `= any()`
+ * form was planned as a scan of every grant. Exported for its plan test (batch-read-plan.test.ts).
+ */
 export const BATCH_READ_SQL = `
   with shares as (
     select s.partition, s.campaign_id, s.tier_id, s.remaining
@@ -130,13 +82,11 @@ export const BATCH_READ_SQL = `
 const COLUMNS = ATTEMPT_COLUMNS;
 const N = COLUMNS.length;
 
-// The round's one write: every decision it made, the used stock taken from the shares and the
-// discounts from budget-capped campaigns' budgets, and the ingress's decisions that need no stock
-// (immediateInsertCtes, which takes KEY SHARE on the marked tier rows its sold_outs rely on). The
-// decrements are deltas, so the CHECKs (remaining >= 0, budget_left_fen >= 0) backstop any
-// arithmetic slip. The two inserts never hold the same txn (the caller keeps a round's txns out of
-// its immediate records), and the immediate holder check cannot see this statement's grants (one
-// snapshot): the caller checks those in memory.
+/**
+ * The round's one write: its decisions, the used stock taken from the shares and the discounts
+ * from capped budgets. The decrements are deltas, so the CHECKs (remaining >= 0,
+ * budget_left_fen >= 0) backstop any arithmetic slip.
+ */
 const WRITE = `
   with spent as (
     update campaigns c set budget_left_fen = c.budget_left_fen - b.spent
@@ -148,17 +98,10 @@ const WRITE = `
       from unnest($${N + 1}::int[], $${N + 2}::text[], $${N + 3}::text[], $${N + 4}::int[])
              as u(partition, campaign_id, tier_id, used)
      where s.partition = u.partition and s.campaign_id = u.campaign_id and s.tier_id = u.tier_id
-    returning 1),
-  decided as (
-    insert into attempts (${COLUMNS.map(([c]) => c).join(", ")})
-    select * from unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")})
-    returning ${decisionColumnList()}),
-  ${immediateInsertCtes(N + 6)}
-  select false as immediate, d.* from decided d
-  union all
-  select true as immediate, i.* from imm i
-  union all
-  select true as immediate, b.* from imm_before b`;
+    returning 1)
+  insert into attempts (${COLUMNS.map(([c]) => c).join(", ")})
+  select * from unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")})
+  returning ${decisionColumnList()}`;
 
 export interface PartitionBatch {
   partition: number;
@@ -166,47 +109,47 @@ export interface PartitionBatch {
   attempts: readonly QueuedAttempt[];
 }
 
-export interface GroupOutcome {
-  /** Every attempt's result, batch after batch (refills made inside: nothing is left over). */
-  results: BatchResult[];
-  /** Rows of the decisions that needed no stock: inserted by this transaction, or stored before by another copy. */
-  immediateRows: DecisionRow[];
-  /** What each refill made inside the transaction did, in order. */
-  refills: RefillResult[];
+/** A tier the round's shares ran out of, for refillTx. */
+export interface RefillNeed {
+  /** The partition whose share the refill goes to (the first deferred attempt's). */
+  partition: number;
+  campaignId: string;
+  tierId: string;
+  /** Deferred attempts this tier could serve. */
+  need: number;
+  /** Partitions the round decided together: the refill takes a fair part for each. */
+  partitionsAsking: number;
 }
 
-/** Refill steps one round may take: a tier is refilled only until it is marked empty. */
-const REFILL_STEPS_MAX = 1_000;
+export interface RoundOutcome {
+  /** A result for every attempt not deferred, batch after batch, in each batch's order. */
+  results: BatchResult[];
+  /** Attempts left undecided, in arrival order, waiting for `refill`. */
+  deferred: QueuedAttempt[];
+  refill?: RefillNeed;
+}
 
-/**
- * One transaction, one commit, for the batches of several partitions and the decisions that need
- * no stock (records an ingress decided itself). A tier that runs dry for the round's partitions is
- * refilled inside the transaction and deciding goes on, so the refill and what it unblocks commit
- * together.
- */
+/** For tests that must hold a round open between its read and its write (lock-order tests). */
+export interface RoundProbe {
+  afterRead?: () => Promise<void>;
+}
+
+/** One round: reads, decides in memory, writes; stops at the first attempt that needs a refill. */
 export async function decideGroupTx(
   pool: pg.Pool,
   batches: readonly PartitionBatch[],
   campaigns: ReadonlyMap<string, Campaign>,
-  partitionCount: number,
-  immediate: readonly ImmediateRecord[] = [],
-): Promise<GroupOutcome> {
-  const order = [...batches].sort((a, b) => a.partition - b.partition);
-  for (let i = 1; i < order.length; i++) invariant(order[i]!.partition !== order[i - 1]!.partition, "two batches of one partition in a group");
-  const live = order.filter((b) => b.attempts.length > 0);
-  if (live.length === 0) {
-    // The ingress's decisions alone: one statement, its own transaction (no BEGIN and COMMIT round trips).
-    return { results: [], immediateRows: await insertImmediate(pool, immediate), refills: [] };
-  }
+  probe: RoundProbe = {},
+): Promise<RoundOutcome> {
+  const live = [...batches].filter((b) => b.attempts.length > 0).sort((a, b) => a.partition - b.partition);
+  for (let i = 1; i < live.length; i++) invariant(live[i]!.partition !== live[i - 1]!.partition, "two batches of one partition in a round");
+  if (live.length === 0) return { results: [], deferred: [] };
   return inPipelinedTransaction(pool, async (tx) => {
     const round = await readRound(tx, live, campaigns);
-    const refills: RefillResult[] = [];
-    for (let need = decidePending(round, campaigns), steps = 0; need; need = decidePending(round, campaigns), steps++) {
-      invariant(steps <= REFILL_STEPS_MAX, "refills did not converge");
-      refills.push(await refill(tx.client, round, need, partitionCount));
-    }
-    const { results, immediateRows } = await writeRound(tx, round, immediate);
-    return { results, immediateRows, refills };
+    await probe.afterRead?.();
+    const refill = decidePending(round, campaigns);
+    await writeRound(tx, round);
+    return { ...results(round), ...(refill ? { refill } : {}) };
   });
 }
 
@@ -221,23 +164,15 @@ interface Round {
   readonly stored: Map<string, DecisionRow>;
   readonly holders: Set<string>;
   readonly empty: Set<string>;
-  /** Shares as decided in memory, and as they stand in Postgres, by partition then tierKey. */
+  /** Shares as decided in memory, and as read, by partition then tierKey. */
   readonly shares: Map<number, Map<string, number>>;
+  readonly read: ReadonlyMap<number, ReadonlyMap<string, number>>;
   /** The round's partitions' shares added up, by tierKey: the stock the round decides against. */
   readonly combined: Map<string, number>;
-  readonly written: Map<number, Map<string, number>>;
   readonly budgetLeft: Map<string, number>;
   readonly budgetBefore: ReadonlyMap<string, number>;
   /** The round's fresh decisions, in the order made. */
   readonly decided: { attempt: QueuedAttempt; decision: Decision }[];
-}
-
-interface RefillNeed {
-  partition: number;
-  campaignId: string;
-  tierId: string;
-  /** Pending attempts of the partition that this tier could serve. */
-  need: number;
 }
 
 /** Step 1: the round's one read (fencing, budgets, stored decisions, holders, shares, marks). */
@@ -292,10 +227,7 @@ async function readRound(tx: PipelinedTx, batches: readonly PartitionBatch[], ca
   for (const row of read.stored) stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
   const shares = new Map<number, Map<string, number>>(batches.map((b) => [b.partition, new Map()]));
   for (const r of read.shares) shares.get(Number(r.partition))!.set(tierKey(r.campaign_id, r.tier_id), r.remaining);
-  // Budget-capped campaigns only (the rows are locked, after the partition rows, before the shares),
-  // carried from one partition to the next.
   const budgetLeft = new Map(read.budgets.map(([id, left]) => [id, Number(left)] as const));
-
   const combined = new Map<string, number>();
   for (const share of shares.values()) for (const [key, n] of share) combined.set(key, (combined.get(key) ?? 0) + n);
 
@@ -304,13 +236,11 @@ async function readRound(tx: PipelinedTx, batches: readonly PartitionBatch[], ca
   // partition's own order).
   const pending: QueuedAttempt[] = [];
   const seen = new Set<string>();
-  for (const b of batches) {
-    for (const a of b.attempts) {
-      const key = attemptKey(a.acquirerId, a.payment.txnId);
-      if (stored.has(key) || seen.has(key)) continue;
-      seen.add(key);
-      pending.push(a);
-    }
+  for (const a of all) {
+    const key = attemptKey(a.acquirerId, a.payment.txnId);
+    if (stored.has(key) || seen.has(key)) continue;
+    seen.add(key);
+    pending.push(a);
   }
   pending.sort((x, y) => x.receivedAtMs - y.receivedAtMs);
   return {
@@ -321,8 +251,8 @@ async function readRound(tx: PipelinedTx, batches: readonly PartitionBatch[], ca
     holders: new Set(read.holders.map(([c, a, p]) => holderKey(c, a, p))),
     empty: new Set(read.empty.map(([campaignId, tierId]) => tierKey(campaignId, tierId))),
     shares,
+    read: new Map([...shares].map(([p, m]) => [p, new Map(m)])),
     combined,
-    written: new Map([...shares].map(([p, m]) => [p, new Map(m)])),
     budgetLeft,
     budgetBefore: new Map(budgetLeft),
     decided: [],
@@ -331,8 +261,8 @@ async function readRound(tx: PipelinedTx, batches: readonly PartitionBatch[], ca
 
 /**
  * Step 2, in memory: the pending attempts in arrival order against the stock the round's
- * partitions hold together, until one needs a refill (returned). Each grant is taken from its own
- * partition's share while that holds any, else from another round partition's.
+ * partitions hold together, until one needs a refill (returned; it and the ones after it stay
+ * pending). Each grant is taken from its own partition's share while that holds any.
  */
 function decidePending(round: Round, campaigns: ReadonlyMap<string, Campaign>): RefillNeed | undefined {
   const pending = round.pending;
@@ -358,6 +288,7 @@ function decidePending(round: Round, campaigns: ReadonlyMap<string, Campaign>): 
     campaignId,
     tierId,
     need: round.pending.filter((a) => a.request.campaignId === campaignId && a.request.tierIds.includes(tierId)).length,
+    partitionsAsking: round.partitions.length,
   };
 }
 
@@ -374,69 +305,14 @@ function takeFromShares(round: Round, partition: number, key: string): void {
   from.set(key, from.get(key)! - 1);
 }
 
-/** A refill for one partition, the round's unwritten use of that tier applied first; the shares in memory follow it. */
-async function refill(client: pg.PoolClient, round: Round, need: RefillNeed, partitionCount: number): Promise<RefillResult> {
-  const key = tierKey(need.campaignId, need.tierId);
-  const partitions: number[] = [];
-  const used: number[] = [];
-  for (const p of round.partitions) {
-    const inMemory = round.shares.get(p)!.get(key);
-    if (inMemory === undefined) continue;
-    const delta = round.written.get(p)!.get(key)! - inMemory;
-    invariant(delta >= 0, `share of ${key} in partition ${p} grew in memory`);
-    if (delta === 0) continue;
-    partitions.push(p);
-    used.push(delta);
-  }
-  const move = await refillInTx(client, need.partition, partitionCount, need.campaignId, need.tierId, need.need, { partitions, used }, round.partitions.length);
-  for (const p of round.partitions) {
-    const inMemory = round.shares.get(p)!.get(key);
-    if (inMemory !== undefined) round.written.get(p)!.set(key, inMemory);
-  }
-  for (const p of move.swept) {
-    if (!round.shares.get(p)?.has(key)) continue; // another owner's partition
-    invariant(round.shares.get(p)!.get(key) === 0, `swept ${key} of partition ${p}, whose stock the round still held`);
-    round.written.get(p)!.set(key, 0);
-  }
-  if (move.result === "empty") {
-    round.empty.add(key);
-  } else {
-    invariant(round.shares.get(need.partition)!.has(key), `refill of ${key} for partition ${need.partition}, which did not read it`);
-    round.shares.get(need.partition)!.set(key, round.shares.get(need.partition)!.get(key)! + move.taken);
-    round.written.get(need.partition)!.set(key, round.written.get(need.partition)!.get(key)! + move.taken);
-    round.combined.set(key, round.combined.get(key)! + move.taken);
-  }
-  return move.result;
-}
-
-/**
- * Step 3: the round's one write, then every attempt's result. The immediate records of a txn that
- * is also among the round's attempts are answered from that attempt's row (never inserted twice
- * in one statement); those of a payer granted in this round, or holding a voucher the read saw,
- * are stored already_redeemed (the statement's own holder check sees neither).
- */
-async function writeRound(
-  tx: PipelinedTx,
-  round: Round,
-  immediate: readonly ImmediateRecord[],
-): Promise<{ results: BatchResult[]; immediateRows: DecisionRow[] }> {
-  // Built only when the ingress sent decisions with the round (most rounds of the stock phase carry none).
-  const inRound = new Set<string>();
-  if (immediate.length > 0) {
-    for (const attempts of round.attempts.values()) for (const a of attempts) inRound.add(attemptKey(a.acquirerId, a.payment.txnId));
-  }
-  const shadowed: string[] = [];
-  const toInsert: ImmediateRecord[] = [];
-  for (const [key, r] of uniqueByTxn(immediate)) {
-    if (inRound.has(key)) shadowed.push(key);
-    else toInsert.push(heldAlready(r, round.holders));
-  }
-
+/** Step 3: the round's one write, sent with the COMMIT (a round that decided nothing just commits). */
+async function writeRound(tx: PipelinedTx, round: Round): Promise<void> {
+  if (round.decided.length === 0) return;
   const records = round.decided.map(({ attempt, decision }) => recordValues(toRecord(attempt, decision)) as Record<string, unknown>);
   const usedRows: { partition: number; campaignId: string; tierId: string; n: number }[] = [];
   for (const [partition, share] of round.shares) {
     for (const [key, n] of share) {
-      const before = round.written.get(partition)!.get(key)!;
+      const before = round.read.get(partition)!.get(key)!;
       if (before === n) continue;
       invariant(before - n > 0, `share of ${key} grew inside a round`);
       const slash = key.indexOf("/");
@@ -445,61 +321,43 @@ async function writeRound(
   }
   const spentBy = [...round.budgetLeft].filter(([id, left]) => round.budgetBefore.get(id) !== left);
   for (const [id, left] of spentBy) invariant(left >= 0 && round.budgetBefore.get(id)! - left > 0, `budget of ${id} went wrong inside a round`);
+  const written = await tx.commit<DecisionRow>({
+    name: "batch_write",
+    text: WRITE,
+    values: [
+      ...columnArrays(records),
+      usedRows.map((u) => u.partition),
+      usedRows.map((u) => u.campaignId),
+      usedRows.map((u) => u.tierId),
+      usedRows.map((u) => u.n),
+      spentBy.map(([id]) => id),
+      spentBy.map(([id, left]) => round.budgetBefore.get(id)! - left),
+    ],
+  });
+  invariant(written.rows.length === records.length, `wrote ${written.rows.length} of ${records.length} decisions`);
+  for (const r of written.rows) round.stored.set(attemptKey(r.acquirer_id, r.txn_id), r);
+}
 
-  const immediateRows: DecisionRow[] = [];
-  if (records.length > 0 || toInsert.length > 0) {
-    // Sent with the COMMIT: nothing below can call the round off (the checks are assertions).
-    const written = await tx.commit<DecisionRow & { immediate: boolean }>({
-      name: "batch_write",
-      text: WRITE,
-      values: [
-        ...columnArrays(records),
-        usedRows.map((u) => u.partition),
-        usedRows.map((u) => u.campaignId),
-        usedRows.map((u) => u.tierId),
-        usedRows.map((u) => u.n),
-        spentBy.map(([id]) => id),
-        spentBy.map(([id, left]) => round.budgetBefore.get(id)! - left),
-        ...immediateInsertValues(toInsert),
-      ],
-    });
-    let decidedRows = 0;
-    for (const r of written.rows) {
-      if (r.immediate) immediateRows.push(r);
-      else {
-        decidedRows++;
-        round.stored.set(attemptKey(r.acquirer_id, r.txn_id), r);
-      }
-    }
-    invariant(decidedRows === records.length, `wrote ${decidedRows} of ${records.length} decisions`);
-  }
-  for (const key of shadowed) {
-    const row = round.stored.get(key);
-    if (row) immediateRows.push(row);
-  }
-
+/** Every attempt's result, batch after batch; the deferred ones (repeats of them too) in arrival order. */
+function results(round: Round): { results: BatchResult[]; deferred: QueuedAttempt[] } {
+  const deferredKeys = new Set(round.pending.map((a) => attemptKey(a.acquirerId, a.payment.txnId)));
   const fresh = new Set(round.decided.map((d) => d.attempt));
-  const results: BatchResult[] = [];
+  const out: BatchResult[] = [];
+  const deferred: QueuedAttempt[] = [];
   for (const attempts of round.attempts.values()) {
     for (const attempt of attempts) {
-      const row = round.stored.get(attemptKey(attempt.acquirerId, attempt.payment.txnId));
-      invariant(row, `attempt ${attemptKey(attempt.acquirerId, attempt.payment.txnId)} left undecided by its round`);
-      results.push(answerFromRow(attempt, row, fresh.has(attempt)));
+      const key = attemptKey(attempt.acquirerId, attempt.payment.txnId);
+      if (deferredKeys.has(key)) {
+        deferred.push(attempt);
+        continue;
+      }
+      const row = round.stored.get(key);
+      invariant(row, `attempt ${key} left undecided by its round`);
+      out.push(row.body_hash === attempt.bodyHash ? { kind: "decided", attempt, row, fresh: fresh.has(attempt) } : { kind: "conflict", attempt, row });
     }
   }
-  return { results, immediateRows };
-}
-
-/** An immediate record whose payer holds a voucher of the activity in the round's view: already_redeemed. */
-function heldAlready(r: ImmediateRecord, holders: ReadonlySet<string>): ImmediateRecord {
-  const d = r.record.decision;
-  if (!r.checkHolder || d.status !== "rejected" || d.campaignId === undefined || d.activityId === undefined) return r;
-  if (!holders.has(holderKey(d.campaignId, d.activityId, r.record.payment.payerId))) return r;
-  return { record: { ...r.record, decision: { ...d, reason: "already_redeemed" } }, checkHolder: false };
-}
-
-function answerFromRow(attempt: QueuedAttempt, row: DecisionRow, fresh: boolean): BatchResult {
-  return row.body_hash === attempt.bodyHash ? { kind: "decided", attempt, row, fresh } : { kind: "conflict", attempt, row };
+  deferred.sort((x, y) => x.receivedAtMs - y.receivedAtMs);
+  return { results: out, deferred };
 }
 
 function toRecord(a: QueuedAttempt, decision: Decision) {

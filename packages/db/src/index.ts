@@ -11,6 +11,7 @@ export * from "./sold-out-tiers.js";
 export * from "./partition-repo.js";
 export * from "./decide-batch-tx.js";
 export * from "./refill-tx.js";
+export * from "./decide-rounds.js";
 export * from "./verify.js";
 export * from "./settlement.js";
 export * from "./admin-repo.js";

@@ -44,15 +44,13 @@ export interface ImmediateOutcome {
 const N = ATTEMPT_COLUMNS.length;
 
 /**
- * The immediate insert as common table expressions (u, marked, imm, imm_before), its parameters
- * numbered from offset + 1 (see immediateInsertValues): `imm` returns the decision columns of the
- * rows inserted, `imm_before` those of the rows other copies stored before (a resend of a decided
- * txn), looked up by key for the records not inserted (a sold_out whose marks are gone has none:
- * settleImmediate calls it stale). Shared by the statement of its own and by the group
- * transaction's final write, which carries these with the batches' rows (one round trip for both,
- * where a read of the rows stored before was a statement, and a commit, of its own).
+ * The insert as common table expressions (u, marked, imm, imm_before), parameters numbered from
+ * offset + 1 (see immediateInsertValues): `imm` returns the decision columns of the rows
+ * inserted, `imm_before` those of the rows other copies stored before (a resend of a decided
+ * txn), looked up by key for the records not inserted, so a resend costs no statement of its own
+ * (a sold_out whose marks are gone has neither: settleImmediate calls it stale).
  */
-export function immediateInsertCtes(offset: number): string {
+function immediateInsertCtes(offset: number): string {
   const $ = (i: number) => `$${offset + i}`;
   return `
   u as materialized (
@@ -88,7 +86,7 @@ export function immediateInsertCtes(offset: number): string {
 }
 
 /** The parameters of immediateInsertCtes, for records already made unique by txn. */
-export function immediateInsertValues(rows: readonly ImmediateRecord[]): unknown[] {
+function immediateInsertValues(rows: readonly ImmediateRecord[]): unknown[] {
   return [
     ...columnArrays(rows.map((r) => recordValues(r.record))),
     rows.map((r) => r.checkHolder),
@@ -107,9 +105,8 @@ export async function recordImmediateBatch(
 }
 
 /**
- * The insert as a statement of its own (its own transaction on a pool, a round of an ingress's
- * decisions alone), with the rows other copies stored before: settleImmediate needs a query of
- * its own only for a copy committed while the statement ran.
+ * The insert, one autocommit statement, with the rows other copies stored before: settleImmediate
+ * needs a query of its own only for a copy committed while the statement ran.
  */
 export async function insertImmediate(client: pg.Pool | pg.PoolClient, records: readonly ImmediateRecord[]): Promise<DecisionRow[]> {
   const rows = [...uniqueByTxn(records).values()];

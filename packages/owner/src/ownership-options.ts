@@ -1,11 +1,10 @@
 import type { Env } from "@quanta/config";
-import type { OwnerRole, OwnershipOptions } from "./ownership.js";
+import type { OwnershipOptions } from "./ownership.js";
 
-/** An owner's options from the parsed environment: the same limits for an ingress and a worker. */
-export function ownershipOptionsFromEnv(env: Env, workerId: string, role: OwnerRole): OwnershipOptions {
+/** A worker's ownership options from the parsed environment. */
+export function ownershipOptionsFromEnv(env: Env, workerId: string): OwnershipOptions {
   return {
     workerId,
-    role,
     prefix: env.QUANTA_REDIS_PREFIX,
     partitionCount: env.QUANTA_PARTITIONS,
     leaseMs: env.QUANTA_LEASE_MS,

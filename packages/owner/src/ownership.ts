@@ -1,5 +1,5 @@
 import { Queue } from "bullmq";
-import { claimPartition, type CampaignCache, type Database, type ImmediateOutcome, type ImmediateRecord } from "@quanta/db";
+import { claimPartition, type CampaignCache, type Database } from "@quanta/db";
 import { keys, queueName, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
 import { partitionChanges, partitionsOwned, requeuedJobs, type Logger } from "@quanta/telemetry";
 import type { Kysely } from "kysely";
@@ -8,43 +8,30 @@ import { BatchFlusher } from "./batch-flusher.js";
 import { PartitionDrain, UNDECIDABLE } from "./partition-drain.js";
 
 /**
- * Which process decides which partition.
+ * Which worker decides which partition.
  *
- * Two roles. Ingresses are "primary" owners: they decide the attempts they
- * receive for their partitions in their own batch transactions, without a
- * queue hop. Workers are "standby" owners: they take partitions only while no
- * primary is alive (an ingress down, frozen or not deployed), and drain the
- * queue then. Either kind also drains the queue of what it owns.
+ * Every tick (leaseMs / 5) a worker: records its heartbeat; renews each lease it holds (a lease
+ * it failed to renew is dropped at once); computes its fair share, ceil(partitions / live
+ * workers); releases partitions above that share (after the jobs it holds are decided) and takes
+ * free ones below it. While it is below its share it also tries to take free partitions every
+ * acquirePollMs, so a partition another worker hands back (or whose lease expires) has a new
+ * owner within that long, not a tick later.
+ * Taking a partition bumps its Postgres epoch (fencing), so at any moment at most one process can
+ * commit for a partition even if a paused process has not yet noticed that its lease expired.
  *
- * Every tick (leaseMs / 5) an owner: records its heartbeat (primaries also in
- * a set of their own); renews each lease it holds (a lease it failed to renew
- * is dropped at once); computes its fair share, ceil(partitions / live
- * owners of its role), or 0 for a standby while any primary lives; releases
- * partitions above that share (after their in-flight batches finish) and
- * takes free ones below it.
- * Taking a partition bumps its Postgres epoch (fencing), so at any moment at
- * most one process can commit for a partition even if a paused process has
- * not yet noticed that its lease expired.
- *
- * A dead owner's leases expire after leaseMs; the others take its
- * partitions on their next tick, and BullMQ returns its in-flight jobs to the
- * queue once their locks expire. No operator action is needed. While an
- * ingress has no partition (at start, during a move) it queues, as before.
- * Trade-off: one primary decides every attempt it receives at once, but with
- * several ingresses behind a load balancer, the attempts an ingress receives
- * for another's partitions still take the queue.
+ * A dead worker's leases expire after leaseMs; the others take its partitions, and BullMQ
+ * returns its in-flight jobs to the queue once their locks expire. No operator action is needed.
+ * Trade-off: a partition handed over waits for its jobs in flight to be decided and for one poll
+ * of the taker (about acquirePollMs); its callbacks wait in the queue meanwhile.
  */
-export type OwnerRole = "primary" | "standby";
-
 export interface OwnershipOptions {
   workerId: string;
-  role: OwnerRole;
   prefix: string;
   partitionCount: number;
   leaseMs: number;
   jobsMax: number;
   batchMax: number;
-  /** Group commit window of the process's batch transactions (see BatchFlusher). */
+  /** Group commit window of the process's rounds (see BatchFlusher). */
   roundGapMs: number;
   maxStalledCount: number;
 }
@@ -56,6 +43,8 @@ export class Ownership {
   private ticking = false;
   private stopped = false;
   private lastHousekeepingMs = 0;
+  private share = 0;
+  private poller: NodeJS.Timeout | undefined;
   private readonly flusher: BatchFlusher;
 
   constructor(
@@ -66,7 +55,7 @@ export class Ownership {
     private readonly log: Logger,
     private readonly options: OwnershipOptions,
   ) {
-    this.flusher = new BatchFlusher(db, pool, redis, campaigns, log, {
+    this.flusher = new BatchFlusher(pool, redis, campaigns, log, {
       prefix: options.prefix,
       partitionCount: options.partitionCount,
       batchMax: options.batchMax,
@@ -78,17 +67,6 @@ export class Ownership {
     return [...this.drains.keys()].sort((a, b) => a - b);
   }
 
-  /** Stores decisions that need no stock in this process's next group transaction. */
-  storeImmediate(records: readonly ImmediateRecord[]): Promise<ImmediateOutcome> {
-    return this.flusher.storeImmediate(records);
-  }
-
-  /** The drain of a partition held here and not being handed back, for local decisions. */
-  drainFor(partition: number): PartitionDrain | undefined {
-    if (this.releasing.has(partition)) return undefined;
-    return this.drains.get(partition);
-  }
-
   async start(): Promise<void> {
     await this.tick();
     this.timer = setInterval(() => void this.tick(), Math.max(200, Math.floor(this.options.leaseMs / 5)));
@@ -98,10 +76,15 @@ export class Ownership {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.poller) clearTimeout(this.poller);
     while (this.ticking) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.owned().map((p) => this.release(p)));
     await this.redis.zrem(keys.workers(this.options.prefix), this.options.workerId).catch(() => 0);
-    await this.redis.zrem(keys.primaries(this.options.prefix), this.options.workerId).catch(() => 0);
+  }
+
+  /** How often a worker below its share looks for a free partition. */
+  private get acquirePollMs(): number {
+    return Math.max(20, Math.min(100, Math.floor(this.options.leaseMs / 50)));
   }
 
   private async tick(): Promise<void> {
@@ -110,22 +93,17 @@ export class Ownership {
     try {
       const { prefix, workerId, leaseMs, partitionCount } = this.options;
       const nowMs = Date.now();
-      const primary = this.options.role === "primary";
-      const beat = this.redis.multi();
-      for (const set of primary ? [keys.workers(prefix), keys.primaries(prefix)] : [keys.workers(prefix)]) {
-        beat.zadd(set, nowMs, workerId).zremrangebyscore(set, "-inf", nowMs - leaseMs);
-      }
+      const beat = this.redis.multi().zadd(keys.workers(prefix), nowMs, workerId).zremrangebyscore(keys.workers(prefix), "-inf", nowMs - leaseMs);
       await beat.exec();
-      const livePrimaries = await this.redis.zcount(keys.primaries(prefix), nowMs - leaseMs, "+inf");
       const live = Math.max(1, await this.redis.zcount(keys.workers(prefix), nowMs - leaseMs, "+inf"));
-      const share = primary ? Math.ceil(partitionCount / Math.max(1, livePrimaries)) : livePrimaries > 0 ? 0 : Math.ceil(partitionCount / live);
+      this.share = Math.ceil(partitionCount / live);
 
       for (const p of this.owned()) {
         if ((await this.redis.leaseRenew(keys.lease(prefix, p), workerId, leaseMs)) !== 1) await this.lose(p, "lease expired");
       }
       const mine = this.owned().filter((p) => !this.releasing.has(p));
-      for (const p of mine.slice(share)) void this.release(p);
-      if (mine.length < share) await this.acquire(share - mine.length);
+      for (const p of mine.slice(this.share)) void this.release(p);
+      if (mine.length < this.share) await this.acquire(this.share - mine.length);
       partitionsOwned.set(this.drains.size);
 
       if (nowMs - this.lastHousekeepingMs > 5_000) {
@@ -136,7 +114,27 @@ export class Ownership {
       this.log.warn({ err: error }, "ownership tick failed; retrying next tick");
     } finally {
       this.ticking = false;
+      this.pollWhileShort();
     }
+  }
+
+  /** Below its share after a tick: look for free partitions every acquirePollMs until the next tick. */
+  private pollWhileShort(): void {
+    if (this.poller || this.stopped) return;
+    const short = () => this.share - this.owned().filter((p) => !this.releasing.has(p)).length;
+    if (short() <= 0) return;
+    this.poller = setTimeout(() => {
+      this.poller = undefined;
+      if (this.ticking || this.stopped || short() <= 0) return;
+      this.ticking = true;
+      this.acquire(short())
+        .then(() => partitionsOwned.set(this.drains.size))
+        .catch((error) => this.log.warn({ err: error }, "taking a free partition failed; retrying"))
+        .finally(() => {
+          this.ticking = false;
+          this.pollWhileShort();
+        });
+    }, this.acquirePollMs);
   }
 
   private async acquire(wanted: number): Promise<void> {
@@ -146,6 +144,7 @@ export class Ownership {
     for (let i = 0; i < partitionCount && wanted > 0; i++) {
       const p = (offset + i) % partitionCount;
       if (this.drains.has(p)) continue;
+      if (this.stopped) return;
       const ok = await this.redis.set(keys.lease(prefix, p), workerId, "PX", leaseMs, "NX");
       if (ok !== "OK") continue;
       try {

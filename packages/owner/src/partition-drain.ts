@@ -1,6 +1,5 @@
 import { Worker, type Job } from "bullmq";
 import { invariant, type QueuedAttempt } from "@quanta/domain";
-import type { BatchResult } from "@quanta/db";
 import {
   WORKER_LOCK_DURATION_MS,
   WORKER_STALLED_INTERVAL_MS,
@@ -15,24 +14,15 @@ import { poisonedAttempts, type Logger } from "@quanta/telemetry";
 import type { BatchFlusher } from "./batch-flusher.js";
 
 /**
- * Decides one partition's attempts while this process owns it.
+ * Takes one partition's queue jobs while this process owns the partition.
  *
- * Two ways in, one way out. BullMQ hands queued jobs to the processor up to
- * `jobsMax` at a time; an ingress that owns the partition hands its own
- * attempts straight in (`decideLocal`: no queue job, no pub/sub, the caller
- * gets the stored rows). Both only park their attempts with the process's
- * one BatchFlusher, which decides every owned partition in one transaction
- * per round; a partition's attempts are decided one after another and never
- * concurrently.
- *
- * States: running -> closing (no new jobs or local attempts; parked ones
- * finish) -> closed; running -> fenced (another process took the partition:
- * parked jobs fail back to BullMQ, which hands them to the new owner, and
- * local attempts are rejected with DrainClosedError or FencedOutError so the
- * caller queues them instead).
- * Trade-off: a local attempt is not durable until its transaction commits,
- * so the caller must not acknowledge it before; it gets the decision itself
- * in exchange, one hop and no Redis work sooner.
+ * BullMQ hands jobs to the processor up to `jobsMax` at a time; each job's attempts are parked
+ * with the process's one BatchFlusher, which decides every owned partition in one transaction per
+ * round, so a partition's attempts are decided one round after another, never concurrently. A
+ * job completes when all its attempts are decided.
+ * States: running -> closing (no new jobs; parked ones finish) -> closed; running -> fenced
+ * (another process took the partition: parked jobs fail back to BullMQ, which hands them to the
+ * new owner, who answers what is already stored from its rows).
  */
 export interface DrainOptions {
   prefix: string;
@@ -47,14 +37,8 @@ export interface DrainOptions {
 /** The one failure not worth retrying: a job with no decidable attempt (see park). */
 export const UNDECIDABLE = "holds no decidable attempt";
 
-/** decideLocal on a drain that is closing, closed or fenced: the caller queues the attempts instead. */
-export class DrainClosedError extends Error {
-  override readonly name = "DrainClosedError";
-}
-
 export class PartitionDrain {
   private readonly worker: Worker<BatchJob>;
-  private accepting = true;
 
   constructor(
     redis: QuantaRedis,
@@ -80,42 +64,10 @@ export class PartitionDrain {
     return this.options.partition;
   }
 
-  /** True while local attempts are taken (not closing, closed or fenced). */
-  get open(): boolean {
-    return this.accepting;
-  }
-
+  /** Takes no new job, and returns once the jobs it holds are decided. */
   async close(): Promise<void> {
-    this.accepting = false;
     await this.worker.close();
-    // Local attempts parked before the close are still decided: wait for them.
     while (this.flusher.busy(this.options.partition, this.options.epoch)) await new Promise((r) => setTimeout(r, 5));
-  }
-
-  /**
-   * Decides attempts of this partition in the next batch transaction and gives back one result
-   * per attempt, in order. Rejects when the drain is not open or is fenced, and when Postgres
-   * failed past the retries (then a commit may have landed: the caller must queue, not refuse).
-   */
-  decideLocal(attempts: readonly QueuedAttempt[]): Promise<BatchResult[]> {
-    if (!this.accepting) return Promise.reject(new DrainClosedError(`partition ${this.options.partition} is not open here`));
-    return new Promise((resolve, reject) => {
-      this.flusher.park({
-        partition: this.options.partition,
-        epoch: this.options.epoch,
-        attempts,
-        replyTo: "",
-        queued: false,
-        resolve,
-        reject,
-        onFenced: () => this.fenced(),
-      });
-    });
-  }
-
-  private fenced(): void {
-    this.accepting = false;
-    this.options.onFenced(this.options.partition, this);
   }
 
   private park(job: Job<BatchJob>): Promise<void> {
@@ -151,10 +103,9 @@ export class PartitionDrain {
         epoch: this.options.epoch,
         attempts,
         replyTo: parsed.success ? parsed.data : "",
-        queued: true,
         resolve: () => resolve(),
         reject,
-        onFenced: () => this.fenced(),
+        onFenced: () => this.options.onFenced(this.options.partition, this),
       });
     });
   }

@@ -1,16 +1,13 @@
 import type { QuantaRedis } from "./redis.js";
 import { keys } from "./keys.js";
 
-/**
- * How an attempt enters the intake: queued for a worker, stored by the ingress (no stock needed),
- * a repeat queued again, or decided by the ingress that owns its partition (no queue room taken).
- */
-export type AdmitMode = "queue" | "immediate" | "requeue" | "local";
+/** How an attempt enters the intake: queued for a worker, stored by the ingress (no stock needed), or a repeat queued again. */
+export type AdmitMode = "queue" | "immediate" | "requeue";
 
 /** What intake-admit.lua said of one attempt. */
 export type AdmitCode = "first" | "repeat" | "conflict" | "requeued" | "overloaded";
 
-const MODE_ARG: Record<AdmitMode, string> = { queue: "q", immediate: "i", requeue: "r", local: "l" };
+const MODE_ARG: Record<AdmitMode, string> = { queue: "q", immediate: "i", requeue: "r" };
 const CODES: Record<number, AdmitCode> = { 1: "first", 2: "repeat", 3: "conflict", 4: "requeued", 5: "overloaded" };
 
 export interface AdmitEntry {
@@ -27,7 +24,7 @@ export async function admitBatch(
   entries: readonly AdmitEntry[],
   backlogMax: number,
   ttlS: number,
-  /** TTL of the registration of an attempt decided at once ("immediate", "local"); the caller forgets it once stored. */
+  /** TTL of the registration of an attempt the ingress stores itself ("immediate"); it forgets it once stored. */
   atOnceTtlS: number,
 ): Promise<{ backlog: number; codes: AdmitCode[] }> {
   const args: (string | number)[] = [entries.length + 1, keys.backlog(prefix)];
@@ -53,23 +50,4 @@ export async function admitBatch(
 export async function forgetTxns(redis: QuantaRedis, prefix: string, txns: readonly { acquirerId: string; txnId: string }[]): Promise<void> {
   if (txns.length === 0) return;
   await redis.del(...txns.map((t) => keys.txn(prefix, t.acquirerId, t.txnId)));
-}
-
-/**
- * Attempts admitted to be decided at once that must be queued after all: they take backlog room
- * (without the bound: they may already be stored, so refusing them now would not be "nothing
- * accepted"; the overshoot is at most one batch) and their first sightings get the queued TTL.
- */
-export async function promoteToQueued(
-  redis: QuantaRedis,
-  prefix: string,
-  firstSightings: readonly { acquirerId: string; txnId: string }[],
-  n: number,
-  ttlS: number,
-): Promise<void> {
-  const tx = redis.multi().incrby(keys.backlog(prefix), n);
-  for (const t of firstSightings) tx.expire(keys.txn(prefix, t.acquirerId, t.txnId), ttlS);
-  const replies = await tx.exec();
-  const failed = replies?.find(([error]) => error);
-  if (!replies || failed) throw failed?.[0] ?? new Error("promoteToQueued: transaction discarded");
 }

@@ -9,7 +9,7 @@ export function jobOptions(retentionS: number): JobsOptions {
   return {
     attempts: 50,
     backoff: { type: "exponential", delay: 200 },
-    // Decisions live in Postgres; a completed job has nothing left to say. 0 removes it at once.
+    // Decisions live in Postgres; a completed job has nothing left to say (0, the default, removes it at once).
     removeOnComplete: retentionS > 0 ? { age: retentionS, count: 10_000 } : true,
     removeOnFail: { age: 7 * 86_400 },
   };

@@ -58,17 +58,17 @@ export const intakeAttempts = new Counter({
   registers: [registry],
 });
 
-export const intakeLocal = new Counter({
-  name: "quanta_intake_local_attempts_total",
-  help: "Attempts an ingress decided itself in the batch transaction of a partition it owns (result=decided), or had to queue after all (result=queued: the partition moved, or Postgres failed past the retries).",
-  labelNames: ["result"] as const,
+export const intakeBatchSize = new Histogram({
+  name: "quanta_intake_batch_attempts",
+  help: "Attempts per intake batch (one Redis admission script, at most one job per partition).",
+  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
   registers: [registry],
 });
 
-export const intakeBatchSize = new Histogram({
-  name: "quanta_intake_batch_attempts",
-  help: "Attempts per intake batch (one Redis admission script, at most one job and one Postgres statement).",
-  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+export const immediateBatchSize = new Histogram({
+  name: "quanta_ingress_immediate_batch_attempts",
+  help: "Decisions the ingress made itself (no stock needed) stored per Postgres statement.",
+  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
   registers: [registry],
 });
 

@@ -35,8 +35,6 @@ export interface IngressDeps {
   log: Logger;
   prefix: string;
   partitionCount: number;
-  /** Partitions this ingress owns and decides itself (none when it only queues). */
-  ownedPartitions?: () => number[];
   now?: () => number;
 }
 
@@ -98,7 +96,7 @@ export function buildApp(deps: IngressDeps): FastifyInstance {
 
   registerOpsRoutes(app, {
     ready: () => Promise.all([sql`select 1`.execute(deps.db), deps.redis.ping()]),
-    health: () => ({ partitions: deps.ownedPartitions?.() ?? [] }),
+    health: () => ({ holding: deps.waiter.size }),
   });
 
   app.post("/v1/callbacks/payment", async (request, reply) => handlePayment(deps, now, request, reply));
@@ -198,6 +196,10 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
     return reply.code(200).send(body);
   }
   if (decided.kind === "conflict") return fail(reply, "txn_conflict");
+  // No word within the wait. Before promising a decision (202), ask Postgres: a txn decided
+  // earlier (its registration forgotten) makes this copy a repeat or a conflict, never pending.
+  const row = await findAttempt(deps.db, acquirerId, payment.txnId).catch(() => undefined);
+  if (row) return row.body_hash === base.bodyHash ? answer(reply, row) : fail(reply, "txn_conflict");
   return pending(reply, payment.txnId);
 }
 

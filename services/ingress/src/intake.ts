@@ -1,50 +1,35 @@
 import type { Queue } from "bullmq";
-import type pg from "pg";
 import type { Kysely } from "kysely";
 import type { Decision, QueuedAttempt } from "@quanta/domain";
-import {
-  attemptKey,
-  findAttempts,
-  recordImmediateBatch,
-  type AttemptRow,
-  type DecisionRow,
-  type BatchResult,
-  type Database,
-  type ImmediateOutcome,
-  type ImmediateRecord,
-} from "@quanta/db";
-import { admitBatch, forgetTxns, jobOptions, promoteToQueued, releaseBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
-import { intakeAttempts, intakeBatchSize, intakeJobs, intakeLocal } from "@quanta/telemetry";
+import { attemptKey, findAttempts, type AttemptRow, type Database, type DecisionRow, type ImmediateOutcome, type ImmediateRecord } from "@quanta/db";
+import { admitBatch, forgetDecided, forgetTxns, jobOptions, releaseBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
+import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
 import type { WaitResult } from "./decision-waiter.js";
 
 /**
- * Group commit of everything the ingress writes. Attempts that arrive
- * together travel as one batch: one Redis script registers every txn's first
- * sighting and reserves backlog room for what will be queued
- * (intake-admit.lua), then, at the same time, the decisions that need no
- * stock are stored (in the owner's group transaction when this process owns
- * partitions, `storeImmediate`, else one statement), the attempts that need
- * stock in a partition this process owns go to its batch transaction
- * (`localDrain`: decided at once, no queue job), and the others into one
- * BullMQ job per partition for its owner.
+ * What the ingress does with an attempt once its body is known: admit it, then queue it for the
+ * worker that owns its partition, or store the decision it made itself.
  *
- * When a batch leaves: after flushMs, but while a batch is still in flight
- * the next one keeps filling, so batches grow with the load
- * instead of the number of round trips; a full batch (batchMax) leaves at
- * once. At most pendingMax attempts are held (buffered or in flight); past
- * that, submit answers overloaded without touching Redis.
+ * Attempts that arrive together travel as one batch: one Redis script (intake-admit.lua)
+ * registers every txn's first body hash (another body is 409 even before the first is decided)
+ * and reserves backlog room for what will be queued (past QUANTA_BACKLOG_MAX: 503, nothing
+ * accepted). Then, for the batch: one BullMQ job per partition for the attempts that need stock
+ * (their callers wait for the decision, published by the worker); the decisions that need no
+ * stock go to the ImmediateStore (one statement for many batches); repeats and 409s are checked
+ * against Postgres, which answers for every txn whose decision is stored.
  *
- * States of an attempt: buffered -> admitting -> [local: deciding ->]
- * queued (wait for the owner's decision; a local attempt the partition's
- * drain could not decide ends here too) | stored (decision known now) | stale (a sold_out whose tier got
- * stock back: the caller queues it again as a repeat) | conflict (another
- * body has this txnId) | overloaded (nothing was accepted) | failed (the error
- * reaches the caller; nothing it owns is left registered or reserved).
- * A repeat of a txn (same body) is answered from its stored decision; when
- * there is none yet it is queued again, and the worker answers it from the
- * first copy's decision.
- * Trade-off: up to flushMs (plus one batch in flight) of added latency for a
- * few round trips per batch instead of several per attempt.
+ * When a batch leaves: flushMs after its first attempt, or at once when full (batchMax), and
+ * never while the previous batch's admission and job adds are in flight: batches grow with the
+ * load instead of the round trips. At most pendingMax attempts are held (buffered or in flight);
+ * past that, submit answers overloaded without touching Redis.
+ *
+ * States of an attempt: buffered -> admitting -> queued (its caller waits for the decision) |
+ * stored (decision known now) | stale (a sold_out whose tier got stock back: the caller queues it
+ * again as a repeat) | conflict | overloaded (nothing accepted) | unavailable (Redis did not
+ * admit in time: nothing accepted) | failed (the error reaches the caller; nothing it owns is left
+ * registered or reserved).
+ * Trade-off: up to flushMs of added latency for one admission and one job per partition per batch
+ * instead of one each per attempt.
  */
 export interface IntakeEntry {
   attempt: QueuedAttempt | Omit<QueuedAttempt, "request">;
@@ -55,6 +40,11 @@ export interface IntakeEntry {
 /** How a queued attempt's decision reaches the ingress (DecisionWaiter: one subscription per process). */
 export interface DecisionWaits {
   wait(key: string, timeoutMs: number): { result: Promise<WaitResult>; cancel: () => void };
+}
+
+/** Stores the ingress's own decisions (ImmediateStore: group commit). */
+export interface ImmediateWrites {
+  store(records: readonly ImmediateRecord[]): Promise<ImmediateOutcome>;
 }
 
 export type IntakeResult =
@@ -71,8 +61,6 @@ export type IntakeResult =
 interface Pending {
   entry: IntakeEntry;
   requeue: boolean;
-  /** This batch registered the txn (its first sighting): forget it once the decision is stored. */
-  first?: boolean;
   resolve: (r: IntakeResult) => void;
   reject: (e: unknown) => void;
 }
@@ -85,7 +73,7 @@ export interface IntakeOptions {
   backlogMax: number;
   retentionS: number;
   txnRegistryTtlS: number;
-  /** Registry TTL of a txn decided at once (its key is deleted when the decision is stored). */
+  /** Registry TTL of a txn the ingress stores itself (its key is deleted when the decision is stored). */
   txnInFlightTtlS: number;
   /** How long a queued attempt's caller waits for the decision before answering 202. */
   decisionWaitMs: number;
@@ -94,33 +82,21 @@ export interface IntakeOptions {
   pendingMax: number;
 }
 
-/** What the intake needs of a partition drain this process owns (see @quanta/owner). */
-export interface LocalDrain {
-  readonly open: boolean;
-  decideLocal(attempts: readonly QueuedAttempt[]): Promise<BatchResult[]>;
-}
-
 export interface IntakeStores {
   redis: QuantaRedis;
   queues: readonly Queue[];
-  pool: pg.Pool;
   db: Kysely<Database>;
-  /** The open drain of a partition this process owns, if any. */
-  localDrain?: (partition: number) => LocalDrain | undefined;
+  immediates: ImmediateWrites;
   /** Where queued attempts wait for their decision. */
   waits: DecisionWaits;
-  /** Stores the ingress's own decisions in the owner's group transaction (otherwise one statement of their own). */
-  storeImmediate?: (records: readonly ImmediateRecord[]) => Promise<ImmediateOutcome>;
 }
 
 const keyOf = (e: IntakeEntry) => attemptKey(e.attempt.acquirerId, e.attempt.payment.txnId);
+const txnOf = (p: Pending) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId });
 
 export class Intake {
-  // One buffer for every partition: a batch is one admission script, one statement (or one share
-  // of the owner's group transaction) for the ingress's own decisions, whatever partitions it spans.
   private buffer: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
-  /** Batches in flight (a full batch can leave while another is in flight). */
   private inFlight = 0;
   private pending = 0;
 
@@ -159,39 +135,24 @@ export class Intake {
     });
   }
 
-  /** The open drain of a partition owned here, if any. */
-  private drainOf(partition: number): LocalDrain | undefined {
-    const candidate = this.stores.localDrain?.(partition);
-    return candidate?.open ? candidate : undefined;
-  }
-
   private async admit(batch: Pending[]): Promise<void> {
-    const { prefix, backlogMax, txnRegistryTtlS } = this.options;
-    const drains = new Map<number, LocalDrain | undefined>();
-    for (const p of batch) {
-      const partition = p.entry.attempt.partition;
-      if (!drains.has(partition)) drains.set(partition, this.drainOf(partition));
-    }
-    const local = (p: Pending) => drains.get(p.entry.attempt.partition) !== undefined;
     let codes;
     try {
       // If the script runs after the timeout, it only registers first sightings (a retry of the
       // txn is then queued as a repeat) and reserves room the idle-time reset takes back: nothing
       // is queued or stored for an attempt answered 503.
       codes = (
-        await withTimeout(admitBatch(
-          this.stores.redis,
-          prefix,
-          batch.map((p) => ({
-            acquirerId: p.entry.attempt.acquirerId,
-            txnId: p.entry.attempt.payment.txnId,
-            bodyHash: p.entry.attempt.bodyHash,
-            mode: modeOf(p, local(p)),
-          })),
-          backlogMax,
-          txnRegistryTtlS,
-          this.options.txnInFlightTtlS,
-        ), this.options.admitTimeoutMs)
+        await withTimeout(
+          admitBatch(
+            this.stores.redis,
+            this.options.prefix,
+            batch.map((p) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId, bodyHash: p.entry.attempt.bodyHash, mode: modeOf(p) })),
+            this.options.backlogMax,
+            this.options.txnRegistryTtlS,
+            this.options.txnInFlightTtlS,
+          ),
+          this.options.admitTimeoutMs,
+        )
       ).codes;
     } catch (error) {
       if (error instanceof AdmitTimeout) for (const p of batch) p.resolve({ kind: "unavailable" });
@@ -201,93 +162,41 @@ export class Intake {
 
     const toQueue: Pending[] = [];
     const toStore: Pending[] = [];
-    const toDecide: Pending[] = [];
-    const repeats: Pending[] = [];
+    const toLookUp: Pending[] = [];
+    const conflicts = new Set<Pending>();
     batch.forEach((p, i) => {
-      p.first = codes[i] === "first";
       switch (codes[i]) {
-        case "conflict":
-          return p.resolve({ kind: "conflict" });
         case "overloaded":
           return p.resolve({ kind: "overloaded" });
+        case "conflict": // another body in flight, or one answered 409 and not forgotten yet: Postgres has the last word
+          conflicts.add(p);
+          return void toLookUp.push(p);
         case "repeat":
-          // The owner's transaction answers a repeat from its stored decision, or decides it if none.
-          if (p.entry.immediate) return void (this.stores.storeImmediate ? toStore : repeats).push(p);
-          return void (local(p) ? toDecide : repeats).push(p);
+          return void toLookUp.push(p);
         default:
-          return void (p.entry.immediate ? toStore : local(p) ? toDecide : toQueue).push(p);
+          return void (p.entry.immediate ? toStore : toQueue).push(p);
       }
     });
-    await Promise.all([
-      this.store(toStore),
-      ...[...byPartition(toQueue)].map(([partition, group]) => this.enqueueNew(partition, group)),
-      this.answerRepeats(repeats),
-      ...[...byPartition(toDecide)].map(([partition, group]) => this.decideHere(partition, drains.get(partition)!, group)),
-    ]);
+    this.store(toStore);
+    await Promise.all([...byPartition(toQueue)].map(([partition, group]) => this.enqueueNew(partition, group)));
+    // After the adds: a look-up that queues a repeat again joins the next batch.
+    await this.lookUp(toLookUp, conflicts);
   }
 
   /** Queues first sightings; when the job cannot be added, their registration and room are taken back. */
   private async enqueueNew(partition: number, toQueue: Pending[]): Promise<void> {
-    const { prefix } = this.options;
-    const firstSightings = (ps: Pending[]) => ps.filter((p) => !p.requeue).map((p) => p.entry.attempt);
     await this.enqueue(partition, toQueue).catch(async (error) => {
-      await releaseBacklog(this.stores.redis, prefix, toQueue.length).catch(() => undefined);
+      await releaseBacklog(this.stores.redis, this.options.prefix, toQueue.length).catch(() => undefined);
       // A retry of these txns must be free to be accepted later.
-      await forgetTxns(this.stores.redis, prefix, firstSightings(toQueue).map((a) => ({ acquirerId: a.acquirerId, txnId: a.payment.txnId }))).catch(
-        () => undefined,
-      );
+      const firstSightings = toQueue.filter((p) => !p.requeue).map(txnOf);
+      await forgetTxns(this.stores.redis, this.options.prefix, firstSightings).catch(() => undefined);
       for (const p of toQueue) p.reject(error);
     });
   }
 
   /**
-   * Decides attempts in this process's batch transaction of their partition. When the drain cannot
-   * (closed, fenced, Postgres down past the retries, in which case a commit may even have landed),
-   * they are queued like any other: the owner answers from a stored decision or decides them.
-   */
-  private async decideHere(partition: number, drain: LocalDrain, toDecide: Pending[]): Promise<void> {
-    if (toDecide.length === 0) return;
-    let results: BatchResult[];
-    try {
-      results = await drain.decideLocal(toDecide.map((p) => p.entry.attempt as QueuedAttempt));
-    } catch {
-      intakeLocal.inc({ result: "queued" }, toDecide.length);
-      try {
-        const firstSightings = toDecide.filter((p) => p.first).map((p) => txnOf(p));
-        await promoteToQueued(this.stores.redis, this.options.prefix, firstSightings, toDecide.length, this.options.txnRegistryTtlS);
-      } catch (error) {
-        for (const p of toDecide) p.reject(error);
-        return;
-      }
-      await this.enqueue(partition, toDecide).catch(async (error) => {
-        await releaseBacklog(this.stores.redis, this.options.prefix, toDecide.length).catch(() => undefined);
-        for (const p of toDecide) p.reject(error);
-      });
-      return;
-    }
-    intakeLocal.inc({ result: "decided" }, toDecide.length);
-    results.forEach((r, i) => {
-      const p = toDecide[i]!;
-      if (r.kind === "decided" && r.row.body_hash === p.entry.attempt.bodyHash) p.resolve({ kind: "stored", row: r.row });
-      else p.resolve({ kind: "conflict" });
-    });
-    this.forgetStored(toDecide);
-  }
-
-  /**
-   * Stored decisions answer for their txns from now on (a later copy is matched against the row):
-   * their registrations go, so Redis holds only what is in flight or queued. Best effort, after the
-   * answers; a key left behind expires after txnInFlightTtlS.
-   */
-  private forgetStored(ps: readonly Pending[]): void {
-    const txns = ps.filter((p) => p.first).map((p) => txnOf(p));
-    if (txns.length > 0) void forgetTxns(this.stores.redis, this.options.prefix, txns).catch(() => undefined);
-  }
-
-  /**
    * One job for the partition's owner. The waits are registered before the job is added: its
-   * decision can be published before this process reads the reply to the add. Only queued
-   * attempts wait this way; what is decided here needs no waiter.
+   * decision can be published before this process reads the reply to the add.
    */
   private async enqueue(partition: number, toQueue: Pending[]): Promise<void> {
     if (toQueue.length === 0) return;
@@ -304,53 +213,70 @@ export class Intake {
     toQueue.forEach((p, i) => p.resolve({ kind: "queued", decision: waits[i]!.result }));
   }
 
-  /** Stores immediate decisions in one statement; a txn stored earlier answers with its own row. */
-  private async store(toStore: Pending[]): Promise<void> {
+  /**
+   * Stores the ingress's own decisions (group commit); a txn stored before answers with its own
+   * row. Once stored, Postgres answers for these txns: their registrations are forgotten (best
+   * effort, after the answers; a key left behind expires after txnInFlightTtlS).
+   */
+  private store(toStore: Pending[]): void {
     if (toStore.length === 0) return;
-    try {
-      const records: ImmediateRecord[] = toStore.map((p) => ({
-        record: { ...p.entry.attempt, decision: p.entry.immediate!.decision, decidedBy: "ingress" },
-        checkHolder: p.entry.immediate!.checkHolder,
-        ...(p.entry.immediate!.soldOutTiers ? { soldOutTiers: p.entry.immediate!.soldOutTiers } : {}),
-      }));
-      const { stored, stale } = this.stores.storeImmediate
-        ? await this.stores.storeImmediate(records)
-        : await recordImmediateBatch(this.stores.pool, this.stores.db, records);
-      const done: Pending[] = [];
-      for (const p of toStore) {
-        const row = stored.get(keyOf(p.entry));
-        if (!row && stale.has(keyOf(p.entry))) p.resolve({ kind: "stale" });
-        else if (!row) p.reject(new Error(`attempt ${p.entry.attempt.payment.txnId} was neither stored nor found`));
-        else {
-          p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
-          done.push(p);
+    const records: ImmediateRecord[] = toStore.map((p) => ({
+      record: { ...p.entry.attempt, decision: p.entry.immediate!.decision, decidedBy: "ingress" },
+      checkHolder: p.entry.immediate!.checkHolder,
+      ...(p.entry.immediate!.soldOutTiers ? { soldOutTiers: p.entry.immediate!.soldOutTiers } : {}),
+    }));
+    this.stores.immediates.store(records).then(
+      ({ stored, stale }) => {
+        const done: Pending[] = [];
+        for (const p of toStore) {
+          const row = stored.get(keyOf(p.entry));
+          if (!row && stale.has(keyOf(p.entry))) p.resolve({ kind: "stale" });
+          else if (!row) p.reject(new Error(`attempt ${p.entry.attempt.payment.txnId} was neither stored nor found`));
+          else {
+            p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
+            done.push(p);
+          }
         }
-      }
-      this.forgetStored(done);
-    } catch (error) {
-      for (const p of toStore) p.reject(error);
-    }
+        this.forgetStored(done);
+      },
+      (error: unknown) => {
+        for (const p of toStore) p.reject(error);
+      },
+    );
   }
 
-  /** Repeats (same body): the stored decision when there is one; otherwise stored or queued again. */
-  private async answerRepeats(repeats: Pending[]): Promise<void> {
-    if (repeats.length === 0) return;
+  private forgetStored(ps: readonly Pending[]): void {
+    if (ps.length === 0) return;
+    const pipeline = this.stores.redis.pipeline();
+    forgetDecided(pipeline, this.options.prefix, ps.map((p) => ({ ...txnOf(p), bodyHash: p.entry.attempt.bodyHash })));
+    void pipeline.exec().catch(() => undefined);
+  }
+
+  /**
+   * Repeats (Redis holds this body) and conflicts (Redis holds another), answered from Postgres
+   * when it has the txn's decision: the same body gets it, another body 409. Without a stored
+   * decision a conflict is 409 (the first body is in flight) and a repeat is stored or queued
+   * again (the worker answers it from the first copy's decision).
+   */
+  private async lookUp(ps: Pending[], conflicts: ReadonlySet<Pending>): Promise<void> {
+    if (ps.length === 0) return;
     let rows: AttemptRow[];
     try {
-      rows = await findAttempts(this.stores.db, repeats.map((p) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId })));
+      rows = await findAttempts(this.stores.db, ps.map(txnOf));
     } catch (error) {
-      for (const p of repeats) p.reject(error);
+      for (const p of ps) p.reject(error);
       return;
     }
     const byKey = new Map(rows.map((r) => [attemptKey(r.acquirer_id, r.txn_id), r]));
     const unstored: Pending[] = [];
-    for (const p of repeats) {
+    for (const p of ps) {
       const row = byKey.get(keyOf(p.entry));
       if (row) p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
+      else if (conflicts.has(p)) p.resolve({ kind: "conflict" });
       else if (p.entry.immediate) unstored.push(p);
       else this.submit(p.entry, true).then(p.resolve, p.reject);
     }
-    await this.store(unstored);
+    this.store(unstored);
   }
 }
 
@@ -366,8 +292,6 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-const txnOf = (p: Pending) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId });
-
 function byPartition(ps: readonly Pending[]): Map<number, Pending[]> {
   const groups = new Map<number, Pending[]>();
   for (const p of ps) {
@@ -378,8 +302,7 @@ function byPartition(ps: readonly Pending[]): Map<number, Pending[]> {
   return groups;
 }
 
-function modeOf(p: Pending, local: boolean): AdmitMode {
+function modeOf(p: Pending): AdmitMode {
   if (p.entry.immediate) return "immediate";
-  if (local) return "local";
   return p.requeue ? "requeue" : "queue";
 }

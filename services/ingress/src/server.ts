@@ -4,12 +4,12 @@ import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets } from "@quanta/contract";
-import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount, type ImmediateRecord } from "@quanta/db";
+import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount } from "@quanta/db";
 import { QUEUE_STREAMS, createRedis, queueName } from "@quanta/queue";
-import { Ownership, ownershipOptionsFromEnv } from "@quanta/owner";
 import { createLogger, watchPgPool } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
 import { DecisionWaiter } from "./decision-waiter.js";
+import { ImmediateStore } from "./immediate-store.js";
 import { Intake } from "./intake.js";
 
 // How soon the ingress learns that a tier is empty everywhere (one small query each time).
@@ -22,12 +22,14 @@ export interface RunningIngress {
   ingressId: string;
   campaigns: CampaignCache;
   soldOut: SoldOutTiers;
-  /** Partitions this ingress owns and decides (undefined when QUANTA_INGRESS_DECIDES=false). */
-  ownership: Ownership | undefined;
   close(): Promise<void>;
 }
 
-/** Wires the ingress from a parsed environment and starts listening. */
+/**
+ * Wires an ingress from a parsed environment and starts listening. It holds nothing an
+ * acknowledgement depends on: what it answers 200 is in Postgres, what it answers 202 is in a
+ * queue job; any number of ingresses run behind any load balancer.
+ */
 export async function startIngress(env: Env, options: { host?: string } = {}): Promise<RunningIngress> {
   if (!env.QUANTA_ACQUIRER_SECRETS) throw new Error("QUANTA_ACQUIRER_SECRETS is required: id=secret[,id=secret…]");
   const secrets = parseAcquirerSecrets(env.QUANTA_ACQUIRER_SECRETS);
@@ -52,25 +54,23 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   await waiter.start(redis);
   const soldOut = new SoldOutTiers(db.kysely, (error) => log.warn({ err: error }, "sold-out refresh failed"), SOLD_OUT_REFRESH_MS);
   await soldOut.start();
-  // The partitions this ingress owns are decided here, in its own batch transactions.
-  const ownership = env.QUANTA_INGRESS_DECIDES
-    ? new Ownership(db.kysely, db.pool, redis, campaigns, log, ownershipOptionsFromEnv(env, ingressId, "primary"))
-    : undefined;
-  await ownership?.start();
-  const owner = ownership ? { localDrain: (p: number) => ownership.drainFor(p), storeImmediate: (r: readonly ImmediateRecord[]) => ownership.storeImmediate(r) } : {};
-  const intake = new Intake({ redis: registryRedis, queues, pool: db.pool, db: db.kysely, waits: waiter, ...owner }, {
-    prefix,
-    replyTo: ingressId,
-    batchMax: env.QUANTA_INTAKE_BATCH_MAX,
-    flushMs: env.QUANTA_INTAKE_FLUSH_MS,
-    backlogMax: env.QUANTA_BACKLOG_MAX,
-    retentionS: env.QUANTA_JOB_RETENTION_S,
-    txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
-    txnInFlightTtlS: env.QUANTA_TXN_IN_FLIGHT_TTL_S,
-    decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
-    admitTimeoutMs: env.QUANTA_INTAKE_ADMIT_TIMEOUT_MS,
-    pendingMax: env.QUANTA_BACKLOG_MAX,
-  });
+  const immediates = new ImmediateStore(db.pool, db.kysely, { gapMs: env.QUANTA_GROUP_COMMIT_MS, batchMax: env.QUANTA_WORKER_BATCH_MAX });
+  const intake = new Intake(
+    { redis: registryRedis, queues, db: db.kysely, immediates, waits: waiter },
+    {
+      prefix,
+      replyTo: ingressId,
+      batchMax: env.QUANTA_INTAKE_BATCH_MAX,
+      flushMs: env.QUANTA_INTAKE_FLUSH_MS,
+      backlogMax: env.QUANTA_BACKLOG_MAX,
+      retentionS: env.QUANTA_JOB_RETENTION_S,
+      txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
+      txnInFlightTtlS: env.QUANTA_TXN_IN_FLIGHT_TTL_S,
+      decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
+      admitTimeoutMs: env.QUANTA_INTAKE_ADMIT_TIMEOUT_MS,
+      pendingMax: env.QUANTA_BACKLOG_MAX,
+    },
+  );
 
   watchPgPool(db.pool, env.QUANTA_PG_POOL_MAX);
 
@@ -85,12 +85,11 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     log,
     prefix,
     partitionCount: env.QUANTA_PARTITIONS,
-    ...(ownership ? { ownedPartitions: () => ownership.owned() } : {}),
   });
   await app.listen({ port: env.PORT, host: options.host ?? "127.0.0.1" });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : env.PORT;
-  log.info({ port, ingressId, partitions: env.QUANTA_PARTITIONS, decides: env.QUANTA_INGRESS_DECIDES }, "ingress listening");
+  log.info({ port, ingressId, partitions: env.QUANTA_PARTITIONS }, "ingress listening");
 
   return {
     app,
@@ -98,12 +97,9 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     ingressId,
     campaigns,
     soldOut,
-    ownership,
     close: async () => {
       waiter.stop();
       await app.close();
-      // After the last callback is answered: in-flight batches finish, then the partitions go back.
-      await ownership?.stop();
       campaigns.stop();
       soldOut.stop();
       await Promise.all(queues.map((q) => q.close()));

@@ -15,6 +15,7 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+/** Wires a worker: it owns its fair share of the partitions and decides their queued attempts. */
 export async function startWorker(env: Env): Promise<RunningWorker> {
   const log = createLogger("worker", env.LOG_LEVEL);
   const workerId = `${hostname()}-${process.pid}-${randomBytes(2).toString("hex")}`;
@@ -25,7 +26,7 @@ export async function startWorker(env: Env): Promise<RunningWorker> {
   const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed"), 5_000);
   await campaigns.start();
 
-  const ownership = new Ownership(db.kysely, db.pool, redis, campaigns, log, ownershipOptionsFromEnv(env, workerId, "standby"));
+  const ownership = new Ownership(db.kysely, db.pool, redis, campaigns, log, ownershipOptionsFromEnv(env, workerId));
   await ownership.start();
 
   const app = Fastify({ logger: false });

@@ -3,14 +3,14 @@ import { partitionOf, type QueuedAttempt } from "@quanta/domain";
 import { CampaignCache, FencedOutError, claimPartition, findAttempts, type BatchResult } from "@quanta/db";
 import { createTestWorld, type TestWorld } from "@quanta/cli";
 import { createLogger } from "@quanta/telemetry";
-import { createRedis, type QuantaRedis } from "@quanta/queue";
+import { createRedis, keys, type QuantaRedis } from "@quanta/queue";
 import { BatchFlusher, type FlushItem } from "@quanta/owner";
 
 /**
- * The batch flusher, the one writer of an owner process, against a real
- * Postgres: attempts of several partitions and the ingress's own decisions
- * commit in one transaction; a stale epoch is fenced without taking the
- * round (or the newer drain of the partition) down with it.
+ * The batch flusher, the one writer of a worker process, against a real Postgres and Redis:
+ * attempts of several partitions commit in one transaction, their decisions are published to the
+ * waiting ingress with their backlog room and registrations given back; a stale epoch is fenced
+ * without taking the round (or the newer drain of the partition) down with it.
  */
 let world: TestWorld;
 let redis: QuantaRedis;
@@ -44,63 +44,61 @@ function attemptIn(partition: number, txnId: string): QueuedAttempt {
   }
 }
 
-function park(flusher: BatchFlusher, partition: number, epoch: number, attempts: QueuedAttempt[], fenced: string[]): Promise<BatchResult[]> {
+function park(flusher: BatchFlusher, partition: number, epoch: number, attempts: QueuedAttempt[], fenced: string[], replyTo = ""): Promise<BatchResult[]> {
   return new Promise((resolve, reject) => {
-    const item: FlushItem = { partition, epoch, attempts, replyTo: "", queued: false, resolve, reject, onFenced: () => fenced.push(`${partition}@${epoch}`) };
+    const item: FlushItem = { partition, epoch, attempts, replyTo, resolve, reject, onFenced: () => fenced.push(`${partition}@${epoch}`) };
     flusher.park(item);
   });
 }
 
 describe("batch flusher", () => {
-  it("decides several partitions and stores immediate decisions in one commit; fences a stale epoch alone", async () => {
+  it("decides several partitions in one commit, publishes the answers, gives the room and registrations back; fences a stale epoch alone", async () => {
     const log = createLogger("flusher-test", "silent");
-    const flusher = new BatchFlusher(world.db.kysely, world.db.pool, redis, campaigns, log, {
-      prefix: world.prefix,
-      partitionCount: PARTITIONS,
-      batchMax: 512,
-      roundGapMs: 0,
-    });
+    const flusher = new BatchFlusher(world.db.pool, redis, campaigns, log, { prefix: world.prefix, partitionCount: PARTITIONS, batchMax: 512, roundGapMs: 0 });
     const epochs = [];
     for (let p = 0; p < PARTITIONS; p++) epochs.push(await claimPartition(world.db.kysely, p, "flusher-test"));
     const old0 = epochs[0]!;
     const new0 = await claimPartition(world.db.kysely, 0, "flusher-test"); // partition 0 taken again
 
+    // What an ingress left in Redis for these attempts: room in the backlog, a registration each
+    // (one of them already taken over by another body, which must survive), and a subscription.
+    const txns = ["f-0", "f-1", "f-1b", "f-2", "f-2b", "f-3", "f-3b"];
+    await redis.set(keys.backlog(world.prefix), String(txns.length));
+    for (const t of txns) await redis.set(keys.txn(world.prefix, world.acquirerId, t), t === "f-3b" ? "h-another-body" : `h-${t}`);
+    const subscriber = createRedis(world.env.REDIS_URL!, "flusher-test-sub");
+    const messages: { answers: [string, unknown][] }[] = [];
+    await subscriber.subscribe(keys.decisions(world.prefix, "ingress-x"));
+    subscriber.on("message", (_channel: string, message: string) => messages.push(JSON.parse(message)));
+
     const fenced: string[] = [];
     const stale = park(flusher, 0, old0, [attemptIn(0, "f-stale")], fenced);
-    const fresh = park(flusher, 0, new0, [attemptIn(0, "f-0")], fenced);
-    const others = [1, 2, 3].map((p) => park(flusher, p, epochs[p]!, [attemptIn(p, `f-${p}`), attemptIn(p, `f-${p}b`)], fenced));
-    const refusal = attemptIn(1, "f-imm");
-    const immediate = flusher.storeImmediate([
-      {
-        record: { ...refusal, decision: { status: "rejected", reason: "below_threshold" }, decidedBy: "ingress" },
-        checkHolder: false,
-      },
-    ]);
+    const fresh = park(flusher, 0, new0, [attemptIn(0, "f-0")], fenced, "ingress-x");
+    const others = [1, 2, 3].map((p) => park(flusher, p, epochs[p]!, [attemptIn(p, `f-${p}`), attemptIn(p, `f-${p}b`)], fenced, "ingress-x"));
 
     await expect(stale).rejects.toBeInstanceOf(FencedOutError);
     expect(fenced).toEqual([]); // the older drain is already gone: nobody is told to drop the newer one
     const decided = [await fresh, ...(await Promise.all(others))].flat();
     expect(decided.map((r) => r.kind === "decided" && r.row.status)).toEqual(Array(7).fill("granted"));
-    expect([...(await immediate).stored.values()].map((r) => [r.txn_id, r.reason])).toEqual([["f-imm", "below_threshold"]]);
     expect(await findAttempts(world.db.kysely, [{ acquirerId: world.acquirerId, txnId: "f-stale" }])).toEqual([]);
-    // One round: the four partitions' batches and the immediate decision were written by one
-    // transaction (one xmin on every row).
-    const writers = await world.db.pool.query<{ xmin: string }>(
-      "select distinct xmin::text from attempts where txn_id = any($1::text[])",
-      [["f-0", "f-1", "f-1b", "f-2", "f-2b", "f-3", "f-3b", "f-imm"]],
-    );
+    // One round: the four partitions' batches were written by one transaction (one xmin on every row).
+    const writers = await world.db.pool.query<{ xmin: string }>("select distinct xmin::text from attempts where txn_id = any($1::text[])", [txns]);
     expect(writers.rows).toHaveLength(1);
+    // One message for the waiting ingress, with every answer; the room back; the registrations of
+    // the decided bodies gone, the other body's kept.
+    for (let i = 0; i < 50 && messages.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(messages).toHaveLength(1);
+    expect(messages[0]!.answers.map(([key]) => key).sort()).toEqual(txns.map((t) => `${world.acquirerId}/${t}`).sort());
+    expect(Number(await redis.get(keys.backlog(world.prefix)))).toBe(0);
+    expect(await redis.keys(`${world.prefix}:txn:*`)).toEqual([keys.txn(world.prefix, world.acquirerId, "f-3b")]);
+    subscriber.disconnect();
 
-    // A drain whose epoch moved on alone: fenced, and told so; an immediate decision of the same
-    // round is still stored.
+    // A drain whose epoch moved on alone: fenced, and told so.
     await claimPartition(world.db.kysely, 2, "someone-else");
     const zombie = park(flusher, 2, epochs[2]!, [attemptIn(2, "f-zombie")], fenced);
-    const alongside = flusher.storeImmediate([
-      { record: { ...attemptIn(3, "f-imm2"), decision: { status: "rejected", reason: "below_threshold" }, decidedBy: "ingress" }, checkHolder: false },
-    ]);
+    const alongside = park(flusher, 3, epochs[3]!, [attemptIn(3, "f-3c")], fenced);
     await expect(zombie).rejects.toBeInstanceOf(FencedOutError);
     expect(fenced).toEqual([`2@${epochs[2]}`]);
-    expect([...(await alongside).stored.values()].map((r) => r.txn_id)).toEqual(["f-imm2"]);
+    expect((await alongside).map((r) => r.kind === "decided" && r.row.status)).toEqual(["granted"]);
     expect(await findAttempts(world.db.kysely, [{ acquirerId: world.acquirerId, txnId: "f-zombie" }])).toEqual([]);
   });
 });

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { sql } from "kysely";
 import { classify, parseCampaignFile, partitionOf, type QueuedAttempt } from "@quanta/domain";
-import { connect, decideGroupTx, readCampaigns, verifyDatabaseInvariants, type Db, type ImmediateRecord } from "@quanta/db";
+import { connect, decideGroupTx, decideRounds, readCampaigns, recordImmediateBatch, verifyDatabaseInvariants, type BatchResult, type Db, type ImmediateRecord, type RefillResult } from "@quanta/db";
 import { createTestWorld, type TestWorld } from "@quanta/cli";
 
 /**
- * One group transaction of an owner of several partitions, against a real Postgres, on a pool in
- * pipeline mode as the services run it: the round decides against the stock its partitions hold
- * together, in arrival order whatever the partition, applies what it decided in memory before a
- * refill sweeps, and stores the ingress's own decisions in the same write.
+ * A worker's rounds over several partitions, against a real Postgres, on a pool in pipeline mode
+ * as the services run it: a round decides against the stock its partitions hold together, in
+ * arrival order whatever the partition; one that runs dry commits what it decided and defers the
+ * rest, which a refill in a transaction of its own and a next round then serve.
  */
 const campaign = parseCampaignFile({
   id: "round",
@@ -86,12 +86,31 @@ async function epochs(): Promise<number[]> {
   return rows.rows.map((r) => Number(r.epoch));
 }
 
-async function round(attempts: QueuedAttempt[], immediate: ImmediateRecord[] = []) {
+async function batchesOf(attempts: QueuedAttempt[]) {
   const e = await epochs();
   const byPartition = new Map<number, QueuedAttempt[]>();
   for (const a of attempts) byPartition.set(a.partition, [...(byPartition.get(a.partition) ?? []), a]);
-  const campaigns = new Map((await readCampaigns(world.db.kysely)).map((c) => [c.id, c]));
-  return decideGroupTx(pipelined.pool, [...byPartition].map(([partition, as]) => ({ partition, epoch: e[partition]!, attempts: as })), campaigns, PARTITIONS, immediate);
+  return [...byPartition].map(([partition, as]) => ({ partition, epoch: e[partition]!, attempts: as }));
+}
+
+async function campaignsById() {
+  return new Map((await readCampaigns(world.db.kysely)).map((c) => [c.id, c]));
+}
+
+/** Rounds and refills until every attempt is decided, as a worker runs them; results in commit order. */
+async function rounds(attempts: QueuedAttempt[]): Promise<{ results: BatchResult[]; commits: number; refills: RefillResult[] }> {
+  const results: BatchResult[] = [];
+  const refills: RefillResult[] = [];
+  let commits = 0;
+  await decideRounds(pipelined.pool, await batchesOf(attempts), await campaignsById(), PARTITIONS, {
+    retry: { attemptsMax: 1, baseDelayMs: 1, delayMaxMs: 1 },
+    onCommit: (r) => {
+      commits++;
+      results.push(...r);
+    },
+    onRefill: (move) => refills.push(move.result),
+  });
+  return { results, commits, refills };
 }
 
 async function shares(tierId: string): Promise<number[]> {
@@ -113,9 +132,9 @@ describe("group round", () => {
   it("grants out of another partition's share of the round before it asks the pool", async () => {
     // Partitions 0 and 1 are in the round; all their stock sits in partition 1's share.
     await stock("G-big", { 1: 3 });
-    const outcome = await round([attempt(0, 60_000, 1), attempt(0, 60_000, 2), attempt(1, 60_000, 3)]);
+    const outcome = await rounds([attempt(0, 60_000, 1), attempt(0, 60_000, 2), attempt(1, 60_000, 3)]);
     expect(outcome.results.map((r) => r.kind === "decided" && r.row.tier_id)).toEqual(["G-big", "G-big", "G-big"]);
-    expect(outcome.refills).toEqual([]);
+    expect(outcome).toMatchObject({ commits: 1, refills: [] });
     expect(await shares("G-big")).toEqual([0, 0, 0, 0]);
     expect((await pool("G-big")).pool).toBe(5);
     await invariantsHold();
@@ -125,35 +144,91 @@ describe("group round", () => {
     await stock("G-big", { 0: 1 });
     await setPool("G-big", 0);
     // Partition 0 comes first in partition order and holds the last big voucher; partition 2's
-    // payment came first, so it gets it, and partition 0's falls back to the small tier.
+    // payment came first, so it gets it, and partition 0's, once a refill found the tier empty,
+    // falls back to the small tier.
     const late = attempt(0, 60_000, 2_000);
     const early = attempt(2, 60_000, 1_000);
-    const outcome = await round([late, early]);
+    const outcome = await rounds([late, early]);
     const byTxn = new Map(outcome.results.map((r) => [r.attempt.payment.txnId, r]));
     expect(byTxn.get(early.payment.txnId)).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "G-big" } });
     expect(byTxn.get(late.payment.txnId)).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "G-small" } });
+    expect(outcome.refills).toEqual(["empty", "pool"]);
     expect(await pool("G-big")).toEqual({ pool: 0, soldOut: true });
     await invariantsHold();
   });
 
-  it("applies what it decided in memory before a refill sweeps the other partitions' shares", async () => {
-    // Two vouchers in partition 0 (of the round), one in partition 3 (not in the round), none in the pool.
+  it("a round that runs dry commits what it decided and defers the rest, in arrival order, with the refill they wait for", async () => {
+    await stock("G-big", { 0: 1, 3: 2 });
+    await setPool("G-big", 0);
+    const first = attempt(0, 60_000, 1);
+    const second = attempt(1, 60_000, 2);
+    const third = attempt(0, 60_000, 3);
+    const outcome = await decideGroupTx(pipelined.pool, await batchesOf([third, first, second]), await campaignsById());
+    expect(outcome.results).toEqual([expect.objectContaining({ attempt: first, kind: "decided", fresh: true })]);
+    expect(outcome.deferred).toEqual([second, third]);
+    expect(outcome.refill).toEqual({ partition: 1, campaignId: "round", tierId: "G-big", need: 2, partitionsAsking: 2 });
+    // Committed: the grant is stored and its voucher gone from partition 0's share; partition 3
+    // (not in the round) still holds two.
+    expect(await shares("G-big")).toEqual([0, 0, 0, 2]);
+    const stored = await sql<{ n: string }>`select count(*) as n from attempts`.execute(world.db.kysely);
+    expect(Number(stored.rows[0]!.n)).toBe(1);
+  });
+
+  it("a refill sweeps another owner's share into the pool after the round committed, and the next round grants from it", async () => {
     await stock("G-big", { 0: 2, 3: 1 });
     await setPool("G-big", 0);
-    const outcome = await round([attempt(0, 60_000, 1), attempt(0, 60_000, 2), attempt(1, 60_000, 3)]);
+    const outcome = await rounds([attempt(0, 60_000, 1), attempt(0, 60_000, 2), attempt(1, 60_000, 3)]);
     expect(outcome.results.map((r) => r.kind === "decided" && r.row.tier_id)).toEqual(["G-big", "G-big", "G-big"]);
-    // Partition 0's two went out of its share in memory; the sweep found partition 3's and only it.
-    expect(outcome.refills).toEqual(["swept"]);
+    expect(outcome).toMatchObject({ commits: 2, refills: ["swept"] });
     expect(await shares("G-big")).toEqual([0, 0, 0, 0]);
     expect((await pool("G-big")).pool).toBe(0);
     await invariantsHold();
   });
 
-  it("stores the ingress's sold_out of a payer the round grants as already_redeemed, in the same write", async () => {
+  it("answers a repeat of a deferred attempt with its first copy's decision", async () => {
+    await stock("G-big", { 3: 1 });
+    await setPool("G-big", 0);
+    const a = attempt(0, 60_000, 1);
+    const outcome = await rounds([a, { ...a, receivedAtMs: 2 }]);
+    expect(outcome.results).toHaveLength(2);
+    expect(outcome.results.map((r) => r.kind === "decided" && [r.row.tier_id, r.fresh])).toEqual([
+      ["G-big", true],
+      ["G-big", false],
+    ]);
+    await invariantsHold();
+  });
+});
+
+describe("the ingress's own decisions", () => {
+  const record = (txnId: string, bodyHash: string, payerId = "p-alone"): ImmediateRecord => ({
+    record: {
+      acquirerId: "acq",
+      bodyHash,
+      payment: { txnId, payerId, merchantId: "G-1", amountFen: 5_000, paidAtMs },
+      receivedAtMs: 1,
+      partition: 0,
+      decision: { status: "rejected", reason: "below_threshold", campaignId: "round", activityId: "G" },
+      decidedBy: "ingress",
+    },
+    checkHolder: false,
+  });
+
+  it("stores many in one statement, and a copy stored before answers with its row", async () => {
+    const first = await recordImmediateBatch(pipelined.pool, pipelined.kysely, [record("alone-1", "h-1"), record("alone-2", "h-2")]);
+    expect([...first.stored.values()].map((r) => [r.txn_id, r.body_hash, r.reason])).toEqual([
+      ["alone-1", "h-1", "below_threshold"],
+      ["alone-2", "h-2", "below_threshold"],
+    ]);
+    // Another body of the same txn: not stored again, answered with the first row (the caller says 409).
+    const again = await recordImmediateBatch(pipelined.pool, pipelined.kysely, [record("alone-1", "h-other")]);
+    expect([...again.stored.values()]).toEqual([expect.objectContaining({ txn_id: "alone-1", body_hash: "h-1" })]);
+  });
+
+  it("stores a sold_out of a payer a committed round granted as already_redeemed", async () => {
     await stock("G-small", { 0: 1 });
     await sql`update tiers set pool = 0, quota = 1, sold_out_at = clock_timestamp() where id = 'G-big'`.execute(world.db.kysely);
-    await sql`update tier_shares set remaining = 0 where tier_id = 'G-big'`.execute(world.db.kysely);
     const grant = attempt(0, 20_000, 1);
+    expect((await rounds([grant])).results[0]).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "G-small" } });
     const refusal: ImmediateRecord = {
       record: {
         acquirerId: "acq",
@@ -167,43 +242,7 @@ describe("group round", () => {
       checkHolder: true,
       soldOutTiers: ["G-big"],
     };
-    const outcome = await round([grant], [refusal]);
-    expect(outcome.results[0]).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "G-small" } });
-    expect(outcome.immediateRows).toEqual([expect.objectContaining({ txn_id: "imm-1", status: "rejected", reason: "already_redeemed" })]);
-  });
-
-  it("answers an immediate copy of one of the round's txns from the round's own row", async () => {
-    await stock("G-big", { 0: 1 });
-    const a = attempt(0, 60_000, 1);
-    const copy: ImmediateRecord = {
-      record: { ...a, decision: { status: "rejected", reason: "sold_out", campaignId: "round", activityId: "G" }, decidedBy: "ingress" },
-      checkHolder: true,
-      soldOutTiers: ["G-big"],
-    };
-    const outcome = await round([a], [copy]);
-    expect(outcome.results[0]).toMatchObject({ kind: "decided", row: { status: "granted" } });
-    expect(outcome.immediateRows).toEqual([expect.objectContaining({ txn_id: a.payment.txnId, status: "granted" })]);
-    const stored = await sql<{ n: string }>`select count(*) as n from attempts where txn_id = ${a.payment.txnId}`.execute(world.db.kysely);
-    expect(Number(stored.rows[0]!.n)).toBe(1);
-  });
-
-  it("stores the ingress's decisions alone in one statement, and a copy stored before answers with its row", async () => {
-    const record = (txnId: string, bodyHash: string): ImmediateRecord => ({
-      record: {
-        acquirerId: "acq",
-        bodyHash,
-        payment: { txnId, payerId: "p-alone", merchantId: "G-1", amountFen: 5_000, paidAtMs },
-        receivedAtMs: 1,
-        partition: 0,
-        decision: { status: "rejected", reason: "below_threshold", campaignId: "round", activityId: "G" },
-        decidedBy: "ingress",
-      },
-      checkHolder: false,
-    });
-    const first = await round([], [record("alone-1", "h-1")]);
-    expect(first.immediateRows).toEqual([expect.objectContaining({ txn_id: "alone-1", body_hash: "h-1", reason: "below_threshold" })]);
-    // Another body of the same txn: not stored again, answered with the first row (the caller says 409).
-    const again = await round([], [record("alone-1", "h-2")]);
-    expect(again.immediateRows).toEqual([expect.objectContaining({ txn_id: "alone-1", body_hash: "h-1" })]);
+    const out = await recordImmediateBatch(pipelined.pool, pipelined.kysely, [refusal]);
+    expect(out.stored.get("acq/imm-1")).toMatchObject({ status: "rejected", reason: "already_redeemed" });
   });
 });

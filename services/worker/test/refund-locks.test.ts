@@ -2,17 +2,18 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { sql } from "kysely";
 import { classify, parseCampaignFile, type QueuedAttempt } from "@quanta/domain";
-import { decideGroupTx, findAttempt, readCampaigns, recordImmediateBatch, refundTx } from "@quanta/db";
-import { createTestWorld, settledWithin as settled, type TestWorld } from "@quanta/cli";
+import { decideRounds, findAttempt, readCampaigns, recordImmediateBatch, refundTx, type BatchResult, type RefillResult } from "@quanta/db";
+import { createTestWorld, sessionsWaitingOnLock, type TestWorld } from "@quanta/cli";
 
 /**
  * The lock protocol that makes I6 exact in time once refunds return stock, proven step by step
  * with a second Postgres session holding the conflicting lock:
  *   - a refund (FOR UPDATE on the tier row) waits for a transaction that read the sold-out mark
  *     under KEY SHARE, so its return is stamped after that transaction's sold_out;
- *   - a worker's batch and the ingress's stored sold_out both wait for a refund in progress on
- *     the tier, then see the mark gone: the batch refills and grants, the ingress record comes
+ *   - a worker's round and the ingress's stored sold_out both wait for a refund in progress on
+ *     the tier, then see the mark gone: the round refills and grants, the ingress record comes
  *     back stale (to be queued) instead of being stored as sold_out.
+ * A wait is observed in pg_stat_activity (the session waits on a lock), never by a clock.
  */
 const one = parseCampaignFile({
   id: "locks",
@@ -33,15 +34,23 @@ async function attempt(txnId: string, payerId: string): Promise<QueuedAttempt> {
   return { acquirerId: "acq", bodyHash: `h-${txnId}`, payment: payment(txnId, payerId), receivedAtMs: Date.now(), partition: 0, request: c.request };
 }
 
-async function decide(txnId: string, payerId: string) {
+/** A worker's rounds (and refills) for one attempt. */
+async function decide(txnId: string, payerId: string): Promise<{ results: BatchResult[]; refills: RefillResult[] }> {
   const campaigns = new Map((await readCampaigns(world.db.kysely)).map((c) => [c.id, c]));
   const epoch = Number((await sql<{ epoch: string }>`select epoch from partitions where partition = 0`.execute(world.db.kysely)).rows[0]!.epoch);
-  return decideGroupTx(world.db.pool, [{ partition: 0, epoch, attempts: [await attempt(txnId, payerId)] }], campaigns, 1);
+  const results: BatchResult[] = [];
+  const refills: RefillResult[] = [];
+  await decideRounds(world.db.pool, [{ partition: 0, epoch, attempts: [await attempt(txnId, payerId)] }], campaigns, 1, {
+    retry: { attemptsMax: 1, baseDelayMs: 1, delayMaxMs: 1 },
+    onCommit: (r) => void results.push(...r),
+    onRefill: (move) => void refills.push(move.result),
+  });
+  return { results, refills };
 }
 
 beforeAll(async () => {
   world = await createTestWorld("refund_locks", { campaigns: [one], partitions: 1 });
-  other = new pg.Client({ connectionString: world.databaseUrl });
+  other = new pg.Client({ connectionString: world.databaseUrl, application_name: "refund-locks-other" });
   await other.connect();
   // Grant the only voucher, then mark the tier sold out as a refill would.
   await sql`update tier_shares set remaining = 1 where tier_id = 'L-only'`.execute(world.db.kysely);
@@ -66,7 +75,7 @@ describe("refunds and sold-out marks", () => {
     await other.query("begin");
     await other.query("select 1 from tiers where id = 'L-only' and sold_out_at is not null for key share");
     const refund = refundTx(world.db.kysely, { acquirerId: "acq", refundId: "r-1", txnId: "t-1", amountFen: 20_000, refundedAtMs: Date.now(), bodyHash: "rh" });
-    expect(await settled(refund, 300)).toBe(false);
+    await sessionsWaitingOnLock(world, "quanta-test");
     await other.query("commit");
     expect(await refund).toMatchObject({ kind: "recorded", row: { outcome: "voucher_returned" } });
     // The returned voucher is granted again, out of the pool the refund filled.
@@ -84,10 +93,11 @@ describe("refunds and sold-out marks", () => {
     await other.query("select 1 from tiers where id = 'L-only' for update");
     await other.query("update tiers set pool = pool + 1, sold_out_at = null where id = 'L-only'");
     const batch = decide("t-3", "p-3");
-    expect(await settled(batch, 300)).toBe(false);
+    await sessionsWaitingOnLock(world, "quanta-test");
     await other.query("commit");
     const outcome = await batch;
-    // Not sold_out: the share is refilled from the pool the refund filled, and the voucher granted.
+    // Not sold_out: the round saw the mark gone, a refill took the voucher from the pool the
+    // refund filled, and the next round granted it.
     expect(outcome.refills).toEqual(["pool"]);
     expect(outcome.results[0]).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "L-only" } });
   });
@@ -107,7 +117,7 @@ describe("refunds and sold-out marks", () => {
       decidedBy: "ingress" as const,
     };
     const stored = recordImmediateBatch(world.db.pool, world.db.kysely, [{ record, checkHolder: true, soldOutTiers: ["L-only"] }]);
-    expect(await settled(stored, 300)).toBe(false);
+    await sessionsWaitingOnLock(world, "quanta-test");
     await other.query("commit");
     const out = await stored;
     expect(out.stored.size).toBe(0);

@@ -4,7 +4,7 @@ import { rushWith } from "@quanta/cli";
 
 /**
  * A concurrent rush of more than 20,000 signed attempts through the real HTTP
- * ingress, with two worker processes, demand above supply on every tier of
+ * ingress, with two worker processes deciding (two partitions each; no deadlock in Postgres), demand above supply on every tier of
  * the seed campaign. Afterwards I1-I4 and I6 (and I5 for forged callbacks)
  * are checked in the database and through GET for every acknowledged txn.
  * Then 5 % of the grants are refunded (full and partial, each sent twice),
@@ -47,8 +47,11 @@ describe("a 20,000-attempt rush through separate processes, then refunds", () =>
     for (const tier of json.tiers) expect([tier.tierId, tier.held, tier.remaining]).toEqual([tier.tierId, tier.quota, 0]);
     expect(json.answers["200 rejected sold_out"]).toBeGreaterThan(1_000);
     expect(json.invariants.map((c) => [c.id, c.ok])).toEqual([
-      ["budget", true], ["I1", true], ["I2", true], ["I3", true], ["I4", true], ["I5", true], ["I6", true], ["refund-phase", true], ["refunds", true],
+      ["budget", true], ["I1", true], ["I2", true], ["I3", true], ["I4", true], ["I5", true], ["I6", true], ["refund-phase", true], ["refunds", true], ["deadlocks", true],
     ]);
+    // Two workers shared the four partitions, and Postgres saw no deadlock.
+    expect((json as unknown as { owners: { partitions: number[] }[] }).owners.map((o) => o.partitions.length)).toEqual([2, 2]);
+    expect((json as unknown as { deadlocks: number }).deadlocks).toBe(0);
     // Refunds: about 5 % of ~10,050 grants, a third of them partial and kept.
     expect(json.refunds.chosen).toBeGreaterThan(300);
     expect(json.refunds.kept).toBeGreaterThan(50);

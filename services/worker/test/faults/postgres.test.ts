@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { createTestWorld, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
-import { freePort, rushDuring, sleep, verdict } from "./harness.js";
+import { freePort, rushDuring, sleep, verdict, expectNoDeadlock } from "./harness.js";
 
 /**
  * Postgres stopped with `-m immediate` (no checkpoint, like a crash: recovery replays the WAL) in
@@ -50,5 +50,9 @@ describe("Postgres faults", () => {
     });
     expect(run.records.some((r) => r.status === 503 || r.status === 0)).toBe(true); // the outage was felt
     await verdict(world, "Postgres stop -m immediate for 3 s, then start", run);
+  });
+
+  it("saw no deadlock in Postgres", async () => {
+    await expectNoDeadlock(world, services);
   });
 });

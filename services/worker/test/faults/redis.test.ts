@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { createTestWorld, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
 import { findAttempts } from "@quanta/db";
-import { PrivateRedis, freePort, rushDuring, sleep, verdict } from "./harness.js";
+import { PrivateRedis, freePort, rushDuring, sleep, verdict, expectNoDeadlock } from "./harness.js";
 
 /**
  * Redis faults, on a private Redis started with the shipped infra/redis/redis.conf (AOF with
@@ -58,5 +58,9 @@ describe("Redis faults", () => {
     } finally {
       admin.disconnect();
     }
+  });
+
+  it("saw no deadlock in Postgres", async () => {
+    await expectNoDeadlock(world, services);
   });
 });

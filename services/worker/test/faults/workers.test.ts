@@ -6,7 +6,7 @@ import { createTestWorld, killService, startService, stopService, type ServicePr
 import { findAttempts, waitUntilDecided } from "@quanta/db";
 import { partitionOf } from "@quanta/domain";
 import { jobOptions, queueName } from "@quanta/queue";
-import { freePort, rushDuring, sleep, verdict } from "./harness.js";
+import { freePort, rushDuring, sleep, verdict, expectNoDeadlock } from "./harness.js";
 
 /**
  * Worker and Postgres faults during a rush through the real ingress: a worker frozen past its
@@ -19,9 +19,7 @@ const services: ServiceProcess[] = [];
 let port = 0;
 
 beforeAll(async () => {
-  // Every attempt through the queue (QUANTA_INGRESS_DECIDES=false), so the workers own the
-  // partitions these faults hit; an owning ingress's faults are in stalled-and-ingress.test.ts.
-  world = await createTestWorld("faults_workers", { env: { QUANTA_LEASE_MS: "3000", QUANTA_INGRESS_DECIDES: "false" } });
+  world = await createTestWorld("faults_workers", { env: { QUANTA_LEASE_MS: "3000" } });
   port = await freePort();
   services.push(await startService("ingress", { ...world.env, PORT: String(port) }));
 }, 120_000);
@@ -115,5 +113,9 @@ describe("worker and Postgres faults", () => {
     }
     expect(poisonedCounted).toBe(1);
     console.log("fault poisoned record: 3 good attempts of the job decided, the poisoned one set aside and counted");
+  });
+
+  it("saw no deadlock in Postgres", async () => {
+    await expectNoDeadlock(world, services);
   });
 });

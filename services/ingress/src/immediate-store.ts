@@ -1,0 +1,77 @@
+import type pg from "pg";
+import type { Kysely } from "kysely";
+import { recordImmediateBatch, withRetry, type Database, type ImmediateOutcome, type ImmediateRecord, type RetryOptions } from "@quanta/db";
+import { immediateBatchSize, txnRetries } from "@quanta/telemetry";
+
+/**
+ * Group commit of the decisions the ingress makes itself (no stock needed: merchant, window,
+ * threshold, paused, and sold_out for tiers marked empty everywhere).
+ *
+ * Inputs: records from any number of intake batches. States of a record: parked -> storing (one
+ * autocommit statement, recordImmediateBatch, for up to batchMax records) -> stored | stale (a
+ * sold_out whose mark a refund cleared) | failed.
+ * Statements start at most every gapMs, and one at a time: under load each carries what arrived
+ * meanwhile, so the ingress's commits per second stay bounded whatever the rate; an idle store
+ * starts at once. A statement whose outcome was lost is retried: the insert is idempotent and
+ * answers a txn stored before with its row.
+ * Trade-off: up to gapMs added to these answers for at most 1000 / gapMs commits a second.
+ */
+export interface ImmediateStoreOptions {
+  gapMs: number;
+  batchMax: number;
+}
+
+interface Parked {
+  records: readonly ImmediateRecord[];
+  resolve: (outcome: ImmediateOutcome) => void;
+  reject: (error: unknown) => void;
+}
+
+const RETRY: RetryOptions = { attemptsMax: 4, baseDelayMs: 20, delayMaxMs: 500, onRetry: (cls) => txnRetries.inc({ code: cls }) };
+
+export class ImmediateStore {
+  private parked: Parked[] = [];
+  private storing = false;
+  private lastStartMs = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly db: Kysely<Database>,
+    private readonly options: ImmediateStoreOptions,
+  ) {}
+
+  store(records: readonly ImmediateRecord[]): Promise<ImmediateOutcome> {
+    return new Promise((resolve, reject) => {
+      this.parked.push({ records, resolve, reject });
+      if (!this.storing) void this.loop();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    this.storing = true;
+    try {
+      while (this.parked.length > 0) {
+        const waitMs = this.lastStartMs + this.options.gapMs - performance.now();
+        if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+        this.lastStartMs = performance.now();
+        const take: Parked[] = [];
+        let size = 0;
+        while (this.parked.length > 0 && (take.length === 0 || size + this.parked[0]!.records.length <= this.options.batchMax)) {
+          const next = this.parked.shift()!;
+          take.push(next);
+          size += next.records.length;
+        }
+        immediateBatchSize.observe(size);
+        try {
+          const records = take.flatMap((p) => p.records);
+          const outcome = await withRetry(() => recordImmediateBatch(this.pool, this.db, records), RETRY);
+          for (const p of take) p.resolve(outcome);
+        } catch (error) {
+          for (const p of take) p.reject(error);
+        }
+      }
+    } finally {
+      this.storing = false;
+    }
+  }
+}

@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Redis } from "ioredis";
+import { parseEnv } from "@quanta/config";
+import { findAttempts } from "@quanta/db";
+import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { CallbackClient, type Answer } from "@quanta/loadtest";
+import { startIngress, type RunningIngress } from "@quanta/ingress";
+import { startWorker, type RunningWorker } from "@quanta/worker";
+import { keys, queueName } from "@quanta/queue";
+
+/**
+ * The one path: stateless ingresses queue what needs stock, workers decide it. Two ingresses
+ * (callbacks spread over them as a load balancer would, a resend to the other one) and two
+ * workers: every attempt that needs stock took a queue job and was decided by a worker; what
+ * needs no stock was stored by the ingress; the backlog and every txn registration are gone once
+ * decided (Redis holds what is in flight, not the campaign's history); a repeat gets the stored
+ * decision, another body 409, at either ingress. And the I4 defect of issue #16: a txn decided
+ * without the queue, then another body that needs stock (it takes the queue and is answered
+ * 409), then the original body again: 200 with the stored decision, also after every process
+ * restarted.
+ */
+let world: TestWorld;
+let ingresses: RunningIngress[] = [];
+let workers: RunningWorker[] = [];
+let clients: CallbackClient[] = [];
+let redis: Redis;
+
+const body = (txnId: string, payerId: string, amountFen = 250_000) =>
+  JSON.stringify({ txnId, payerId, merchantId: "M-0001", amountFen, paidAt: "2020-09-13T10:00:01+08:00" });
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function start(): Promise<void> {
+  const env = parseEnv(world.env);
+  workers = [await startWorker(env), await startWorker(env)];
+  ingresses = [await startIngress(env), await startIngress(env)];
+  clients = ingresses.map((i) => new CallbackClient(`http://127.0.0.1:${i.port}`, world.acquirerId, world.secret, 32));
+  await until("the two workers share the partitions", () => workers.every((w) => w.ownership.owned().length === 2));
+}
+
+async function stop(): Promise<void> {
+  for (const c of clients) await c.close();
+  for (const i of ingresses) await i.close();
+  for (const w of workers) await w.close();
+  clients = [];
+  ingresses = [];
+  workers = [];
+}
+
+const registrations = () => redis.keys(`${world.prefix}:txn:*`);
+const jobsAdded = async () => {
+  let n = 0;
+  for (let p = 0; p < 4; p++) n += Number((await redis.get(`${world.prefix}:${queueName(p)}:id`)) ?? 0);
+  return n;
+};
+
+beforeAll(async () => {
+  world = await createTestWorld("queue_path", { env: { QUANTA_LEASE_MS: "2000" } });
+  redis = new Redis(world.env.REDIS_URL!);
+  await start();
+});
+
+afterAll(async () => {
+  await stop();
+  redis?.disconnect();
+  await world?.cleanup();
+});
+
+describe("stateless ingresses, deciding workers", () => {
+  it("queues what needs stock for the workers, stores the rest itself, and leaves nothing in Redis once decided", async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 400 }, (_, i) => clients[i % 2]!.postPayment(body(`q-${i}`, `payer-${i}`, i % 10 === 0 ? 1_000 : 250_000))),
+    );
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+    expect(answers.filter((a) => (a.body as { status: string }).status === "granted")).toHaveLength(360);
+    expect(answers.filter((a) => (a.body as { reason?: string }).reason === "below_threshold")).toHaveLength(40);
+
+    const rows = await findAttempts(world.db.kysely, answers.map((_, i) => ({ acquirerId: world.acquirerId, txnId: `q-${i}` })));
+    expect(rows.filter((r) => r.decided_by === "worker")).toHaveLength(360);
+    expect(rows.filter((r) => r.decided_by === "ingress")).toHaveLength(40);
+    // Both workers decided (each owns two partitions), through jobs of every partition.
+    expect(new Set(rows.filter((r) => r.decided_by === "worker").map((r) => r.partition))).toEqual(new Set([0, 1, 2, 3]));
+    expect(await jobsAdded()).toBeGreaterThanOrEqual(4);
+    expect(workers.map((w) => w.ownership.owned())).toEqual([expect.any(Array), expect.any(Array)]);
+    expect(new Set(workers.flatMap((w) => w.ownership.owned()))).toEqual(new Set([0, 1, 2, 3]));
+
+    await until("backlog room given back", async () => Number((await redis.get(keys.backlog(world.prefix))) ?? 0) === 0, 5_000);
+    await until("registrations forgotten", async () => (await registrations()).length === 0, 5_000);
+  });
+
+  it("answers a repeat with the stored decision and another body 409, at either ingress, and forgets again", async () => {
+    const first = await clients[0]!.postPayment(body("rep-1", "payer-rep"));
+    expect(first).toMatchObject({ status: 200, body: { txnId: "rep-1", status: "granted" } });
+    for (const client of clients) {
+      expect(await client.postPayment(body("rep-1", "payer-rep"))).toMatchObject({ status: 200, body: first.body });
+      expect(await client.postPayment(body("rep-1", "payer-rep", 260_000))).toMatchObject({ status: 409, body: { error: { code: "txn_conflict" } } });
+      expect(await client.getAttempt("rep-1")).toMatchObject({ status: 200, body: first.body });
+    }
+    expect(await findAttempts(world.db.kysely, [{ acquirerId: world.acquirerId, txnId: "rep-1" }])).toHaveLength(1);
+    await until("registrations forgotten", async () => (await registrations()).length === 0, 5_000);
+  });
+
+  it("a txn decided without the queue, then another body that takes the queue (409), then the original again: its decision", async () => {
+    // Decided by the ingress itself (below every threshold): stored, its registration forgotten.
+    const original = body("i4-1", "payer-i4", 1_000);
+    const decided = await clients[0]!.postPayment(original);
+    expect(decided).toMatchObject({ status: 200, body: { txnId: "i4-1", status: "rejected", reason: "below_threshold" } });
+    await until("registration forgotten", async () => (await registrations()).length === 0, 5_000);
+
+    // Another body for the same txnId that needs stock: admitted as a first sighting, queued,
+    // answered 409 by the worker from the stored row.
+    const jobsBefore = await jobsAdded();
+    const conflicting = body("i4-1", "payer-i4", 300_000);
+    const answers: Answer[] = [await clients[1]!.postPayment(conflicting)];
+    expect(answers[0]).toMatchObject({ status: 409, body: { error: { code: "txn_conflict" } } });
+    expect(await jobsAdded()).toBe(jobsBefore + 1); // it did take the queue
+
+    // The original body again, at both ingresses, and GET: the stored decision every time.
+    for (const client of clients) answers.push(await client.postPayment(original), await client.getAttempt("i4-1"));
+    for (const a of answers.slice(1)) expect(a).toMatchObject({ status: 200, body: decided.body });
+    // And the conflicting body stays 409.
+    expect(await clients[0]!.postPayment(conflicting)).toMatchObject({ status: 409 });
+    await until("registrations forgotten", async () => (await registrations()).length === 0, 5_000);
+
+    // The same after every process restarted.
+    await stop();
+    await start();
+    expect(await clients[1]!.postPayment(original)).toMatchObject({ status: 200, body: decided.body });
+    expect(await clients[0]!.postPayment(conflicting)).toMatchObject({ status: 409, body: { error: { code: "txn_conflict" } } });
+    expect(await clients[1]!.postPayment(original)).toMatchObject({ status: 200, body: decided.body });
+    expect(await clients[0]!.getAttempt("i4-1")).toMatchObject({ status: 200, body: decided.body });
+    expect(await findAttempts(world.db.kysely, [{ acquirerId: world.acquirerId, txnId: "i4-1" }])).toEqual([
+      expect.objectContaining({ decided_by: "ingress", reason: "below_threshold", amount_fen: 1_000 }),
+    ]);
+  });
+
+  it("answers a conflicting body 409 while the first is still queued, and the first its own decision once a worker runs", async () => {
+    await stop();
+    const env = parseEnv({ ...world.env, QUANTA_DECISION_WAIT_MS: "200" });
+    ingresses = [await startIngress(env)];
+    clients = [new CallbackClient(`http://127.0.0.1:${ingresses[0]!.port}`, world.acquirerId, world.secret, 4)];
+    const first = await clients[0]!.postPayment(body("pq-1", "payer-pq"));
+    expect(first).toMatchObject({ status: 202, body: { txnId: "pq-1", status: "pending" } });
+    expect(await clients[0]!.postPayment(body("pq-1", "payer-pq", 300_000))).toMatchObject({ status: 409 });
+    workers = [await startWorker(env)];
+    await until("decided", async () => (await clients[0]!.getAttempt("pq-1")).status === 200);
+    expect(await clients[0]!.getAttempt("pq-1")).toMatchObject({ status: 200, body: { txnId: "pq-1", status: "granted" } });
+    expect(await clients[0]!.postPayment(body("pq-1", "payer-pq"))).toMatchObject({ status: 200, body: { txnId: "pq-1", status: "granted" } });
+    expect(await clients[0]!.postPayment(body("pq-1", "payer-pq", 300_000))).toMatchObject({ status: 409 });
+  });
+});
