@@ -42,6 +42,8 @@ export interface BenchSettings {
   rates: number[];
   reps: number;
   stepS: number;
+  /** Payer partitions of every step's database (the configuration's, as `npm run rush` deploys). */
+  partitions: number;
   systems: readonly SystemName[];
   out: (line: string) => void;
 }
@@ -92,8 +94,6 @@ const WARMUP_RATE_MAX_PER_S = 1_500;
 const WARMUP_AT_RATE_S = 2;
 /** Connections of the load generator's pool (undici opens them as concurrency needs them). */
 const CONNECTIONS_MAX = 512;
-// As deployed by `npm run rush` (the configuration default).
-const BENCH_PARTITIONS = 4;
 
 export async function bench(settings: BenchSettings): Promise<StepResult[]> {
   const base = loadScenario();
@@ -126,14 +126,14 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
   const prefix = `quanta-bench-${tag}`;
   const acquirerId = "bench-acquirer";
   const secret = randomBytes(16).toString("hex");
-  await migrate(databaseUrl, BENCH_PARTITIONS);
+  await migrate(databaseUrl, settings.partitions);
   const campaign = readCampaignFile(SEED_CAMPAIGN_PATH);
-  await loadCampaign(databaseUrl, campaign, BENCH_PARTITIONS);
-  await loadCampaign(databaseUrl, warmUpCampaign(SEED_CAMPAIGN_PATH), BENCH_PARTITIONS);
+  await loadCampaign(databaseUrl, campaign, settings.partitions);
+  await loadCampaign(databaseUrl, warmUpCampaign(SEED_CAMPAIGN_PATH), settings.partitions);
   // Started last before the try whose finally stops it.
   const ownRedis = system === "quanta-aof" ? await PrivateRedis.start() : undefined;
   const redisUrl = ownRedis?.url ?? settings.redisUrl;
-  const env = serviceEnv({ databaseUrl, redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: BENCH_PARTITIONS, logLevel: "error" });
+  const env = serviceEnv({ databaseUrl, redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: settings.partitions, logLevel: "error" });
   const services: ServiceProcess[] = [];
   const probes = await Probes.open(redisUrl, databaseUrl);
   const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 120_000, applicationName: "quanta-bench" });
@@ -142,7 +142,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
       services.push(await startService("ingress", env));
       services.push(await startService("worker", env));
       if (system !== "quanta-1w") services.push(await startService("worker", env));
-      await waitForOwners(services.filter((x) => x.kind === "worker"), BENCH_PARTITIONS, 30_000);
+      await waitForOwners(services.filter((x) => x.kind === "worker"), settings.partitions, 30_000);
     } else {
       services.push(await startService(system, env));
     }

@@ -147,6 +147,7 @@ async function main(argv: string[]): Promise<number> {
         rates,
         reps: positiveInt(values.reps, "--reps") ?? 3,
         stepS: positiveInt(values.step, "--step") ?? 10,
+        partitions: env.QUANTA_PARTITIONS,
         systems,
         out: (line: string) => console.log(line),
       };

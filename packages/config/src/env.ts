@@ -21,16 +21,24 @@ export const envSchema = z.object({
   QUANTA_ADMIN_TOKENS: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
-  /** Fixed for a deployment: payers hash onto this many partitions (checked against Postgres). */
-  QUANTA_PARTITIONS: int(1, 256, 4),
+  /**
+   * Fixed for a deployment: payers hash onto this many partitions (checked against Postgres), one
+   * queue and one owner each. As many as the workers you run: each partition costs a queue job per
+   * intake batch, and a worker decides all of its partitions in one round anyway.
+   */
+  QUANTA_PARTITIONS: int(1, 256, 2),
   /** How long the ingress holds a callback open waiting for its decision before answering 202. */
   QUANTA_DECISION_WAIT_MS: int(0, 30_000, 2_000),
   /** Attempts queued but not yet decided, over all partitions; past it the ingress answers 503. */
   QUANTA_BACKLOG_MAX: int(1, 10_000_000, 50_000),
-  /** Ingress group-commit into the queue: at most this many attempts per job… */
+  /** Ingress group commit into the queue: at most this many attempts per intake batch… */
   QUANTA_INTAKE_BATCH_MAX: int(1, 1_000, 256),
-  /** …and at most this long waiting for more before the job is added. */
-  QUANTA_INTAKE_FLUSH_MS: int(0, 100, 2),
+  /**
+   * …and batches (one admission, one queue job per partition) leave at most this often: an idle
+   * ingress sends at once, a busy one every this many ms. A job costs Redis and the worker about
+   * the same whatever it carries, so under load this bounds jobs per second.
+   */
+  QUANTA_INTAKE_FLUSH_MS: int(0, 100, 20),
   /**
    * How long the ingress waits for Redis to admit a batch (register txns, reserve room) before it
    * answers 503: a stalled Redis must not hold acquirers' tills. Nothing is queued before that
@@ -45,9 +53,9 @@ export const envSchema = z.object({
    * meanwhile (an idle process starts at once). Larger: fewer commits per attempt, up to this much
    * added latency.
    */
-  QUANTA_GROUP_COMMIT_MS: int(0, 100, 8),
-  /** Queue jobs a worker holds per partition while it forms a transaction (BullMQ concurrency). */
-  QUANTA_WORKER_JOBS_MAX: int(1, 256, 16),
+  QUANTA_GROUP_COMMIT_MS: int(0, 100, 15),
+  /** Queue jobs a worker holds per partition while it forms a round (BullMQ concurrency). */
+  QUANTA_WORKER_JOBS_MAX: int(1, 256, 8),
   /**
    * Times a job may stall (its worker died or froze holding it) before BullMQ fails it. A failed
    * job still owes its attempts a decision: the partition's owner puts failed jobs back in the
@@ -59,13 +67,11 @@ export const envSchema = z.object({
   QUANTA_LEASE_MS: int(1_000, 60_000, 5_000),
   QUANTA_PG_POOL_MAX: int(1, 100, 8),
   QUANTA_PG_STATEMENT_TIMEOUT_MS: int(100, 600_000, 5_000),
-  /** How long a txnId's body hash is kept in Redis for conflict checks before the decision exists. */
-  QUANTA_TXN_REGISTRY_TTL_S: int(60, 400 * 86_400, 40 * 86_400),
   /**
-   * The same for a txn the ingress decides itself (no stock needed): the key is deleted as soon as
-   * the decision is stored, so this only bounds what an ingress crash between the two leaves.
+   * How long a queued txnId's body hash is kept in Redis (409 for another body before the
+   * decision exists). A backstop: the worker deletes it once the decision is stored.
    */
-  QUANTA_TXN_IN_FLIGHT_TTL_S: int(10, 86_400, 300),
+  QUANTA_TXN_REGISTRY_TTL_S: int(60, 400 * 86_400, 40 * 86_400),
   /** Completed queue jobs kept this long (0: removed at once; decisions live in Postgres). */
   QUANTA_JOB_RETENTION_S: int(0, 7 * 86_400, 0),
 });
@@ -79,6 +85,7 @@ export class ConfigError extends Error {
 /** Settings that no longer do anything: a process that is given one says so at start. */
 export const RETIRED_SETTINGS: Readonly<Record<string, string>> = {
   QUANTA_INGRESS_DECIDES: "ingresses never decide attempts that need stock any more: they queue them for the workers (issue #16)",
+  QUANTA_TXN_IN_FLIGHT_TTL_S: "the decisions an ingress makes itself are no longer registered in Redis (issue #16)",
 };
 
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {

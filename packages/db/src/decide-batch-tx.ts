@@ -4,6 +4,7 @@ import { ATTEMPT_COLUMNS, columnArrays } from "./attempt-columns.js";
 import { attemptKey, decisionColumnList, recordValues, type DecisionRow } from "./attempt-repo.js";
 import { FencedOutError } from "./partition-repo.js";
 import { inPipelinedTransaction, type PipelinedTx } from "./transaction.js";
+import { refillTake, type RefillResult } from "./refill-tx.js";
 
 /**
  * A worker's round: the attempts of the partitions it owns, decided in one READ COMMITTED
@@ -19,24 +20,29 @@ import { inPipelinedTransaction, type PipelinedTx } from "./transaction.js";
  *      sold out (held to commit: see refund-tx.ts);
  *   2. decides in memory every attempt in arrival order, whatever its partition, against the
  *      stock the round's partitions hold together (domain decideBatch), until one needs a tier
- *      that none of the round's shares holds and that is not marked empty;
+ *      that none of the round's shares holds and that is not marked empty; then takes from that
+ *      tier's pool if it can lock the tier row at once (SKIP LOCKED: a round never waits for a
+ *      tier row) and goes on deciding;
  *   3. one statement (sent with COMMIT) inserts the decisions made, takes the used stock from the
  *      shares and the discounts from capped budgets.
- * The attempts from the one that needs stock on are left undecided (`deferred`, in order) with
- * the refill they wait for: the caller runs refillTx, then a round for them.
+ * When the tier row is busy (another refill or a refund holds it) or its pool is empty (the
+ * other partitions' shares must be swept), the attempts from the one that needs stock on are
+ * left undecided (`deferred`, in order) with the refill they wait for: the caller runs refillTx,
+ * which may wait and sweep, then a round for them.
  * States of an attempt: stored before (answered from its row) | repeat of one in the round
  * (answered from the first copy's row) | decided (written) | deferred.
  *
  * Lock order, the same for every owner: partition rows by number, capped campaign rows by id,
- * share rows by (partition, campaign, tier), then KEY SHARE on marked tier rows. A round never
- * locks a tier row FOR UPDATE and never touches another owner's shares; refills (refill-tx.ts)
- * run in transactions of their own that hold nothing else. So a sweep that waits for another
- * owner's shares waits for a round that cannot be waiting for the sweep: no cycle across owners,
- * which refills inside rounds had (owner A's refill held the tier row and waited for B's shares
- * while B's round held them and waited for the tier row).
- * Trade-off: a round that runs dry commits what it decided and the rest waits for one refill and
- * one more round (a chunk of stock per refill makes that rare); in exchange no round ever waits on
- * a lock another owner holds while that owner waits on it.
+ * share rows by (partition, campaign, tier), then KEY SHARE on marked tier rows; after its read a
+ * round waits for no lock at all (a tier row only with SKIP LOCKED) and never touches another
+ * owner's shares. Refills that may wait or sweep (refill-tx.ts) run in transactions of their own
+ * that hold nothing else. So a sweep that waits for another owner's shares waits for a round that
+ * cannot be waiting for the sweep: no cycle across owners, which waiting refills inside rounds had
+ * (owner A's refill held the tier row and waited for B's shares while B's round held them and
+ * waited for the tier row).
+ * Trade-off: a round that finds a tier row busy or its pool empty commits what it decided, and
+ * the rest waits for one refill and one more round; in exchange no round ever waits on a lock
+ * another owner holds while that owner waits on it.
  */
 export type BatchResult =
   | { kind: "decided"; attempt: QueuedAttempt; row: DecisionRow; fresh: boolean }
@@ -127,6 +133,8 @@ export interface RoundOutcome {
   /** Attempts left undecided, in arrival order, waiting for `refill`. */
   deferred: QueuedAttempt[];
   refill?: RefillNeed;
+  /** What the round's own refills did ("pool": taken from the pool; "empty": the tier was marked empty). */
+  refills: RefillResult[];
 }
 
 /** For tests that must hold a round open between its read and its write (lock-order tests). */
@@ -134,23 +142,70 @@ export interface RoundProbe {
   afterRead?: () => Promise<void>;
 }
 
-/** One round: reads, decides in memory, writes; stops at the first attempt that needs a refill. */
+/** Refills one round makes itself: a tier is refilled only until it is marked empty, so this only catches a bug. */
+const ROUND_REFILLS_MAX = 1_000;
+
+/** One round: reads, decides in memory, writes; stops at the first attempt whose refill it cannot make itself. */
 export async function decideGroupTx(
   pool: pg.Pool,
   batches: readonly PartitionBatch[],
   campaigns: ReadonlyMap<string, Campaign>,
+  partitionCount: number,
   probe: RoundProbe = {},
 ): Promise<RoundOutcome> {
   const live = [...batches].filter((b) => b.attempts.length > 0).sort((a, b) => a.partition - b.partition);
   for (let i = 1; i < live.length; i++) invariant(live[i]!.partition !== live[i - 1]!.partition, "two batches of one partition in a round");
-  if (live.length === 0) return { results: [], deferred: [] };
+  if (live.length === 0) return { results: [], deferred: [], refills: [] };
   return inPipelinedTransaction(pool, async (tx) => {
     const round = await readRound(tx, live, campaigns);
     await probe.afterRead?.();
-    const refill = decidePending(round, campaigns);
+    const refills: RefillResult[] = [];
+    let refill = decidePending(round, campaigns);
+    while (refill) {
+      invariant(refills.length < ROUND_REFILLS_MAX, "refills inside a round did not converge");
+      const done = await takeFromPool(tx.client, round, refill, partitionCount);
+      if (done === "deferred") break;
+      refills.push(done);
+      refill = decidePending(round, campaigns);
+    }
     await writeRound(tx, round);
-    return { ...results(round), ...(refill ? { refill } : {}) };
+    return { ...results(round), refills, ...(refill ? { refill } : {}) };
   });
+}
+
+/**
+ * A refill inside the round, only from the pool and only if the tier row can be locked at once:
+ * "pool" (stock moved to the asking partition's share, here and in memory), "empty" (the tier is
+ * marked: its attempts are refused sold_out, the row now locked against a refund until commit, as
+ * KEY SHARE would), or "deferred" (row busy, or pool empty: refillTx after the round).
+ */
+async function takeFromPool(client: pg.PoolClient, round: Round, need: RefillNeed, partitionCount: number): Promise<RefillResult | "deferred"> {
+  const tier = (
+    await client.query<{ pool: number; chunk: number; sold_out: boolean }>({
+      name: "round_refill_tier",
+      text: "select pool, chunk, sold_out_at is not null as sold_out from tiers where campaign_id = $1 and id = $2 for update skip locked",
+      values: [need.campaignId, need.tierId],
+    })
+  ).rows[0];
+  const key = tierKey(need.campaignId, need.tierId);
+  if (!tier) return "deferred";
+  if (tier.sold_out) {
+    round.empty.add(key);
+    return "empty";
+  }
+  if (tier.pool === 0) return "deferred";
+  const take = refillTake(tier.pool, tier.chunk, need, partitionCount);
+  await client.query({
+    name: "round_refill_take",
+    text: `with t as (update tiers set pool = pool - $3 where campaign_id = $1 and id = $2 returning 1)
+           update tier_shares set remaining = remaining + $3 where campaign_id = $1 and tier_id = $2 and partition = $4`,
+    values: [need.campaignId, need.tierId, take, need.partition],
+  });
+  // Both the share as read and as decided grow by what came in: the write's deltas stay the use.
+  round.read.get(need.partition)!.set(key, round.read.get(need.partition)!.get(key)! + take);
+  round.shares.get(need.partition)!.set(key, round.shares.get(need.partition)!.get(key)! + take);
+  round.combined.set(key, round.combined.get(key)! + take);
+  return "pool";
 }
 
 /** What a round knows after its read, and what it has decided in memory since. */
@@ -164,9 +219,9 @@ interface Round {
   readonly stored: Map<string, DecisionRow>;
   readonly holders: Set<string>;
   readonly empty: Set<string>;
-  /** Shares as decided in memory, and as read, by partition then tierKey. */
+  /** Shares as decided in memory, and as read (plus what the round's own refills put in), by partition then tierKey. */
   readonly shares: Map<number, Map<string, number>>;
-  readonly read: ReadonlyMap<number, ReadonlyMap<string, number>>;
+  readonly read: Map<number, Map<string, number>>;
   /** The round's partitions' shares added up, by tierKey: the stock the round decides against. */
   readonly combined: Map<string, number>;
   readonly budgetLeft: Map<string, number>;

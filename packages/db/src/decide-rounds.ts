@@ -5,8 +5,8 @@ import { refillTx, type RefillMove } from "./refill-tx.js";
 import { withRetry, type RetryOptions } from "./retry.js";
 
 /**
- * Rounds until every attempt is decided: a round that runs dry (decideGroupTx) is followed by a
- * refill (refillTx) and a round for what it deferred, each its own transaction, each retried on
+ * Rounds until every attempt is decided: a round that cannot refill itself (decideGroupTx) is
+ * followed by a refill (refillTx) and a round for what it deferred, each its own transaction, each retried on
  * transient errors (both are idempotent: a round answers what is stored from its rows, a refill
  * moves stock between rows that are all counted).
  * onCommit sees each round's results as soon as they are committed (a caller answers them then).
@@ -16,7 +16,8 @@ export interface RoundsHooks {
   retry: RetryOptions;
   onCommit: (results: readonly BatchResult[]) => Promise<void> | void;
   onRound?: (ms: number) => void;
-  onRefill?: (move: RefillMove, ms: number) => void;
+  /** A refill: made inside a round (ms 0: no transaction of its own), or by refillTx. */
+  onRefill?: (move: Pick<RefillMove, "result">, ms: number) => void;
   /** Test hook: runs inside every round, between its read and its write. */
   probe?: RoundProbe;
 }
@@ -36,8 +37,9 @@ export async function decideRounds(
   for (let refills = 0; ; refills++) {
     invariant(refills <= REFILLS_MAX, "refills did not converge");
     const started = performance.now();
-    const outcome = await withRetry(() => decideGroupTx(pool, todo, campaigns, hooks.probe), hooks.retry);
+    const outcome = await withRetry(() => decideGroupTx(pool, todo, campaigns, partitionCount, hooks.probe), hooks.retry);
     hooks.onRound?.(performance.now() - started);
+    for (const result of outcome.refills) hooks.onRefill?.({ result }, 0);
     await hooks.onCommit(outcome.results);
     if (!outcome.refill) {
       invariant(outcome.deferred.length === 0, "attempts deferred without a refill");

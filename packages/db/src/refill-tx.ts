@@ -4,7 +4,9 @@ import type { RefillNeed } from "./decide-batch-tx.js";
 import { inTransaction } from "./transaction.js";
 
 /**
- * Refills one partition's share of one tier, in a transaction of its own.
+ * Refills one partition's share of one tier, in a transaction of its own (a round takes from a
+ * pool it can lock at once itself, decide-batch-tx.ts; it comes here when the tier row is busy or
+ * the pool is empty).
  *
  * States of a tier: pool > 0 (take from the pool), pool = 0 with stock left in partitions'
  * shares (sweep it all back into the pool, then take), everything empty (mark sold_out_at: from
@@ -33,6 +35,17 @@ export interface RefillMove {
   taken: number;
   /** Partitions whose shares a sweep emptied into the pool. */
   swept: number[];
+}
+
+/**
+ * How much of the stock left (the pool, or what a sweep brought back) one refill takes: a chunk
+ * per asking partition while there is plenty; in the tail (less than a chunk per partition), what
+ * the waiting attempts need or a fair part per asking partition, whichever is more.
+ */
+export function refillTake(stock: number, chunk: number, need: Pick<RefillNeed, "need" | "partitionsAsking">, partitionCount: number): number {
+  const tail = stock < chunk * partitionCount;
+  const fair = tail ? Math.ceil((stock * need.partitionsAsking) / partitionCount) : chunk * need.partitionsAsking;
+  return Math.min(stock, Math.max(need.need, fair));
 }
 
 export async function refillTx(pool: pg.Pool, need: RefillNeed, partitionCount: number): Promise<RefillMove> {
@@ -83,9 +96,7 @@ export async function refillInTx(client: pg.PoolClient, need: RefillNeed, partit
     });
     result = "swept";
   }
-  const tail = stock < tier.chunk * partitionCount;
-  const fair = tail ? Math.ceil((stock * partitionsAsking) / partitionCount) : tier.chunk * partitionsAsking;
-  const take = Math.min(stock, Math.max(need.need, fair));
+  const take = refillTake(stock, tier.chunk, need, partitionCount);
   await client.query({
     name: "refill_take",
     text: `with t as (update tiers set pool = $3 where campaign_id = $1 and id = $2 returning 1)

@@ -10,7 +10,7 @@ import {
   type PartitionBatch,
   type RetryOptions,
 } from "@quanta/db";
-import { forgetDecided, keys, type DecidedTxn, type QuantaRedis } from "@quanta/queue";
+import { keys, type QuantaRedis } from "@quanta/queue";
 import { batchSize, decisionLatency, decisions, refills, txnDuration, txnRetries, type Logger } from "@quanta/telemetry";
 import type pg from "pg";
 
@@ -133,7 +133,7 @@ export class BatchFlusher {
           retry: RETRY,
           onRound: (ms) => txnDuration.observe({ kind: "batch" }, ms / 1000),
           onRefill: (move, ms) => {
-            txnDuration.observe({ kind: "refill" }, ms / 1000);
+            if (ms > 0) txnDuration.observe({ kind: "refill" }, ms / 1000);
             refills.inc({ result: move.result });
           },
           onCommit: async (committed) => {
@@ -181,15 +181,17 @@ export class BatchFlusher {
   /**
    * After a commit, in one Redis round trip: each waiting ingress gets one message with its
    * answers, the backlog gets the decided attempts' room back, and their txn registrations are
-   * forgotten (Postgres answers for them from now on). Best effort: a waiter that misses its
-   * answer says 202 and the decision is in Postgres; a lost release is taken back by the
-   * idle-time backlog reset; a registration left behind expires.
+   * deleted, whatever body they name (Postgres answers for these txns from now on: a copy of the
+   * stored body gets its decision, another body 409; a key left naming a body answered 409 made
+   * every later copy of the stored one look like a conflict, issue #16). Best effort: a waiter
+   * that misses its answer asks Postgres, then says 202; a lost release is taken back by the
+   * idle-time backlog reset; a registration left behind is checked against Postgres, and expires.
    */
   private async publish(results: readonly BatchResult[], replyTo: ReadonlyMap<QueuedAttempt, string>): Promise<void> {
     if (results.length === 0) return;
     const byChannel = new Map<string, [string, unknown][]>();
     const nowMs = Date.now();
-    const forget: DecidedTxn[] = [];
+    const forget: string[] = [];
     for (const r of results) {
       const a = r.attempt;
       if (r.kind === "decided" && r.fresh) {
@@ -197,7 +199,7 @@ export class BatchFlusher {
         decisions.inc({ outcome: d.status, reason: d.status === "rejected" ? d.reason : "", tier: d.status === "granted" ? d.tierId : "" });
         decisionLatency.observe(Math.max(0, nowMs - a.receivedAtMs) / 1000);
       }
-      forget.push({ acquirerId: a.acquirerId, txnId: a.payment.txnId, bodyHash: a.bodyHash });
+      forget.push(keys.txn(this.options.prefix, a.acquirerId, a.payment.txnId));
       const target = replyTo.get(a);
       if (!target) continue;
       const body = r.kind === "decided" ? decisionBody(r.row.txn_id, rowDecision(r.row)) : null;
@@ -208,7 +210,7 @@ export class BatchFlusher {
     const pipeline = this.redis.pipeline();
     for (const [target, answers] of byChannel) pipeline.publish(keys.decisions(this.options.prefix, target), JSON.stringify({ answers }));
     pipeline.decrby(keys.backlog(this.options.prefix), results.length);
-    forgetDecided(pipeline, this.options.prefix, forget);
+    pipeline.del(...forget);
     await pipeline.exec().catch((error: unknown) => this.log.warn({ err: error }, "publishing decisions failed; waiters will answer 202"));
   }
 }

@@ -1,54 +1,62 @@
 --[[
-  Admit one intake batch: register each txn's first sighting and reserve
-  backlog room for the attempts that will be queued, in one round trip.
+  Admit one intake batch: register the first body seen of each txn that
+  will be queued, check the others, and reserve backlog room for what will
+  be queued, in one round trip.
 
   KEYS[1]      backlog counter (attempts queued and not yet decided)
   KEYS[2..n+1] txn registry keys, one per attempt (repeats allowed)
   ARGV[1]      backlog bound
-  ARGV[2]      registry TTL, seconds, of an attempt that will be queued
-  ARGV[3]      registry TTL, seconds, of an attempt the ingress decides
-               itself (mode "i"): it deletes the key once the decision is
-               stored, so this only bounds what a crash between the two
-               leaves behind
-  ARGV[3+2i-1] body hash of attempt i
-  ARGV[3+2i]   mode of attempt i: "q" queue if first sighting, "i" immediate
-               (needs no stock: stored by the ingress, never queued), "r"
-               re-queue a repeat whose first copy has no stored decision yet
+  ARGV[2]      registry TTL, seconds (a backstop: the worker deletes the key
+               once the decision is stored)
+  ARGV[3+2i-2] body hash of attempt i
+  ARGV[3+2i-1] mode of attempt i: "q" queue, "r" re-queue a repeat whose
+               first copy has no stored decision yet, "i" immediate (needs
+               no stock: the ingress stores it; checked, never registered)
 
   Returns an array: first the backlog after this batch, then one code per
-  attempt: 1 first sighting (registered), 2 seen before with this body,
-  3 seen before with another body (txn_conflict), 4 re-queued, 5 refused
-  because the queued attempts would pass the bound (nothing registered or
-  reserved for them; immediate attempts of the batch are still admitted).
+  attempt: 1 first sighting (registered, or for "i" nothing registered),
+  2 seen before with this body, 3 seen before with another body (409 unless
+  Postgres holds this body's decision: the caller checks), 4 re-queued,
+  5 refused because the queued attempts would pass the bound (nothing left
+  registered or reserved for them; the batch's other attempts are admitted).
   Attempts to be queued (modes "q" and "r" with codes 1 or 4) take room.
 
-  Trade-off: a txn is registered only while it is in flight (the ingress
-  forgets what it stored, the worker what it decided: txn-forget.lua), so
-  Redis holds what is queued or being decided, not every txn of the
-  campaign; a copy with another body arriving after that is refused from
-  Postgres's stored row (409) instead of by this script, and a code 3 here
-  is checked against Postgres by the ingress before it answers 409.
-  All keys of a batch in one script is one round trip instead of
-  one per attempt, but ties the deployment to a single Redis node (the keys
-  are not in one hash slot). Repeats inside one batch see the first copy as
-  already registered (code 2), exactly as if they had come later.
+  States of a txn here: absent -> registered (queued, in flight) -> absent
+  (decided: Postgres answers for it from then on). An immediate decision is
+  stored by one statement that cannot race a queued copy's 202 (it is checked
+  here first, and its own stored row answers every later copy), so it needs
+  no registration. Trade-off: one SET NX GET per queued attempt and one GET
+  per immediate one; Redis holds only what is queued, and a key left by a
+  crash expires. All keys of a batch in one script is one round trip, but
+  ties the deployment to a single Redis node (the keys are not in one slot).
+  Needs Redis 7 (SET with NX and GET together).
 ]]
 local n = #KEYS - 1
 local bound = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
-local ttlAtOnce = tonumber(ARGV[3])
 local codes = {}
 local seen = {}
+local fresh = {}
 local reserve = 0
 for i = 1, n do
   local key = KEYS[i + 1]
-  local hash = ARGV[3 + 2 * i - 1]
-  local mode = ARGV[3 + 2 * i]
-  local previous = seen[key] or redis.call("GET", key)
+  local hash = ARGV[1 + 2 * i]
+  local mode = ARGV[2 + 2 * i]
+  local previous = seen[key]
   if not previous then
+    if mode == "i" then
+      previous = redis.call("GET", key)
+    else
+      previous = redis.call("SET", key, hash, "NX", "GET", "EX", ttl)
+      if not previous then fresh[i] = true end
+    end
+    if previous then seen[key] = previous elseif mode ~= "i" then seen[key] = hash end
+  end
+  if fresh[i] then
     codes[i] = 1
-    seen[key] = hash
-    if mode ~= "i" then reserve = reserve + 1 end
+    reserve = reserve + 1
+  elseif not previous then
+    codes[i] = 1
   elseif previous ~= hash then
     codes[i] = 3
   elseif mode == "r" then
@@ -59,19 +67,18 @@ for i = 1, n do
   end
 end
 local backlog = tonumber(redis.call("GET", KEYS[1]) or "0")
-local refused = reserve > 0 and backlog + reserve > bound
-for i = 1, n do
-  local queued = ARGV[3 + 2 * i] ~= "i"
-  if refused and queued and (codes[i] == 1 or codes[i] == 4) then
-    codes[i] = 5
-  elseif codes[i] == 1 then
-    redis.call("SET", KEYS[i + 1], ARGV[3 + 2 * i - 1], "EX", queued and ttl or ttlAtOnce)
-  elseif codes[i] == 4 then
-    -- A repeat queued again may have been registered to be stored by the ingress: keep it as long as a queued one.
-    redis.call("EXPIRE", KEYS[i + 1], ttl)
+if reserve > 0 then
+  if backlog + reserve > bound then
+    for i = 1, n do
+      if codes[i] == 4 or (codes[i] == 1 and ARGV[2 + 2 * i] ~= "i") then
+        if fresh[i] then redis.call("DEL", KEYS[i + 1]) end
+        codes[i] = 5
+      end
+    end
+  else
+    backlog = redis.call("INCRBY", KEYS[1], reserve)
   end
 end
-if reserve > 0 and not refused then backlog = redis.call("INCRBY", KEYS[1], reserve) end
 local reply = { backlog }
 for i = 1, n do reply[i + 1] = codes[i] end
 return reply

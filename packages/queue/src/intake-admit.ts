@@ -23,13 +23,12 @@ export async function admitBatch(
   prefix: string,
   entries: readonly AdmitEntry[],
   backlogMax: number,
+  /** TTL of a queued attempt's registration (a backstop: its worker deletes it once decided). */
   ttlS: number,
-  /** TTL of the registration of an attempt the ingress stores itself ("immediate"); it forgets it once stored. */
-  atOnceTtlS: number,
 ): Promise<{ backlog: number; codes: AdmitCode[] }> {
   const args: (string | number)[] = [entries.length + 1, keys.backlog(prefix)];
   for (const e of entries) args.push(keys.txn(prefix, e.acquirerId, e.txnId));
-  args.push(backlogMax, ttlS, atOnceTtlS);
+  args.push(backlogMax, ttlS);
   for (const e of entries) args.push(e.bodyHash, MODE_ARG[e.mode]);
   const reply = (await redis.intakeAdmit(...args)) as number[];
   if (reply.length !== entries.length + 1) throw new Error(`intake-admit answered ${reply.length - 1} codes for ${entries.length} attempts`);
@@ -44,8 +43,9 @@ export async function admitBatch(
 }
 
 /**
- * Forgets first sightings: attempts not accepted after all (their add failed), or decided and
- * stored (Postgres answers for them from then on).
+ * Forgets txn registrations: of attempts not accepted after all (their add failed), and of
+ * attempts decided (their decision is stored: Postgres answers for the txn from then on, whatever
+ * body a later copy carries, so the key goes whichever body it names).
  */
 export async function forgetTxns(redis: QuantaRedis, prefix: string, txns: readonly { acquirerId: string; txnId: string }[]): Promise<void> {
   if (txns.length === 0) return;

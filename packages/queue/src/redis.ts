@@ -14,12 +14,6 @@ export interface QuantaRedis extends Redis {
   intakeAdmit(...keysAndArgs: (string | number)[]): Promise<unknown>;
   leaseRenew(key: string, owner: string, ms: number): Promise<number>;
   leaseRelease(key: string, owner: string): Promise<number>;
-  txnForget(...keysAndArgs: (string | number)[]): Promise<number>;
-}
-
-/** The scripts above, as a pipeline offers them (ioredis adds them at run time). */
-export interface QuantaPipeline {
-  txnForget(...keysAndArgs: (string | number)[]): QuantaPipeline;
 }
 
 const lua = (name: string) => readFileSync(new URL(`../lua/${name}.lua`, import.meta.url), "utf8");
@@ -38,7 +32,6 @@ export function createRedis(url: string, name: string, options: { autoPipelining
   redis.defineCommand("intakeAdmit", { lua: lua("intake-admit") });
   redis.defineCommand("leaseRenew", { numberOfKeys: 1, lua: lua("lease-renew") });
   redis.defineCommand("leaseRelease", { numberOfKeys: 1, lua: lua("lease-release") });
-  redis.defineCommand("txnForget", { lua: lua("txn-forget") });
   // Errors surface on the calls that fail; an unhandled 'error' event must not kill the process.
   redis.on("error", () => undefined);
   return redis as QuantaRedis;

@@ -2,7 +2,7 @@ import type { Queue } from "bullmq";
 import type { Kysely } from "kysely";
 import type { Decision, QueuedAttempt } from "@quanta/domain";
 import { attemptKey, findAttempts, type AttemptRow, type Database, type DecisionRow, type ImmediateOutcome, type ImmediateRecord } from "@quanta/db";
-import { admitBatch, forgetDecided, forgetTxns, jobOptions, releaseBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
+import { admitBatch, forgetTxns, jobOptions, releaseBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
 import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
 import type { WaitResult } from "./decision-waiter.js";
 
@@ -11,25 +11,28 @@ import type { WaitResult } from "./decision-waiter.js";
  * worker that owns its partition, or store the decision it made itself.
  *
  * Attempts that arrive together travel as one batch: one Redis script (intake-admit.lua)
- * registers every txn's first body hash (another body is 409 even before the first is decided)
- * and reserves backlog room for what will be queued (past QUANTA_BACKLOG_MAX: 503, nothing
- * accepted). Then, for the batch: one BullMQ job per partition for the attempts that need stock
- * (their callers wait for the decision, published by the worker); the decisions that need no
- * stock go to the ImmediateStore (one statement for many batches); repeats and 409s are checked
- * against Postgres, which answers for every txn whose decision is stored.
+ * registers the first body hash of every txn that will be queued (another body is 409 even
+ * before the first is decided), checks the others, and reserves backlog room for what will be
+ * queued (past QUANTA_BACKLOG_MAX: 503, nothing accepted). Then, for the batch: one BullMQ job per
+ * partition for the attempts that need stock (their callers wait for the decision, published by
+ * the worker); the decisions that need no stock go to the ImmediateStore (one statement for many
+ * batches); repeats and 409s are checked against Postgres, which answers for every txn whose
+ * decision is stored.
  *
- * When a batch leaves: flushMs after its first attempt, or at once when full (batchMax), and
- * never while the previous batch's admission and job adds are in flight: batches grow with the
- * load instead of the round trips. At most pendingMax attempts are held (buffered or in flight);
- * past that, submit answers overloaded without touching Redis.
+ * When a batch leaves: at once when the previous one left at least flushMs ago (an idle intake
+ * adds no delay), else flushMs after the previous one; at once when full (batchMax). So under
+ * load batches, and the jobs they make, grow with the rate instead of their number: at most
+ * 1000 / flushMs jobs a second per partition, each costing Redis the same whatever it carries.
+ * At most pendingMax attempts are held (buffered or in flight); past that, submit answers
+ * overloaded without touching Redis.
  *
  * States of an attempt: buffered -> admitting -> queued (its caller waits for the decision) |
  * stored (decision known now) | stale (a sold_out whose tier got stock back: the caller queues it
  * again as a repeat) | conflict | overloaded (nothing accepted) | unavailable (Redis did not
  * admit in time: nothing accepted) | failed (the error reaches the caller; nothing it owns is left
  * registered or reserved).
- * Trade-off: up to flushMs of added latency for one admission and one job per partition per batch
- * instead of one each per attempt.
+ * Trade-off: under load up to flushMs of added latency, for one admission and one job per
+ * partition per batch instead of one each per attempt.
  */
 export interface IntakeEntry {
   attempt: QueuedAttempt | Omit<QueuedAttempt, "request">;
@@ -73,8 +76,6 @@ export interface IntakeOptions {
   backlogMax: number;
   retentionS: number;
   txnRegistryTtlS: number;
-  /** Registry TTL of a txn the ingress stores itself (its key is deleted when the decision is stored). */
-  txnInFlightTtlS: number;
   /** How long a queued attempt's caller waits for the decision before answering 202. */
   decisionWaitMs: number;
   admitTimeoutMs: number;
@@ -97,7 +98,7 @@ const txnOf = (p: Pending) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: 
 export class Intake {
   private buffer: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private inFlight = 0;
+  private lastFlushMs = Number.NEGATIVE_INFINITY;
   private pending = 0;
 
   constructor(
@@ -112,14 +113,15 @@ export class Intake {
     return new Promise<IntakeResult>((resolve, reject) => {
       this.buffer.push({ entry, requeue, resolve, reject });
       if (this.buffer.length >= this.options.batchMax) this.flush();
-      else if (!this.timer) this.timer = setTimeout(() => this.flushWhenFree(), this.options.flushMs);
+      else this.schedule();
     }).finally(settled);
   }
 
-  private flushWhenFree(): void {
-    this.timer = undefined;
-    // The batch in flight calls back when it is done; the buffer keeps filling until then.
-    if (this.inFlight === 0) this.flush();
+  private schedule(): void {
+    if (this.timer || this.buffer.length === 0) return;
+    const waitMs = this.lastFlushMs + this.options.flushMs - performance.now();
+    if (waitMs <= 0) queueMicrotask(() => this.flush());
+    else this.timer = setTimeout(() => this.flush(), waitMs);
   }
 
   private flush(): void {
@@ -127,12 +129,10 @@ export class Intake {
     this.timer = undefined;
     const batch = this.buffer.splice(0, this.options.batchMax);
     if (batch.length === 0) return;
-    this.inFlight++;
+    this.lastFlushMs = performance.now();
     intakeBatchSize.observe(batch.length);
-    void this.admit(batch).finally(() => {
-      this.inFlight--;
-      if (this.inFlight === 0 && this.buffer.length > 0 && !this.timer) this.flush();
-    });
+    void this.admit(batch);
+    this.schedule();
   }
 
   private async admit(batch: Pending[]): Promise<void> {
@@ -149,7 +149,6 @@ export class Intake {
             batch.map((p) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId, bodyHash: p.entry.attempt.bodyHash, mode: modeOf(p) })),
             this.options.backlogMax,
             this.options.txnRegistryTtlS,
-            this.options.txnInFlightTtlS,
           ),
           this.options.admitTimeoutMs,
         )
@@ -213,11 +212,7 @@ export class Intake {
     toQueue.forEach((p, i) => p.resolve({ kind: "queued", decision: waits[i]!.result }));
   }
 
-  /**
-   * Stores the ingress's own decisions (group commit); a txn stored before answers with its own
-   * row. Once stored, Postgres answers for these txns: their registrations are forgotten (best
-   * effort, after the answers; a key left behind expires after txnInFlightTtlS).
-   */
+  /** Stores the ingress's own decisions (group commit); a txn stored before answers with its own row. */
   private store(toStore: Pending[]): void {
     if (toStore.length === 0) return;
     const records: ImmediateRecord[] = toStore.map((p) => ({
@@ -227,29 +222,17 @@ export class Intake {
     }));
     this.stores.immediates.store(records).then(
       ({ stored, stale }) => {
-        const done: Pending[] = [];
         for (const p of toStore) {
           const row = stored.get(keyOf(p.entry));
           if (!row && stale.has(keyOf(p.entry))) p.resolve({ kind: "stale" });
           else if (!row) p.reject(new Error(`attempt ${p.entry.attempt.payment.txnId} was neither stored nor found`));
-          else {
-            p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
-            done.push(p);
-          }
+          else p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
         }
-        this.forgetStored(done);
       },
       (error: unknown) => {
         for (const p of toStore) p.reject(error);
       },
     );
-  }
-
-  private forgetStored(ps: readonly Pending[]): void {
-    if (ps.length === 0) return;
-    const pipeline = this.stores.redis.pipeline();
-    forgetDecided(pipeline, this.options.prefix, ps.map((p) => ({ ...txnOf(p), bodyHash: p.entry.attempt.bodyHash })));
-    void pipeline.exec().catch(() => undefined);
   }
 
   /**

@@ -61,7 +61,7 @@ describe("batch flusher", () => {
     const new0 = await claimPartition(world.db.kysely, 0, "flusher-test"); // partition 0 taken again
 
     // What an ingress left in Redis for these attempts: room in the backlog, a registration each
-    // (one of them already taken over by another body, which must survive), and a subscription.
+    // (one of them naming another body: it goes too, Postgres answers for the txn now), and a subscription.
     const txns = ["f-0", "f-1", "f-1b", "f-2", "f-2b", "f-3", "f-3b"];
     await redis.set(keys.backlog(world.prefix), String(txns.length));
     for (const t of txns) await redis.set(keys.txn(world.prefix, world.acquirerId, t), t === "f-3b" ? "h-another-body" : `h-${t}`);
@@ -83,13 +83,12 @@ describe("batch flusher", () => {
     // One round: the four partitions' batches were written by one transaction (one xmin on every row).
     const writers = await world.db.pool.query<{ xmin: string }>("select distinct xmin::text from attempts where txn_id = any($1::text[])", [txns]);
     expect(writers.rows).toHaveLength(1);
-    // One message for the waiting ingress, with every answer; the room back; the registrations of
-    // the decided bodies gone, the other body's kept.
+    // One message for the waiting ingress, with every answer; the room back; every registration gone.
     for (let i = 0; i < 50 && messages.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(messages).toHaveLength(1);
     expect(messages[0]!.answers.map(([key]) => key).sort()).toEqual(txns.map((t) => `${world.acquirerId}/${t}`).sort());
     expect(Number(await redis.get(keys.backlog(world.prefix)))).toBe(0);
-    expect(await redis.keys(`${world.prefix}:txn:*`)).toEqual([keys.txn(world.prefix, world.acquirerId, "f-3b")]);
+    expect(await redis.keys(`${world.prefix}:txn:*`)).toEqual([]);
     subscriber.disconnect();
 
     // A drain whose epoch moved on alone: fenced, and told so.

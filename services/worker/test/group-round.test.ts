@@ -163,7 +163,7 @@ describe("group round", () => {
     const first = attempt(0, 60_000, 1);
     const second = attempt(1, 60_000, 2);
     const third = attempt(0, 60_000, 3);
-    const outcome = await decideGroupTx(pipelined.pool, await batchesOf([third, first, second]), await campaignsById());
+    const outcome = await decideGroupTx(pipelined.pool, await batchesOf([third, first, second]), await campaignsById(), PARTITIONS);
     expect(outcome.results).toEqual([expect.objectContaining({ attempt: first, kind: "decided", fresh: true })]);
     expect(outcome.deferred).toEqual([second, third]);
     expect(outcome.refill).toEqual({ partition: 1, campaignId: "round", tierId: "G-big", need: 2, partitionsAsking: 2 });
@@ -172,6 +172,28 @@ describe("group round", () => {
     expect(await shares("G-big")).toEqual([0, 0, 0, 2]);
     const stored = await sql<{ n: string }>`select count(*) as n from attempts`.execute(world.db.kysely);
     expect(Number(stored.rows[0]!.n)).toBe(1);
+  });
+
+  it("takes from the pool inside the round when it can lock the tier row at once, and defers when the row is busy", async () => {
+    await stock("G-big", {});
+    const busy = await pipelined.pool.connect();
+    try {
+      await busy.query("begin");
+      await busy.query("select 1 from tiers where id = 'G-big' for update"); // a refund or another owner's refill
+      const waiting = await decideGroupTx(pipelined.pool, await batchesOf([attempt(0, 60_000, 1)]), await campaignsById(), PARTITIONS);
+      expect(waiting).toMatchObject({ results: [], refills: [], refill: { tierId: "G-big" } });
+      await busy.query("commit");
+    } finally {
+      busy.release();
+    }
+    const a = attempt(0, 60_000, 2);
+    const taken = await decideGroupTx(pipelined.pool, await batchesOf([a]), await campaignsById(), PARTITIONS);
+    expect(taken).toMatchObject({ refills: ["pool"], deferred: [] });
+    expect(taken.results).toEqual([expect.objectContaining({ attempt: a, row: expect.objectContaining({ status: "granted", tier_id: "G-big" }) })]);
+    // A chunk (quota 8 / (8 x 4 partitions): 1) per asking partition, or what the attempts need: 1 taken, 1 used.
+    expect(await shares("G-big")).toEqual([0, 0, 0, 0]);
+    expect((await pool("G-big")).pool).toBe(7);
+    await invariantsHold();
   });
 
   it("a refill sweeps another owner's share into the pool after the round committed, and the next round grants from it", async () => {
