@@ -135,7 +135,7 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
   }
   lines.push(
     md(
-      ["system", "offered/s", "achieved/s", "ack p50 ms", "ack p99 ms", "ack p99.9 ms", "200 / 202 %", "decision p50 / p99 ms", "decided/s", "all granted s", "inversion ms", "Redis µs/att", "Redis cmds/att", "PG commits/att", "WAL B/att", "CPU µs/att (all)", "peak RSS MiB", "Redis MiB before/peak/after", "sustained", "I1–I6"],
+      ["system", "offered/s", "achieved/s", "ack p50 ms", "ack p99 ms", "ack p99.9 ms", "200 / 202 %", "decision p50 / p99 ms", "decided/s", "all granted s", "inversion ms", "Redis µs/att", "Redis cmds/att", "PG commits/att", "WAL B/att", "CPU µs/att (all)", "peak RSS MiB", "Redis MiB before/peak/after", "sustained", "I1–I6, deadlocks"],
       rows,
     ),
   );

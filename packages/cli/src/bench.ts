@@ -82,6 +82,8 @@ export interface StepResult {
   cpuUsPerAttemptByProcess?: Record<string, number>;
   invariantsOk: boolean | null;
   invariantProblems: string[];
+  /** Deadlocks Postgres detected in the step's database (read after the system stopped). */
+  deadlocks?: number;
   sustained: boolean;
   why: string;
 }
@@ -247,6 +249,13 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
       why: "",
     };
     if (system !== "floor") Object.assign(result, await decisionFigures(db, campaign.id, run.startedAtMs, missing, keys.length));
+    // A Postgres backend publishes its counters when it exits: stop the system, then count.
+    await Promise.all(services.map((x) => stopService(x, 5_000)));
+    result.deadlocks = await probes.deadlocks(dbName);
+    if (result.deadlocks > 0) {
+      result.invariantsOk = false;
+      result.invariantProblems.push(`${result.deadlocks} deadlocks detected by Postgres`);
+    }
     const reasons: string[] = [];
     if (result.errors > 0) reasons.push(`${result.errors} errors (${Object.entries(result.errorStatuses).map(([k, n]) => `${k}: ${n}`).join(", ")})`);
     if (result.dropped > 0) reasons.push(`${result.dropped} dropped`);
