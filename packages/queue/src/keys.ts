@@ -11,8 +11,6 @@ export const keys = {
   txn: (prefix: string, acquirerId: string, txnId: string) => `${prefix}:txn:${acquirerId}:${txnId}`,
   lease: (prefix: string, partition: number) => `${prefix}:lease:${partition}`,
   workers: (prefix: string) => `${prefix}:workers`,
-  /** Heartbeats of the primary owners (ingresses that decide their partitions themselves). */
-  primaries: (prefix: string) => `${prefix}:primaries`,
   decisions: (prefix: string, ingressId: string) => `${prefix}:decisions:${ingressId}`,
   /** BullMQ's own keys for a queue (used only by the backlog reset script). */
   bull: (prefix: string, partition: number, suffix: "wait" | "active" | "delayed" | "prioritized") =>
