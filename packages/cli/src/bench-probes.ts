@@ -50,12 +50,6 @@ export class Probes {
     };
   }
 
-  /** Deadlocks Postgres has detected in a database since it was created. */
-  async deadlocks(database: string): Promise<number> {
-    const row = (await this.pg.query<{ n: string }>("select deadlocks as n from pg_stat_database where datname = $1", [database])).rows[0];
-    return Number(row?.n ?? 0);
-  }
-
   async redisUsedBytes(): Promise<number> {
     return Number(/^used_memory:(\d+)/m.exec(await this.redis.info("memory"))?.[1] ?? 0);
   }

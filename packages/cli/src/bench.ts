@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
-import { connect, dropDatabase, inversionWindowMs, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
+import { connect, deadlocksOnceQuiet, dropDatabase, inversionWindowMs, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { CallbackClient, loadScenario, percentiles, runRush, type Scenario } from "@quanta/loadtest";
 import { warmUpCampaign, warmUpScenario } from "./bench-warm-up.js";
 import { Probes, peakRssMiB, postgresCpuS, processCpuS, type ServerCounters } from "./bench-probes.js";
@@ -251,7 +251,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
     if (system !== "floor") Object.assign(result, await decisionFigures(db, campaign.id, run.startedAtMs, missing, keys.length));
     // A Postgres backend publishes its counters when it exits: stop the system, then count.
     await Promise.all(services.map((x) => stopService(x, 5_000)));
-    result.deadlocks = await probes.deadlocks(dbName);
+    result.deadlocks = await deadlocksOnceQuiet(db.kysely, ["quanta-bench", "quanta-bench-probe"]);
     if (result.deadlocks > 0) {
       result.invariantsOk = false;
       result.invariantProblems.push(`${result.deadlocks} deadlocks detected by Postgres`);

@@ -4,6 +4,7 @@ import { sql } from "kysely";
 import { formatFen } from "@quanta/domain";
 import {
   connect,
+  deadlocksOnceQuiet,
   dropDatabase,
   findAttempts,
   inversionWindowMs,
@@ -150,7 +151,7 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
     }
     // A Postgres backend publishes its counters when it exits: stop the services, then count deadlocks.
     await Promise.all(services.map((s) => stopService(s)));
-    const deadlocks = Number((await sql<{ n: string }>`select deadlocks as n from pg_stat_database where datname = current_database()`.execute(db.kysely)).rows[0]?.n ?? 0);
+    const deadlocks = await deadlocksOnceQuiet(db.kysely, ["quanta-rush"]);
     return await report({
       db, settings, scenario, campaignId: campaign.id, records: run.records, dropped: run.dropped, startedAtMs: run.startedAtMs,
       endedAtMs: run.endedAtMs, acked, missing, getChecks, acquirerId, databaseUrl, rushTiers, refunds, owners, deadlocks,

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Campaign } from "@quanta/domain";
-import { connect, dropDatabase, type Db } from "@quanta/db";
+import { connect, deadlocksOnceQuiet, dropDatabase, type Db } from "@quanta/db";
 import { deletePrefix } from "./redis-cleanup.js";
 import { serviceEnv } from "./stack.js";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
@@ -87,8 +87,10 @@ export async function sessionsWaitingOnLock(world: TestWorld, applicationName: s
   }
 }
 
-/** The number of deadlocks Postgres has detected in the world's database since its creation. */
-export async function deadlocksIn(world: TestWorld): Promise<number> {
-  const row = (await world.db.pool.query<{ deadlocks: string }>("select deadlocks from pg_stat_database where datname = current_database()")).rows[0];
-  return Number(row?.deadlocks ?? 0);
+/**
+ * The deadlocks Postgres has detected in the world's database, once the services' sessions have
+ * left (`alsoOurs`: application names of the test's own sessions that stay open).
+ */
+export async function deadlocksIn(world: TestWorld, alsoOurs: readonly string[] = []): Promise<number> {
+  return deadlocksOnceQuiet(world.db.kysely, ["quanta-test", ...alsoOurs]);
 }

@@ -72,6 +72,11 @@ export const envSchema = z.object({
    * decision exists). A backstop: the worker deletes it once the decision is stored.
    */
   QUANTA_TXN_REGISTRY_TTL_S: int(60, 400 * 86_400, 40 * 86_400),
+  /**
+   * The same for a txn the ingress stores itself (no stock needed): the key is deleted as soon as
+   * the decision is stored, so this only bounds what an ingress crash between the two leaves.
+   */
+  QUANTA_TXN_IN_FLIGHT_TTL_S: int(10, 86_400, 300),
   /** Completed queue jobs kept this long (0: removed at once; decisions live in Postgres). */
   QUANTA_JOB_RETENTION_S: int(0, 7 * 86_400, 0),
 });
@@ -85,7 +90,6 @@ export class ConfigError extends Error {
 /** Settings that no longer do anything: a process that is given one says so at start. */
 export const RETIRED_SETTINGS: Readonly<Record<string, string>> = {
   QUANTA_INGRESS_DECIDES: "ingresses never decide attempts that need stock any more: they queue them for the workers (issue #16)",
-  QUANTA_TXN_IN_FLIGHT_TTL_S: "the decisions an ingress makes itself are no longer registered in Redis (issue #16)",
 };
 
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {

@@ -70,6 +70,9 @@ export function connect(options: ConnectOptions): Db {
     pool,
     close: async () => {
       await kysely.destroy();
+      // Kysely ends the pool only if it ever used it: a Db used only through `pool` (a worker's
+      // rounds, a test's) would keep its connections open until the process exits.
+      if (!pool.ending) await pool.end();
     },
   };
 }

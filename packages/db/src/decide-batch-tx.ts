@@ -34,8 +34,9 @@ import { refillTake, type RefillResult } from "./refill-tx.js";
  *
  * Lock order, the same for every owner: partition rows by number, capped campaign rows by id,
  * share rows by (partition, campaign, tier), then KEY SHARE on marked tier rows; after its read a
- * round waits for no lock at all (a tier row only with SKIP LOCKED) and never touches another
- * owner's shares. Refills that may wait or sweep (refill-tx.ts) run in transactions of their own
+ * round waits for no row lock (a tier row only with SKIP LOCKED; its insert can wait only for
+ * another transaction inserting the same txn, and the ingress's statement takes its tier locks
+ * before it inserts) and never touches another owner's shares. Refills that may wait or sweep (refill-tx.ts) run in transactions of their own
  * that hold nothing else. So a sweep that waits for another owner's shares waits for a round that
  * cannot be waiting for the sweep: no cycle across owners, which waiting refills inside rounds had
  * (owner A's refill held the tier row and waited for B's shares while B's round held them and

@@ -18,3 +18,5 @@ export * from "./admin-repo.js";
 export * from "./campaign-cache.js";
 export * from "./transaction.js";
 export * from "./refund-tx.js";
+export * from "./group-commit.js";
+export * from "./deadlocks.js";

@@ -20,7 +20,9 @@ import type { Database } from "./schema.js";
  * tiers is still marked. A refund's FOR UPDATE on the tier row waits for this
  * statement's transaction, so no sold_out is stamped after a voucher came
  * back (I6 in time). Records whose mark is gone are not stored: they come back
- * as `stale`, and the caller queues them for a worker.
+ * as `stale`, and the caller queues them for a worker. Lock order: the marked tier rows first,
+ * then the inserts (a round inserting the same txn waits for this statement, which then waits for
+ * nothing).
  * Idempotent: a txn stored before keeps its first row, which is returned in
  * its place (the caller compares body hashes). Trade-off: the holder check
  * reads committed grants only; a grant committing concurrently for the same
@@ -73,7 +75,11 @@ function immediateInsertCtes(offset: number): string {
                 then 'already_redeemed' else u.reason end`
         : `u.${c}`,
     ).join(", ")}
-      from u
+      -- Joined with the count of marked rows, so that every KEY SHARE lock is taken before the
+      -- first row is inserted: an insert of a txn that a round is also inserting makes the round
+      -- wait, so this statement must not wait for a tier row after it (a deadlock with a round
+      -- that holds that tier row).
+      from u cross join (select count(*) as n from marked) locked
      where u.sold_out_tiers is null
         or (select count(*) from marked m where m.campaign_id = u.campaign_id and m.id = any(string_to_array(u.sold_out_tiers, ',')))
            = cardinality(string_to_array(u.sold_out_tiers, ','))

@@ -71,14 +71,17 @@ export async function refillInTx(client: pg.PoolClient, need: RefillNeed, partit
   let swept: number[] = [];
   if (stock === 0) {
     const holders = (
+      // The asking partition's share is locked here too, in partition order, even when empty: the
+      // take below must not lock a share out of order (a new owner's round holding it, and waiting
+      // for a share this sweep holds, would be a cycle).
       await client.query<{ partition: number; remaining: number }>({
         name: "refill_holders",
         text: `select partition, remaining from tier_shares
-                where campaign_id = $1 and tier_id = $2 and remaining > 0
+                where campaign_id = $1 and tier_id = $2 and (remaining > 0 or partition = $3)
                 order by partition for update`,
-        values: [campaignId, tierId],
+        values: [campaignId, tierId, partition],
       })
-    ).rows;
+    ).rows.filter((h) => h.remaining > 0);
     stock = holders.reduce((sum, h) => sum + h.remaining, 0);
     if (stock === 0) {
       await client.query({

@@ -3,14 +3,15 @@ import { invariant, type QueuedAttempt } from "@quanta/domain";
 import {
   CampaignCache,
   FencedOutError,
-  attemptKey,
   decideRounds,
+  paceStart,
   rowDecision,
+  takeUpTo,
   type BatchResult,
   type PartitionBatch,
   type RetryOptions,
 } from "@quanta/db";
-import { keys, type QuantaRedis } from "@quanta/queue";
+import { keys, waitKey, type QuantaRedis } from "@quanta/queue";
 import { batchSize, decisionLatency, decisions, refills, txnDuration, txnRetries, type Logger } from "@quanta/telemetry";
 import type pg from "pg";
 
@@ -22,8 +23,7 @@ import type pg from "pg";
  * arrival order, the ingress channel that waits for them).
  * States of a round: taking (up to batchMax attempts of every partition) -> deciding (one
  * transaction, decideGroupTx, retried on transient errors) -> answered (published: one message
- * per waiting ingress, the backlog room given back and the txn registrations forgotten, in one
- * Redis round trip) -> [refilling (refillTx, its own transaction) -> deciding the deferred rest]
+ * per waiting ingress and the txn registrations deleted, in one Redis round trip) -> [refilling (refillTx, its own transaction) -> deciding the deferred rest]
  * -> done (every item resolved, or rejected so that BullMQ hands its job out again).
  * A fenced partition's items are rejected (and its drain told) and the round goes on without it.
  * Rounds start at most every roundGapMs: under load one commit carries everything that arrived in
@@ -83,16 +83,8 @@ export class BatchFlusher {
     this.flushing = true;
     try {
       while (this.parked.length > 0) {
-        const waitMs = this.lastRoundMs + this.options.roundGapMs - performance.now();
-        if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
-        this.lastRoundMs = performance.now();
-        const take: FlushItem[] = [];
-        let size = 0;
-        while (this.parked.length > 0 && (take.length === 0 || size + this.parked[0]!.attempts.length <= this.options.batchMax)) {
-          const next = this.parked.shift()!;
-          take.push(next);
-          size += next.attempts.length;
-        }
+        this.lastRoundMs = await paceStart(this.lastRoundMs, this.options.roundGapMs);
+        const take = takeUpTo(this.parked, this.options.batchMax, (i) => i.attempts.length);
         for (const i of take) this.inFlight.add(`${i.partition}@${i.epoch}`);
         try {
           await this.round(take);
@@ -180,12 +172,11 @@ export class BatchFlusher {
 
   /**
    * After a commit, in one Redis round trip: each waiting ingress gets one message with its
-   * answers, the backlog gets the decided attempts' room back, and their txn registrations are
-   * deleted, whatever body they name (Postgres answers for these txns from now on: a copy of the
+   * answers, and the decided txns' registrations are deleted, whatever body they name (Postgres answers for these txns from now on: a copy of the
    * stored body gets its decision, another body 409; a key left naming a body answered 409 made
    * every later copy of the stored one look like a conflict, issue #16). Best effort: a waiter
-   * that misses its answer asks Postgres, then says 202; a lost release is taken back by the
-   * idle-time backlog reset; a registration left behind is checked against Postgres, and expires.
+   * that misses its answer asks Postgres, then says 202; a registration left behind is checked
+   * against Postgres, and expires. (Backlog room goes back when a job completes: see PartitionDrain.)
    */
   private async publish(results: readonly BatchResult[], replyTo: ReadonlyMap<QueuedAttempt, string>): Promise<void> {
     if (results.length === 0) return;
@@ -204,12 +195,11 @@ export class BatchFlusher {
       if (!target) continue;
       const body = r.kind === "decided" ? decisionBody(r.row.txn_id, rowDecision(r.row)) : null;
       const list = byChannel.get(target) ?? [];
-      list.push([attemptKey(a.acquirerId, a.payment.txnId), body]);
+      list.push([waitKey(a.acquirerId, a.payment.txnId, a.bodyHash), body]);
       byChannel.set(target, list);
     }
     const pipeline = this.redis.pipeline();
     for (const [target, answers] of byChannel) pipeline.publish(keys.decisions(this.options.prefix, target), JSON.stringify({ answers }));
-    pipeline.decrby(keys.backlog(this.options.prefix), results.length);
     pipeline.del(...forget);
     await pipeline.exec().catch((error: unknown) => this.log.warn({ err: error }, "publishing decisions failed; waiters will answer 202"));
   }

@@ -1,7 +1,7 @@
 import { Queue } from "bullmq";
 import { claimPartition, type CampaignCache, type Database } from "@quanta/db";
 import { keys, queueName, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
-import { partitionChanges, partitionsOwned, requeuedJobs, type Logger } from "@quanta/telemetry";
+import { backlogResets, partitionChanges, partitionsOwned, requeuedJobs, type Logger } from "@quanta/telemetry";
 import type { Kysely } from "kysely";
 import type pg from "pg";
 import { BatchFlusher } from "./batch-flusher.js";
@@ -12,10 +12,10 @@ import { PartitionDrain, UNDECIDABLE } from "./partition-drain.js";
  *
  * Every tick (leaseMs / 5) a worker: records its heartbeat; renews each lease it holds (a lease
  * it failed to renew is dropped at once); computes its fair share, ceil(partitions / live
- * workers); releases partitions above that share (after the jobs it holds are decided) and takes
- * free ones below it. While it is below its share it also tries to take free partitions every
- * acquirePollMs, so a partition another worker hands back (or whose lease expires) has a new
- * owner within that long, not a tick later.
+ * workers); releases partitions above that share (after the jobs it holds are decided). Below its
+ * share it takes free partitions, beside the ticks (a claim can wait on Postgres; renewals must
+ * not), and tries again every acquirePollMs while still short, so a partition another worker hands
+ * back (or whose lease expires) has a new owner within that long, not a tick later.
  * Taking a partition bumps its Postgres epoch (fencing), so at any moment at most one process can
  * commit for a partition even if a paused process has not yet noticed that its lease expired.
  *
@@ -41,6 +41,7 @@ export class Ownership {
   private readonly releasing = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
+  private acquiring = false;
   private stopped = false;
   private lastHousekeepingMs = 0;
   private share = 0;
@@ -77,9 +78,23 @@ export class Ownership {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.poller) clearTimeout(this.poller);
-    while (this.ticking) await new Promise((r) => setTimeout(r, 20));
+    while (this.ticking || this.acquiring) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.owned().map((p) => this.release(p)));
     await this.redis.zrem(keys.workers(this.options.prefix), this.options.workerId).catch(() => 0);
+  }
+
+  /** Backlog room of completed jobs, given back in one DECRBY per turn of the event loop. */
+  private roomToRelease = 0;
+
+  private releaseRoom(room: number): void {
+    if (this.roomToRelease === 0) {
+      setImmediate(() => {
+        const n = this.roomToRelease;
+        this.roomToRelease = 0;
+        this.redis.decrby(keys.backlog(this.options.prefix), n).catch((error) => this.log.warn({ err: error, room: n }, "giving backlog room back failed; the idle-time reset takes it back"));
+      });
+    }
+    this.roomToRelease += room;
   }
 
   /** How often a worker below its share looks for a free partition. */
@@ -103,7 +118,6 @@ export class Ownership {
       }
       const mine = this.owned().filter((p) => !this.releasing.has(p));
       for (const p of mine.slice(this.share)) void this.release(p);
-      if (mine.length < this.share) await this.acquire(this.share - mine.length);
       partitionsOwned.set(this.drains.size);
 
       if (nowMs - this.lastHousekeepingMs > 5_000) {
@@ -114,36 +128,45 @@ export class Ownership {
       this.log.warn({ err: error }, "ownership tick failed; retrying next tick");
     } finally {
       this.ticking = false;
-      this.pollWhileShort();
     }
+    // Taking partitions can wait on Postgres (a claim waits for the former owner's round): it runs
+    // beside the ticks, never inside one, so heartbeats and lease renewals go on meanwhile.
+    this.takeWhileShort(0);
   }
 
-  /** Below its share after a tick: look for free partitions every acquirePollMs until the next tick. */
-  private pollWhileShort(): void {
-    if (this.poller || this.stopped) return;
-    const short = () => this.share - this.owned().filter((p) => !this.releasing.has(p)).length;
-    if (short() <= 0) return;
+  private short(): number {
+    return this.share - this.owned().filter((p) => !this.releasing.has(p)).length;
+  }
+
+  /**
+   * Below its share: takes free partitions now (delayMs 0, after a tick) or after delayMs, and
+   * again every acquirePollMs while still short. One taking at a time; a poll that finds no free
+   * partition costs one MGET.
+   */
+  private takeWhileShort(delayMs: number): void {
+    if (this.poller || this.acquiring || this.stopped || this.short() <= 0) return;
     this.poller = setTimeout(() => {
       this.poller = undefined;
-      if (this.ticking || this.stopped || short() <= 0) return;
-      this.ticking = true;
-      this.acquire(short())
+      if (this.acquiring || this.stopped || this.short() <= 0) return;
+      this.acquiring = true;
+      this.acquire(this.short())
         .then(() => partitionsOwned.set(this.drains.size))
         .catch((error) => this.log.warn({ err: error }, "taking a free partition failed; retrying"))
         .finally(() => {
-          this.ticking = false;
-          this.pollWhileShort();
+          this.acquiring = false;
+          this.takeWhileShort(this.acquirePollMs);
         });
-    }, this.acquirePollMs);
+    }, delayMs);
   }
 
   private async acquire(wanted: number): Promise<void> {
     const { prefix, workerId, leaseMs, partitionCount } = this.options;
+    const holders = await this.redis.mget(...Array.from({ length: partitionCount }, (_, p) => keys.lease(prefix, p)));
     // Start from a worker-specific offset so that workers starting together do not all race for partition 0.
     const offset = Number.parseInt(workerId.slice(-4), 16) % partitionCount || 0;
     for (let i = 0; i < partitionCount && wanted > 0; i++) {
       const p = (offset + i) % partitionCount;
-      if (this.drains.has(p)) continue;
+      if (this.drains.has(p) || holders[p] !== null) continue;
       if (this.stopped) return;
       const ok = await this.redis.set(keys.lease(prefix, p), workerId, "PX", leaseMs, "NX");
       if (ok !== "OK") continue;
@@ -158,6 +181,7 @@ export class Ownership {
             jobsMax: this.options.jobsMax,
             maxStalledCount: this.options.maxStalledCount,
             onFenced: (q, drain) => void this.lose(q, "fenced by a newer owner", drain),
+            onCompleted: (room) => this.releaseRoom(room),
           }),
         );
         partitionChanges.inc({ change: "acquired" });
@@ -205,7 +229,7 @@ export class Ownership {
    */
   private async housekeeping(): Promise<void> {
     const { prefix, partitionCount } = this.options;
-    await resetBacklogIfIdle(this.redis, prefix, partitionCount);
+    if (await resetBacklogIfIdle(this.redis, prefix, partitionCount)) backlogResets.inc();
     for (const p of this.owned()) {
       const queue = new Queue(queueName(p), { connection: this.redis, prefix, skipVersionCheck: true });
       try {

@@ -19,7 +19,7 @@ import type { BatchFlusher } from "./batch-flusher.js";
  * BullMQ hands jobs to the processor up to `jobsMax` at a time; each job's attempts are parked
  * with the process's one BatchFlusher, which decides every owned partition in one transaction per
  * round, so a partition's attempts are decided one round after another, never concurrently. A
- * job completes when all its attempts are decided.
+ * job completes when all its attempts are decided; then the backlog room it took goes back.
  * States: running -> closing (no new jobs; parked ones finish) -> closed; running -> fenced
  * (another process took the partition: parked jobs fail back to BullMQ, which hands them to the
  * new owner, who answers what is already stored from its rows).
@@ -32,6 +32,8 @@ export interface DrainOptions {
   maxStalledCount: number;
   /** This drain was fenced: its owner drops it (and only it, not a newer drain of the partition). */
   onFenced: (partition: number, drain: PartitionDrain) => void;
+  /** A job completed: the backlog room its attempts took at admission goes back. */
+  onCompleted: (room: number) => void;
 }
 
 /** The one failure not worth retrying: a job with no decidable attempt (see park). */
@@ -58,6 +60,12 @@ export class PartitionDrain {
       autorun: true,
     });
     this.worker.on("error", (error) => this.log.warn({ err: error, partition: options.partition }, "queue worker error"));
+    // Once per job, after BullMQ marked it completed: a job handed out again (stalled, fenced, a
+    // round failed after some of its attempts were published) gives its room back only then.
+    this.worker.on("completed", (job) => {
+      const room = batchJobSchema.shape.room.safeParse(job.data?.room);
+      if (room.success && room.data) this.options.onCompleted(room.data);
+    });
   }
 
   get partition(): number {

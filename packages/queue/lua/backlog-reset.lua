@@ -6,7 +6,8 @@
                delayed zset, prioritized zset
   ARGV         none
 
-  Returns 1 when reset, 0 when some queue still holds jobs. Run by workers
+  Returns 1 when it corrected a counter that was not 0, 0 otherwise (some
+  queue still holds jobs, or there was nothing to correct). Run by workers
   every few seconds; corrects drift left by a process killed between a
   reserve and its add, or between a decision and its release.
 ]]
@@ -16,5 +17,7 @@ for i = 2, #KEYS, 4 do
     return 0
   end
 end
+local before = tonumber(redis.call("GET", KEYS[1]) or "0")
+if before == 0 then return 0 end
 redis.call("SET", KEYS[1], "0")
 return 1

@@ -25,10 +25,12 @@ export async function admitBatch(
   backlogMax: number,
   /** TTL of a queued attempt's registration (a backstop: its worker deletes it once decided). */
   ttlS: number,
+  /** TTL of the registration of an attempt the ingress stores itself; it deletes it once stored. */
+  immediateTtlS: number,
 ): Promise<{ backlog: number; codes: AdmitCode[] }> {
   const args: (string | number)[] = [entries.length + 1, keys.backlog(prefix)];
   for (const e of entries) args.push(keys.txn(prefix, e.acquirerId, e.txnId));
-  args.push(backlogMax, ttlS);
+  args.push(backlogMax, ttlS, immediateTtlS);
   for (const e of entries) args.push(e.bodyHash, MODE_ARG[e.mode]);
   const reply = (await redis.intakeAdmit(...args)) as number[];
   if (reply.length !== entries.length + 1) throw new Error(`intake-admit answered ${reply.length - 1} codes for ${entries.length} attempts`);

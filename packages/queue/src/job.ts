@@ -27,13 +27,22 @@ export const ATTEMPTS_PER_JOB_MAX = 1_000;
 export const batchJobSchema = z.object({
   /** Ingress that waits for these decisions (its reply channel); empty when nobody waits. */
   replyTo: z.string().max(128),
+  /** Backlog room the job's attempts took at admission: given back once, when the job completes. */
+  room: z.number().int().min(0).max(ATTEMPTS_PER_JOB_MAX).optional(),
   attempts: z.array(attemptSchema).min(1).max(ATTEMPTS_PER_JOB_MAX),
 });
 
-export type BatchJob = { replyTo: string; attempts: QueuedAttempt[] };
+export type BatchJob = { replyTo: string; room?: number; attempts: QueuedAttempt[] };
 
-/** Decisions published to an ingress, one message per worker batch. */
+/** Decisions published to an ingress, one message per worker round. */
 export interface DecisionMessage {
-  /** acquirerId/txnId -> answer body JSON, or null for a txn conflict. */
+  /** waitKey -> answer body JSON, or null for a txn conflict. */
   readonly answers: readonly [key: string, body: unknown | null][];
 }
+
+/**
+ * What a waiting callback is known by: the txn and the body it carries. Two bodies of one txn can
+ * be queued at once (another body arriving after the first one's decision was stored and its
+ * registration deleted); each must hear its own answer, never the other's.
+ */
+export const waitKey = (acquirerId: string, txnId: string, bodyHash: string): string => `${acquirerId}/${txnId}#${bodyHash}`;

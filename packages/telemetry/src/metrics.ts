@@ -91,6 +91,12 @@ export const requeuedJobs = new Counter({
   registers: [registry],
 });
 
+export const backlogResets = new Counter({
+  name: "quanta_backlog_resets_total",
+  help: "Times a worker found every queue idle and the backlog counter not 0, and set it to 0 (room a crash or a lost release left taken).",
+  registers: [registry],
+});
+
 export const batchSize = new Histogram({
   name: "quanta_worker_batch_attempts",
   help: "Attempts decided per Postgres transaction.",

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import type { Kysely } from "kysely";
-import { recordImmediateBatch, withRetry, type Database, type ImmediateOutcome, type ImmediateRecord, type RetryOptions } from "@quanta/db";
+import { paceStart, recordImmediateBatch, takeUpTo, withRetry, type Database, type ImmediateOutcome, type ImmediateRecord, type RetryOptions } from "@quanta/db";
 import { immediateBatchSize, txnRetries } from "@quanta/telemetry";
 
 /**
@@ -51,19 +51,11 @@ export class ImmediateStore {
     this.storing = true;
     try {
       while (this.parked.length > 0) {
-        const waitMs = this.lastStartMs + this.options.gapMs - performance.now();
-        if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
-        this.lastStartMs = performance.now();
-        const take: Parked[] = [];
-        let size = 0;
-        while (this.parked.length > 0 && (take.length === 0 || size + this.parked[0]!.records.length <= this.options.batchMax)) {
-          const next = this.parked.shift()!;
-          take.push(next);
-          size += next.records.length;
-        }
-        immediateBatchSize.observe(size);
+        this.lastStartMs = await paceStart(this.lastStartMs, this.options.gapMs);
+        const take = takeUpTo(this.parked, this.options.batchMax, (p) => p.records.length);
+        const records = take.flatMap((p) => p.records);
+        immediateBatchSize.observe(records.length);
         try {
-          const records = take.flatMap((p) => p.records);
           const outcome = await withRetry(() => recordImmediateBatch(this.pool, this.db, records), RETRY);
           for (const p of take) p.resolve(outcome);
         } catch (error) {

@@ -2,7 +2,7 @@ import type { Queue } from "bullmq";
 import type { Kysely } from "kysely";
 import type { Decision, QueuedAttempt } from "@quanta/domain";
 import { attemptKey, findAttempts, type AttemptRow, type Database, type DecisionRow, type ImmediateOutcome, type ImmediateRecord } from "@quanta/db";
-import { admitBatch, forgetTxns, jobOptions, releaseBacklog, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
+import { admitBatch, forgetTxns, jobOptions, releaseBacklog, waitKey, type AdmitCode, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
 import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
 import type { WaitResult } from "./decision-waiter.js";
 
@@ -11,9 +11,9 @@ import type { WaitResult } from "./decision-waiter.js";
  * worker that owns its partition, or store the decision it made itself.
  *
  * Attempts that arrive together travel as one batch: one Redis script (intake-admit.lua)
- * registers the first body hash of every txn that will be queued (another body is 409 even
- * before the first is decided), checks the others, and reserves backlog room for what will be
- * queued (past QUANTA_BACKLOG_MAX: 503, nothing accepted). Then, for the batch: one BullMQ job per
+ * registers the first body hash of every txn (another body is 409 even before the first is decided
+ * or stored) and reserves backlog room for what will be queued (past QUANTA_BACKLOG_MAX: 503,
+ * nothing accepted). Then, for the batch: one BullMQ job per
  * partition for the attempts that need stock (their callers wait for the decision, published by
  * the worker); the decisions that need no stock go to the ImmediateStore (one statement for many
  * batches); repeats and 409s are checked against Postgres, which answers for every txn whose
@@ -29,8 +29,8 @@ import type { WaitResult } from "./decision-waiter.js";
  * States of an attempt: buffered -> admitting -> queued (its caller waits for the decision) |
  * stored (decision known now) | stale (a sold_out whose tier got stock back: the caller queues it
  * again as a repeat) | conflict | overloaded (nothing accepted) | unavailable (Redis did not
- * admit in time: nothing accepted) | failed (the error reaches the caller; nothing it owns is left
- * registered or reserved).
+ * admit in time: nothing accepted, and what a late admission takes is taken back) | failed (the
+ * error reaches the caller; what admission took for it is taken back, best effort).
  * Trade-off: under load up to flushMs of added latency, for one admission and one job per
  * partition per batch instead of one each per attempt.
  */
@@ -64,6 +64,8 @@ export type IntakeResult =
 interface Pending {
   entry: IntakeEntry;
   requeue: boolean;
+  /** What admission said (set once admitted). */
+  code?: AdmitCode;
   resolve: (r: IntakeResult) => void;
   reject: (e: unknown) => void;
 }
@@ -76,6 +78,8 @@ export interface IntakeOptions {
   backlogMax: number;
   retentionS: number;
   txnRegistryTtlS: number;
+  /** Registry TTL of a txn the ingress stores itself (its key is deleted once the decision is stored). */
+  txnInFlightTtlS: number;
   /** How long a queued attempt's caller waits for the decision before answering 202. */
   decisionWaitMs: number;
   admitTimeoutMs: number;
@@ -136,35 +140,36 @@ export class Intake {
   }
 
   private async admit(batch: Pending[]): Promise<void> {
-    let codes;
+    let codes: AdmitCode[];
+    const admission = admitBatch(
+      this.stores.redis,
+      this.options.prefix,
+      batch.map((p) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId, bodyHash: p.entry.attempt.bodyHash, mode: modeOf(p) })),
+      this.options.backlogMax,
+      this.options.txnRegistryTtlS,
+      this.options.txnInFlightTtlS,
+    );
     try {
-      // If the script runs after the timeout, it only registers first sightings (a retry of the
-      // txn is then queued as a repeat) and reserves room the idle-time reset takes back: nothing
-      // is queued or stored for an attempt answered 503.
-      codes = (
-        await withTimeout(
-          admitBatch(
-            this.stores.redis,
-            this.options.prefix,
-            batch.map((p) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId, bodyHash: p.entry.attempt.bodyHash, mode: modeOf(p) })),
-            this.options.backlogMax,
-            this.options.txnRegistryTtlS,
-          ),
-          this.options.admitTimeoutMs,
-        )
-      ).codes;
+      codes = (await withTimeout(admission, this.options.admitTimeoutMs)).codes;
     } catch (error) {
-      if (error instanceof AdmitTimeout) for (const p of batch) p.resolve({ kind: "unavailable" });
-      else for (const p of batch) p.reject(error);
+      if (!(error instanceof AdmitTimeout)) {
+        for (const p of batch) p.reject(error);
+        return;
+      }
+      // Answered 503 (nothing accepted): when the script does run after all, what it registered
+      // and reserved for these attempts is taken back, so that a later body of the txn is free.
+      for (const p of batch) p.resolve({ kind: "unavailable" });
+      void admission.then(({ codes: late }) => this.undo(batch.map((p, i) => ({ ...p, code: late[i]! })))).catch(() => undefined);
       return;
     }
+    batch.forEach((p, i) => (p.code = codes[i]));
 
     const toQueue: Pending[] = [];
     const toStore: Pending[] = [];
     const toLookUp: Pending[] = [];
     const conflicts = new Set<Pending>();
-    batch.forEach((p, i) => {
-      switch (codes[i]) {
+    batch.forEach((p) => {
+      switch (p.code) {
         case "overloaded":
           return p.resolve({ kind: "overloaded" });
         case "conflict": // another body in flight, or one answered 409 and not forgotten yet: Postgres has the last word
@@ -182,15 +187,25 @@ export class Intake {
     await this.lookUp(toLookUp, conflicts);
   }
 
-  /** Queues first sightings; when the job cannot be added, their registration and room are taken back. */
+  /** Queues admitted attempts; when the job cannot be added, what admission took for them is taken back. */
   private async enqueueNew(partition: number, toQueue: Pending[]): Promise<void> {
     await this.enqueue(partition, toQueue).catch(async (error) => {
-      await releaseBacklog(this.stores.redis, this.options.prefix, toQueue.length).catch(() => undefined);
-      // A retry of these txns must be free to be accepted later.
-      const firstSightings = toQueue.filter((p) => !p.requeue).map(txnOf);
-      await forgetTxns(this.stores.redis, this.options.prefix, firstSightings).catch(() => undefined);
+      await this.undo(toQueue);
       for (const p of toQueue) p.reject(error);
     });
+  }
+
+  /**
+   * Takes back what admission took for attempts that were not accepted after all: their backlog
+   * room (queued ones, codes first and requeued) and their registrations (first sightings), so
+   * that a retry, or another body of the txn, is free to be accepted later. Best effort: room is
+   * also taken back by the idle-time reset, a registration expires.
+   */
+  private async undo(ps: readonly Pending[]): Promise<void> {
+    const room = ps.filter((p) => !p.entry.immediate && (p.code === "first" || p.code === "requeued")).length;
+    const registered = ps.filter((p) => p.code === "first").map(txnOf);
+    if (room > 0) await releaseBacklog(this.stores.redis, this.options.prefix, room).catch(() => undefined);
+    await forgetTxns(this.stores.redis, this.options.prefix, registered).catch(() => undefined);
   }
 
   /**
@@ -199,8 +214,9 @@ export class Intake {
    */
   private async enqueue(partition: number, toQueue: Pending[]): Promise<void> {
     if (toQueue.length === 0) return;
-    const job: BatchJob = { replyTo: this.options.replyTo, attempts: toQueue.map((p) => p.entry.attempt as QueuedAttempt) };
-    const waits = toQueue.map((p) => this.stores.waits.wait(keyOf(p.entry), this.options.decisionWaitMs));
+    // Every attempt queued here took backlog room at admission (codes first and requeued).
+    const job: BatchJob = { replyTo: this.options.replyTo, room: toQueue.length, attempts: toQueue.map((p) => p.entry.attempt as QueuedAttempt) };
+    const waits = toQueue.map((p) => this.stores.waits.wait(waitKey(p.entry.attempt.acquirerId, p.entry.attempt.payment.txnId, p.entry.attempt.bodyHash), this.options.decisionWaitMs));
     try {
       await this.stores.queues[partition]!.add("batch", job, jobOptions(this.options.retentionS));
     } catch (error) {
@@ -212,7 +228,11 @@ export class Intake {
     toQueue.forEach((p, i) => p.resolve({ kind: "queued", decision: waits[i]!.result }));
   }
 
-  /** Stores the ingress's own decisions (group commit); a txn stored before answers with its own row. */
+  /**
+   * Stores the ingress's own decisions (group commit); a txn stored before answers with its own
+   * row. Once stored, Postgres answers for these txns: their registrations go (best effort, after
+   * the answers; a key left behind expires after txnInFlightTtlS).
+   */
   private store(toStore: Pending[]): void {
     if (toStore.length === 0) return;
     const records: ImmediateRecord[] = toStore.map((p) => ({
@@ -222,12 +242,17 @@ export class Intake {
     }));
     this.stores.immediates.store(records).then(
       ({ stored, stale }) => {
+        const done: Pending[] = [];
         for (const p of toStore) {
           const row = stored.get(keyOf(p.entry));
           if (!row && stale.has(keyOf(p.entry))) p.resolve({ kind: "stale" });
           else if (!row) p.reject(new Error(`attempt ${p.entry.attempt.payment.txnId} was neither stored nor found`));
-          else p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
+          else {
+            p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
+            done.push(p);
+          }
         }
+        void forgetTxns(this.stores.redis, this.options.prefix, done.map(txnOf)).catch(() => undefined);
       },
       (error: unknown) => {
         for (const p of toStore) p.reject(error);

@@ -65,6 +65,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
       backlogMax: env.QUANTA_BACKLOG_MAX,
       retentionS: env.QUANTA_JOB_RETENTION_S,
       txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
+      txnInFlightTtlS: env.QUANTA_TXN_IN_FLIGHT_TTL_S,
       decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
       admitTimeoutMs: env.QUANTA_INTAKE_ADMIT_TIMEOUT_MS,
       pendingMax: env.QUANTA_BACKLOG_MAX,

@@ -9,7 +9,7 @@ import { Intake, type IntakeEntry } from "../src/intake.js";
  * The intake's two limits against a stalled Redis (a private one, paused with CLIENT PAUSE):
  * at most pendingMax attempts are held (the next is refused at once, without touching Redis),
  * and a batch Redis does not admit within admitTimeoutMs is answered unavailable (503) with
- * nothing queued.
+ * nothing queued, and nothing left registered or reserved once the late admission has run.
  */
 let redis: PrivateRedis;
 let world: TestWorld;
@@ -43,7 +43,7 @@ describe("intake limits", () => {
     const intake = new Intake(
       // Nobody decides here: a queued attempt's wait simply ends (the ingress would answer 202).
       { redis: conn, queues: [queue], db: world.db.kysely, immediates: { store: () => Promise.reject(new Error("nothing here needs no stock")) }, waits: { wait: () => ({ result: Promise.resolve({ kind: "timeout" as const }), cancel: () => undefined }) } },
-      { prefix: "bounds", replyTo: "test", batchMax: 64, flushMs: 1, backlogMax: 1_000, retentionS: 0, txnRegistryTtlS: 60, decisionWaitMs: 100, admitTimeoutMs: 300, pendingMax: 3 },
+      { prefix: "bounds", replyTo: "test", batchMax: 64, flushMs: 1, backlogMax: 1_000, retentionS: 0, txnRegistryTtlS: 60, txnInFlightTtlS: 60, decisionWaitMs: 100, admitTimeoutMs: 300, pendingMax: 3 },
     );
     try {
       await admin.call("CLIENT", "PAUSE", "2000", "ALL");
@@ -55,6 +55,11 @@ describe("intake limits", () => {
       expect(Date.now() - started).toBeLessThan(1_500); // answered by the timeout, not by Redis coming back
       await new Promise((r) => setTimeout(r, 2_200)); // Redis resumes and runs the late admission
       expect(await queue.getJobCounts("wait", "active")).toEqual({ wait: 0, active: 0 }); // nothing was queued
+      // ...and what the late admission registered and reserved was taken back: another body of
+      // these txns is free to be accepted (before, a 503'd txn stayed registered for the TTL).
+      for (let i = 0; i < 50 && (await admin.keys("bounds:txn:*")).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await admin.keys("bounds:txn:*")).toEqual([]);
+      expect(Number((await admin.get("bounds:backlog")) ?? 0)).toBe(0);
       expect(await intake.submit(entry(4))).toMatchObject({ kind: "queued" }); // room again once they were answered
     } finally {
       await queue.close();

@@ -6,7 +6,9 @@ import { createTestWorld, type TestWorld } from "@quanta/cli";
 import { CallbackClient, type Answer } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";
-import { keys, queueName } from "@quanta/queue";
+import { keys, queueName, waitKey } from "@quanta/queue";
+import { parsePaymentBody, paymentHash } from "@quanta/contract";
+import { registry } from "@quanta/telemetry";
 
 /**
  * The one path: stateless ingresses queue what needs stock, workers decide it. Two ingresses
@@ -54,6 +56,8 @@ async function stop(): Promise<void> {
 }
 
 const registrations = () => redis.keys(`${world.prefix}:txn:*`);
+/** A counter of the process's registry (the workers run in this process). */
+const metricValue = async (name: string) => Number(/\S+ (\d+)$/m.exec(await registry.getSingleMetricAsString(name))?.[1] ?? 0);
 const jobsAdded = async () => {
   let n = 0;
   for (let p = 0; p < 4; p++) n += Number((await redis.get(`${world.prefix}:${queueName(p)}:id`)) ?? 0);
@@ -84,13 +88,17 @@ describe("stateless ingresses, deciding workers", () => {
     const rows = await findAttempts(world.db.kysely, answers.map((_, i) => ({ acquirerId: world.acquirerId, txnId: `q-${i}` })));
     expect(rows.filter((r) => r.decided_by === "worker")).toHaveLength(360);
     expect(rows.filter((r) => r.decided_by === "ingress")).toHaveLength(40);
-    // Both workers decided (each owns two partitions), through jobs of every partition.
-    expect(new Set(rows.filter((r) => r.decided_by === "worker").map((r) => r.partition))).toEqual(new Set([0, 1, 2, 3]));
+    // Both workers decided: each owned two partitions throughout, and each one's partitions have
+    // rows decided by a worker, queued in jobs.
+    const owned = workers.map((w) => w.ownership.owned());
+    expect(owned.map((o) => o.length)).toEqual([2, 2]);
+    for (const partitions of owned) expect(rows.some((r) => r.decided_by === "worker" && partitions.includes(r.partition))).toBe(true);
     expect(await jobsAdded()).toBeGreaterThanOrEqual(4);
-    expect(workers.map((w) => w.ownership.owned())).toEqual([expect.any(Array), expect.any(Array)]);
-    expect(new Set(workers.flatMap((w) => w.ownership.owned()))).toEqual(new Set([0, 1, 2, 3]));
 
+    // Every job gave its room back on completion (not the idle-time reset: it corrected nothing),
+    // and every registration is gone, the ingress's own decisions' and the workers'.
     await until("backlog room given back", async () => Number((await redis.get(keys.backlog(world.prefix))) ?? 0) === 0, 5_000);
+    expect(await metricValue("quanta_backlog_resets_total")).toBe(0);
     await until("registrations forgotten", async () => (await registrations()).length === 0, 5_000);
   });
 
@@ -153,5 +161,53 @@ describe("stateless ingresses, deciding workers", () => {
     expect(await clients[0]!.getAttempt("pq-1")).toMatchObject({ status: 200, body: { txnId: "pq-1", status: "granted" } });
     expect(await clients[0]!.postPayment(body("pq-1", "payer-pq"))).toMatchObject({ status: 200, body: { txnId: "pq-1", status: "granted" } });
     expect(await clients[0]!.postPayment(body("pq-1", "payer-pq", 300_000))).toMatchObject({ status: 409 });
+  });
+
+  it("a decision published late for one body never answers a callback waiting with another body of the txn", async () => {
+    // X is decided and stored (its registration deleted); then no worker runs, and Y, another body
+    // of the txn, is queued and waits. A copy of X's job decided late publishes X's decision: it
+    // must not answer Y (issue #16 review). Y's wait ends, Postgres has X's row: 409.
+    await stop();
+    await start();
+    const x = body("late-1", "payer-late");
+    const decided = await clients[0]!.postPayment(x);
+    expect(decided).toMatchObject({ status: 200, body: { txnId: "late-1", status: "granted" } });
+    for (const w of workers) await w.close();
+    workers = [];
+    const xParsed = parsePaymentBody(Buffer.from(x));
+    if (!xParsed.ok) throw new Error("unparsable");
+    const y = clients[0]!.postPayment(body("late-1", "payer-late", 300_000));
+    await until("Y is queued", async () => (await registrations()).length === 1);
+    const channel = keys.decisions(world.prefix, ingresses[0]!.ingressId);
+    expect(await redis.publish(channel, JSON.stringify({ answers: [[waitKey(world.acquirerId, "late-1", paymentHash(xParsed.payment)), decided.body]] }))).toBe(1);
+    expect(await y).toMatchObject({ status: 409, body: { error: { code: "txn_conflict" } } });
+  });
+
+  it("another body arriving while the first (no stock needed) is still being stored is 409, not queued and granted", async () => {
+    await stop();
+    await start();
+    // A2-20 marked sold out: a 150 CNY payment qualifies for it alone, so the ingress answers it
+    // sold_out itself; its statement takes KEY SHARE on the tier row, which a second session holds.
+    await world.db.pool.query("update tiers set sold_out_at = clock_timestamp() where id = 'A2-20'");
+    await until("the ingress knows A2-20 is empty", () => ingresses[0]!.soldOut.allEmpty("qianan-2020-b2", ["A2-20"]));
+    const blocker = await world.db.pool.connect();
+    try {
+      await blocker.query("begin");
+      await blocker.query("select 1 from tiers where id = 'A2-20' for update");
+      const first = clients[0]!.postPayment(body("mid-1", "payer-mid", 15_000));
+      await until("the first body's statement waits on the tier row", async () => {
+        const waiting = await world.db.pool.query("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and application_name = 'quanta-ingress'");
+        return waiting.rows[0].n > 0;
+      });
+      // Another body of the same txn, one that needs stock: refused at once, never queued.
+      const jobsBefore = await jobsAdded();
+      expect(await clients[1]!.postPayment(body("mid-1", "payer-mid", 250_000))).toMatchObject({ status: 409, body: { error: { code: "txn_conflict" } } });
+      expect(await jobsAdded()).toBe(jobsBefore);
+      await blocker.query("commit");
+      expect(await first).toMatchObject({ status: 200, body: { txnId: "mid-1", status: "rejected", reason: "sold_out" } });
+    } finally {
+      blocker.release();
+      await world.db.pool.query("update tiers set sold_out_at = null where id = 'A2-20'");
+    }
   });
 });

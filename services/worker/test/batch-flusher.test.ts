@@ -3,13 +3,13 @@ import { partitionOf, type QueuedAttempt } from "@quanta/domain";
 import { CampaignCache, FencedOutError, claimPartition, findAttempts, type BatchResult } from "@quanta/db";
 import { createTestWorld, type TestWorld } from "@quanta/cli";
 import { createLogger } from "@quanta/telemetry";
-import { createRedis, keys, type QuantaRedis } from "@quanta/queue";
+import { createRedis, keys, waitKey, type QuantaRedis } from "@quanta/queue";
 import { BatchFlusher, type FlushItem } from "@quanta/owner";
 
 /**
  * The batch flusher, the one writer of a worker process, against a real Postgres and Redis:
  * attempts of several partitions commit in one transaction, their decisions are published to the
- * waiting ingress with their backlog room and registrations given back; a stale epoch is fenced
+ * waiting ingress (each under its txn and body) and their registrations deleted; a stale epoch is fenced
  * without taking the round (or the newer drain of the partition) down with it.
  */
 let world: TestWorld;
@@ -52,7 +52,7 @@ function park(flusher: BatchFlusher, partition: number, epoch: number, attempts:
 }
 
 describe("batch flusher", () => {
-  it("decides several partitions in one commit, publishes the answers, gives the room and registrations back; fences a stale epoch alone", async () => {
+  it("decides several partitions in one commit, publishes the answers, deletes the registrations; fences a stale epoch alone", async () => {
     const log = createLogger("flusher-test", "silent");
     const flusher = new BatchFlusher(world.db.pool, redis, campaigns, log, { prefix: world.prefix, partitionCount: PARTITIONS, batchMax: 512, roundGapMs: 0 });
     const epochs = [];
@@ -60,10 +60,9 @@ describe("batch flusher", () => {
     const old0 = epochs[0]!;
     const new0 = await claimPartition(world.db.kysely, 0, "flusher-test"); // partition 0 taken again
 
-    // What an ingress left in Redis for these attempts: room in the backlog, a registration each
-    // (one of them naming another body: it goes too, Postgres answers for the txn now), and a subscription.
+    // What an ingress left in Redis for these attempts: a registration each (one of them naming
+    // another body: it goes too, Postgres answers for the txn now), and a subscription.
     const txns = ["f-0", "f-1", "f-1b", "f-2", "f-2b", "f-3", "f-3b"];
-    await redis.set(keys.backlog(world.prefix), String(txns.length));
     for (const t of txns) await redis.set(keys.txn(world.prefix, world.acquirerId, t), t === "f-3b" ? "h-another-body" : `h-${t}`);
     const subscriber = createRedis(world.env.REDIS_URL!, "flusher-test-sub");
     const messages: { answers: [string, unknown][] }[] = [];
@@ -83,11 +82,11 @@ describe("batch flusher", () => {
     // One round: the four partitions' batches were written by one transaction (one xmin on every row).
     const writers = await world.db.pool.query<{ xmin: string }>("select distinct xmin::text from attempts where txn_id = any($1::text[])", [txns]);
     expect(writers.rows).toHaveLength(1);
-    // One message for the waiting ingress, with every answer; the room back; every registration gone.
+    // One message for the waiting ingress, with every answer, each under its txn and body; every
+    // registration gone.
     for (let i = 0; i < 50 && messages.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(messages).toHaveLength(1);
-    expect(messages[0]!.answers.map(([key]) => key).sort()).toEqual(txns.map((t) => `${world.acquirerId}/${t}`).sort());
-    expect(Number(await redis.get(keys.backlog(world.prefix)))).toBe(0);
+    expect(messages[0]!.answers.map(([key]) => key).sort()).toEqual(txns.map((t) => waitKey(world.acquirerId, t, `h-${t}`)).sort());
     expect(await redis.keys(`${world.prefix}:txn:*`)).toEqual([]);
     subscriber.disconnect();
 

@@ -180,8 +180,9 @@ describe("group round", () => {
     try {
       await busy.query("begin");
       await busy.query("select 1 from tiers where id = 'G-big' for update"); // a refund or another owner's refill
-      const waiting = await decideGroupTx(pipelined.pool, await batchesOf([attempt(0, 60_000, 1)]), await campaignsById(), PARTITIONS);
-      expect(waiting).toMatchObject({ results: [], refills: [], refill: { tierId: "G-big" } });
+      const first = attempt(0, 60_000, 1);
+      const waiting = await decideGroupTx(pipelined.pool, await batchesOf([first]), await campaignsById(), PARTITIONS);
+      expect(waiting).toMatchObject({ results: [], deferred: [first], refills: [], refill: { tierId: "G-big" } });
       await busy.query("commit");
     } finally {
       busy.release();
@@ -212,6 +213,8 @@ describe("group round", () => {
     await setPool("G-big", 0);
     const a = attempt(0, 60_000, 1);
     const outcome = await rounds([a, { ...a, receivedAtMs: 2 }]);
+    // Both copies deferred by the first round (the pool is empty), then one refill and one round.
+    expect(outcome).toMatchObject({ commits: 2, refills: ["swept"] });
     expect(outcome.results).toHaveLength(2);
     expect(outcome.results.map((r) => r.kind === "decided" && [r.row.tier_id, r.fresh])).toEqual([
       ["G-big", true],

@@ -11,10 +11,11 @@ import { createTestWorld, deadlocksIn, sessionsWaitingOnLock, type TestWorld } f
  *   - a round takes a capped campaign's budget row before any share or tier lock, as a refund
  *     does, so a "refund" holding the budget row can go on to lock the marked tier row;
  *   - two owners drain the same tier's last stock at once: owner A's round holds its shares while
- *     owner B's refill holds the tier row and sweeps, waiting for A's shares. A's round never asks
- *     for the tier row (its own refill waits outside the round), so both finish: no deadlock, the
- *     quota exactly granted, sold_out only once the tier is empty. With refills inside rounds, A's
- *     refill waited for the tier row while holding the shares B waited for: a cycle.
+ *     owner B's refill holds the tier row and sweeps, waiting for A's shares. A's round never waits
+ *     for the tier row (it asks with SKIP LOCKED, and its own refill waits outside the round), so
+ *     both finish: no deadlock, the quota exactly granted, sold_out only once the tier is empty.
+ *     With refills inside rounds, A's refill waited for the tier row while holding the shares B
+ *     waited for: a cycle.
  * Waits are observed in pg_stat_activity, not by a clock.
  */
 const capped = parseCampaignFile({
@@ -110,7 +111,9 @@ describe("round lock order", () => {
     // A refund's first lock: the capped campaign's budget row.
     await other.query("begin");
     await other.query("select 1 from campaigns where id = 'capped' for update");
-    const round = rounds(ownerA, [attempt(capped, "K-1", 0, 20_000)]);
+    // 60,000 fen qualifies for K-b (marked empty) and K-a: the round will take KEY SHARE on K-b,
+    // after the budget row.
+    const round = rounds(ownerA, [attempt(capped, "K-1", 0, 60_000)]);
     expect(await sessionsWaitingOnLock(world, "owner-a")).toEqual([expect.stringContaining("for update")]);
     // Its second: the marked tier row FOR UPDATE, which the round must not hold (nor KEY SHARE on it) yet.
     await other.query("select 1 from tiers where campaign_id = 'capped' and id = 'K-b' for update");
@@ -126,7 +129,7 @@ describe("round lock order", () => {
     // The last 8 vouchers: 4 in each of owner A's partitions (2, 3), none in owner B's (0, 1) or the pool.
     await sql`update tier_shares set remaining = case when partition in (2, 3) then 4 else 0 end where tier_id = 'T-only'`.execute(world.db.kysely);
     await sql`update tiers set pool = 0 where id = 'T-only'`.execute(world.db.kysely);
-    const deadlocksBefore = await deadlocksIn(world);
+    const deadlocksBefore = await deadlocksIn(world, ["lock-order-other", "owner-a", "owner-b"]);
 
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
@@ -159,10 +162,9 @@ describe("round lock order", () => {
     const tier = await sql<{ pool: number; sold_out: boolean }>`select pool, sold_out_at is not null as sold_out from tiers where id = 'T-only'`.execute(world.db.kysely);
     expect(tier.rows[0]).toEqual({ pool: 0, sold_out: true });
     expect((await verifyDatabaseInvariants(world.db.kysely, "last")).filter((c) => !c.ok)).toEqual([]);
-    // Postgres publishes a backend's counters when it goes idle or closes: close the owners' pools first.
+    // Postgres publishes a backend's counters when it exits: close the owners' pools first.
     await ownerA.close();
     await ownerB.close();
-    await new Promise((r) => setTimeout(r, 1_100));
-    expect(await deadlocksIn(world)).toBe(deadlocksBefore);
+    expect(await deadlocksIn(world, ["lock-order-other"])).toBe(deadlocksBefore);
   });
 });
