@@ -8,8 +8,8 @@ import { expectedArrivals, parseScenario, rushStages } from "./lib/scenario.js";
 import { PaymentGenerator as K6Generator } from "./lib/payments.js";
 
 /**
- * k6 is not installed on this machine; these checks keep the k6 scripts and the Node driver
- * (npm run rush / bench) on one model: the same scenario file, the same arrival curve, the same
+ * These checks keep the k6 scripts and the Node driver (npm run rush / bench) on one model (the
+ * scripts themselves run in real k6 in .ci/run and in services/ingress/test/k6-smoke.test.ts): the same scenario file, the same arrival curve, the same
  * draws of payers, merchants and amounts.
  */
 const here = dirname(fileURLToPath(import.meta.url));

@@ -30,6 +30,8 @@ export const options = {
       gracefulStop: "10s",
     },
   },
+  // Answer p99 100 ms (ACK_P99_MS): the till waits for the answer while the payer stands there, and
+  // at the scenario's 500/s peak the whole path (queue, a worker's round, the answer) has room to spare.
   thresholds: thresholds(),
   summaryTrendStats: SUMMARY_TREND_STATS,
   tags: { scenario_file: scenario.name },

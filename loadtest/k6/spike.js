@@ -42,6 +42,8 @@ export const options = {
     },
   },
   // A burst may be shed (503) by design, but only a small share of it; answers stay contract-true.
+  // Answer p99 250 ms (ACK_P99_MS): a tenfold jump queues work for a few hundred ms before the
+  // batches grow to meet it; more than that is not a spike absorbed but an outage.
   thresholds: thresholds({ overloadedMax: envNumber("OVERLOADED_MAX", 0.05), ackP99Ms: envNumber("ACK_P99_MS", 250) }),
   summaryTrendStats: SUMMARY_TREND_STATS,
 };

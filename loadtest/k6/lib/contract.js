@@ -2,6 +2,7 @@ import http from "k6/http";
 import { check } from "k6";
 import { Counter, Rate, Trend } from "k6/metrics";
 import { signedHeaders, signature, ACQUIRER_HEADER, SIGNATURE_HEADER } from "./sign.js";
+import { bodyJson } from "./canonical.js";
 
 // One callback, sent and checked against docs/callback-contract.md: status, body fields, and for a
 // grant the tier's own discount and payableFen = amountFen - discountFen. Custom metrics carry
@@ -18,6 +19,10 @@ export const overloaded = new Rate("quanta_overloaded");
 export const pending = new Rate("quanta_pending");
 export const contractOk = new Rate("quanta_contract_ok");
 export const ackMs = new Trend("quanta_ack_ms", true);
+/** A 5xx other than 503 overloaded: the contract has none. */
+export const unexpected5xx = new Rate("quanta_unexpected_5xx");
+/** A body that is none of the contract's answers (a decision, pending, or {error:{code}}). */
+export const unknownShape = new Rate("quanta_unknown_answer_shape");
 
 const REASONS = ["below_threshold", "merchant_not_eligible", "outside_window", "activity_paused", "already_redeemed", "sold_out", "budget_exhausted"];
 const ERROR_STATUS = { 400: "invalid_body", 401: "", 404: "unknown_txn", 409: "txn_conflict", 413: "body_too_large", 415: "unsupported_media_type", 503: "overloaded" };
@@ -28,7 +33,7 @@ const ERROR_STATUS = { 400: "invalid_body", 401: "", 404: "unknown_txn", 409: "t
  */
 export function tierIndex(campaign) {
   const index = new Map();
-  for (const a of campaign.activities) for (const t of a.tiers) index.set(t.id, { ...t, activityId: a.id });
+  for (const a of campaign.activities) for (const t of a.tiers) index.set(t.id, Object.assign({}, t, { activityId: a.id }));
   return index;
 }
 
@@ -87,12 +92,7 @@ export function getAttempt(target, txnId) {
  */
 function judge(target, res, sent, kind) {
   /** @type {any} */
-  let answer = null;
-  try {
-    answer = res.json();
-  } catch (_) {
-    answer = null;
-  }
+  const answer = bodyJson(res);
   const status = res.status;
   let outcome = "error";
   let reason = "";
@@ -137,12 +137,26 @@ function judge(target, res, sent, kind) {
   }
   const ok = check(res, checks, { outcome });
   contractOk.add(ok);
+  unexpected5xx.add(status >= 500 && status !== 503);
+  unknownShape.add(status !== 0 && !knownShape(status, answer));
   answers.add(1, { outcome, reason, tier });
   if (outcome === "granted") granted.add(1, { tier });
   overloaded.add(status === 503);
   pending.add(status === 202);
   ackMs.add(res.timings.duration, { outcome });
   return { status, answer };
+}
+
+/** Whether a body is one of the contract's answer shapes for its status. @param {number} status @param {any} a */
+function knownShape(status, a) {
+  if (a === null || typeof a !== "object") return false;
+  if (status === 200) {
+    if (typeof a.txnId !== "string") return false;
+    if (a.status === "granted") return ["activityId", "tierId"].every((k) => typeof a[k] === "string") && ["discountFen", "payableFen"].every((k) => Number.isInteger(a[k]));
+    return a.status === "rejected" && typeof a.reason === "string";
+  }
+  if (status === 202) return a.status === "pending" && typeof a.txnId === "string";
+  return a.error !== undefined && typeof a.error.code === "string";
 }
 
 export const refunds = new Counter("quanta_refunds");
@@ -178,12 +192,7 @@ export function postRefund(target, paid, grant, kind) {
   const first = send();
   const again = send();
   /** @type {any} */
-  let answer = null;
-  try {
-    answer = first.json();
-  } catch (_) {
-    answer = null;
-  }
+  const answer = bodyJson(first);
   const expected = partial ? "voucher_kept" : "voucher_returned";
   const ok = check(first, {
     "refund: 200 with the outcome the partial-refund rule gives": () => first.status === 200 && answer?.status === expected,

@@ -22,7 +22,7 @@ export function prng(seed) {
 
 /** ISO 8601 with the +08:00 offset the campaign is written in. @param {number} ms */
 export function toOffsetIso(ms) {
-  return new Date(ms + 8 * 3_600_000).toISOString().replace(/\.\d{3}Z$/, "+08:00");
+  return new Date(ms + 8 * 3600000).toISOString().replace(/\.\d{3}Z$/, "+08:00");
 }
 
 const RECENT_MAX = 1000;
@@ -54,7 +54,7 @@ export class PaymentGenerator {
     if (this.recent.length > 0 && r < s.resendShare) return { kind: "resend", body: this.pickRecent() };
     if (this.recent.length > 0 && r < s.resendShare + s.conflictShare) {
       const earlier = this.pickRecent();
-      return { kind: "conflict", body: { ...earlier, amountFen: earlier.amountFen + 1 } };
+      return { kind: "conflict", body: Object.assign({}, earlier, { amountFen: earlier.amountFen + 1 }) };
     }
     if (r < s.resendShare + s.conflictShare + s.forgedShare) return { kind: "forged", body: this.fresh(false) };
     return { kind: "payment", body: this.fresh(true) };
@@ -76,14 +76,16 @@ export class PaymentGenerator {
           ? s.merchants.flagship
           : `${s.merchants.designatedPrefix}${String(1 + Math.floor(this.random() * s.merchants.designatedCount)).padStart(4, "0")}`;
     const outside = this.random() < s.outsideWindowShare;
-    const body = {
-      txnId: `${this.txnPrefix}-${(this.seq++).toString(36)}`,
-      payerId: `P${String(payer).padStart(8, "0")}`,
-      merchantId,
-      amountFen: this.amount(),
-      paidAt: toOffsetIso(outside ? this.openingMs - 3_600_000 : this.paidAtMs()),
-      ...over,
-    };
+    const body = Object.assign(
+      {
+        txnId: `${this.txnPrefix}-${(this.seq++).toString(36)}`,
+        payerId: `P${String(payer).padStart(8, "0")}`,
+        merchantId,
+        amountFen: this.amount(),
+        paidAt: toOffsetIso(outside ? this.openingMs - 3600000 : this.paidAtMs()),
+      },
+      over,
+    );
     if (remember) {
       if (this.recent.length < RECENT_MAX) this.recent.push(body);
       else this.recent[Math.floor(this.random() * RECENT_MAX)] = body;

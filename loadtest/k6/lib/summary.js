@@ -2,12 +2,24 @@ import { config, env } from "./config.js";
 import { OUTCOMES, TIERS } from "./thresholds.js";
 
 // handleSummary helpers: the full k6 summary as JSON, and a short human report (also printed) that
-// a person can read at a glance after a rehearsal. SUMMARY_DIR chooses where both land (default .).
+// a person can read at a glance after a rehearsal. SUMMARY_DIR chooses where both land (default .),
+// SUMMARY_STAMP adds a run's time to their names.
 
 /** @param {any} m @param {string} field */
 const value = (m, field) => (m && m.values && m.values[field] !== undefined ? m.values[field] : undefined);
-/** @param {number | undefined} n @param {number} [digits] */
-const fmt = (n, digits = 0) => (n === undefined ? "-" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+/**
+ * A number with thousands separators and a fixed number of decimals. Not toLocaleString: k6's
+ * JavaScript runtime has no Intl, and takes its argument for a radix (a RangeError).
+ * @param {number | undefined} n @param {number} [digits]
+ */
+export function fmt(n, digits = 0) {
+  if (n === undefined || !Number.isFinite(n)) return "-";
+  const fixed = Math.abs(n).toFixed(digits);
+  const dot = fixed.indexOf(".");
+  const whole = dot === -1 ? fixed : fixed.slice(0, dot);
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${n < 0 ? "-" : ""}${grouped}${dot === -1 ? "" : fixed.slice(dot)}`;
+}
 
 /**
  * @param {any} data the object k6 passes to handleSummary
@@ -31,6 +43,7 @@ export function report(data, script, extra = []) {
   lines.push(`| dropped arrivals | ${fmt(value(m.dropped_iterations, "count") ?? 0)} |`);
   lines.push(`| failed requests | ${fmt(100 * (value(m.http_req_failed, "rate") ?? 0), 2)} % |`);
   lines.push(`| answers keeping the contract | ${fmt(100 * (value(m.quanta_contract_ok, "rate") ?? 0), 3)} % |`);
+  lines.push(`| resends answered as first / other bodies 409 | ${fmt(100 * (value(m.quanta_resend_same_answer, "rate") ?? 1), 2)} % / ${fmt(100 * (value(m.quanta_conflict_409, "rate") ?? 1), 2)} % |`);
   lines.push(`| 202 pending | ${fmt(100 * (value(m.quanta_pending, "rate") ?? 0), 2)} % |`);
   lines.push(`| 503 overloaded | ${fmt(100 * (value(m.quanta_overloaded, "rate") ?? 0), 2)} % |`);
   const ack = m["http_req_duration{name:callback}"] ?? m.http_req_duration;
@@ -38,9 +51,9 @@ export function report(data, script, extra = []) {
   lines.push("");
   lines.push(`| outcome | answers |`);
   lines.push(`| --- | ---: |`);
-  for (const o of OUTCOMES) lines.push(`| ${o} | ${fmt(value(m[`quanta_answers{outcome:${o}}`], "count") ?? 0)} |`);
+  for (const o of OUTCOMES) lines.push(`| ${o}${o === "error" ? " (401 forged, 409 conflicting bodies, 503, network)" : ""} | ${fmt(value(m[`quanta_answers{outcome:${o}}`], "count") ?? 0)} |`);
   lines.push("");
-  lines.push(`| tier | granted |`);
+  lines.push(`| tier | answers granting it (a resend of a grant counts again) |`);
   lines.push(`| --- | ---: |`);
   for (const t of TIERS) lines.push(`| ${t} | ${fmt(value(m[`quanta_granted{tier:${t}}`], "count") ?? 0)} |`);
   lines.push("");
@@ -49,9 +62,12 @@ export function report(data, script, extra = []) {
   lines.push("Check the invariants against the database the run used: npm run quanta -- verify --campaign qianan-2020-b2");
   const text = lines.join("\n") + "\n";
   const dir = env("SUMMARY_DIR", ".").replace(/\/+$/, "");
+  // SUMMARY_STAMP (set by npm run k6) keeps one run's files beside its HTML report.
+  const stamp = env("SUMMARY_STAMP", "");
+  const base = `${dir}/${script}${stamp ? `-${stamp}` : ""}`;
   return {
     stdout: text,
-    [`${dir}/${script}-summary.json`]: JSON.stringify(data, null, 2),
-    [`${dir}/${script}-summary.md`]: text,
+    [`${base}-summary.json`]: JSON.stringify(data, null, 2),
+    [`${base}-summary.md`]: text,
   };
 }

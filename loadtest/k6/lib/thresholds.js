@@ -9,6 +9,7 @@ export const TIERS = ["A1-100", "A2-20", "A2-50", "A2-100", "A2-200", "A2-400"];
 
 /**
  * @param {{ ackP99Ms?: number, overloadedMax?: number, pendingMax?: number, abortOnFail?: boolean }} [over]
+ *   ackP99Ms: each script says why its bound is what it is (config.ackP99Ms, ACK_P99_MS, by default).
  * @returns {Record<string, any[]>}
  */
 export function thresholds(over = {}) {
@@ -20,6 +21,13 @@ export function thresholds(over = {}) {
     http_req_failed: [{ threshold: "rate<0.01", abortOnFail: abort, delayAbortEval: "10s" }],
     // Answers that broke the contract (wrong fields, wrong payable, an unexpected status).
     quanta_contract_ok: ["rate>0.999"],
+    // The contract has one 5xx, 503 overloaded (nothing accepted); any other is a bug.
+    quanta_unexpected_5xx: ["rate==0"],
+    // Every body is one of the contract's answers: a decision, pending, or {error: {code}}.
+    quanta_unknown_answer_shape: ["rate==0"],
+    // I4 from outside: a resend of an acknowledged txn gets its first answer, another body 409.
+    quanta_resend_same_answer: ["rate==1"],
+    quanta_conflict_409: ["rate==1"],
     // 503 overloaded: the bound on the backlog said no.
     quanta_overloaded: [{ threshold: `rate<${over.overloadedMax ?? 0.01}`, abortOnFail: abort, delayAbortEval: "10s" }],
     // 202 pending: the decision took longer than the ingress holds a callback open.

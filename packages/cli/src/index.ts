@@ -7,3 +7,4 @@ export * from "./private-redis.js";
 export * from "./settle.js";
 export * from "./answer-checks.js";
 export * from "./owners.js";
+export * from "./k6.js";

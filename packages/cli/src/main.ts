@@ -11,6 +11,7 @@ import { rush, writeRushResult } from "./rush.js";
 import { ALL_SYSTEMS, DEFAULT_RATES, SYSTEMS, bench, type SystemName } from "./bench.js";
 import { chartSvg, summarize, terminalTable, writeBenchResults } from "./bench-report.js";
 import { cpus, totalmem } from "node:os";
+import { runK6 } from "./k6.js";
 
 const USAGE = `quanta <command> [options]
 
@@ -33,6 +34,8 @@ commands:
   verify --campaign ID         audit a campaign in DATABASE_URL: I1, I2, I4, I6, the budget and refunds
       --acknowledged FILE        also I3: every txn in FILE (what acquirers were answered 200/202;
                                  one "acquirerId/txnId" per line) has a stored decision
+  k6 SCRIPT [k6 options]       run one script of loadtest/k6 in real k6 ($K6, ../shared/tools/k6 or k6 on the
+                               PATH) against a private stack, then check the invariants; exit code is k6's
   bench [options]              open-model ladders: quanta vs direct (one txn per callback) vs floor
       --rates 250,500,…          offered rates to climb (default ${DEFAULT_RATES.join(",")})
       --reps N                   repetitions, systems alternating (default 3)
@@ -44,6 +47,13 @@ environment: DATABASE_URL, REDIS_URL, QUANTA_PARTITIONS (see README)`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === "k6") {
+    // Everything after the script goes to k6 as it is (-e NAME=value, --duration, …).
+    const [script, ...k6Args] = rest;
+    if (!script) throw new UsageError("k6 needs a script: smoke.js, rush-0913.js, spike.js, soak.js or breakpoint.js");
+    const env = parseEnv();
+    return runK6({ script, k6Args, databaseUrl: env.DATABASE_URL, redisUrl: env.REDIS_URL, partitions: env.QUANTA_PARTITIONS, workers: 2, out: (line) => console.log(line) });
+  }
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,

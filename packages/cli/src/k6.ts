@@ -1,0 +1,129 @@
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { basename, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { connect, deadlocksOnceQuiet, dropDatabase, verifyDatabaseInvariants } from "@quanta/db";
+import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
+import { serviceEnv, startService, stopService, type ServiceProcess } from "./stack.js";
+import { deletePrefix } from "./redis-cleanup.js";
+import { waitForOwners } from "./owners.js";
+import { rushDatabaseUrl } from "./rush.js";
+
+/**
+ * `quanta k6 SCRIPT [k6 options]` (npm run k6 -- SCRIPT …): one k6 script, in real k6, against a
+ * private stack deployed as `npm run rush` deploys it (a fresh database quanta_k6 with the seed
+ * campaign, its own Redis prefix, one ingress and two workers), then the invariants checked in
+ * the database and everything stopped and removed.
+ * Exit code: k6's own (99 when a threshold failed, 0 when all held), or 1 when k6 passed but an
+ * invariant or the no-deadlock check did not. Writes k6's summary (JSON and a short Markdown
+ * report) and its web dashboard as a self-contained HTML page to k6-results/.
+ * k6 is $K6, else ../shared/tools/k6 beside the repository, else `k6` on the PATH; it must be at
+ * least MIN_K6 (the version the suite is run with here), unless K6_SKIP_VERSION_CHECK=1.
+ */
+export const MIN_K6 = "2.2.0";
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const SCRIPTS = resolve(ROOT, "loadtest/k6");
+
+export interface K6Settings {
+  script: string;
+  k6Args: readonly string[];
+  databaseUrl: string;
+  redisUrl: string;
+  partitions: number;
+  workers: number;
+  out: (line: string) => void;
+}
+
+export function k6Binary(): string {
+  if (process.env.K6) return process.env.K6;
+  const shared = resolve(ROOT, "../shared/tools/k6");
+  return existsSync(shared) ? shared : "k6";
+}
+
+/** k6's version as [major, minor, patch], or a message saying why it cannot be used. */
+export function k6Version(binary: string): { version: number[] } | { problem: string } {
+  const run = spawnSync(binary, ["version"], { encoding: "utf8" });
+  if (run.error) return { problem: `cannot run k6 at ${binary} (${run.error.message}); set K6 to its path` };
+  const m = /v(\d+)\.(\d+)\.(\d+)/.exec(run.stdout);
+  if (!m) return { problem: `cannot read a version from \`${binary} version\`: ${run.stdout.trim() || run.stderr.trim()}` };
+  return { version: [Number(m[1]), Number(m[2]), Number(m[3])] };
+}
+
+export function atLeast(version: readonly number[], minimum: string): boolean {
+  const min = minimum.split(".").map(Number);
+  for (let i = 0; i < 3; i++) if ((version[i] ?? 0) !== (min[i] ?? 0)) return (version[i] ?? 0) > (min[i] ?? 0);
+  return true;
+}
+
+export async function runK6(settings: K6Settings): Promise<number> {
+  const { out } = settings;
+  const scriptPath = existsSync(resolve(SCRIPTS, settings.script)) ? resolve(SCRIPTS, settings.script) : resolve(settings.script);
+  if (!existsSync(scriptPath)) throw new Error(`no k6 script ${settings.script} (the suite: ${["smoke", "rush-0913", "spike", "soak", "breakpoint"].map((s) => `${s}.js`).join(", ")})`);
+  const name = basename(scriptPath, ".js");
+  const binary = k6Binary();
+  const seen = k6Version(binary);
+  if ("problem" in seen) throw new Error(seen.problem);
+  if (!atLeast(seen.version, MIN_K6) && process.env.K6_SKIP_VERSION_CHECK !== "1") {
+    throw new Error(`needs k6 >= ${MIN_K6} (${binary} is v${seen.version.join(".")}); set K6 to a newer one, or K6_SKIP_VERSION_CHECK=1 to try anyway`);
+  }
+
+  const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
+  const databaseUrl = rushDatabaseUrl(settings.databaseUrl, `quanta_k6_${tag}`);
+  const prefix = `quanta-k6-${tag}`;
+  const acquirerId = "acq-k6";
+  const secret = randomBytes(24).toString("hex");
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const results = resolve(ROOT, "k6-results");
+  mkdirSync(results, { recursive: true });
+  const html = resolve(results, `${name}-${stamp}-report.html`);
+
+  await migrate(databaseUrl, settings.partitions);
+  await loadCampaign(databaseUrl, readCampaignFile(SEED_CAMPAIGN_PATH), settings.partitions);
+  const env = serviceEnv({ databaseUrl, redisUrl: settings.redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: settings.partitions, logLevel: "error" });
+  const services: ServiceProcess[] = [];
+  const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 120_000, applicationName: "quanta-k6" });
+  try {
+    const ingress = await startService("ingress", env);
+    services.push(ingress);
+    for (let i = 0; i < settings.workers; i++) services.push(await startService("worker", env));
+    await waitForOwners(services.slice(1), settings.partitions, 30_000);
+    const baseUrl = `http://127.0.0.1:${ingress.port}`;
+    out(`quanta k6 ${name}: k6 v${seen.version.join(".")} (${binary}) against ${baseUrl} (one ingress, ${settings.workers} workers, ${settings.partitions} partitions, database ${databaseUrl.replace(/\/\/[^@]*@/, "//")})`);
+
+    const args = ["run", "-e", `BASE_URL=${baseUrl}`, "-e", `ACQUIRER_ID=${acquirerId}`, "-e", `ACQUIRER_SECRET=${secret}`, "-e", `SUMMARY_DIR=${results}`, "-e", `SUMMARY_STAMP=${stamp}`, ...settings.k6Args, scriptPath];
+    // The dashboard's HTML report, without its live server (port -1); a period of 1 s so that a run
+    // of a few seconds has data (k6 skips the report of a run shorter than one period).
+    const k6Env = {
+      ...process.env,
+      K6_WEB_DASHBOARD: "true",
+      K6_WEB_DASHBOARD_EXPORT: html,
+      K6_WEB_DASHBOARD_PORT: "-1",
+      K6_WEB_DASHBOARD_PERIOD: process.env.K6_WEB_DASHBOARD_PERIOD ?? "1s",
+      K6_NO_USAGE_REPORT: "true",
+    };
+    const code = await new Promise<number>((done) => {
+      const child = spawn(binary, args, { env: k6Env, stdio: "inherit" });
+      child.on("error", () => done(2));
+      child.on("exit", (c, signal) => done(c ?? (signal ? 2 : 1)));
+    });
+
+    for (const s of services) await stopService(s);
+    const deadlocks = await deadlocksOnceQuiet(db.kysely, ["quanta-k6"]);
+    const broken = (await verifyDatabaseInvariants(db.kysely, "qianan-2020-b2")).filter((c) => !c.ok);
+    const verdict = [
+      `k6 exit ${code}${code === 0 ? " (every threshold held)" : code === 99 ? " (a threshold failed)" : ""}`,
+      broken.length === 0 ? "invariants hold in the database" : `INVARIANTS BROKEN: ${broken.map((c) => `${c.id}: ${c.detail}`).join("; ")}`,
+      `${deadlocks} deadlocks`,
+      `report ${html}${existsSync(html) ? "" : " (not written)"}`,
+    ];
+    out(`quanta k6 ${name}: ${verdict.join("; ")}`);
+    if (code !== 0) return code;
+    return broken.length === 0 && deadlocks === 0 ? 0 : 1;
+  } finally {
+    await Promise.all(services.map((s) => stopService(s)));
+    await db.close();
+    await deletePrefix(settings.redisUrl, prefix).catch(() => 0);
+    await dropDatabase(databaseUrl).catch(() => undefined);
+  }
+}
