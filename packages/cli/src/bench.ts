@@ -6,9 +6,8 @@ import { warmUpCampaign, warmUpScenario } from "./bench-warm-up.js";
 import { Probes, peakRssMiB, postgresCpuS, processCpuS, type ServerCounters } from "./bench-probes.js";
 import { deletePrefix } from "./redis-cleanup.js";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
-import { serviceEnv, startService, stopService, type ServiceProcess } from "./stack.js";
+import { serviceEnv, startQuanta, startService, stopService, type ServiceProcess } from "./stack.js";
 import { PrivateRedis } from "./private-redis.js";
-import { waitForOwners } from "./owners.js";
 
 /**
  * `npm run bench`: open-model ladders against three systems, alternating,
@@ -141,10 +140,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
   const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 120_000, applicationName: "quanta-bench" });
   try {
     if (system === "quanta" || system === "quanta-aof" || system === "quanta-1w") {
-      services.push(await startService("ingress", env));
-      services.push(await startService("worker", env));
-      if (system !== "quanta-1w") services.push(await startService("worker", env));
-      await waitForOwners(services.filter((x) => x.kind === "worker"), settings.partitions, 30_000);
+      await startQuanta(env, { workers: system === "quanta-1w" ? 1 : 2, partitions: settings.partitions, services });
     } else {
       services.push(await startService(system, env));
     }

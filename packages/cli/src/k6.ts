@@ -5,9 +5,8 @@ import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect, deadlocksOnceQuiet, dropDatabase, verifyDatabaseInvariants } from "@quanta/db";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
-import { serviceEnv, startService, stopService, type ServiceProcess } from "./stack.js";
+import { serviceEnv, startQuanta, stopService, type ServiceProcess } from "./stack.js";
 import { deletePrefix } from "./redis-cleanup.js";
-import { waitForOwners } from "./owners.js";
 import { rushDatabaseUrl } from "./rush.js";
 
 /**
@@ -84,11 +83,7 @@ export async function runK6(settings: K6Settings): Promise<number> {
   const services: ServiceProcess[] = [];
   const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 120_000, applicationName: "quanta-k6" });
   try {
-    const ingress = await startService("ingress", env);
-    services.push(ingress);
-    for (let i = 0; i < settings.workers; i++) services.push(await startService("worker", env));
-    await waitForOwners(services.slice(1), settings.partitions, 30_000);
-    const baseUrl = `http://127.0.0.1:${ingress.port}`;
+    const { baseUrl } = await startQuanta(env, { workers: settings.workers, partitions: settings.partitions, services });
     out(`quanta k6 ${name}: k6 v${seen.version.join(".")} (${binary}) against ${baseUrl} (one ingress, ${settings.workers} workers, ${settings.partitions} partitions, database ${databaseUrl.replace(/\/\/[^@]*@/, "//")})`);
 
     const args = ["run", "-e", `BASE_URL=${baseUrl}`, "-e", `ACQUIRER_ID=${acquirerId}`, "-e", `ACQUIRER_SECRET=${secret}`, "-e", `SUMMARY_DIR=${results}`, "-e", `SUMMARY_STAMP=${stamp}`, ...settings.k6Args, scriptPath];

@@ -19,13 +19,13 @@ import {
 import { decisionBody } from "@quanta/contract";
 import { CallbackClient, countBy, loadScenario, percentiles, runRush, table, type Scenario, type SentRecord } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
-import { serviceEnv, startService, stopService, type ServiceProcess } from "./stack.js";
+import { serviceEnv, startQuanta, stopService, type ServiceProcess } from "./stack.js";
 import { deletePrefix } from "./redis-cleanup.js";
 import { rushHtml, rushSeries } from "./rush-html.js";
 import { refundPhase, type RefundPhaseResult } from "./rush-refunds.js";
 import { settlementText } from "./settle.js";
 import { answersAgainstStore } from "./answer-checks.js";
-import { waitForOwners, type Owners } from "./owners.js";
+import type { Owners } from "./owners.js";
 
 /**
  * `quanta rush`: the opening minute of 2020-09-13 on this machine.
@@ -101,12 +101,8 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
   const services: ServiceProcess[] = [];
   const db = connect({ connectionString: databaseUrl, poolMax: 4, statementTimeoutMs: 120_000, applicationName: "quanta-rush" });
   try {
-    const ingress = await startService("ingress", env, { stdio: "inherit" });
-    services.push(ingress);
-    for (let i = 0; i < settings.workers; i++) services.push(await startService("worker", env, { stdio: "inherit" }));
-    const baseUrl = `http://127.0.0.1:${ingress.port}`;
     // The opening minute starts on a settled deployment: every partition with its worker.
-    const owners = await waitForOwners(services.filter((s) => s.kind === "worker"), settings.partitions, 30_000);
+    const { ingress, baseUrl, owners } = await startQuanta(env, { workers: settings.workers, partitions: settings.partitions, services, stdio: "inherit" });
     out(`  ingress on ${baseUrl} (pid ${ingress.child.pid}); ${owners.map((o) => `worker pid ${o.pid} owns partitions ${o.partitions.join(", ")}`).join("; ")}`);
     out("");
 

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { waitForOwners, type Owners } from "./owners.js";
 
 /**
  * Starts quanta's services as child processes (the shape of a deployment on
@@ -49,6 +50,26 @@ export async function startService(
       resolve({ kind, child, port: message.port ?? 0, id: message.id ?? "" });
     });
   });
+}
+
+/**
+ * quanta as one machine deploys it: one ingress and `workers` workers on env, started into
+ * `services` (so that the caller's cleanup stops whatever did start), and settled with every
+ * partition owned, each worker its fair share, as a deployment is before an opening minute.
+ */
+export async function startQuanta(
+  env: NodeJS.ProcessEnv,
+  options: { workers: number; partitions: number; services: ServiceProcess[]; stdio?: "inherit" | "ignore"; settleTimeoutMs?: number },
+): Promise<{ ingress: ServiceProcess; baseUrl: string; owners: Owners }> {
+  const ingress = await startService("ingress", env, { stdio: options.stdio });
+  options.services.push(ingress);
+  const workers: ServiceProcess[] = [];
+  for (let i = 0; i < options.workers; i++) {
+    workers.push(await startService("worker", env, { stdio: options.stdio }));
+    options.services.push(workers[i]!);
+  }
+  const owners = await waitForOwners(workers, options.partitions, options.settleTimeoutMs ?? 30_000);
+  return { ingress, baseUrl: `http://127.0.0.1:${ingress.port}`, owners };
 }
 
 /** SIGTERM, then SIGKILL after graceMs. Resolves when the process has exited. */
