@@ -15,7 +15,7 @@ import { getAttempt, postRefund } from "./lib/contract.js";
 import { paymentIteration } from "./lib/iteration.js";
 import { target } from "./lib/target.js";
 import { config, env, envNumber } from "./lib/config.js";
-import { thresholds, SUMMARY_TREND_STATS } from "./lib/thresholds.js";
+import { budgets, thresholds, SUMMARY_TREND_STATS } from "./lib/thresholds.js";
 import { report } from "./lib/summary.js";
 
 const scenario = parseScenario(open(env("SCENARIO", "../scenarios/rush-0913.json")));
@@ -24,6 +24,9 @@ const rate = Math.max(1, Math.round(envNumber("RATE", 100) * config.scale));
 const duration = env("DURATION", "2h");
 const POLLS_MAX = 10;
 const refundShare = Math.min(1, Math.max(0, envNumber("REFUND_SHARE", 0.02)));
+// Answer p99 100 ms (ACK_P99_MS) at a steady rate far below capacity: hours of it must look like
+// its first minute (a slow leak shows as a rising p99 long before anything fails).
+const inForce = budgets();
 let refundsSent = 0;
 
 /** @type {import("k6/options").Options} */
@@ -39,9 +42,7 @@ export const options = {
       gracefulStop: "30s",
     },
   },
-  // Answer p99 100 ms (ACK_P99_MS) at a steady rate far below capacity: hours of it must look like
-  // its first minute (a slow leak shows as a rising p99 long before anything fails).
-  thresholds: Object.assign(thresholds(), {
+  thresholds: Object.assign(thresholds(inForce), {
     "checks{kind:follow-up}": ["rate==1"],
     // Refund answers that broke the contract (outcome, fields, a retry answered differently).
     quanta_refund_contract_ok: ["rate>0.999"],
@@ -74,5 +75,5 @@ export default function () {
 
 /** @param {any} data */
 export function handleSummary(data) {
-  return report(data, "soak", [`${rate}/s for ${duration}, ${envNumber("PAYERS", 50000)} payers, ${refundShare * 100} % of grants refunded.`]);
+  return report(data, "soak", { budgets: inForce, extra: [`${rate}/s for ${duration}, ${envNumber("PAYERS", 50000)} payers, ${refundShare * 100} % of grants refunded.`] });
 }

@@ -9,6 +9,8 @@
 //   PAYERS           payer population                        (default: the scenario's)
 //   ACK_P99_MS       threshold on answer p99                 (default 100)
 //   MAX_VUS          cap on concurrent requests in flight    (default 2000)
+//   BUDGETS          gate: latency, 503, 202 and dropped-arrival budgets fail the run (default);
+//                    report: they are reported only (lib/thresholds.js says which is which)
 //
 // Script-specific knobs (RATE, DURATION, ...) are listed at the top of each script.
 
@@ -42,4 +44,11 @@ export const config = {
   scale: envNumber("SCALE", 1),
   ackP99Ms: envNumber("ACK_P99_MS", 100),
   maxVus: envNumber("MAX_VUS", 2000),
+  budgets: budgetMode(env("BUDGETS", "gate")),
 };
+
+/** @param {string} raw @returns {"gate" | "report"} */
+function budgetMode(raw) {
+  if (raw === "gate" || raw === "report") return raw;
+  throw new Error(`BUDGETS=${raw}: gate (budgets fail the run) or report (budgets are only reported)`);
+}

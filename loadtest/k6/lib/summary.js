@@ -22,19 +22,34 @@ export function fmt(n, digits = 0) {
 }
 
 /**
+ * The summary: promises kept or broken, budgets within or over, the figures, and a verdict file
+ * (`<script>-verdict.json`) that `npm run k6` reads to decide its exit code.
  * @param {any} data the object k6 passes to handleSummary
  * @param {string} script a short name (rush-0913, soak, ...)
- * @param {string[]} [extra] lines a script adds at the end (a breakpoint's rate, say)
+ * @param {{ budgets?: import("./thresholds.js").Budget[], extra?: string[], budgetOverIsResult?: boolean }} [opts]
+ *   budgets: the script's budgets (none for smoke); extra: lines a script adds at the end (a
+ *   breakpoint's rate, say); budgetOverIsResult: a budget over is what the run looks for (breakpoint)
  */
-export function report(data, script, extra = []) {
+export function report(data, script, opts = {}) {
+  const inForce = opts.budgets ?? [];
+  const extra = opts.extra ?? [];
   const m = data.metrics;
   const lines = [];
   lines.push(`# quanta k6 ${script}: ${config.baseUrl}, run ${config.runId}`);
   lines.push("");
-  const failed = Object.entries(m)
-    .filter(([, metric]) => metric.thresholds && Object.values(metric.thresholds).some((t) => !(/** @type {any} */ (t).ok)))
+  const budgetMetrics = new Set(inForce.map((b) => b.metric));
+  const promisesBroken = Object.entries(m)
+    .filter(([name, metric]) => !budgetMetrics.has(name) && metric.thresholds && Object.values(metric.thresholds).some((t) => !(/** @type {any} */ (t).ok)))
     .map(([name]) => name);
-  lines.push(failed.length === 0 ? "All thresholds passed." : `THRESHOLDS FAILED: ${failed.join(", ")}`);
+  const budgetsOver = inForce
+    .map((b) => ({ metric: b.metric, what: b.what, limit: b.limit, value: value(m[b.metric], b.stat) ?? 0, budget: b }))
+    .filter((b) => !(b.value < b.limit));
+  lines.push(promisesBroken.length === 0 ? "Promises: all kept (answers keep the contract, resends get their first answer, other bodies 409, no 5xx but 503)." : `PROMISES BROKEN: ${promisesBroken.join(", ")}`);
+  if (inForce.length > 0) {
+    const mode = config.budgets === "gate" ? "they fail the run, BUDGETS=gate" : "reported only, BUDGETS=report";
+    const overText = budgetsOver.map((b) => `${b.what} ${shown(b.budget, b.value)} (budget < ${shown(b.budget, b.limit)})`).join("; ");
+    lines.push(budgetsOver.length === 0 ? `Budgets (${mode}): all within.` : `Budgets (${mode}): OVER: ${overText}.`);
+  }
   lines.push("");
   lines.push(`| figure | value |`);
   lines.push(`| --- | ---: |`);
@@ -57,6 +72,15 @@ export function report(data, script, extra = []) {
   lines.push(`| --- | ---: |`);
   for (const t of TIERS) lines.push(`| ${t} | ${fmt(value(m[`quanta_granted{tier:${t}}`], "count") ?? 0)} |`);
   lines.push("");
+  if (inForce.length > 0) {
+    lines.push(`| budget | limit | measured | |`);
+    lines.push(`| --- | ---: | ---: | --- |`);
+    for (const b of inForce) {
+      const v = value(m[b.metric], b.stat) ?? 0;
+      lines.push(`| ${b.what} | < ${shown(b, b.limit)} | ${shown(b, v)} | ${v < b.limit ? "within" : "OVER"} |`);
+    }
+    lines.push("");
+  }
   for (const line of extra) lines.push(line);
   if (extra.length > 0) lines.push("");
   lines.push("Check the invariants against the database the run used: npm run quanta -- verify --campaign qianan-2020-b2");
@@ -65,9 +89,22 @@ export function report(data, script, extra = []) {
   // SUMMARY_STAMP (set by npm run k6) keeps one run's files beside its HTML report.
   const stamp = env("SUMMARY_STAMP", "");
   const base = `${dir}/${script}${stamp ? `-${stamp}` : ""}`;
+  const verdict = {
+    script,
+    budgets: config.budgets,
+    budgetOverIsResult: opts.budgetOverIsResult ?? false,
+    promisesBroken,
+    budgetsOver: budgetsOver.map(({ metric, what, limit, value: v }) => ({ metric, what, limit, value: v })),
+  };
   return {
     stdout: text,
     [`${base}-summary.json`]: JSON.stringify(data, null, 2),
     [`${base}-summary.md`]: text,
+    [`${base}-verdict.json`]: JSON.stringify(verdict, null, 2),
   };
+}
+
+/** A budget's figure in its unit (a share as a percentage). @param {import("./thresholds.js").Budget} b @param {number} v */
+function shown(b, v) {
+  return `${fmt(v * b.scale, b.scale === 1 && b.unit === "" ? 0 : b.unit === " ms" ? 1 : 2)}${b.unit}`;
 }

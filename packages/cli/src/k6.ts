@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,9 +14,12 @@ import { rushDatabaseUrl } from "./rush.js";
  * private stack deployed as `npm run rush` deploys it (a fresh database quanta_k6 with the seed
  * campaign, its own Redis prefix, one ingress and two workers), then the invariants checked in
  * the database and everything stopped and removed.
- * Exit code: k6's own (99 when a threshold failed, 0 when all held), or 1 when k6 passed but an
- * invariant or the no-deadlock check did not. Writes k6's summary (JSON and a short Markdown
- * report) and its web dashboard as a self-contained HTML page to k6-results/.
+ * Exit code (judge()): 99 when a promise broke (the contract, resends, 409s) or, with BUDGETS=gate
+ * (k6's default here), a budget was over (latency, 503s, 202s, dropped arrivals), except in a script
+ * that looks for that (breakpoint: a budget over is the breakpoint found); 1 when an invariant or
+ * the no-deadlock check failed; k6's own code when k6 itself failed (a script error, a signal).
+ * Writes k6's summary (JSON, a short Markdown report, the verdict) and its web dashboard as a
+ * self-contained HTML page to k6-results/.
  * k6 is $K6, else ../shared/tools/k6 beside the repository, else `k6` on the PATH; it must be at
  * least MIN_K6 (the version the suite is run with here), unless K6_SKIP_VERSION_CHECK=1.
  */
@@ -106,14 +109,15 @@ export async function runK6(settings: K6Settings): Promise<number> {
     for (const s of services) await stopService(s);
     const deadlocks = await deadlocksOnceQuiet(db.kysely, ["quanta-k6"]);
     const broken = (await verifyDatabaseInvariants(db.kysely, "qianan-2020-b2")).filter((c) => !c.ok);
+    const judged = judge(code, readVerdict(resolve(results, `${name}-${stamp}-verdict.json`)));
     const verdict = [
-      `k6 exit ${code}${code === 0 ? " (every threshold held)" : code === 99 ? " (a threshold failed)" : ""}`,
+      judged.text,
       broken.length === 0 ? "invariants hold in the database" : `INVARIANTS BROKEN: ${broken.map((c) => `${c.id}: ${c.detail}`).join("; ")}`,
       `${deadlocks} deadlocks`,
       `report ${html}${existsSync(html) ? "" : " (not written)"}`,
     ];
     out(`quanta k6 ${name}: ${verdict.join("; ")}`);
-    if (code !== 0) return code;
+    if (judged.exitCode !== 0) return judged.exitCode;
     return broken.length === 0 && deadlocks === 0 ? 0 : 1;
   } finally {
     await Promise.all(services.map((s) => stopService(s)));
@@ -121,4 +125,37 @@ export async function runK6(settings: K6Settings): Promise<number> {
     await deletePrefix(settings.redisUrl, prefix).catch(() => 0);
     await dropDatabase(databaseUrl).catch(() => undefined);
   }
+}
+
+/** What a script's summary decided (loadtest/k6/lib/summary.js writes it beside the summary). */
+export interface K6Verdict {
+  script: string;
+  budgets: "gate" | "report";
+  budgetOverIsResult: boolean;
+  promisesBroken: string[];
+  budgetsOver: { metric: string; what: string; limit: number; value: number }[];
+}
+
+function readVerdict(path: string): K6Verdict | undefined {
+  if (!existsSync(path)) return undefined;
+  return JSON.parse(readFileSync(path, "utf8")) as K6Verdict;
+}
+
+/**
+ * The run's exit code and its words, from k6's exit code and the summary's verdict. k6 exits 99 on
+ * any failed threshold and cannot say which kind; the verdict can. A breakpoint's budget over is
+ * its result; a budget reported only (BUDGETS=report) never fails the run; a promise always does.
+ */
+export function judge(k6Code: number, verdict: K6Verdict | undefined): { exitCode: number; text: string } {
+  const figure = (metric: string, n: number) =>
+    metric === "http_req_duration{name:callback}" ? `${n.toFixed(1)} ms` : metric === "dropped_iterations" ? String(n) : `${(n * 100).toFixed(2)} %`;
+  const over = (v: K6Verdict) => v.budgetsOver.map((b) => `${b.what} ${figure(b.metric, b.value)}, budget < ${figure(b.metric, b.limit)}`).join("; ");
+  if (verdict === undefined || (k6Code !== 0 && k6Code !== 99)) {
+    return { exitCode: k6Code === 0 ? 1 : k6Code, text: `k6 exit ${k6Code}${verdict === undefined ? " (no verdict written: the script did not finish its summary)" : " (k6 itself failed)"}` };
+  }
+  if (verdict.promisesBroken.length > 0) return { exitCode: 99, text: `k6 exit ${k6Code}: PROMISES BROKEN: ${verdict.promisesBroken.join(", ")}` };
+  if (verdict.budgetsOver.length === 0) return { exitCode: 0, text: `k6 exit ${k6Code} (every promise kept, every budget within)` };
+  if (verdict.budgetOverIsResult) return { exitCode: 0, text: `k6 exit ${k6Code} (every promise kept; breakpoint found: ${over(verdict)})` };
+  if (verdict.budgets === "report") return { exitCode: 0, text: `k6 exit ${k6Code} (every promise kept; budgets reported only, over: ${over(verdict)})` };
+  return { exitCode: 99, text: `k6 exit ${k6Code}: BUDGETS OVER: ${over(verdict)}` };
 }

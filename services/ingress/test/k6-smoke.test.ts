@@ -56,9 +56,10 @@ describe.skipIf(!usable)("smoke.js in real k6", () => {
       child.on("exit", (status) => done({ status, output }));
     });
     expect(run.status, run.output).toBe(0);
-    expect(readdirSync(out).sort()).toEqual(["smoke-summary.json", "smoke-summary.md"]);
+    expect(readdirSync(out).sort()).toEqual(["smoke-summary.json", "smoke-summary.md", "smoke-verdict.json"]);
     const summary = readFileSync(join(out, "smoke-summary.md"), "utf8");
-    expect(summary).toContain("All thresholds passed.");
+    expect(summary).toContain("Promises: all kept");
+    expect(JSON.parse(readFileSync(join(out, "smoke-verdict.json"), "utf8"))).toMatchObject({ script: "smoke", promisesBroken: [], budgetsOver: [] });
     const data = JSON.parse(readFileSync(join(out, "smoke-summary.json"), "utf8")) as { metrics: { checks: { values: { passes: number; fails: number } } } };
     expect(data.metrics.checks.values.fails).toBe(0);
     expect(data.metrics.checks.values.passes).toBeGreaterThanOrEqual(25);
