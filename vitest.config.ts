@@ -6,7 +6,7 @@ import { defineConfig } from "vitest/config";
 // start several processes each.
 export default defineConfig({
   test: {
-    include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "services/*/test/**/*.test.ts", "loadtest/driver/src/**/*.test.ts", "loadtest/k6/*.test.ts"],
+    include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "services/*/test/**/*.test.ts", "loadtest/driver/src/**/*.test.ts", "loadtest/k6/*.test.ts", "infra/**/*.test.ts"],
     // The fault suite has its own command (npm run test:faults, vitest.faults.config.ts).
     exclude: ["**/node_modules/**", "**/dist/**", "services/*/test/faults/**"],
     fileParallelism: false,
