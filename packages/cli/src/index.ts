@@ -8,3 +8,4 @@ export * from "./settle.js";
 export * from "./answer-checks.js";
 export * from "./owners.js";
 export * from "./k6.js";
+export * from "./redis-cluster.js";

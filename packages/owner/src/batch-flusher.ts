@@ -11,7 +11,7 @@ import {
   type PartitionBatch,
   type RetryOptions,
 } from "@quanta/db";
-import { keys, waitKey, type QuantaRedis } from "@quanta/queue";
+import { deleteKeys, keys, waitKey, type QuantaRedis } from "@quanta/queue";
 import { batchSize, decisionLatency, decisions, refills, txnDuration, txnRetries, type Logger } from "@quanta/telemetry";
 import type pg from "pg";
 
@@ -171,8 +171,9 @@ export class BatchFlusher {
   }
 
   /**
-   * After a commit, in one Redis round trip: each waiting ingress gets one message with its
-   * answers, and the decided txns' registrations are deleted, whatever body they name (Postgres answers for these txns from now on: a copy of the
+   * After a commit: each waiting ingress gets one message with its answers (SPUBLISH on its own
+   * sharded channel: on a cluster only the master of that channel's slot carries it), and the
+   * decided txns' registrations are deleted (one DEL per registry shard on a cluster), whatever body they name (Postgres answers for these txns from now on: a copy of the
    * stored body gets its decision, another body 409; a key left naming a body answered 409 made
    * every later copy of the stored one look like a conflict, issue #16). Best effort: a waiter
    * that misses its answer asks Postgres, then says 202; a registration left behind is checked
@@ -198,9 +199,10 @@ export class BatchFlusher {
       list.push([waitKey(a.acquirerId, a.payment.txnId, a.bodyHash), body]);
       byChannel.set(target, list);
     }
-    const pipeline = this.redis.pipeline();
-    for (const [target, answers] of byChannel) pipeline.publish(keys.decisions(this.options.prefix, target), JSON.stringify({ answers }));
-    pipeline.del(...forget);
-    await pipeline.exec().catch((error: unknown) => this.log.warn({ err: error }, "publishing decisions failed; waiters will answer 202"));
+    // Not one pipeline: on a cluster the channels and the registry shards live on several masters.
+    await Promise.all([
+      ...[...byChannel].map(([target, answers]) => this.redis.spublish(keys.decisions(this.options.prefix, target), JSON.stringify({ answers }))),
+      deleteKeys(this.redis, forget),
+    ]).catch((error: unknown) => this.log.warn({ err: error }, "publishing decisions failed; waiters will answer 202"));
   }
 }

@@ -1,6 +1,6 @@
 import { Queue } from "bullmq";
 import { claimPartition, type CampaignCache, type Database } from "@quanta/db";
-import { keys, queueName, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
+import { keys, queueName, queuePrefix, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
 import { backlogResets, partitionChanges, partitionsOwned, requeuedJobs, type Logger } from "@quanta/telemetry";
 import type { Kysely } from "kysely";
 import type pg from "pg";
@@ -83,18 +83,20 @@ export class Ownership {
     await this.redis.zrem(keys.workers(this.options.prefix), this.options.workerId).catch(() => 0);
   }
 
-  /** Backlog room of completed jobs, given back in one DECRBY per turn of the event loop. */
-  private roomToRelease = 0;
+  /** Backlog room of completed jobs, per partition, given back in one DECRBY each per turn of the event loop. */
+  private roomToRelease = new Map<number, number>();
 
-  private releaseRoom(room: number): void {
-    if (this.roomToRelease === 0) {
+  private releaseRoom(partition: number, room: number): void {
+    if (this.roomToRelease.size === 0) {
       setImmediate(() => {
-        const n = this.roomToRelease;
-        this.roomToRelease = 0;
-        this.redis.decrby(keys.backlog(this.options.prefix), n).catch((error) => this.log.warn({ err: error, room: n }, "giving backlog room back failed; the idle-time reset takes it back"));
+        const due = [...this.roomToRelease];
+        this.roomToRelease.clear();
+        for (const [p, n] of due) {
+          this.redis.decrby(keys.backlog(this.options.prefix, p), n).catch((error) => this.log.warn({ err: error, partition: p, room: n }, "giving backlog room back failed; the idle-time reset takes it back"));
+        }
       });
     }
-    this.roomToRelease += room;
+    this.roomToRelease.set(partition, (this.roomToRelease.get(partition) ?? 0) + room);
   }
 
   /** How often a worker below its share looks for a free partition. */
@@ -161,7 +163,8 @@ export class Ownership {
 
   private async acquire(wanted: number): Promise<void> {
     const { prefix, workerId, leaseMs, partitionCount } = this.options;
-    const holders = await this.redis.mget(...Array.from({ length: partitionCount }, (_, p) => keys.lease(prefix, p)));
+    // One GET per lease, not MGET: on a cluster each lease lives in its partition's slot.
+    const holders = await Promise.all(Array.from({ length: partitionCount }, (_, p) => this.redis.get(keys.lease(prefix, p))));
     // Start from a worker-specific offset so that workers starting together do not all race for partition 0.
     const offset = Number.parseInt(workerId.slice(-4), 16) % partitionCount || 0;
     for (let i = 0; i < partitionCount && wanted > 0; i++) {
@@ -181,7 +184,7 @@ export class Ownership {
             jobsMax: this.options.jobsMax,
             maxStalledCount: this.options.maxStalledCount,
             onFenced: (q, drain) => void this.lose(q, "fenced by a newer owner", drain),
-            onCompleted: (room) => this.releaseRoom(room),
+            onCompleted: (room) => this.releaseRoom(p, room),
           }),
         );
         partitionChanges.inc({ change: "acquired" });
@@ -229,9 +232,10 @@ export class Ownership {
    */
   private async housekeeping(): Promise<void> {
     const { prefix, partitionCount } = this.options;
-    if (await resetBacklogIfIdle(this.redis, prefix, partitionCount)) backlogResets.inc();
+    const corrected = await resetBacklogIfIdle(this.redis, prefix, partitionCount);
+    if (corrected > 0) backlogResets.inc(corrected);
     for (const p of this.owned()) {
-      const queue = new Queue(queueName(p), { connection: this.redis, prefix, skipVersionCheck: true });
+      const queue = new Queue(queueName(p), { connection: this.redis, prefix: queuePrefix(prefix, p), skipVersionCheck: true });
       try {
         const failed = await queue.getFailed(0, 99);
         for (const job of failed) {

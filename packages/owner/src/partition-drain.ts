@@ -7,6 +7,7 @@ import {
   attemptSchema,
   batchJobSchema,
   queueName,
+  queuePrefix,
   type BatchJob,
   type QuantaRedis,
 } from "@quanta/queue";
@@ -50,7 +51,7 @@ export class PartitionDrain {
   ) {
     this.worker = new Worker<BatchJob>(queueName(options.partition), (job) => this.park(job), {
       connection: redis,
-      prefix: options.prefix,
+      prefix: queuePrefix(options.prefix, options.partition),
       concurrency: options.jobsMax,
       lockDuration: WORKER_LOCK_DURATION_MS,
       stalledInterval: WORKER_STALLED_INTERVAL_MS,

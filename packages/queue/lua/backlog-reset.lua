@@ -1,12 +1,12 @@
 --[[
-  Zero the backlog counter when every partition queue is idle.
+  Zero a partition's backlog counter when its queue is idle.
 
-  KEYS[1]      backlog counter
-  KEYS[2..]    per partition, four BullMQ keys: wait list, active list,
-               delayed zset, prioritized zset
+  KEYS[1]      the partition's backlog counter
+  KEYS[2..5]   its queue's four BullMQ keys: wait list, active list, delayed
+               zset, prioritized zset (all in the partition's slot)
   ARGV         none
 
-  Returns 1 when it corrected a counter that was not 0, 0 otherwise (some
+  Returns 1 when it corrected a counter that was not 0, 0 otherwise (the
   queue still holds jobs, or there was nothing to correct). Run by workers
   every few seconds; corrects drift left by a process killed between a
   reserve and its add, or between a decision and its release.

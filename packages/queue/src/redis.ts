@@ -1,38 +1,132 @@
 import { readFileSync } from "node:fs";
-import { Redis } from "ioredis";
+import calculateSlot from "cluster-key-slot";
+import { Cluster, Redis } from "ioredis";
 
-export { Redis };
+export { Cluster, Redis };
 
 /**
- * One ioredis connection with quanta's scripts defined. BullMQ needs
- * maxRetriesPerRequest: null on connections that block; we use it everywhere
- * so that a Redis restart makes calls wait (bounded by our own timeouts)
- * rather than fail half-way.
+ * One ioredis connection (a single Redis, or a Redis Cluster) with quanta's scripts defined.
+ * BullMQ needs maxRetriesPerRequest: null on connections that block; we use it everywhere so
+ * that a Redis restart makes calls wait (bounded by our own timeouts) rather than fail half-way.
  */
-export interface QuantaRedis extends Redis {
+export type QuantaRedis = (Redis | Cluster) & {
   backlogReset(...keysAndArgs: string[]): Promise<number>;
-  intakeAdmit(...keysAndArgs: (string | number)[]): Promise<unknown>;
+  backlogReserve(...keysAndArgs: (string | number)[]): Promise<number[]>;
+  intakeRegister(...keysAndArgs: (string | number)[]): Promise<number[]>;
   leaseRenew(key: string, owner: string, ms: number): Promise<number>;
   leaseRelease(key: string, owner: string): Promise<number>;
-}
+};
 
 const lua = (name: string) => readFileSync(new URL(`../lua/${name}.lua`, import.meta.url), "utf8");
 
-export function createRedis(url: string, name: string, options: { autoPipelining?: boolean } = {}): QuantaRedis {
-  const redis = new Redis(url, {
-    // Commands issued in the same tick leave in one write: under load one syscall carries many
-    // attempts' registry checks. Not for connections handed to BullMQ.
-    enableAutoPipelining: options.autoPipelining ?? false,
-    maxRetriesPerRequest: null,
-    enableReadyCheck: true,
-    connectionName: name,
-    retryStrategy: (times) => Math.min(50 * times, 1_000),
+/** The URL scheme of a Redis Cluster: `redis-cluster://host:port[,host:port…]`, its seed nodes. */
+export const CLUSTER_SCHEME = "redis-cluster:";
+
+export function isClusterUrl(url: string): boolean {
+  return url.startsWith(CLUSTER_SCHEME);
+}
+
+/** Seed nodes of a cluster URL. */
+export function clusterSeeds(url: string): { host: string; port: number }[] {
+  const list = url.slice(`${CLUSTER_SCHEME}//`.length).replace(/\/.*$/, "");
+  const seeds = list.split(",").filter(Boolean).map((hp) => {
+    const [host, port] = hp.split(":");
+    const n = Number(port);
+    if (!host || !Number.isInteger(n) || n <= 0 || n > 65_535) throw new Error(`REDIS_URL ${url}: "${hp}" is not host:port`);
+    return { host, port: n };
   });
+  if (seeds.length === 0) throw new Error(`REDIS_URL ${url}: no seed node (redis-cluster://host:port[,host:port…])`);
+  return seeds;
+}
+
+export function isCluster(redis: Redis | Cluster): redis is Cluster {
+  return (redis as Cluster).isCluster === true;
+}
+
+export interface RedisOptions {
+  /**
+   * Commands issued in the same tick leave in one write: under load one syscall carries many
+   * attempts' registry checks. Not for connections handed to BullMQ.
+   */
+  autoPipelining?: boolean;
+  /** A connection that subscribes to sharded channels (on a cluster: one subscriber per master). */
+  subscriber?: boolean;
+}
+
+export function createRedis(url: string, name: string, options: RedisOptions = {}): QuantaRedis {
+  const retryStrategy = (times: number) => Math.min(50 * times, 1_000);
+  const redis: Redis | Cluster = isClusterUrl(url)
+    ? new Cluster(clusterSeeds(url), {
+        // Not on a cluster: ioredis routes an auto-pipelined script with a variable key count by its
+        // first argument (the count, not a key), and refuses the pipeline it then builds.
+        enableAutoPipelining: false,
+        // A sharded channel is served by the master of its slot; ioredis keeps one subscriber per
+        // master and moves subscriptions when a replica is promoted.
+        shardedSubscribers: options.subscriber ?? false,
+        clusterRetryStrategy: retryStrategy,
+        // Every read must see the last write (registrations, leases): masters only.
+        scaleReads: "master",
+        // A failover answers MOVED/CLUSTERDOWN for a few seconds; retry within our own timeouts.
+        retryDelayOnClusterDown: 200,
+        retryDelayOnFailover: 200,
+        retryDelayOnTryAgain: 200,
+        maxRedirections: 16,
+        redisOptions: { maxRetriesPerRequest: null, enableReadyCheck: true, connectionName: name },
+      })
+    : new Redis(url, {
+        enableAutoPipelining: options.autoPipelining ?? false,
+        maxRetriesPerRequest: null,
+        enableReadyCheck: true,
+        connectionName: name,
+        retryStrategy,
+      });
   redis.defineCommand("backlogReset", { lua: lua("backlog-reset") });
-  redis.defineCommand("intakeAdmit", { lua: lua("intake-admit") });
+  redis.defineCommand("backlogReserve", { lua: lua("backlog-reserve") });
+  redis.defineCommand("intakeRegister", { lua: lua("intake-register") });
   redis.defineCommand("leaseRenew", { numberOfKeys: 1, lua: lua("lease-renew") });
   redis.defineCommand("leaseRelease", { numberOfKeys: 1, lua: lua("lease-release") });
   // Errors surface on the calls that fail; an unhandled 'error' event must not kill the process.
   redis.on("error", () => undefined);
   return redis as QuantaRedis;
+}
+
+/**
+ * Groups keys by slot when the connection is a cluster (a script or multi-key command must stay
+ * in one slot), or keeps them in one group on a single Redis (one round trip).
+ */
+export function bySlot<T>(redis: Redis | Cluster, items: readonly T[], tagOf: (item: T) => string): T[][] {
+  if (!isCluster(redis)) return items.length === 0 ? [] : [[...items]];
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const tag = tagOf(item);
+    const group = groups.get(tag);
+    if (group) group.push(item);
+    else groups.set(tag, [item]);
+  }
+  return [...groups.values()];
+}
+
+/** The {tag} of a key (the part Redis Cluster hashes), or the whole key. */
+export function hashTag(key: string): string {
+  const open = key.indexOf("{");
+  if (open === -1) return key;
+  const close = key.indexOf("}", open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+/**
+ * Subscribers of a sharded channel (PUBSUB SHARDNUMSUB), asked of the master that serves the
+ * channel's slot: on a cluster another node would answer 0.
+ */
+export async function shardSubscribers(redis: QuantaRedis, channel: string): Promise<number> {
+  let node: Redis | undefined;
+  if (isCluster(redis)) {
+    const owner = redis.slots[calculateSlot(channel)]?.[0];
+    node = redis.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === owner);
+    if (!node) throw new Error(`no master known for channel ${channel}`);
+  } else {
+    node = redis;
+  }
+  const reply = (await node.call("PUBSUB", "SHARDNUMSUB", channel)) as unknown[];
+  return Number(reply[1] ?? 0);
 }

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from "kysely";
 import { Gauge, Registry } from "prom-client";
 import type { Database } from "@quanta/db";
-import { keys, queueName, readBacklog, type QuantaRedis } from "@quanta/queue";
+import { isCluster, keys, queueName, queuePrefix, type QuantaRedis } from "@quanta/queue";
 
 /**
  * System-wide gauges no single process owns, read when Prometheus scrapes.
@@ -116,7 +116,6 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
       const activities = await sql<{ campaign_id: string; id: string; paused: boolean }>`
         select campaign_id, id, paused_at is not null as paused from activities`.execute(db);
       for (const a of activities.rows) paused.set({ campaign: a.campaign_id, activity: a.id }, a.paused ? 1 : 0);
-      backlog.set(await readBacklog(redis, prefix));
       await collectQueues();
       up.set(1);
     } catch {
@@ -128,24 +127,29 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
   async function collectQueues(): Promise<void> {
     const setting = await sql<{ value: string }>`select value from settings where key = 'partition_count'`.execute(db);
     const partitions = Number(setting.rows[0]?.value ?? 0);
-    const pipeline = redis.pipeline();
-    for (let p = 0; p < partitions; p++) {
-      const q = `${prefix}:${queueName(p)}`;
-      pipeline.llen(`${q}:wait`).llen(`${q}:active`).zcard(`${q}:delayed`).zcard(`${q}:prioritized`).zcard(`${q}:failed`);
-      // BullMQ pushes new jobs on the left and takes from the right: the oldest is at index -1.
-      pipeline.lindex(`${q}:wait`, -1).lindex(`${q}:active`, -1);
-      pipeline.exists(keys.lease(prefix, p));
-    }
-    pipeline.info("memory");
-    const replies = ((await pipeline.exec()) ?? []).map(([error, value]) => {
-      if (error) throw error;
-      return value;
-    });
+    // One pipeline per partition: its queue, lease and backlog share one slot (one node of a cluster).
+    const perPartition = await Promise.all(
+      Array.from({ length: partitions }, async (_, p) => {
+        const q = `${queuePrefix(prefix, p)}:${queueName(p)}`;
+        const pipeline = redis.pipeline();
+        pipeline.llen(`${q}:wait`).llen(`${q}:active`).zcard(`${q}:delayed`).zcard(`${q}:prioritized`).zcard(`${q}:failed`);
+        // BullMQ pushes new jobs on the left and takes from the right: the oldest is at index -1.
+        pipeline.lindex(`${q}:wait`, -1).lindex(`${q}:active`, -1);
+        pipeline.exists(keys.lease(prefix, p));
+        pipeline.get(keys.backlog(prefix, p));
+        return ((await pipeline.exec()) ?? []).map(([error, value]) => {
+          if (error) throw error;
+          return value;
+        });
+      }),
+    );
     const oldestIds: [number, string][] = [];
+    let queued = 0;
     for (let p = 0; p < partitions; p++) {
-      const [wait, active, delayed, prioritized, failed, oldestWait, oldestActive, lease] = replies.slice(p * 8, p * 8 + 8) as [
-        number, number, number, number, number, string | null, string | null, number,
+      const [wait, active, delayed, prioritized, failed, oldestWait, oldestActive, lease, room] = perPartition[p] as [
+        number, number, number, number, number, string | null, string | null, number, string | null,
       ];
+      queued += Math.max(0, Number(room ?? 0));
       const partition = String(p);
       jobs.set({ partition, state: "wait" }, wait);
       jobs.set({ partition, state: "active" }, active);
@@ -155,15 +159,14 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
       ownerUp.set({ partition }, lease === 1 ? 1 : 0);
       for (const id of [oldestWait, oldestActive]) if (id) oldestIds.push([p, id]);
     }
-    const info = String(replies[partitions * 8] ?? "");
-    redisUsed.set(Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0));
-    redisMax.set(Number(/maxmemory:(\d+)/.exec(info)?.[1] ?? 0));
+    backlog.set(queued);
+    // On a cluster: memory summed over the masters, and the smallest maxmemory among them.
+    const infos = await Promise.all((isCluster(redis) ? redis.nodes("master") : [redis]).map((node) => node.info("memory")));
+    redisUsed.set(infos.reduce((sum, info) => sum + Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0), 0));
+    redisMax.set(Math.min(...infos.map((info) => Number(/maxmemory:(\d+)/.exec(info)?.[1] ?? 0))));
     let oldestMs = Date.now();
-    if (oldestIds.length > 0) {
-      const stamps = redis.pipeline();
-      for (const [p, id] of oldestIds) stamps.hget(`${prefix}:${queueName(p)}:${id}`, "timestamp");
-      for (const [error, value] of (await stamps.exec()) ?? []) if (!error && value) oldestMs = Math.min(oldestMs, Number(value));
-    }
+    const stamps = await Promise.all(oldestIds.map(([p, id]) => redis.hget(`${queuePrefix(prefix, p)}:${queueName(p)}:${id}`, "timestamp").catch(() => null)));
+    for (const value of stamps) if (value) oldestMs = Math.min(oldestMs, Number(value));
     oldest.set(Math.max(0, (Date.now() - oldestMs) / 1000));
   }
 

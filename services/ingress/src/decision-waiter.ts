@@ -1,4 +1,4 @@
-import { keys, type DecisionMessage, type QuantaRedis } from "@quanta/queue";
+import { keys, shardSubscribers, type DecisionMessage, type QuantaRedis } from "@quanta/queue";
 import type { Logger } from "@quanta/telemetry";
 
 /**
@@ -35,28 +35,28 @@ export class DecisionWaiter {
   }
 
   /**
-   * Subscribes, and stays subscribed: a subscription lost in a reconnect
+   * Subscribes (SSUBSCRIBE: a sharded channel, served by one master of a cluster), and stays
+   * subscribed: a subscription lost in a reconnect
    * (seen when the connection dropped right after SUBSCRIBE, before its
    * reply) is restored on every 'ready' and by a watchdog that asks Redis
    * how many subscribers the channel has, using the ordinary connection.
    */
   async start(commands: QuantaRedis, watchdogMs = 1_000): Promise<void> {
     this.subscriber.on("ready", () => {
-      this.subscriber.subscribe(this.channel).catch((error) => this.log.warn({ err: error }, "resubscribe failed"));
+      this.subscriber.ssubscribe(this.channel).catch((error) => this.log.warn({ err: error }, "resubscribe failed"));
     });
     this.watchdog = setInterval(() => {
-      commands
-        .pubsub("NUMSUB", this.channel)
-        .then(async (reply) => {
-          if (Number((reply as unknown[])[1]) === 0) {
+      shardSubscribers(commands, this.channel)
+        .then(async (count) => {
+          if (count === 0) {
             this.log.warn({ channel: this.channel }, "decision channel had no subscriber; subscribing again");
-            await this.subscriber.subscribe(this.channel);
+            await this.subscriber.ssubscribe(this.channel);
           }
         })
         .catch(() => undefined);
     }, watchdogMs);
     this.watchdog.unref();
-    this.subscriber.on("message", (channel: string, message: string) => {
+    this.subscriber.on("smessage", (channel: string, message: string) => {
       if (channel !== this.channel) return;
       try {
         this.deliver(JSON.parse(message) as DecisionMessage);
@@ -64,7 +64,7 @@ export class DecisionWaiter {
         this.log.error({ err: error }, "unreadable decision message");
       }
     });
-    await this.subscriber.subscribe(this.channel);
+    await this.subscriber.ssubscribe(this.channel);
   }
 
   stop(): void {

@@ -10,10 +10,10 @@ import type { WaitResult } from "./decision-waiter.js";
  * What the ingress does with an attempt once its body is known: admit it, then queue it for the
  * worker that owns its partition, or store the decision it made itself.
  *
- * Attempts that arrive together travel as one batch: one Redis script (intake-admit.lua)
- * registers the first body hash of every txn (another body is 409 even before the first is decided
- * or stored) and reserves backlog room for what will be queued (past QUANTA_BACKLOG_MAX: 503,
- * nothing accepted). Then, for the batch: one BullMQ job per
+ * Attempts that arrive together travel as one batch: admission (admitBatch) registers the first
+ * body hash of every txn (another body is 409 even before the first is decided or stored) and
+ * reserves backlog room, per partition, for what will be queued (past the partition's share of
+ * QUANTA_BACKLOG_MAX: 503, nothing accepted). Then, for the batch: one BullMQ job per
  * partition for the attempts that need stock (their callers wait for the decision, published by
  * the worker); the decisions that need no stock go to the ImmediateStore (one statement for many
  * batches); repeats and 409s are checked against Postgres, which answers for every txn whose
@@ -75,7 +75,8 @@ export interface IntakeOptions {
   replyTo: string;
   batchMax: number;
   flushMs: number;
-  backlogMax: number;
+  /** Attempts queued and not yet decided, per partition (backlogMaxPerPartition()). */
+  backlogMaxPerPartition: number;
   retentionS: number;
   txnRegistryTtlS: number;
   /** Registry TTL of a txn the ingress stores itself (its key is deleted once the decision is stored). */
@@ -144,10 +145,8 @@ export class Intake {
     const admission = admitBatch(
       this.stores.redis,
       this.options.prefix,
-      batch.map((p) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId, bodyHash: p.entry.attempt.bodyHash, mode: modeOf(p) })),
-      this.options.backlogMax,
-      this.options.txnRegistryTtlS,
-      this.options.txnInFlightTtlS,
+      batch.map((p) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId, bodyHash: p.entry.attempt.bodyHash, mode: modeOf(p), partition: p.entry.attempt.partition })),
+      { backlogMaxPerPartition: this.options.backlogMaxPerPartition, ttlS: this.options.txnRegistryTtlS, immediateTtlS: this.options.txnInFlightTtlS },
     );
     try {
       codes = (await withTimeout(admission, this.options.admitTimeoutMs)).codes;
@@ -202,9 +201,13 @@ export class Intake {
    * also taken back by the idle-time reset, a registration expires.
    */
   private async undo(ps: readonly Pending[]): Promise<void> {
-    const room = ps.filter((p) => !p.entry.immediate && (p.code === "first" || p.code === "requeued")).length;
+    const room = new Map<number, number>();
+    for (const p of ps) {
+      if (p.entry.immediate || (p.code !== "first" && p.code !== "requeued")) continue;
+      room.set(p.entry.attempt.partition, (room.get(p.entry.attempt.partition) ?? 0) + 1);
+    }
     const registered = ps.filter((p) => p.code === "first").map(txnOf);
-    if (room > 0) await releaseBacklog(this.stores.redis, this.options.prefix, room).catch(() => undefined);
+    await Promise.all([...room].map(([partition, n]) => releaseBacklog(this.stores.redis, this.options.prefix, partition, n).catch(() => undefined)));
     await forgetTxns(this.stores.redis, this.options.prefix, registered).catch(() => undefined);
   }
 

@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets } from "@quanta/contract";
 import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount } from "@quanta/db";
-import { QUEUE_STREAMS, createRedis, queueName } from "@quanta/queue";
+import { QUEUE_STREAMS, backlogMaxPerPartition, createRedis, queueName, queuePrefix } from "@quanta/queue";
 import { createLogger, watchPgPool } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
 import { DecisionWaiter } from "./decision-waiter.js";
@@ -41,10 +41,10 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   await ensurePartitionCount(db.kysely, env.QUANTA_PARTITIONS);
   const redis = createRedis(env.REDIS_URL, `quanta-ingress-${ingressId}`);
   const registryRedis = createRedis(env.REDIS_URL, `quanta-ingress-reg-${ingressId}`, { autoPipelining: true });
-  const subscriber = createRedis(env.REDIS_URL, `quanta-ingress-sub-${ingressId}`);
+  const subscriber = createRedis(env.REDIS_URL, `quanta-ingress-sub-${ingressId}`, { subscriber: true });
   const queues = Array.from(
     { length: env.QUANTA_PARTITIONS },
-    (_, p) => new Queue(queueName(p), { connection: redis, prefix, skipVersionCheck: true, streams: QUEUE_STREAMS }),
+    (_, p) => new Queue(queueName(p), { connection: redis, prefix: queuePrefix(prefix, p), skipVersionCheck: true, streams: QUEUE_STREAMS }),
   );
 
   // 1 s: a paused activity (emergency stop) or a new merchant list reaches the tills within a second.
@@ -62,7 +62,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
       replyTo: ingressId,
       batchMax: env.QUANTA_INTAKE_BATCH_MAX,
       flushMs: env.QUANTA_INTAKE_FLUSH_MS,
-      backlogMax: env.QUANTA_BACKLOG_MAX,
+      backlogMaxPerPartition: backlogMaxPerPartition(env.QUANTA_BACKLOG_MAX, env.QUANTA_PARTITIONS),
       retentionS: env.QUANTA_JOB_RETENTION_S,
       txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
       txnInFlightTtlS: env.QUANTA_TXN_IN_FLIGHT_TTL_S,

@@ -48,7 +48,7 @@ const signed = (body: string | Buffer, extra: Record<string, string> = {}) => ({
 async function nothingAccepted(): Promise<void> {
   const rows = await sql<{ n: string }>`select count(*) as n from attempts`.execute(world.db.kysely);
   expect(Number(rows.rows[0]!.n)).toBe(0);
-  expect(await redis.keys(keys.txn(world.prefix, "*", "*"))).toEqual([]);
+  expect(await redis.keys(keys.txnPattern(world.prefix))).toEqual([]);
 }
 
 async function errorCount(code: string): Promise<number> {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { PrivateRedis, createTestWorld, type TestWorld } from "@quanta/cli";
-import { createRedis, queueName } from "@quanta/queue";
+import { createRedis, keys, queueName, queuePrefix } from "@quanta/queue";
 import { Intake, type IntakeEntry } from "../src/intake.js";
 
 /**
@@ -38,12 +38,12 @@ const entry = (i: number): IntakeEntry => ({
 describe("intake limits", () => {
   it("holds at most pendingMax attempts and answers unavailable when Redis stalls past the admit timeout", async () => {
     const conn = createRedis(redis.url, "intake-bounds", { autoPipelining: true });
-    const queue = new Queue(queueName(0), { connection: conn, prefix: "bounds", skipVersionCheck: true });
+    const queue = new Queue(queueName(0), { connection: conn, prefix: queuePrefix("bounds", 0), skipVersionCheck: true });
     const admin = new Redis(redis.url);
     const intake = new Intake(
       // Nobody decides here: a queued attempt's wait simply ends (the ingress would answer 202).
       { redis: conn, queues: [queue], db: world.db.kysely, immediates: { store: () => Promise.reject(new Error("nothing here needs no stock")) }, waits: { wait: () => ({ result: Promise.resolve({ kind: "timeout" as const }), cancel: () => undefined }) } },
-      { prefix: "bounds", replyTo: "test", batchMax: 64, flushMs: 1, backlogMax: 1_000, retentionS: 0, txnRegistryTtlS: 60, txnInFlightTtlS: 60, decisionWaitMs: 100, admitTimeoutMs: 300, pendingMax: 3 },
+      { prefix: "bounds", replyTo: "test", batchMax: 64, flushMs: 1, backlogMaxPerPartition: 1_000, retentionS: 0, txnRegistryTtlS: 60, txnInFlightTtlS: 60, decisionWaitMs: 100, admitTimeoutMs: 300, pendingMax: 3 },
     );
     try {
       await admin.call("CLIENT", "PAUSE", "2000", "ALL");
@@ -61,10 +61,10 @@ describe("intake limits", () => {
       // What the late admission registered and reserved is taken back (its undo follows the
       // admission's reply): another body of these txns is free to be accepted (before, a 503'd txn
       // stayed registered for the TTL).
-      for (let i = 0; i < 500 && (await admin.keys("bounds:txn:*")).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(await admin.keys("bounds:txn:*")).toEqual([]);
+      for (let i = 0; i < 500 && (await admin.keys(keys.txnPattern("bounds"))).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await admin.keys(keys.txnPattern("bounds"))).toEqual([]);
       expect(await queue.getJobCounts("wait", "active")).toEqual({ wait: 0, active: 0 }); // nothing was queued
-      expect(Number((await admin.get("bounds:backlog")) ?? 0)).toBe(0);
+      expect(Number((await admin.get(keys.backlog("bounds", 0))) ?? 0)).toBe(0);
       expect(await intake.submit(entry(4))).toMatchObject({ kind: "queued" }); // room again once they were answered
     } finally {
       await queue.close();

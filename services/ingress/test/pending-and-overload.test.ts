@@ -20,7 +20,9 @@ const body = (txnId: string, payerId: string) =>
   JSON.stringify({ txnId, payerId, merchantId: "M-0001", amountFen: 250_000, paidAt: "2020-09-13T10:00:01+08:00" });
 
 beforeAll(async () => {
-  world = await createTestWorld("pending", { env: { QUANTA_BACKLOG_MAX: "3", QUANTA_DECISION_WAIT_MS: "300", QUANTA_INTAKE_FLUSH_MS: "0" } });
+  // One partition: the backlog bound holds per partition (QUANTA_BACKLOG_MAX / partitions), and
+  // this test counts the three slots of one.
+  world = await createTestWorld("pending", { partitions: 1, env: { QUANTA_BACKLOG_MAX: "3", QUANTA_DECISION_WAIT_MS: "300", QUANTA_INTAKE_FLUSH_MS: "0" } });
   ingress = await startIngress(parseEnv(world.env));
   client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 4);
 });

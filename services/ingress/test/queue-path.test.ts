@@ -6,7 +6,7 @@ import { createTestWorld, type TestWorld } from "@quanta/cli";
 import { CallbackClient, type Answer } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";
-import { keys, queueName, waitKey } from "@quanta/queue";
+import { keys, queueName, queuePrefix, readBacklog, waitKey, type QuantaRedis } from "@quanta/queue";
 import { parsePaymentBody, paymentHash } from "@quanta/contract";
 import { registry } from "@quanta/telemetry";
 
@@ -55,12 +55,12 @@ async function stop(): Promise<void> {
   workers = [];
 }
 
-const registrations = () => redis.keys(`${world.prefix}:txn:*`);
+const registrations = () => redis.keys(keys.txnPattern(world.prefix));
 /** A counter of the process's registry (the workers run in this process). */
 const metricValue = async (name: string) => Number(/\S+ (\d+)$/m.exec(await registry.getSingleMetricAsString(name))?.[1] ?? 0);
 const jobsAdded = async () => {
   let n = 0;
-  for (let p = 0; p < 4; p++) n += Number((await redis.get(`${world.prefix}:${queueName(p)}:id`)) ?? 0);
+  for (let p = 0; p < 4; p++) n += Number((await redis.get(`${queuePrefix(world.prefix, p)}:${queueName(p)}:id`)) ?? 0);
   return n;
 };
 
@@ -97,7 +97,7 @@ describe("stateless ingresses, deciding workers", () => {
 
     // Every job gave its room back on completion (not the idle-time reset: it corrected nothing),
     // and every registration is gone, the ingress's own decisions' and the workers'.
-    await until("backlog room given back", async () => Number((await redis.get(keys.backlog(world.prefix))) ?? 0) === 0, 5_000);
+    await until("backlog room given back", async () => (await readBacklog(redis as unknown as QuantaRedis, world.prefix, 4)) === 0, 5_000);
     expect(await metricValue("quanta_backlog_resets_total")).toBe(0);
     await until("registrations forgotten", async () => (await registrations()).length === 0, 5_000);
   });
@@ -179,7 +179,7 @@ describe("stateless ingresses, deciding workers", () => {
     const y = clients[0]!.postPayment(body("late-1", "payer-late", 300_000));
     await until("Y is queued", async () => (await registrations()).length === 1);
     const channel = keys.decisions(world.prefix, ingresses[0]!.ingressId);
-    expect(await redis.publish(channel, JSON.stringify({ answers: [[waitKey(world.acquirerId, "late-1", paymentHash(xParsed.payment)), decided.body]] }))).toBe(1);
+    expect(await redis.spublish(channel, JSON.stringify({ answers: [[waitKey(world.acquirerId, "late-1", paymentHash(xParsed.payment)), decided.body]] }))).toBe(1);
     expect(await y).toMatchObject({ status: 409, body: { error: { code: "txn_conflict" } } });
   });
 

@@ -64,10 +64,10 @@ describe("batch flusher", () => {
     // another body: it goes too, Postgres answers for the txn now), and a subscription.
     const txns = ["f-0", "f-1", "f-1b", "f-2", "f-2b", "f-3", "f-3b"];
     for (const t of txns) await redis.set(keys.txn(world.prefix, world.acquirerId, t), t === "f-3b" ? "h-another-body" : `h-${t}`);
-    const subscriber = createRedis(world.env.REDIS_URL!, "flusher-test-sub");
+    const subscriber = createRedis(world.env.REDIS_URL!, "flusher-test-sub", { subscriber: true });
     const messages: { answers: [string, unknown][] }[] = [];
-    await subscriber.subscribe(keys.decisions(world.prefix, "ingress-x"));
-    subscriber.on("message", (_channel: string, message: string) => messages.push(JSON.parse(message)));
+    await subscriber.ssubscribe(keys.decisions(world.prefix, "ingress-x"));
+    subscriber.on("smessage", (_channel: string, message: string) => messages.push(JSON.parse(message)));
 
     const fenced: string[] = [];
     const stale = park(flusher, 0, old0, [attemptIn(0, "f-stale")], fenced);
@@ -87,7 +87,7 @@ describe("batch flusher", () => {
     for (let i = 0; i < 50 && messages.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(messages).toHaveLength(1);
     expect(messages[0]!.answers.map(([key]) => key).sort()).toEqual(txns.map((t) => waitKey(world.acquirerId, t, `h-${t}`)).sort());
-    expect(await redis.keys(`${world.prefix}:txn:*`)).toEqual([]);
+    expect(await redis.keys(keys.txnPattern(world.prefix))).toEqual([]);
     subscriber.disconnect();
 
     // A drain whose epoch moved on alone: fenced, and told so.

@@ -128,7 +128,7 @@ describe("refunds", () => {
     // A payment acknowledged but not decided yet (registered in Redis, no decision stored): retry later.
     const redis = createRedis(world.redisUrl, "refunds-test");
     try {
-      await admitBatch(redis, world.prefix, [{ acquirerId: world.acquirerId, txnId: "in-flight", bodyHash: "h", mode: "queue" }], 1_000, 60, 60);
+      await admitBatch(redis, world.prefix, [{ acquirerId: world.acquirerId, txnId: "in-flight", bodyHash: "h", mode: "queue", partition: 0 }], { backlogMaxPerPartition: 1_000, ttlS: 60, immediateTtlS: 60 });
     } finally {
       redis.disconnect();
     }

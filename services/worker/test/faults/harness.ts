@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import { findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, runRush, type RushRun } from "@quanta/loadtest";
 import { answersAgainstStore, deadlocksIn, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
-import { queueName } from "@quanta/queue";
+import { queueName, queuePrefix } from "@quanta/queue";
 
 /**
  * What every fault scenario shares: free ports, a private Redis started with the shipped
@@ -52,7 +52,7 @@ export async function queuesSettled(redisUrl: string, prefix: string, partitions
     for (;;) {
       const left: Record<string, number> = {};
       for (let p = 0; p < partitions; p++) {
-        const q = `${prefix}:${queueName(p)}`;
+        const q = `${queuePrefix(prefix, p)}:${queueName(p)}`;
         const [wait, active, failed, delayed] = await Promise.all([redis.llen(`${q}:wait`), redis.llen(`${q}:active`), redis.zcard(`${q}:failed`), redis.zcard(`${q}:delayed`)]);
         for (const [state, n] of Object.entries({ wait, active, failed, delayed })) if (n > 0) left[`p${p} ${state}`] = n;
       }

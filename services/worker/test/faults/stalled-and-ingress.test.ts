@@ -6,7 +6,7 @@ import { CallbackClient, PaymentGenerator, loadScenario, type Answer } from "@qu
 import { Queue, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { partitionOf } from "@quanta/domain";
-import { jobOptions, queueName } from "@quanta/queue";
+import { jobOptions, queueName, queuePrefix } from "@quanta/queue";
 import { freePort, queuesSettled, rushDuring, sleep, verdict, expectNoDeadlock } from "./harness.js";
 
 /**
@@ -49,10 +49,10 @@ describe("jobs BullMQ gives up on, and an ingress killed under a retrying client
       }
     });
     const connection = new Redis(world.env.REDIS_URL!, { maxRetriesPerRequest: null });
-    const queue = new Queue(queueName(0), { connection, prefix: world.prefix, skipVersionCheck: true });
+    const queue = new Queue(queueName(0), { connection, prefix: queuePrefix(world.prefix, 0), skipVersionCheck: true });
     const failer = new Worker(queueName(0), async () => {
       throw new UnrecoverableError("job stalled more than allowable limit (simulated)");
-    }, { connection, prefix: world.prefix, skipVersionCheck: true, autorun: true });
+    }, { connection, prefix: queuePrefix(world.prefix, 0), skipVersionCheck: true, autorun: true });
     try {
       await queue.add("batch", { replyTo: "", attempts }, jobOptions(0));
       for (let i = 0; (await queue.getFailedCount()) === 0; i++) {

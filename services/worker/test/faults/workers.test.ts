@@ -5,7 +5,7 @@ import { sql } from "kysely";
 import { createTestWorld, killService, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
 import { findAttempts, waitUntilDecided } from "@quanta/db";
 import { partitionOf } from "@quanta/domain";
-import { jobOptions, queueName } from "@quanta/queue";
+import { jobOptions, queueName, queuePrefix } from "@quanta/queue";
 import { freePort, rushDuring, sleep, verdict, expectNoDeadlock } from "./harness.js";
 
 /**
@@ -96,7 +96,7 @@ describe("worker and Postgres faults", () => {
     });
     const poisoned = { ...attempt("bad-1", 15_000), payment: { txnId: "bad-1", amountFen: "lots" } };
     const connection = new Redis(world.env.REDIS_URL!, { maxRetriesPerRequest: null });
-    const queue = new Queue(queueName(p), { connection, prefix: world.prefix, skipVersionCheck: true });
+    const queue = new Queue(queueName(p), { connection, prefix: queuePrefix(world.prefix, p), skipVersionCheck: true });
     try {
       await queue.add("batch", { replyTo: "", attempts: [good[0], poisoned, good[1], good[2]] }, jobOptions(0));
     } finally {

@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import calculateSlot from "cluster-key-slot";
+import { Queue } from "bullmq";
+import { PrivateRedisCluster, deletePrefix } from "@quanta/cli";
+import { admitBatch, createRedis, isCluster, keys, queueName, queuePrefix, readBacklogs, shardSubscribers, type AdmitEntry, type QuantaRedis } from "@quanta/queue";
+
+/**
+ * Admission and decision delivery on a single Redis and on a real Redis Cluster (3 masters, one
+ * replica each, started here): the registry meets two bodies of one txn on one key whatever
+ * partitions their payers hash to; the backlog bound holds per partition and so in total; a
+ * partition's keys and queue share one slot and partitions spread over the masters; decisions
+ * travel on sharded channels.
+ */
+const limits = { backlogMaxPerPartition: 3, ttlS: 60, immediateTtlS: 60 };
+const entry = (txnId: string, bodyHash: string, partition: number, mode: AdmitEntry["mode"] = "queue"): AdmitEntry => ({ acquirerId: "acq", txnId, bodyHash, mode, partition });
+
+async function keysUnder(redis: QuantaRedis, pattern: string): Promise<string[]> {
+  const nodes = isCluster(redis) ? redis.nodes("master") : [redis];
+  return (await Promise.all(nodes.map((n) => n.keys(pattern)))).flat().sort();
+}
+
+const targets: [string, () => Promise<{ url: string; stop: () => Promise<void> }>][] = [
+  ["a single Redis", async () => ({ url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379", stop: async () => undefined })],
+  [
+    "a Redis Cluster (3 masters, 3 replicas)",
+    async () => {
+      const cluster = await PrivateRedisCluster.start();
+      return { url: cluster.url, stop: () => cluster.stop() };
+    },
+  ],
+];
+
+describe.each(targets)("admission on %s", (_name, boot) => {
+  let target: { url: string; stop: () => Promise<void> };
+  let redis: QuantaRedis;
+  const prefix = `quanta-test-admit-${process.pid}-${randomBytes(2).toString("hex")}`;
+
+  beforeAll(async () => {
+    target = await boot();
+    redis = createRedis(target.url, "admit-test", { autoPipelining: true });
+  });
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await deletePrefix(target.url, prefix).catch(() => 0);
+    await target?.stop();
+  });
+
+  it("registers first bodies, and meets another body of a txn on the same key even from another partition (409)", async () => {
+    const first = await admitBatch(redis, prefix, [entry("t-1", "h1", 0), entry("t-2", "h2", 1), entry("t-1", "h1", 0)], limits);
+    expect(first.codes).toEqual(["first", "first", "repeat"]);
+    // Another payer (so partition 1) with another body for t-1: the registry is keyed by txn.
+    const again = await admitBatch(redis, prefix, [entry("t-1", "h1-other", 1), entry("t-2", "h2", 1, "requeue"), entry("t-3", "h3", 2, "immediate")], limits);
+    expect(again.codes).toEqual(["conflict", "requeued", "first"]);
+    expect(await readBacklogs(redis, prefix, 3)).toEqual([1, 2, 0]); // t-1 | t-2 and its requeue | the immediate takes none
+  });
+
+  it("refuses a full partition's attempts, takes back their registrations, and admits another partition's", async () => {
+    // Partition 0 holds 1 of 3; three more do not fit: all three refused (all or nothing per partition).
+    const r = await admitBatch(redis, prefix, [entry("f-1", "a", 0), entry("f-2", "b", 0), entry("f-3", "c", 0), entry("g-1", "d", 2), entry("f-1", "a-other", 1)], limits);
+    expect(r.codes).toEqual(["overloaded", "overloaded", "overloaded", "first", "overloaded"]); // f-1's other body was judged against an undone registration
+    expect(await readBacklogs(redis, prefix, 3)).toEqual([1, 2, 1]);
+    const registered = await keysUnder(redis, keys.txnPattern(prefix));
+    expect(registered).toEqual([keys.txn(prefix, "acq", "g-1"), keys.txn(prefix, "acq", "t-1"), keys.txn(prefix, "acq", "t-2"), keys.txn(prefix, "acq", "t-3")].sort());
+    // The total can never pass partitions x the per-partition bound.
+    const fill = await admitBatch(redis, prefix, Array.from({ length: 12 }, (_, i) => entry(`x-${i}`, "x", i % 3)), limits);
+    expect(fill.codes.filter((c) => c === "first").length).toBeLessThanOrEqual(9 - 4);
+    for (const b of await readBacklogs(redis, prefix, 3)) expect(b).toBeLessThanOrEqual(limits.backlogMaxPerPartition);
+  });
+
+  it("keeps a partition's queue, backlog and lease in one slot, and (on a cluster) spreads partitions over the masters", async () => {
+    const slots = [0, 1, 2].map((p) => new Set([keys.backlog(prefix, p), keys.lease(prefix, p), keys.bull(prefix, p, "wait"), `${queuePrefix(prefix, p)}:${queueName(p)}:id`].map((k) => calculateSlot(k))));
+    for (const s of slots) expect(s.size).toBe(1);
+    // BullMQ writes its queue under the partition's tag: the job lands where the backlog is.
+    const queue = new Queue(queueName(1), { connection: createRedis(target.url, "admit-test-queue"), prefix: queuePrefix(prefix, 1), skipVersionCheck: true });
+    try {
+      await queue.add("batch", { replyTo: "", attempts: [] }, { removeOnComplete: true });
+      expect(await queue.getWaitingCount()).toBe(1);
+    } finally {
+      await queue.close();
+      await queue.disconnect();
+    }
+    if (isCluster(redis)) {
+      const owners = new Set(await Promise.all([0, 1, 2].map(async (p) => (await redis.call("CLUSTER", "KEYSLOT", keys.backlog(prefix, p))) as number)));
+      expect(owners.size).toBe(3);
+      const masters = redis.nodes("master").map((n) => `${n.options.host}:${n.options.port}`);
+      const servedBy = new Set([...owners].map((slot) => redis.slots[slot]![0]));
+      expect(masters.length).toBe(3);
+      expect(servedBy.size).toBe(3); // partitions 0, 1 and 2 on three different masters
+    }
+  });
+
+  it("delivers a decision on a sharded channel to its one subscriber", async () => {
+    const subscriber = createRedis(target.url, "admit-test-sub", { subscriber: true });
+    const channel = keys.decisions(prefix, "ingress-a");
+    try {
+      const got = new Promise<string>((resolve) => subscriber.on("smessage", (ch: string, message: string) => ch === channel && resolve(message)));
+      await subscriber.ssubscribe(channel);
+      expect(await shardSubscribers(redis, channel)).toBe(1);
+      expect(await shardSubscribers(redis, keys.decisions(prefix, "nobody"))).toBe(0);
+      await redis.spublish(channel, JSON.stringify({ answers: [["acq/t-1#h1", { status: "granted" }]] }));
+      expect(JSON.parse(await got)).toEqual({ answers: [["acq/t-1#h1", { status: "granted" }]] });
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+});
