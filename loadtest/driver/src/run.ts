@@ -40,6 +40,8 @@ export interface SentRecord {
   ackMs: number;
   status: number;
   answer: unknown;
+  /** Which ingress took it: 0 for baseUrl, i for moreBaseUrls[i - 1]. */
+  ingress: number;
 }
 
 export interface Progress {
@@ -98,7 +100,7 @@ export async function runRush(options: RushOptions): Promise<RushRun> {
       .then((answer) => {
         const key = String(answer.status);
         byStatus[key] = (byStatus[key] ?? 0) + 1;
-        records.push({ kind: arrival.kind, txnId: arrival.body.txnId, body, sentAtMs, ackMs: performance.now() - sentAt, status: answer.status, answer: answer.body });
+        records.push({ kind: arrival.kind, txnId: arrival.body.txnId, body, sentAtMs, ackMs: performance.now() - sentAt, status: answer.status, answer: answer.body, ingress: to });
       })
       .finally(() => inflight.delete(p));
     inflight.add(p);

@@ -92,11 +92,16 @@ export function processCpuS(pid: number | undefined): number {
  * checkpointer…): the bench's database server is a local one, and its other databases are idle.
  */
 export function postgresCpuS(): number {
+  return commandCpuS("postgres");
+}
+
+/** CPU seconds used so far by every process whose command name is `comm` (redis-server, postgres). */
+export function commandCpuS(comm: string): number {
   let total = 0;
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== "postgres") continue;
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== comm) continue;
     } catch {
       continue; // gone meanwhile
     }

@@ -26,6 +26,9 @@ commands:
       --duration S               seconds of load (scenario default)
       --payers N                 payer population (scenario default)
       --workers N                worker processes (default 2)
+      --ingresses N              ingress processes, callbacks round robin over them (default 1)
+      --partitions N             partitions (default QUANTA_PARTITIONS, at least --workers)
+      --redis-cluster            on a private Redis Cluster (3 masters, 1 replica each, AOF always)
       --scenario FILE            scenario file (default loadtest/scenarios/rush-0913.json)
       --seed N                   PRNG seed (default 20200913)
       --keep-db                  keep the quanta_rush database for inspection
@@ -62,6 +65,9 @@ async function main(argv: string[]): Promise<number> {
       duration: { type: "string" },
       payers: { type: "string" },
       workers: { type: "string" },
+      ingresses: { type: "string" },
+      partitions: { type: "string" },
+      "redis-cluster": { type: "boolean" },
       scenario: { type: "string" },
       seed: { type: "string" },
       campaign: { type: "string" },
@@ -125,12 +131,16 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case "rush": {
+      const workers = positiveInt(values.workers, "--workers") ?? 2;
       const result = await rush({
         databaseUrl: env.DATABASE_URL,
         redisUrl: env.REDIS_URL,
         scenarioPath: values.scenario,
-        workers: positiveInt(values.workers, "--workers") ?? 2,
-        partitions: env.QUANTA_PARTITIONS,
+        workers,
+        ingresses: positiveInt(values.ingresses, "--ingresses") ?? 1,
+        redisCluster: values["redis-cluster"] ?? false,
+        // A worker without a partition decides nothing: by default as many partitions as workers.
+        partitions: positiveInt(values.partitions, "--partitions") ?? Math.max(env.QUANTA_PARTITIONS, workers),
         peakRatePerS: positiveInt(values.rate, "--rate"),
         durationS: positiveInt(values.duration, "--duration"),
         payers: positiveInt(values.payers, "--payers"),

@@ -26,6 +26,8 @@ import { refundPhase, type RefundPhaseResult } from "./rush-refunds.js";
 import { settlementText } from "./settle.js";
 import { answersAgainstStore } from "./answer-checks.js";
 import type { Owners } from "./owners.js";
+import { PrivateRedisCluster } from "./redis-cluster.js";
+import { cpuSnapshot, deploymentReport, type DeploymentReport } from "./rush-deployment.js";
 
 /**
  * `quanta rush`: the opening minute of 2020-09-13 on this machine.
@@ -40,6 +42,10 @@ export interface RushSettings {
   scenarioPath?: string;
   campaignPath?: string;
   workers: number;
+  /** Ingress processes; the driver spreads callbacks over them round robin (default 1). */
+  ingresses?: number;
+  /** Run on a private Redis Cluster (3 masters, one replica each, AOF always) instead of redisUrl. */
+  redisCluster?: boolean;
   partitions: number;
   peakRatePerS?: number;
   durationS?: number;
@@ -88,8 +94,9 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
   const secret = randomBytes(24).toString("hex");
   const runId = `r${Date.now().toString(36)}`;
 
+  const ingressCount = settings.ingresses ?? 1;
   out(`quanta rush: ${scenario.name}`);
-  out(`  database ${redactUrl(databaseUrl)} (recreated), redis prefix ${prefix}, ${settings.partitions} partitions, ${settings.workers} workers`);
+  out(`  database ${redactUrl(databaseUrl)} (recreated), redis prefix ${prefix}, ${settings.partitions} partitions, ${ingressCount} ingresses, ${settings.workers} workers`);
   out(`  offered load: peak ${scenario.arrival.peakRatePerS}/s over ${scenario.durationS} s, ${scenario.payers.toLocaleString("en-US")} payers`);
 
   await dropDatabase(databaseUrl);
@@ -97,17 +104,24 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
   await loadCampaign(databaseUrl, campaign, settings.partitions);
   out(`  campaign ${campaign.id} loaded: ${campaign.activities.flatMap((a) => a.tiers).reduce((n, t) => n + t.quota, 0).toLocaleString("en-US")} vouchers`);
 
-  const env = serviceEnv({ databaseUrl, redisUrl: settings.redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: settings.partitions });
+  const cluster = settings.redisCluster ? await PrivateRedisCluster.start() : undefined;
+  const redisUrl = cluster?.url ?? settings.redisUrl;
+  if (cluster) out(`  Redis Cluster: ${cluster.masters} masters, ${cluster.replicas} replica each, AOF always (${redisUrl})`);
+  const env = serviceEnv({ databaseUrl, redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: settings.partitions });
   const services: ServiceProcess[] = [];
   const db = connect({ connectionString: databaseUrl, poolMax: 4, statementTimeoutMs: 120_000, applicationName: "quanta-rush" });
   try {
     // The opening minute starts on a settled deployment: every partition with its worker.
-    const { ingress, baseUrl, owners } = await startQuanta(env, { workers: settings.workers, partitions: settings.partitions, services, stdio: "inherit" });
-    out(`  ingress on ${baseUrl} (pid ${ingress.child.pid}); ${owners.map((o) => `worker pid ${o.pid} owns partitions ${o.partitions.join(", ")}`).join("; ")}`);
+    const { ingresses, baseUrl, baseUrls, owners } = await startQuanta(env, { ingresses: ingressCount, workers: settings.workers, partitions: settings.partitions, services, stdio: "inherit" });
+    out(`  ${ingresses.map((s, i) => `ingress on ${baseUrls[i]} (pid ${s.child.pid})`).join("; ")}`);
+    out(`  ${owners.map((o) => `worker pid ${o.pid} owns partitions ${o.partitions.join(", ")}`).join("; ")}`);
+    if (ingressCount > 1) out("  callbacks go round robin over the ingresses, as a load balancer spreads them; a resend goes to another ingress than its first copy");
     out("");
 
+    const cpuBefore = cpuSnapshot(services);
     const run = await runRush({
       baseUrl,
+      moreBaseUrls: baseUrls.slice(1),
       acquirerId,
       secret,
       scenario,
@@ -130,6 +144,9 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
       onWait: (n) => out(`  ${n.toLocaleString("en-US")} acknowledged attempts not decided yet`),
     });
 
+    // Every process's CPU once the backlog drained: what the rush cost, before the checks and refunds add theirs.
+    const cpuAfter = cpuSnapshot(services);
+    const deployment = await deploymentReport(db.kysely, { ingresses, owners, records: run.records, before: cpuBefore, after: cpuAfter, prefix, partitions: settings.partitions, cluster });
     const client = new CallbackClient(baseUrl, acquirerId, secret, 32);
     let getChecks;
     let refunds: RefundPhaseResult | undefined;
@@ -150,12 +167,13 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
     const deadlocks = await deadlocksOnceQuiet(db.kysely, ["quanta-rush"]);
     return await report({
       db, settings, scenario, campaignId: campaign.id, records: run.records, dropped: run.dropped, startedAtMs: run.startedAtMs,
-      endedAtMs: run.endedAtMs, acked, missing, getChecks, acquirerId, databaseUrl, rushTiers, refunds, owners, deadlocks,
+      endedAtMs: run.endedAtMs, acked, missing, getChecks, acquirerId, databaseUrl, rushTiers, refunds, owners, deadlocks, deployment,
     });
   } finally {
     await Promise.all(services.map((s) => stopService(s)));
     await db.close();
-    await deletePrefix(settings.redisUrl, prefix).catch(() => 0);
+    if (cluster) await cluster.stop();
+    else await deletePrefix(settings.redisUrl, prefix).catch(() => 0);
     if (!settings.keepDatabase) await dropDatabase(databaseUrl).catch(() => undefined);
   }
 }
@@ -249,6 +267,8 @@ interface ReportInput {
   owners: Owners;
   /** Deadlocks Postgres detected in the run's database. */
   deadlocks: number;
+  /** Each process's share and CPU per attempt; the masters of a cluster. */
+  deployment: DeploymentReport;
 }
 
 async function report(input: ReportInput): Promise<RushReport> {
@@ -269,6 +289,8 @@ async function report(input: ReportInput): Promise<RushReport> {
   lines.push("");
   const kinds = [...countBy(records, (r) => r.kind)].map(([k, n]) => `${k} ${n.toLocaleString("en-US")}`).join(", ");
   lines.push(`Callback kinds sent: ${kinds}`);
+  lines.push("");
+  lines.push(...input.deployment.lines);
   lines.push("");
 
   // Grants per tier.
@@ -410,6 +432,7 @@ async function report(input: ReportInput): Promise<RushReport> {
     decisionMs: d,
     inversionMs,
     owners: input.owners,
+    deployment: input.deployment.json,
     deadlocks: input.deadlocks,
     refunds: input.refunds ?? null,
     settlement: { ...settled, rows: settled.rows.length },

@@ -53,23 +53,29 @@ export async function startService(
 }
 
 /**
- * quanta as one machine deploys it: one ingress and `workers` workers on env, started into
- * `services` (so that the caller's cleanup stops whatever did start), and settled with every
- * partition owned, each worker its fair share, as a deployment is before an opening minute.
+ * quanta as one machine deploys it: `ingresses` ingresses (default one) and `workers` workers on
+ * env, started into `services` (so that the caller's cleanup stops whatever did start), and
+ * settled with every partition owned, each worker its fair share, as a deployment is before an
+ * opening minute. `ingress` and `baseUrl` are the first ingress's.
  */
 export async function startQuanta(
   env: NodeJS.ProcessEnv,
-  options: { workers: number; partitions: number; services: ServiceProcess[]; stdio?: "inherit" | "ignore"; settleTimeoutMs?: number },
-): Promise<{ ingress: ServiceProcess; baseUrl: string; owners: Owners }> {
-  const ingress = await startService("ingress", env, { stdio: options.stdio });
-  options.services.push(ingress);
+  options: { ingresses?: number; workers: number; partitions: number; services: ServiceProcess[]; stdio?: "inherit" | "ignore"; settleTimeoutMs?: number },
+): Promise<{ ingress: ServiceProcess; baseUrl: string; ingresses: ServiceProcess[]; baseUrls: string[]; owners: Owners }> {
+  const ingresses: ServiceProcess[] = [];
+  for (let i = 0; i < (options.ingresses ?? 1); i++) {
+    ingresses.push(await startService("ingress", env, { stdio: options.stdio }));
+    options.services.push(ingresses[i]!);
+  }
+  const ingress = ingresses[0]!;
   const workers: ServiceProcess[] = [];
   for (let i = 0; i < options.workers; i++) {
     workers.push(await startService("worker", env, { stdio: options.stdio }));
     options.services.push(workers[i]!);
   }
   const owners = await waitForOwners(workers, options.partitions, options.settleTimeoutMs ?? 30_000);
-  return { ingress, baseUrl: `http://127.0.0.1:${ingress.port}`, owners };
+  const baseUrls = ingresses.map((s) => `http://127.0.0.1:${s.port}`);
+  return { ingress, baseUrl: baseUrls[0]!, ingresses, baseUrls, owners };
 }
 
 /** SIGTERM, then SIGKILL after graceMs. Resolves when the process has exited. */

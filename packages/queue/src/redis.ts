@@ -130,3 +130,8 @@ export async function shardSubscribers(redis: QuantaRedis, channel: string): Pro
   const reply = (await node.call("PUBSUB", "SHARDNUMSUB", channel)) as unknown[];
   return Number(reply[1] ?? 0);
 }
+
+/** The Redis Cluster slot (0-16383) of a key or channel: CRC16 of its {hash tag}, as Redis computes it. */
+export function slotOf(key: string): number {
+  return calculateSlot(key);
+}

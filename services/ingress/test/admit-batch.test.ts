@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import calculateSlot from "cluster-key-slot";
 import { Queue } from "bullmq";
 import { PrivateRedisCluster, deletePrefix } from "@quanta/cli";
-import { admitBatch, createRedis, isCluster, keys, queueName, queuePrefix, readBacklogs, shardSubscribers, type AdmitEntry, type QuantaRedis } from "@quanta/queue";
+import { admitBatch, createRedis, isCluster, keys, queueName, queuePrefix, readBacklogs, shardSubscribers, slotOf, type AdmitEntry, type QuantaRedis } from "@quanta/queue";
 
 /**
  * Admission and decision delivery on a single Redis and on a real Redis Cluster (3 masters, one
@@ -70,7 +69,7 @@ describe.each(targets)("admission on %s", (_name, boot) => {
   });
 
   it("keeps a partition's queue, backlog and lease in one slot, and (on a cluster) spreads partitions over the masters", async () => {
-    const slots = [0, 1, 2].map((p) => new Set([keys.backlog(prefix, p), keys.lease(prefix, p), keys.bull(prefix, p, "wait"), `${queuePrefix(prefix, p)}:${queueName(p)}:id`].map((k) => calculateSlot(k))));
+    const slots = [0, 1, 2].map((p) => new Set([keys.backlog(prefix, p), keys.lease(prefix, p), keys.bull(prefix, p, "wait"), `${queuePrefix(prefix, p)}:${queueName(p)}:id`].map((k) => slotOf(k))));
     for (const s of slots) expect(s.size).toBe(1);
     // BullMQ writes its queue under the partition's tag: the job lands where the backlog is.
     const queue = new Queue(queueName(1), { connection: createRedis(target.url, "admit-test-queue"), prefix: queuePrefix(prefix, 1), skipVersionCheck: true });
