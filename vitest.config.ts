@@ -4,14 +4,37 @@ import { defineConfig } from "vitest/config";
 // one database and Redis prefix per file) live in each service's test/ folder.
 // Files run one at a time: the machine has 2 cores and the integration files
 // start several processes each.
+//
+// Two projects: "main" runs everything against REDIS_URL (one Redis); "redis-cluster" runs the
+// queue integration tests again on a real Redis Cluster (3 masters, one replica each) that its
+// global setup starts and stops (PrivateRedisCluster), with REDIS_URL pointing at it.
+const CLUSTER_FILES = ["services/ingress/test/queue-path.test.ts", "services/ingress/test/pending-and-overload.test.ts", "services/worker/test/batch-flusher.test.ts"];
+
 export default defineConfig({
   test: {
-    include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "services/*/test/**/*.test.ts", "loadtest/driver/src/**/*.test.ts", "loadtest/k6/*.test.ts", "infra/**/*.test.ts"],
-    // The fault suite has its own command (npm run test:faults, vitest.faults.config.ts).
-    exclude: ["**/node_modules/**", "**/dist/**", "services/*/test/faults/**"],
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 120_000,
     reporters: ["default"],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "main",
+          include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "services/*/test/**/*.test.ts", "loadtest/driver/src/**/*.test.ts", "loadtest/k6/*.test.ts", "infra/**/*.test.ts"],
+          // The fault suite has its own command (npm run test:faults, vitest.faults.config.ts).
+          exclude: ["**/node_modules/**", "**/dist/**", "services/*/test/faults/**"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "redis-cluster",
+          include: CLUSTER_FILES,
+          globalSetup: ["./vitest.redis-cluster.setup.ts"],
+          setupFiles: ["./vitest.redis-cluster.env.ts"],
+        },
+      },
+    ],
   },
 });

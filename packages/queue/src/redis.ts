@@ -135,3 +135,18 @@ export async function shardSubscribers(redis: QuantaRedis, channel: string): Pro
 export function slotOf(key: string): number {
   return calculateSlot(key);
 }
+
+/** Every key matching a pattern: SCAN of the one Redis, or of every master of a cluster. */
+export async function keysMatching(redis: QuantaRedis, pattern: string): Promise<string[]> {
+  const nodes: Redis[] = isCluster(redis) ? redis.nodes("master") : [redis];
+  const found: string[] = [];
+  for (const node of nodes) {
+    let cursor = "0";
+    do {
+      const [next, batch] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+      cursor = next;
+      found.push(...batch);
+    } while (cursor !== "0");
+  }
+  return found.sort();
+}

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { Queue } from "bullmq";
 import { PrivateRedisCluster, deletePrefix } from "@quanta/cli";
-import { admitBatch, createRedis, isCluster, keys, queueName, queuePrefix, readBacklogs, shardSubscribers, slotOf, type AdmitEntry, type QuantaRedis } from "@quanta/queue";
+import { admitBatch, createRedis, isCluster, keys, keysMatching, queueName, queuePrefix, readBacklogs, shardSubscribers, slotOf, type AdmitEntry, type QuantaRedis } from "@quanta/queue";
 
 /**
  * Admission and decision delivery on a single Redis and on a real Redis Cluster (3 masters, one
@@ -13,11 +13,6 @@ import { admitBatch, createRedis, isCluster, keys, queueName, queuePrefix, readB
  */
 const limits = { backlogMaxPerPartition: 3, ttlS: 60, immediateTtlS: 60 };
 const entry = (txnId: string, bodyHash: string, partition: number, mode: AdmitEntry["mode"] = "queue"): AdmitEntry => ({ acquirerId: "acq", txnId, bodyHash, mode, partition });
-
-async function keysUnder(redis: QuantaRedis, pattern: string): Promise<string[]> {
-  const nodes = isCluster(redis) ? redis.nodes("master") : [redis];
-  return (await Promise.all(nodes.map((n) => n.keys(pattern)))).flat().sort();
-}
 
 const targets: [string, () => Promise<{ url: string; stop: () => Promise<void> }>][] = [
   ["a single Redis", async () => ({ url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379", stop: async () => undefined })],
@@ -60,7 +55,7 @@ describe.each(targets)("admission on %s", (_name, boot) => {
     const r = await admitBatch(redis, prefix, [entry("f-1", "a", 0), entry("f-2", "b", 0), entry("f-3", "c", 0), entry("g-1", "d", 2), entry("f-1", "a-other", 1)], limits);
     expect(r.codes).toEqual(["overloaded", "overloaded", "overloaded", "first", "overloaded"]); // f-1's other body was judged against an undone registration
     expect(await readBacklogs(redis, prefix, 3)).toEqual([1, 2, 1]);
-    const registered = await keysUnder(redis, keys.txnPattern(prefix));
+    const registered = await keysMatching(redis, keys.txnPattern(prefix));
     expect(registered).toEqual([keys.txn(prefix, "acq", "g-1"), keys.txn(prefix, "acq", "t-1"), keys.txn(prefix, "acq", "t-2"), keys.txn(prefix, "acq", "t-3")].sort());
     // The total can never pass partitions x the per-partition bound.
     const fill = await admitBatch(redis, prefix, Array.from({ length: 12 }, (_, i) => entry(`x-${i}`, "x", i % 3)), limits);

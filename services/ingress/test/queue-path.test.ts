@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Redis } from "ioredis";
 import { parseEnv } from "@quanta/config";
 import { findAttempts } from "@quanta/db";
 import { createTestWorld, type TestWorld } from "@quanta/cli";
 import { CallbackClient, type Answer } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";
-import { keys, queueName, queuePrefix, readBacklog, waitKey, type QuantaRedis } from "@quanta/queue";
+import { createRedis, keys, keysMatching, queueName, queuePrefix, readBacklog, waitKey, type QuantaRedis } from "@quanta/queue";
 import { parsePaymentBody, paymentHash } from "@quanta/contract";
 import { registry } from "@quanta/telemetry";
 
@@ -25,7 +24,7 @@ let world: TestWorld;
 let ingresses: RunningIngress[] = [];
 let workers: RunningWorker[] = [];
 let clients: CallbackClient[] = [];
-let redis: Redis;
+let redis: QuantaRedis;
 
 const body = (txnId: string, payerId: string, amountFen = 250_000) =>
   JSON.stringify({ txnId, payerId, merchantId: "M-0001", amountFen, paidAt: "2020-09-13T10:00:01+08:00" });
@@ -55,7 +54,7 @@ async function stop(): Promise<void> {
   workers = [];
 }
 
-const registrations = () => redis.keys(keys.txnPattern(world.prefix));
+const registrations = () => keysMatching(redis, keys.txnPattern(world.prefix));
 /** A counter of the process's registry (the workers run in this process). */
 const metricValue = async (name: string) => Number(/\S+ (\d+)$/m.exec(await registry.getSingleMetricAsString(name))?.[1] ?? 0);
 const jobsAdded = async () => {
@@ -66,7 +65,7 @@ const jobsAdded = async () => {
 
 beforeAll(async () => {
   world = await createTestWorld("queue_path", { env: { QUANTA_LEASE_MS: "2000" } });
-  redis = new Redis(world.env.REDIS_URL!);
+  redis = createRedis(world.env.REDIS_URL!, "queue-path-test");
   await start();
 });
 
@@ -97,7 +96,7 @@ describe("stateless ingresses, deciding workers", () => {
 
     // Every job gave its room back on completion (not the idle-time reset: it corrected nothing),
     // and every registration is gone, the ingress's own decisions' and the workers'.
-    await until("backlog room given back", async () => (await readBacklog(redis as unknown as QuantaRedis, world.prefix, 4)) === 0, 5_000);
+    await until("backlog room given back", async () => (await readBacklog(redis, world.prefix, 4)) === 0, 5_000);
     expect(await metricValue("quanta_backlog_resets_total")).toBe(0);
     await until("registrations forgotten", async () => (await registrations()).length === 0, 5_000);
   });

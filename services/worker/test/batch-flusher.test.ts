@@ -3,7 +3,7 @@ import { partitionOf, type QueuedAttempt } from "@quanta/domain";
 import { CampaignCache, FencedOutError, claimPartition, findAttempts, type BatchResult } from "@quanta/db";
 import { createTestWorld, type TestWorld } from "@quanta/cli";
 import { createLogger } from "@quanta/telemetry";
-import { createRedis, keys, waitKey, type QuantaRedis } from "@quanta/queue";
+import { createRedis, keys, keysMatching, waitKey, type QuantaRedis } from "@quanta/queue";
 import { BatchFlusher, type FlushItem } from "@quanta/owner";
 
 /**
@@ -87,7 +87,7 @@ describe("batch flusher", () => {
     for (let i = 0; i < 50 && messages.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(messages).toHaveLength(1);
     expect(messages[0]!.answers.map(([key]) => key).sort()).toEqual(txns.map((t) => waitKey(world.acquirerId, t, `h-${t}`)).sort());
-    expect(await redis.keys(keys.txnPattern(world.prefix))).toEqual([]);
+    expect(await keysMatching(redis, keys.txnPattern(world.prefix))).toEqual([]);
     subscriber.disconnect();
 
     // A drain whose epoch moved on alone: fenced, and told so.
