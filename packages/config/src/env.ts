@@ -9,7 +9,8 @@ const int = (min: number, max: number, fallback: number) => z.coerce.number().in
 
 export const envSchema = z.object({
   DATABASE_URL: z.string().min(1).default("postgres://postgres@127.0.0.1:5432/quanta"),
-  REDIS_URL: z.string().min(1).default("redis://127.0.0.1:6379"),
+  /** `redis://host:port` (one Redis), or `redis-cluster://host:port[,host:port…]` (seed nodes of a Redis Cluster). */
+  REDIS_URL: z.string().min(1).regex(/^(rediss?|redis-cluster):\/\//, "redis://host:port or redis-cluster://host:port[,host:port…]").default("redis://127.0.0.1:6379"),
   /** Every Redis key and BullMQ queue of this deployment lives under this prefix. */
   QUANTA_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default("quanta"),
   QUANTA_ACQUIRER_SECRETS: z.string().optional(),
@@ -79,6 +80,15 @@ export const envSchema = z.object({
   QUANTA_TXN_IN_FLIGHT_TTL_S: int(10, 86_400, 300),
   /** Completed queue jobs kept this long (0: removed at once; decisions live in Postgres). */
   QUANTA_JOB_RETENTION_S: int(0, 7 * 86_400, 0),
+  /**
+   * On a Redis Cluster, a queue job counts as accepted once this many replicas of its master have
+   * it (WAIT), so that a master's death after its acknowledgement loses no acknowledged attempt; a
+   * job whose master fails before confirming is added again. 0: the master's word (and its AOF).
+   * Not used on a single Redis.
+   */
+  QUANTA_REDIS_WAIT_REPLICAS: int(0, 5, 1),
+  /** How long the WAIT for those replicas may take before the job is counted unreplicated. */
+  QUANTA_REDIS_WAIT_TIMEOUT_MS: int(1, 5_000, 200),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -8,8 +8,8 @@
                total holds too)
   ARGV[1+i]    attempts to queue for partition i
 
-  Returns one number per partition: its backlog after the reservation, or -1
-  when the reservation would pass the bound (nothing reserved: the caller
+  Returns one number per partition: its backlog after the reservation (>= 0),
+  or -1 when the reservation would pass the bound (nothing reserved: the caller
   answers those attempts 503 and takes back their registrations).
   Trade-off: a partition's bound can refuse while another has room, which
   keeps one hot partition from filling everyone's queue; payers hash evenly.
@@ -19,6 +19,12 @@ local reply = {}
 for i = 1, #KEYS do
   local want = tonumber(ARGV[1 + i])
   local backlog = tonumber(redis.call("GET", KEYS[i]) or "0")
+  if backlog < 0 then
+    -- Drift below zero (room given back for a reservation a failover lost): count from zero, so
+    -- that a refusal (-1) is never confused with a counter value.
+    redis.call("SET", KEYS[i], "0")
+    backlog = 0
+  end
   if want > 0 and backlog + want > bound then
     reply[i] = -1
   elseif want > 0 then

@@ -150,3 +150,56 @@ export async function keysMatching(redis: QuantaRedis, pattern: string): Promise
   }
   return found.sort();
 }
+
+/**
+ * Waits until `replicas` replicas of the master that serves `key` have every write this
+ * connection sent it (WAIT on that master's own connection in the cluster's pool: WAIT counts the
+ * writes of the connection it runs on). Returns how many confirmed within timeoutMs; throws when
+ * the master is gone.
+ */
+export async function waitForReplicas(redis: Cluster, key: string, replicas: number, timeoutMs: number): Promise<number> {
+  const owner = redis.slots[slotOf(key)]?.[0];
+  const node = redis.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === owner);
+  if (!node) throw new Error(`no master known for slot ${slotOf(key)}`);
+  return Number(await node.call("WAIT", String(replicas), String(timeoutMs)));
+}
+
+/**
+ * How many replicas each master of a cluster has connected (INFO replication), refreshed every
+ * refreshMs. WAIT for a replica that a master does not have would block that master's connection
+ * for the whole timeout on every job: a master left alone by a failover is asked for none.
+ */
+export class ReplicaCounts {
+  private readonly byNode = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly redis: Cluster,
+    private readonly refreshMs: number,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.refreshMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Connected replicas of the master that serves key (0 when unknown). */
+  of(key: string): number {
+    return this.byNode.get(this.redis.slots[slotOf(key)]?.[0] ?? "") ?? 0;
+  }
+
+  private async refresh(): Promise<void> {
+    await Promise.all(
+      this.redis.nodes("master").map(async (node) => {
+        const info = await node.info("replication").catch(() => "");
+        const n = /connected_slaves:(\d+)/.exec(info);
+        this.byNode.set(`${node.options.host}:${node.options.port}`, n ? Number(n[1]) : 0);
+      }),
+    );
+  }
+}

@@ -52,6 +52,13 @@ export const intakeJobs = new Counter({
   registers: [registry],
 });
 
+export const intakeJobsUnreplicated = new Counter({
+  name: "quanta_intake_jobs_unreplicated_total",
+  help: "Queue jobs a Redis Cluster master acknowledged that no replica confirmed within QUANTA_REDIS_WAIT_TIMEOUT_MS (durable on the master's AOF only), by why.",
+  labelNames: ["why"] as const,
+  registers: [registry],
+});
+
 export const intakeAttempts = new Counter({
   name: "quanta_intake_attempts_total",
   help: "Attempts queued by the ingress.",

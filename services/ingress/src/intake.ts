@@ -2,8 +2,8 @@ import type { Queue } from "bullmq";
 import type { Kysely } from "kysely";
 import type { Decision, QueuedAttempt } from "@quanta/domain";
 import { attemptKey, findAttempts, type AttemptRow, type Database, type DecisionRow, type ImmediateOutcome, type ImmediateRecord } from "@quanta/db";
-import { admitBatch, forgetTxns, jobOptions, releaseBacklog, waitKey, type AdmitCode, type AdmitMode, type BatchJob, type QuantaRedis } from "@quanta/queue";
-import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
+import { admitBatch, forgetTxns, jobOptions, keys, releaseBacklog, waitForReplicas, waitKey, type AdmitCode, type AdmitMode, type BatchJob, type Cluster, type QuantaRedis, type ReplicaCounts } from "@quanta/queue";
+import { intakeAttempts, intakeBatchSize, intakeJobs, intakeJobsUnreplicated } from "@quanta/telemetry";
 import type { WaitResult } from "./decision-waiter.js";
 
 /**
@@ -86,11 +86,19 @@ export interface IntakeOptions {
   admitTimeoutMs: number;
   /** Attempts held at once, buffered or in flight (a stalled Redis must not grow memory without bound). */
   pendingMax: number;
+  /** On a Redis Cluster: replicas that must have a job before it counts as accepted (0: the master's word). */
+  redisWaitReplicas: number;
+  redisWaitTimeoutMs: number;
 }
+
+/** Times a job is added again because the master that acknowledged it died before confirming it. */
+const READD_TRIES_MAX = 3;
 
 export interface IntakeStores {
   redis: QuantaRedis;
   queues: readonly Queue[];
+  /** On a cluster: the connection the queues were made with (WAIT must run on the connection that wrote), and its masters' replica counts. */
+  replication?: { queueRedis: Cluster; replicas: ReplicaCounts };
   db: Kysely<Database>;
   immediates: ImmediateWrites;
   /** Where queued attempts wait for their decision. */
@@ -220,8 +228,10 @@ export class Intake {
     // Every attempt queued here took backlog room at admission (codes first and requeued).
     const job: BatchJob = { replyTo: this.options.replyTo, room: toQueue.length, attempts: toQueue.map((p) => p.entry.attempt as QueuedAttempt) };
     const waits = toQueue.map((p) => this.stores.waits.wait(waitKey(p.entry.attempt.acquirerId, p.entry.attempt.payment.txnId, p.entry.attempt.bodyHash), this.options.decisionWaitMs));
+    const queue = this.stores.queues[partition]!;
     try {
-      await this.stores.queues[partition]!.add("batch", job, jobOptions(this.options.retentionS));
+      await queue.add("batch", job, jobOptions(this.options.retentionS));
+      await this.confirmReplicated(queue, partition, job);
     } catch (error) {
       for (const w of waits) w.cancel();
       throw error;
@@ -229,6 +239,47 @@ export class Intake {
     intakeJobs.inc();
     intakeAttempts.inc(toQueue.length);
     toQueue.forEach((p, i) => p.resolve({ kind: "queued", decision: waits[i]!.result }));
+  }
+
+  /**
+   * On a Redis Cluster, a master acknowledges an add before its replicas have it: were it to die
+   * then, its promoted replica would not know the job, and an attempt answered 202 would never be
+   * decided. So the add counts once `redisWaitReplicas` replicas confirm it (WAIT on the master's
+   * own connection). When the master is gone before confirming, the job is added again, to the
+   * promoted replica: a second copy of an attempt is decided from the first's stored decision, and
+   * gives no backlog room back (room 0). Counted, not waited for: a replica that is only late (the
+   * job is on the master's AOF), and a master with no replica connected (after a failover, until
+   * its peer is back): WAIT would then hold its connection for the whole timeout on every job.
+   * Never throws once the first add succeeded: the attempts are queued, whatever it says.
+   */
+  private async confirmReplicated(queue: Queue, partition: number, job: BatchJob): Promise<void> {
+    const { redisWaitReplicas: wanted, redisWaitTimeoutMs: timeoutMs } = this.options;
+    const replication = this.stores.replication;
+    if (wanted === 0 || !replication) return;
+    const key = keys.bull(this.options.prefix, partition, "wait");
+    for (let tries = 0; ; tries++) {
+      const replicas = Math.min(wanted, replication.replicas.of(key));
+      if (replicas === 0) {
+        intakeJobsUnreplicated.inc({ why: "no_replica" });
+        return;
+      }
+      try {
+        const confirmed = await withTimeout(waitForReplicas(replication.queueRedis, key, replicas, timeoutMs), timeoutMs + 1_000);
+        if (confirmed < replicas) intakeJobsUnreplicated.inc({ why: "replica_late" });
+        return;
+      } catch {
+        if (tries >= READD_TRIES_MAX) {
+          intakeJobsUnreplicated.inc({ why: "master_lost" });
+          return;
+        }
+        // Best effort too: the first copy may well be on the promoted replica already.
+        const added = await queue.add("batch", { ...job, room: 0 }, jobOptions(this.options.retentionS)).then(() => true, () => false);
+        if (!added) {
+          intakeJobsUnreplicated.inc({ why: "master_lost" });
+          return;
+        }
+      }
+    }
   }
 
   /**

@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets } from "@quanta/contract";
 import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount } from "@quanta/db";
-import { QUEUE_STREAMS, backlogMaxPerPartition, createRedis, queueName, queuePrefix } from "@quanta/queue";
+import { QUEUE_STREAMS, ReplicaCounts, backlogMaxPerPartition, createRedis, isCluster, queueName, queuePrefix } from "@quanta/queue";
 import { createLogger, watchPgPool } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
 import { DecisionWaiter } from "./decision-waiter.js";
@@ -54,9 +54,12 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   await waiter.start(redis);
   const soldOut = new SoldOutTiers(db.kysely, (error) => log.warn({ err: error }, "sold-out refresh failed"), SOLD_OUT_REFRESH_MS);
   await soldOut.start();
+  // On a cluster: how many replicas each master has, so that a job is confirmed on one (intake.ts).
+  const replicas = isCluster(redis) && env.QUANTA_REDIS_WAIT_REPLICAS > 0 ? new ReplicaCounts(redis, 1_000) : undefined;
+  await replicas?.start();
   const immediates = new ImmediateStore(db.pool, db.kysely, { gapMs: env.QUANTA_GROUP_COMMIT_MS, batchMax: env.QUANTA_WORKER_BATCH_MAX });
   const intake = new Intake(
-    { redis: registryRedis, queues, db: db.kysely, immediates, waits: waiter },
+    { redis: registryRedis, queues, db: db.kysely, immediates, waits: waiter, ...(replicas && isCluster(redis) ? { replication: { queueRedis: redis, replicas } } : {}) },
     {
       prefix,
       replyTo: ingressId,
@@ -69,6 +72,8 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
       decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
       admitTimeoutMs: env.QUANTA_INTAKE_ADMIT_TIMEOUT_MS,
       pendingMax: env.QUANTA_BACKLOG_MAX,
+      redisWaitReplicas: env.QUANTA_REDIS_WAIT_REPLICAS,
+      redisWaitTimeoutMs: env.QUANTA_REDIS_WAIT_TIMEOUT_MS,
     },
   );
 
@@ -99,6 +104,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     soldOut,
     close: async () => {
       waiter.stop();
+      replicas?.stop();
       await app.close();
       campaigns.stop();
       soldOut.stop();

@@ -63,6 +63,12 @@ describe.each(targets)("admission on %s", (_name, boot) => {
     for (const b of await readBacklogs(redis, prefix, 3)) expect(b).toBeLessThanOrEqual(limits.backlogMaxPerPartition);
   });
 
+  it("counts a backlog counter that drifted below zero (a failover lost a reservation) from zero, not as a refusal", async () => {
+    await redis.set(keys.backlog(prefix, 5), "-4");
+    expect((await admitBatch(redis, prefix, [entry("d-1", "d", 5)], limits)).codes).toEqual(["first"]);
+    expect(await redis.get(keys.backlog(prefix, 5))).toBe("1");
+  });
+
   it("keeps a partition's queue, backlog and lease in one slot, and (on a cluster) spreads partitions over the masters", async () => {
     const slots = [0, 1, 2].map((p) => new Set([keys.backlog(prefix, p), keys.lease(prefix, p), keys.bull(prefix, p, "wait"), `${queuePrefix(prefix, p)}:${queueName(p)}:id`].map((k) => slotOf(k))));
     for (const s of slots) expect(s.size).toBe(1);

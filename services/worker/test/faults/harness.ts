@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import { findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, runRush, type RushRun } from "@quanta/loadtest";
 import { answersAgainstStore, deadlocksIn, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
-import { queueName, queuePrefix } from "@quanta/queue";
+import { createRedis, queueName, queuePrefix } from "@quanta/queue";
 
 /**
  * What every fault scenario shares: free ports, a private Redis started with the shipped
@@ -46,7 +46,7 @@ export async function rushDuring(
 
 /** Waits until no job of the deployment waits, runs or sits failed; returns what is left otherwise. */
 export async function queuesSettled(redisUrl: string, prefix: string, partitions: number, timeoutMs = 60_000): Promise<Record<string, number>> {
-  const redis = new Redis(redisUrl);
+  const redis = createRedis(redisUrl, "faults-settled");
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
