@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync } from "node:fs";
 import pg from "pg";
-import { createRedis, type QuantaRedis } from "@quanta/queue";
+import { createRedis, isCluster, type QuantaRedis, type Redis } from "@quanta/queue";
 
 /**
  * What one attempt costs, read from the servers themselves (stable on a
@@ -27,14 +27,26 @@ export class Probes {
   static async open(redisUrl: string, databaseUrl: string): Promise<Probes> {
     const probes = new Probes(redisUrl, databaseUrl);
     await probes.pg.connect();
+    const redis = probes.redis;
+    if (isCluster(redis) && redis.status !== "ready") await new Promise<void>((ready) => redis.once("ready", () => ready()));
     return probes;
   }
 
+  /** On a cluster: CPU of every node (replicas replay every write), commands and memory of the masters. */
+  private nodes(role: "all" | "master"): Redis[] {
+    return isCluster(this.redis) ? this.redis.nodes(role) : [this.redis];
+  }
+
   async read(database: string): Promise<ServerCounters> {
-    const [cpu, stats, memory] = await Promise.all([this.redis.info("cpu"), this.redis.info("commandstats"), this.redis.info("memory")]);
+    const [cpus, statses, memories] = await Promise.all([
+      Promise.all(this.nodes("all").map((n) => n.info("cpu"))),
+      Promise.all(this.nodes("master").map((n) => n.info("commandstats"))),
+      Promise.all(this.nodes("master").map((n) => n.info("memory"))),
+    ]);
     const field = (text: string, name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, "m").exec(text)?.[1] ?? 0);
+    const sum = (texts: string[], name: string) => texts.reduce((s, t) => s + field(t, name), 0);
     let commands = 0;
-    for (const m of stats.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) commands += Number(m[1]);
+    for (const stats of statses) for (const m of stats.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) commands += Number(m[1]);
     const row = (
       await this.pg.query<{ commits: string; lsn: string }>(
         "select (select xact_commit from pg_stat_database where datname = $1) as commits, pg_current_wal_lsn()::text as lsn",
@@ -42,16 +54,17 @@ export class Probes {
       )
     ).rows[0]!;
     return {
-      redisCpuS: field(cpu, "used_cpu_user") + field(cpu, "used_cpu_sys"),
+      redisCpuS: sum(cpus, "used_cpu_user") + sum(cpus, "used_cpu_sys"),
       redisCommands: commands,
-      redisUsedBytes: field(memory, "used_memory"),
+      redisUsedBytes: sum(memories, "used_memory"),
       pgCommits: Number(row.commits ?? 0),
       walLsn: row.lsn,
     };
   }
 
   async redisUsedBytes(): Promise<number> {
-    return Number(/^used_memory:(\d+)/m.exec(await this.redis.info("memory"))?.[1] ?? 0);
+    const infos = await Promise.all(this.nodes("master").map((n) => n.info("memory")));
+    return infos.reduce((s, info) => s + Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? 0), 0);
   }
 
   async walBytes(from: string, to: string): Promise<number> {

@@ -72,6 +72,9 @@ export function summarize(results: readonly StepResult[], systems: readonly Syst
         ...(systems.includes("quanta-1w")
           ? [["quanta-1w / quanta (one worker process instead of two)", fmt((maxSustained["quanta-1w"]?.median ?? Number.NaN) / q, 2), fmt(p99At("quanta-1w") / p99At("quanta"), 2)]]
           : []),
+        ...(systems.includes("quanta-cluster")
+          ? [["quanta-cluster / quanta (Redis Cluster of 3 masters + 3 replicas, AOF always, against one Redis)", fmt((maxSustained["quanta-cluster"]?.median ?? Number.NaN) / q, 2), fmt(p99At("quanta-cluster") / p99At("quanta"), 2)]]
+          : []),
       ],
     ),
   );
@@ -183,7 +186,7 @@ export function chartSvg(results: readonly StepResult[], systems: readonly Syste
   const hi = Math.max(...p99s, 200) * 1.5;
   const x = (rate: number) => L + ((W - L - R) * rate) / maxRate;
   const y = (ms: number) => T + (H - T - B) * (1 - (Math.log10(ms) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)));
-  const colors: Record<string, string> = { quanta: "#1f77b4", direct: "#d62728", floor: "#2ca02c", "quanta-aof": "#9467bd", "quanta-1w": "#ff7f0e" };
+  const colors: Record<string, string> = { quanta: "#1f77b4", direct: "#d62728", floor: "#2ca02c", "quanta-aof": "#9467bd", "quanta-1w": "#ff7f0e", "quanta-cluster": "#8c564b" };
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`);
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);

@@ -8,6 +8,7 @@ import { deletePrefix } from "./redis-cleanup.js";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { serviceEnv, startQuanta, startService, stopService, type ServiceProcess } from "./stack.js";
 import { PrivateRedis } from "./private-redis.js";
+import { PrivateRedisCluster } from "./redis-cluster.js";
 
 /**
  * `npm run bench`: open-model ladders against three systems, alternating,
@@ -21,13 +22,15 @@ import { PrivateRedis } from "./private-redis.js";
  * A system climbs the ladder until a rate is not sustained (any error or
  * dropped arrival, achieved < 95 % of offered, or answer p99 > 100 ms).
  */
-export type SystemName = "quanta" | "direct" | "floor" | "quanta-aof" | "quanta-1w";
+export type SystemName = "quanta" | "direct" | "floor" | "quanta-aof" | "quanta-1w" | "quanta-cluster";
 /** The default run. Asked for by name: quanta-aof (quanta on a private Redis with the shipped
  * redis.conf: AOF, appendfsync always), to measure what durability across a Redis crash costs;
  * quanta-1w (one worker process owning every partition instead of two), to measure what a second
- * process costs on a 2-core box, against what it buys (a worker's death is covered by the other). */
+ * process costs on a 2-core box, against what it buys (a worker's death is covered by the other);
+ * quanta-cluster (quanta on a private Redis Cluster: 3 masters with one replica each, AOF always
+ * on every node, jobs confirmed on a replica), beside quanta on the single Redis (--redis-cluster). */
 export const SYSTEMS: readonly SystemName[] = ["quanta", "direct", "floor"];
-export const ALL_SYSTEMS: readonly SystemName[] = [...SYSTEMS, "quanta-aof", "quanta-1w"];
+export const ALL_SYSTEMS: readonly SystemName[] = [...SYSTEMS, "quanta-aof", "quanta-1w", "quanta-cluster"];
 /**
  * The default ladder: fine steps where the direct design gives out (500-750/s), then on to where
  * the floor does (the load generator's own limit, about 12,000/s on a 2-core box), so that every
@@ -132,14 +135,14 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
   await loadCampaign(databaseUrl, campaign, settings.partitions);
   await loadCampaign(databaseUrl, warmUpCampaign(SEED_CAMPAIGN_PATH), settings.partitions);
   // Started last before the try whose finally stops it.
-  const ownRedis = system === "quanta-aof" ? await PrivateRedis.start() : undefined;
+  const ownRedis = system === "quanta-aof" ? await PrivateRedis.start() : system === "quanta-cluster" ? await PrivateRedisCluster.start() : undefined;
   const redisUrl = ownRedis?.url ?? settings.redisUrl;
   const env = serviceEnv({ databaseUrl, redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: settings.partitions, logLevel: "error" });
   const services: ServiceProcess[] = [];
   const probes = await Probes.open(redisUrl, databaseUrl);
   const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 120_000, applicationName: "quanta-bench" });
   try {
-    if (system === "quanta" || system === "quanta-aof" || system === "quanta-1w") {
+    if (system === "quanta" || system === "quanta-aof" || system === "quanta-1w" || system === "quanta-cluster") {
       await startQuanta(env, { workers: system === "quanta-1w" ? 1 : 2, partitions: settings.partitions, services });
     } else {
       services.push(await startService(system, env));

@@ -38,13 +38,16 @@ commands:
       --acknowledged FILE        also I3: every txn in FILE (what acquirers were answered 200/202;
                                  one "acquirerId/txnId" per line) has a stored decision
   k6 SCRIPT [k6 options]       run one script of loadtest/k6 in real k6 ($K6, ../shared/tools/k6 or k6 on the
-                               PATH) against a private stack, then check the invariants; exit code is k6's
+                               PATH) against a private stack, then check the invariants; exit 0 when every
+                               promise (and, unless -e BUDGETS=report, every budget) held
   bench [options]              open-model ladders: quanta vs direct (one txn per callback) vs floor
       --rates 250,500,…          offered rates to climb (default ${DEFAULT_RATES.join(",")})
       --reps N                   repetitions, systems alternating (default 3)
       --step S                   seconds of load per step (default 10)
       --systems a,b              subset of quanta,direct,floor, or quanta-aof (quanta on Redis with AOF always),
-                                 quanta-1w (one worker process instead of two)
+                                 quanta-1w (one worker process instead of two), quanta-cluster (on a private
+                                 Redis Cluster: 3 masters, 1 replica each, AOF always)
+      --redis-cluster            the same as --systems quanta,quanta-cluster (single Redis beside the cluster)
 
 environment: DATABASE_URL, REDIS_URL, QUANTA_PARTITIONS (see README)`;
 
@@ -159,7 +162,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "bench": {
       const rates = values.rates ? values.rates.split(",").map((r) => positiveInt(r, "--rates")!) : [...DEFAULT_RATES];
-      const systems = (values.systems ?? SYSTEMS.join(",")).split(",") as SystemName[];
+      const systems = (values.systems ?? (values["redis-cluster"] ? "quanta,quanta-cluster" : SYSTEMS.join(","))).split(",") as SystemName[];
       for (const s of systems) if (!ALL_SYSTEMS.includes(s)) throw new UsageError(`unknown system ${s}; choose from ${ALL_SYSTEMS.join(", ")}`);
       const settings = {
         databaseUrl: env.DATABASE_URL,
