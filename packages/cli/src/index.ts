@@ -9,3 +9,4 @@ export * from "./answer-checks.js";
 export * from "./owners.js";
 export * from "./k6.js";
 export * from "./redis-cluster.js";
+export * from "./pg-capacity.js";

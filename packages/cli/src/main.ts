@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { table } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { rush, writeRushResult } from "./rush.js";
+import { pgCapacity, pgCapacityText, writePgCapacity } from "./pg-capacity.js";
 import { ALL_SYSTEMS, DEFAULT_RATES, SYSTEMS, bench, type SystemName } from "./bench.js";
 import { chartSvg, summarize, terminalTable, writeBenchResults } from "./bench-report.js";
 import { cpus, totalmem } from "node:os";
@@ -40,6 +41,10 @@ commands:
   k6 SCRIPT [k6 options]       run one script of loadtest/k6 in real k6 ($K6, ../shared/tools/k6 or k6 on the
                                PATH) against a private stack, then check the invariants; exit 0 when every
                                promise (and, unless -e BUDGETS=report, every budget) held
+  pg-capacity [options]        what one Postgres here commits of quanta's decision rounds, nothing else in the way
+      --rounds 100,200,500       round sizes (default 100,200,500)
+      --partitions 1,2,4         partitions deciding at once, one connection each (default 1,2,4)
+      --seconds S                seconds per measurement (default 10)
   bench [options]              open-model ladders: quanta vs direct (one txn per callback) vs floor
       --rates 250,500,…          offered rates to climb (default ${DEFAULT_RATES.join(",")})
       --reps N                   repetitions, systems alternating (default 3)
@@ -71,6 +76,8 @@ async function main(argv: string[]): Promise<number> {
       ingresses: { type: "string" },
       partitions: { type: "string" },
       "redis-cluster": { type: "boolean" },
+      rounds: { type: "string" },
+      seconds: { type: "string" },
       scenario: { type: "string" },
       seed: { type: "string" },
       campaign: { type: "string" },
@@ -159,6 +166,18 @@ async function main(argv: string[]): Promise<number> {
       const files = writeRushResult(result);
       console.log(`\nfull result: ${files.json}\nreport with charts (open in a browser): ${files.html}`);
       return result.ok ? 0 : 1;
+    }
+    case "pg-capacity": {
+      const list = (v: string | undefined, fallback: number[], name: string) => (v ? v.split(",").map((x) => positiveInt(x, name)!) : fallback);
+      const roundSizes = list(values.rounds, [100, 200, 500], "--rounds");
+      const concurrencies = list(values.partitions, [1, 2, 4], "--partitions");
+      const seconds = positiveInt(values.seconds, "--seconds") ?? 10;
+      console.log(`quanta pg-capacity: rounds of ${roundSizes.join(", ")} decisions, ${concurrencies.join(", ")} partitions at once, ${seconds} s each, against ${new URL(env.DATABASE_URL).host}`);
+      const rows = await pgCapacity({ databaseUrl: env.DATABASE_URL, roundSizes, concurrencies, seconds, out: (line) => console.log(line) });
+      console.log(`\n${pgCapacityText(rows)}`);
+      const file = writePgCapacity(rows, { roundSizes, concurrencies, seconds });
+      console.log(`\nwritten: ${file}`);
+      return 0;
     }
     case "bench": {
       const rates = values.rates ? values.rates.split(",").map((r) => positiveInt(r, "--rates")!) : [...DEFAULT_RATES];

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
+import { track } from "./children.js";
 
 /**
  * A Redis of our own, on a free port and a fresh data directory, started with the shipped
@@ -45,9 +46,9 @@ export class PrivateRedis {
 
   /** Starts (or restarts, replaying the AOF in its directory) and waits until it answers PING. */
   async start(): Promise<void> {
-    this.child = spawn("redis-server", [REDIS_CONF, "--port", String(this.port), "--dir", this.dir, "--bind", "127.0.0.1", "--daemonize", "no"], {
+    this.child = track(spawn("redis-server", [REDIS_CONF, "--port", String(this.port), "--dir", this.dir, "--bind", "127.0.0.1", "--daemonize", "no"], {
       stdio: "ignore",
-    });
+    }));
     for (let i = 0; i < 100; i++) {
       const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       probe.on("error", () => undefined);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
+import { track } from "./children.js";
 import { freePort } from "./private-redis.js";
 
 /**
@@ -59,11 +60,11 @@ export class PrivateRedisCluster {
       const port = await freePort();
       const dir = join(this.dir, String(port));
       mkdirSync(dir);
-      const child = spawn(
+      const child = track(spawn(
         "redis-server",
         [REDIS_CONF, "--port", String(port), "--dir", dir, "--bind", "127.0.0.1", "--daemonize", "no", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", String(NODE_TIMEOUT_MS)],
         { stdio: "ignore" },
-      );
+      ));
       this.nodes.push({ port, child });
     }
     for (const n of this.nodes) await waitForPing(n.port);

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { track } from "./children.js";
 import { waitForOwners, type Owners } from "./owners.js";
 
 /**
@@ -32,7 +33,7 @@ export async function startService(
   const profileDir = env.QUANTA_PROFILE_DIR;
   const execArgv = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
   const [entry, ...args] = SERVICE_ENTRY[kind];
-  const child = fork(entry, args, { execArgv, env, stdio: ["ignore", options.stdio ?? "ignore", options.stdio === "ignore" ? "ignore" : "inherit", "ipc"] });
+  const child = track(fork(entry, args, { execArgv, env, stdio: ["ignore", options.stdio ?? "ignore", options.stdio === "ignore" ? "ignore" : "inherit", "ipc"] }));
   const timeoutMs = options.readyTimeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
