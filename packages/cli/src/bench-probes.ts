@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync } from "node:fs";
 import pg from "pg";
-import { createRedis, isCluster, type QuantaRedis, type Redis } from "@quanta/queue";
+import { clusterReady, createRedis, isCluster, type QuantaRedis, type Redis } from "@quanta/queue";
 
 /**
  * What one attempt costs, read from the servers themselves (stable on a
@@ -28,7 +28,7 @@ export class Probes {
     const probes = new Probes(redisUrl, databaseUrl);
     await probes.pg.connect();
     const redis = probes.redis;
-    if (isCluster(redis) && redis.status !== "ready") await new Promise<void>((ready) => redis.once("ready", () => ready()));
+    if (isCluster(redis)) await clusterReady(redis, 10_000);
     return probes;
   }
 

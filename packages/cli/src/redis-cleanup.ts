@@ -1,4 +1,4 @@
-import { createRedis, isCluster, type Redis } from "@quanta/queue";
+import { clusterReady, createRedis, isCluster, type Redis } from "@quanta/queue";
 
 /**
  * Deletes every key under a prefix (a rush's or a test's private namespace). Bounded by SCAN
@@ -9,7 +9,7 @@ export async function deletePrefix(redisUrl: string, prefix: string): Promise<nu
   const redis = createRedis(redisUrl, "quanta-cleanup");
   let deleted = 0;
   try {
-    if (isCluster(redis)) await new Promise<void>((ready) => (redis.status === "ready" ? ready() : redis.once("ready", () => ready())));
+    if (isCluster(redis)) await clusterReady(redis, 10_000);
     const nodes: Redis[] = isCluster(redis) ? redis.nodes("master") : [redis];
     for (const node of nodes) {
       let cursor = "0";

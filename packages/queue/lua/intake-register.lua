@@ -15,8 +15,9 @@
   Returns one code per attempt: 1 first sighting (registered), 2 seen before
   with this body, 3 seen before with another body (409 unless Postgres holds
   this body's decision: the caller checks), 4 re-queued (a repeat in mode "r").
-  Backlog room is reserved afterwards, per partition (backlog-reserve.lua);
-  the caller deletes the registrations of attempts refused there.
+  Backlog room is reserved before, per partition (backlog-reserve.lua): an
+  attempt of a full partition is never registered here, so a registration is
+  never withdrawn for want of room.
 
   States of a txn here: absent -> registered (in flight: queued, or being
   stored by the ingress) -> absent (decided: Postgres answers for it from

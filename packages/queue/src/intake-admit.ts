@@ -29,21 +29,48 @@ export interface AdmitLimits {
 }
 
 /**
- * Admits a batch: registers the first body of every txn (intake-register.lua, one call per
- * registry shard on a cluster, one in all on a single Redis), then reserves backlog room per
- * partition for the attempts that will be queued (backlog-reserve.lua, likewise). Attempts of a
- * partition that is full are "overloaded", their registrations taken back, and so is any copy
- * in the batch that was judged against such a registration (it was judged against nothing).
+ * Admits a batch in three steps. (1) Reserve backlog room per partition for every attempt that
+ * may be queued (backlog-reserve.lua: all or nothing per partition; one call per partition on a
+ * cluster, one in all on a single Redis). (2) Register the first body of every txn whose attempt
+ * has room or needs none (intake-register.lua, one call per registry shard on a cluster); an
+ * attempt of a full partition is "overloaded" and registers nothing. (3) Give back the room of
+ * attempts that turned out not to be queued (repeats, conflicts).
  *
- * States of an entry: registered (first | repeat | conflict | requeued) -> room reserved, or
- * overloaded (registration undone). Trade-off: two round trips where one script did it on a
- * single Redis; the registry (by txn) and the backlog (by partition) live in different slots.
+ * Room before registration: a registration is never withdrawn because a partition was full, so
+ * no other body is ever answered 409 against a body that is then refused (the two steps are not
+ * one script: the registry, by txn, and the backlog, by partition, live in different slots).
+ * Trade-off: the reservation counts repeats until step 3, so a partition at its bound can refuse
+ * a batch that would just have fitted. When a call fails, what the others did is taken back
+ * (room given back, first registrations deleted) before the error reaches the caller: a batch
+ * refused for an error leaves nothing behind.
  */
 export async function admitBatch(redis: QuantaRedis, prefix: string, entries: readonly AdmitEntry[], limits: AdmitLimits): Promise<{ codes: AdmitCode[] }> {
   const codes = new Array<AdmitCode>(entries.length);
   const indexed = entries.map((e, i) => ({ e, i, key: keys.txn(prefix, e.acquirerId, e.txnId) }));
-  await Promise.all(
-    bySlot(redis, indexed, (x) => hashTag(x.key)).map(async (group) => {
+  const mayQueue = (x: (typeof indexed)[number]) => x.e.mode !== "immediate";
+
+  // (1) Room for every attempt that may be queued.
+  const want = new Map<number, number>();
+  for (const x of indexed) if (mayQueue(x)) want.set(x.e.partition, (want.get(x.e.partition) ?? 0) + 1);
+  const reserved = new Map<number, number>();
+  const full = new Set<number>();
+  const reservations = await Promise.allSettled(
+    bySlot(redis, [...want.keys()], (p) => hashTag(keys.backlog(prefix, p))).map(async (group) => {
+      const reply = await redis.backlogReserve(group.length, ...group.map((p) => keys.backlog(prefix, p)), limits.backlogMaxPerPartition, ...group.map((p) => want.get(p)!));
+      group.forEach((p, j) => (Number(reply[j]) < 0 ? full.add(p) : reserved.set(p, want.get(p)!)));
+    }),
+  );
+  const reserveFailed = reservations.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (reserveFailed) {
+    await giveBack(redis, prefix, reserved);
+    throw reserveFailed.reason;
+  }
+
+  // (2) Registrations, for what has room or needs none.
+  const toRegister = indexed.filter((x) => !(mayQueue(x) && full.has(x.e.partition)));
+  for (const x of indexed) if (!toRegister.includes(x)) codes[x.i] = "overloaded";
+  const registrations = await Promise.allSettled(
+    bySlot(redis, toRegister, (x) => hashTag(x.key)).map(async (group) => {
       const args: (string | number)[] = [group.length, ...group.map((x) => x.key), limits.ttlS, limits.immediateTtlS];
       for (const x of group) args.push(x.e.bodyHash, MODE_ARG[x.e.mode]);
       const reply = await redis.intakeRegister(...args);
@@ -55,32 +82,25 @@ export async function admitBatch(redis: QuantaRedis, prefix: string, entries: re
       });
     }),
   );
-
-  const needsRoom = (x: (typeof indexed)[number]) => x.e.mode !== "immediate" && (codes[x.i] === "first" || codes[x.i] === "requeued");
-  const want = new Map<number, number>();
-  for (const x of indexed) if (needsRoom(x)) want.set(x.e.partition, (want.get(x.e.partition) ?? 0) + 1);
-  const partitions = [...want.keys()];
-  const full = new Set<number>();
-  await Promise.all(
-    bySlot(redis, partitions, (p) => hashTag(keys.backlog(prefix, p))).map(async (group) => {
-      const reply = await redis.backlogReserve(group.length, ...group.map((p) => keys.backlog(prefix, p)), limits.backlogMaxPerPartition, ...group.map((p) => want.get(p)!));
-      group.forEach((p, j) => {
-        if (Number(reply[j]) < 0) full.add(p);
-      });
-    }),
-  );
-  if (full.size === 0) return { codes };
-
-  const undone = new Set<string>();
-  for (const x of indexed) {
-    if (!full.has(x.e.partition) || !needsRoom(x)) continue;
-    if (codes[x.i] === "first") undone.add(x.key);
-    codes[x.i] = "overloaded";
+  const registerFailed = registrations.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (registerFailed) {
+    await Promise.allSettled([giveBack(redis, prefix, reserved), deleteKeys(redis, toRegister.filter((x) => codes[x.i] === "first").map((x) => x.key))]);
+    throw registerFailed.reason;
   }
-  // A copy judged against a registration just undone was judged against nothing.
-  for (const x of indexed) if (undone.has(x.key)) codes[x.i] = "overloaded";
-  await deleteKeys(redis, [...undone]);
+
+  // (3) Room of what is not queued after all (a repeat, a conflict) goes back.
+  const surplus = new Map(reserved);
+  for (const x of indexed) {
+    if (mayQueue(x) && reserved.has(x.e.partition) && (codes[x.i] === "first" || codes[x.i] === "requeued")) surplus.set(x.e.partition, surplus.get(x.e.partition)! - 1);
+  }
+  // Best effort: room left reserved is taken back by the workers' idle-time reset.
+  await giveBack(redis, prefix, surplus).catch(() => undefined);
   return { codes };
+}
+
+/** DECRBY of reserved room, per partition (one command each: each counter in its own slot). */
+async function giveBack(redis: QuantaRedis, prefix: string, room: ReadonlyMap<number, number>): Promise<void> {
+  await Promise.all([...room].filter(([, n]) => n > 0).map(([p, n]) => redis.decrby(keys.backlog(prefix, p), n)));
 }
 
 /**

@@ -138,6 +138,8 @@ export function slotOf(key: string): number {
 
 /** Every key matching a pattern: SCAN of the one Redis, or of every master of a cluster. */
 export async function keysMatching(redis: QuantaRedis, pattern: string): Promise<string[]> {
+  // A cluster that has not loaded its slots yet knows no master: scanning none would find nothing.
+  if (isCluster(redis)) await clusterReady(redis, 10_000);
   const nodes: Redis[] = isCluster(redis) ? redis.nodes("master") : [redis];
   const found: string[] = [];
   for (const node of nodes) {
@@ -188,6 +190,12 @@ export class ReplicaCounts {
     if (this.timer) clearInterval(this.timer);
   }
 
+  /** Treats the master that serves key as having no replica until the next refresh (a WAIT on it timed out). */
+  markLagging(key: string): void {
+    const node = this.redis.slots[slotOf(key)]?.[0];
+    if (node) this.byNode.set(node, 0);
+  }
+
   /** Connected replicas of the master that serves key (0 when unknown). */
   of(key: string): number {
     return this.byNode.get(this.redis.slots[slotOf(key)]?.[0] ?? "") ?? 0;
@@ -202,4 +210,21 @@ export class ReplicaCounts {
       }),
     );
   }
+}
+
+/** Resolves once a cluster connection is ready (its slots known); throws after timeoutMs. */
+export async function clusterReady(redis: Cluster, timeoutMs: number): Promise<void> {
+  if (redis.status === "ready") return;
+  if (redis.status === "wait") void redis.connect().catch(() => undefined);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off("ready", onReady);
+      reject(new Error(`the Redis Cluster was not ready within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once("ready", onReady);
+  });
 }

@@ -163,7 +163,9 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
     // On a cluster: memory summed over the masters, and the smallest maxmemory among them.
     const infos = await Promise.all((isCluster(redis) ? redis.nodes("master") : [redis]).map((node) => node.info("memory")));
     redisUsed.set(infos.reduce((sum, info) => sum + Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0), 0));
-    redisMax.set(Math.min(...infos.map((info) => Number(/maxmemory:(\d+)/.exec(info)?.[1] ?? 0))));
+    // maxmemory 0 is "no limit": the smallest limit set, or 0 when no master sets one.
+    const limits = infos.map((info) => Number(/maxmemory:(\d+)/.exec(info)?.[1] ?? 0)).filter((n) => n > 0);
+    redisMax.set(limits.length > 0 ? Math.min(...limits) : 0);
     let oldestMs = Date.now();
     const stamps = await Promise.all(oldestIds.map(([p, id]) => redis.hget(`${queuePrefix(prefix, p)}:${queueName(p)}:${id}`, "timestamp").catch(() => null)));
     for (const value of stamps) if (value) oldestMs = Math.min(oldestMs, Number(value));

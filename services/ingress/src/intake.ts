@@ -113,6 +113,8 @@ export class Intake {
   private timer: NodeJS.Timeout | undefined;
   private lastFlushMs = Number.NEGATIVE_INFINITY;
   private pending = 0;
+  /** Numbers this process's queue jobs (their ids: replyTo-serial). */
+  private jobSerial = 0;
 
   constructor(
     private readonly stores: IntakeStores,
@@ -229,9 +231,15 @@ export class Intake {
     const job: BatchJob = { replyTo: this.options.replyTo, room: toQueue.length, attempts: toQueue.map((p) => p.entry.attempt as QueuedAttempt) };
     const waits = toQueue.map((p) => this.stores.waits.wait(waitKey(p.entry.attempt.acquirerId, p.entry.attempt.payment.txnId, p.entry.attempt.bodyHash), this.options.decisionWaitMs));
     const queue = this.stores.queues[partition]!;
+    // A job id of its own: an add sent again (a resend by the client after a lost connection, or
+    // after a failover) finds the job if it landed and adds nothing twice.
+    const options = { ...jobOptions(this.options.retentionS), jobId: `${this.options.replyTo.replace(/:/g, "-")}-${++this.jobSerial}` };
     try {
-      await queue.add("batch", job, jobOptions(this.options.retentionS));
-      await this.confirmReplicated(queue, partition, job);
+      await queue.add("batch", job, options).catch(async (error: unknown) => {
+        // An add whose reply was lost may have landed: then the attempts are queued, not refused.
+        if (!(await queue.getJob(options.jobId).catch(() => undefined))) throw error;
+      });
+      await this.confirmReplicated(queue, partition, job, options);
     } catch (error) {
       for (const w of waits) w.cancel();
       throw error;
@@ -245,14 +253,15 @@ export class Intake {
    * On a Redis Cluster, a master acknowledges an add before its replicas have it: were it to die
    * then, its promoted replica would not know the job, and an attempt answered 202 would never be
    * decided. So the add counts once `redisWaitReplicas` replicas confirm it (WAIT on the master's
-   * own connection). When the master is gone before confirming, the job is added again, to the
-   * promoted replica: a second copy of an attempt is decided from the first's stored decision, and
-   * gives no backlog room back (room 0). Counted, not waited for: a replica that is only late (the
-   * job is on the master's AOF), and a master with no replica connected (after a failover, until
-   * its peer is back): WAIT would then hold its connection for the whole timeout on every job.
+   * own connection). When the master is gone before confirming, the job is added again, under its
+   * own id, to the promoted replica: if the first copy got there, nothing is added. Counted, not
+   * waited for: a replica that is only late (the job is on the master's AOF; that master is asked
+   * for none until its replicas are counted again), and a master with no replica connected (after
+   * a failover, until its peer is back): WAIT would hold its connection for the whole timeout on
+   * every job.
    * Never throws once the first add succeeded: the attempts are queued, whatever it says.
    */
-  private async confirmReplicated(queue: Queue, partition: number, job: BatchJob): Promise<void> {
+  private async confirmReplicated(queue: Queue, partition: number, job: BatchJob, options: ReturnType<typeof jobOptions> & { jobId: string }): Promise<void> {
     const { redisWaitReplicas: wanted, redisWaitTimeoutMs: timeoutMs } = this.options;
     const replication = this.stores.replication;
     if (wanted === 0 || !replication) return;
@@ -265,15 +274,26 @@ export class Intake {
       }
       try {
         const confirmed = await withTimeout(waitForReplicas(replication.queueRedis, key, replicas, timeoutMs), timeoutMs + 1_000);
-        if (confirmed < replicas) intakeJobsUnreplicated.inc({ why: "replica_late" });
+        if (confirmed < replicas) {
+          // A late replica would hold this master's connection for the whole timeout on every job:
+          // ask it for none until the next count of its replicas.
+          intakeJobsUnreplicated.inc({ why: "replica_late" });
+          replication.replicas.markLagging(key);
+        }
         return;
-      } catch {
+      } catch (error) {
+        if (error instanceof AdmitTimeout) {
+          // Our own bound ran out (the connection is busy), not the master: count it, add nothing.
+          intakeJobsUnreplicated.inc({ why: "replica_late" });
+          replication.replicas.markLagging(key);
+          return;
+        }
         if (tries >= READD_TRIES_MAX) {
           intakeJobsUnreplicated.inc({ why: "master_lost" });
           return;
         }
-        // Best effort too: the first copy may well be on the promoted replica already.
-        const added = await queue.add("batch", { ...job, room: 0 }, jobOptions(this.options.retentionS)).then(() => true, () => false);
+        // The same job id: if the first copy reached the promoted replica, this adds nothing.
+        const added = await queue.add("batch", job, options).then(() => true, () => false);
         if (!added) {
           intakeJobsUnreplicated.inc({ why: "master_lost" });
           return;

@@ -50,17 +50,30 @@ describe.each(targets)("admission on %s", (_name, boot) => {
     expect(await readBacklogs(redis, prefix, 3)).toEqual([1, 2, 0]); // t-1 | t-2 and its requeue | the immediate takes none
   });
 
-  it("refuses a full partition's attempts, takes back their registrations, and admits another partition's", async () => {
+  it("refuses a full partition's attempts without registering them, and admits another partition's", async () => {
     // Partition 0 holds 1 of 3; three more do not fit: all three refused (all or nothing per partition).
     const r = await admitBatch(redis, prefix, [entry("f-1", "a", 0), entry("f-2", "b", 0), entry("f-3", "c", 0), entry("g-1", "d", 2), entry("f-1", "a-other", 1)], limits);
-    expect(r.codes).toEqual(["overloaded", "overloaded", "overloaded", "first", "overloaded"]); // f-1's other body was judged against an undone registration
-    expect(await readBacklogs(redis, prefix, 3)).toEqual([1, 2, 1]);
+    // f-1's other body (another payer, a partition with room) is the first body seen: the refused
+    // copy registered nothing, so nobody is ever answered 409 against a body that was refused.
+    expect(r.codes).toEqual(["overloaded", "overloaded", "overloaded", "first", "first"]);
+    expect(await readBacklogs(redis, prefix, 3)).toEqual([1, 3, 1]);
     const registered = await keysMatching(redis, keys.txnPattern(prefix));
-    expect(registered).toEqual([keys.txn(prefix, "acq", "g-1"), keys.txn(prefix, "acq", "t-1"), keys.txn(prefix, "acq", "t-2"), keys.txn(prefix, "acq", "t-3")].sort());
+    expect(registered).toEqual(["f-1", "g-1", "t-1", "t-2", "t-3"].map((t) => keys.txn(prefix, "acq", t)).sort());
+    expect(await redis.get(keys.txn(prefix, "acq", "f-1"))).toBe("a-other");
     // The total can never pass partitions x the per-partition bound.
     const fill = await admitBatch(redis, prefix, Array.from({ length: 12 }, (_, i) => entry(`x-${i}`, "x", i % 3)), limits);
-    expect(fill.codes.filter((c) => c === "first").length).toBeLessThanOrEqual(9 - 4);
+    expect(fill.codes.filter((c) => c === "first")).toEqual([]); // every partition would pass 3
     for (const b of await readBacklogs(redis, prefix, 3)) expect(b).toBeLessThanOrEqual(limits.backlogMaxPerPartition);
+  });
+
+  it("gives back the room of repeats and conflicts, and takes back everything when a call fails", async () => {
+    const p = 7;
+    expect((await admitBatch(redis, prefix, [entry("r-1", "r", p), entry("r-1", "r", p), entry("r-1", "other", p)], limits)).codes).toEqual(["first", "repeat", "conflict"]);
+    expect(await redis.get(keys.backlog(prefix, p))).toBe("1"); // three reserved, two given back
+    // A registration that fails (a wrong TTL makes SET EX refuse) leaves no room and no registration behind.
+    await expect(admitBatch(redis, prefix, [entry("r-2", "r", p), entry("r-3", "r", p)], { ...limits, ttlS: -1 })).rejects.toThrow();
+    expect(await redis.get(keys.backlog(prefix, p))).toBe("1");
+    expect([await redis.exists(keys.txn(prefix, "acq", "r-2")), await redis.exists(keys.txn(prefix, "acq", "r-3"))]).toEqual([0, 0]);
   });
 
   it("counts a backlog counter that drifted below zero (a failover lost a reservation) from zero, not as a refusal", async () => {
