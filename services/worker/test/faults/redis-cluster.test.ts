@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PrivateRedisCluster, createTestWorld, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
+import { PrivateRedisCluster, createTestWorld, killService, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
 import { findAttempts } from "@quanta/db";
 import { keys, slotOf } from "@quanta/queue";
 import { freePort, rushDuring, sleep, verdict, expectNoDeadlock } from "./harness.js";
 
 /**
- * A Redis Cluster fault: 3 masters with one replica each (AOF always on every node), 3 partitions
- * (one per master), two ingresses and two workers. Mid-rush the master that serves partition 0 is
+ * Faults on a Redis Cluster: 3 masters with one replica each (AOF always on every node), 3
+ * partitions (one per master). First, three ingresses and four workers, one ingress and one worker
+ * SIGKILLed mid-rush. Then two ingresses and two workers, and the master that serves partition 0 is
  * SIGKILLed; its replica is promoted (cluster-node-timeout 2 s). What the contract promises
  * (docs/callback-contract.md, "Redis Cluster"): every attempt answered 200 or 202 is decided,
  * exactly once, and answers agree with the stored decisions; callbacks that arrive while the
@@ -28,6 +29,28 @@ afterAll(async () => {
 });
 
 describe("Redis Cluster faults", () => {
+  it("three ingresses and four workers on the cluster: one ingress and one worker SIGKILLed mid-rush, nothing acknowledged lost", { timeout: 300_000 }, async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const ingresses = [];
+    for (const port of ports) ingresses.push(await startService("ingress", { ...world.env, PORT: String(port) }));
+    const workers = [];
+    for (let i = 0; i < 4; i++) workers.push(await startService("worker", world.env));
+    const mine = [...ingresses, ...workers];
+    services.push(...mine);
+    const run = await rushDuring(world, ports[0]!, { rate: 150, seconds: 16, runId: "rcw", morePorts: ports.slice(1) }, async () => {
+      await sleep(5_000);
+      await killService(ingresses[2]!); // answering a third of the callbacks
+      await sleep(2_000);
+      await killService(workers[0]!); // deciding its partition's rounds
+    });
+    expect(run.records.some((r) => r.status === 0 && r.ingress === 2)).toBe(true); // the ingress's death was felt
+    expect(run.records.filter((r) => r.status === 200 && r.sentAtMs > run.startedAtMs + 12_000).length).toBeGreaterThan(0); // and the rush went on
+    const v = await verdict(world, "redis cluster: 3 ingresses + 4 workers, one of each SIGKILLed", run);
+    expect(v.lost).toBe(0);
+    expect(v.acknowledged).toBeGreaterThan(0);
+    await Promise.all(mine.map((s) => stopService(s, 3_000)));
+  });
+
   it("SIGKILL of the master serving a partition mid-rush: its replica takes over and no acknowledged attempt is lost", { timeout: 300_000 }, async () => {
     const slot = slotOf(keys.backlog(world.prefix, 0));
     const before = await cluster.masterOf(slot);
