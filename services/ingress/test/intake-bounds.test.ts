@@ -55,13 +55,21 @@ describe("intake limits", () => {
       expect(settled).toEqual([3]);
       // "unavailable" comes only from the admit timeout: had Redis come back first, they were queued.
       expect(await Promise.all(held)).toEqual([{ kind: "unavailable" }, { kind: "unavailable" }, { kind: "unavailable" }]);
-      // Postponed by the pause, and behind the admission on the intake's own connection (one
-      // connection's commands run in order): answered once the late admission has run.
+      // Postponed by the pause, and behind the admission's first step on the intake's own
+      // connection (one connection's commands run in order): once this answers, the late
+      // admission has reserved its room (3), and registers next; the counter is back at 0 only
+      // after its undo, which comes after the registrations.
       await conn.ping();
-      // What the late admission registered and reserved is taken back (its undo follows the
-      // admission's reply): another body of these txns is free to be accepted (before, a 503'd txn
-      // stayed registered for the TTL).
-      for (let i = 0; i < 500 && (await admin.keys(keys.txnPattern("bounds"))).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      // (Its room may be back already: the undo runs on that connection too.)
+      const backlog = async () => Number((await admin.get(keys.backlog("bounds", 0))) ?? 0);
+      // What the late admission reserved and registered is taken back (its undo follows the
+      // admission's reply: the room first, then the registrations): another body of these txns is
+      // free to be accepted (before, a 503'd txn stayed registered for the TTL).
+      const until = async (what: () => Promise<boolean>) => {
+        for (let i = 0; i < 500 && !(await what()); i++) await new Promise((r) => setTimeout(r, 20));
+      };
+      await until(async () => (await backlog()) === 0);
+      await until(async () => (await admin.keys(keys.txnPattern("bounds"))).length === 0);
       expect(await admin.keys(keys.txnPattern("bounds"))).toEqual([]);
       expect(await queue.getJobCounts("wait", "active")).toEqual({ wait: 0, active: 0 }); // nothing was queued
       expect(Number((await admin.get(keys.backlog("bounds", 0))) ?? 0)).toBe(0);
