@@ -5,9 +5,10 @@ import { defineConfig } from "vitest/config";
 // Files run one at a time: the machine has 2 cores and the integration files
 // start several processes each.
 //
-// Two projects: "main" runs everything against REDIS_URL (one Redis); "redis-cluster" runs the
-// queue integration tests again on a real Redis Cluster (3 masters, one replica each) that its
-// global setup starts and stops (PrivateRedisCluster), with REDIS_URL pointing at it.
+// Three projects: "unit" (no Postgres, no Redis: `npm run test:unit`); "integration", everything
+// that talks to the real Postgres and REDIS_URL (one Redis); "redis-cluster", the queue
+// integration tests again on a real Redis Cluster (3 masters, one replica each) that its global
+// setup starts and stops (PrivateRedisCluster), with REDIS_URL pointing at it. `npm test` runs all three.
 const CLUSTER_FILES = ["services/ingress/test/queue-path.test.ts", "services/ingress/test/pending-and-overload.test.ts", "services/worker/test/batch-flusher.test.ts"];
 
 export default defineConfig({
@@ -20,8 +21,16 @@ export default defineConfig({
       {
         extends: true,
         test: {
-          name: "main",
-          include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "services/*/test/**/*.test.ts", "loadtest/driver/src/**/*.test.ts", "loadtest/k6/*.test.ts", "infra/**/*.test.ts"],
+          name: "unit",
+          include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "loadtest/driver/src/**/*.test.ts", "loadtest/k6/*.test.ts", "infra/**/*.test.ts"],
+          exclude: ["**/node_modules/**", "**/dist/**"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "integration",
+          include: ["services/*/test/**/*.test.ts"],
           // The fault suite has its own command (npm run test:faults, vitest.faults.config.ts).
           exclude: ["**/node_modules/**", "**/dist/**", "services/*/test/faults/**"],
         },

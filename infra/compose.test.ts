@@ -4,13 +4,31 @@ import { parse } from "yaml";
 
 /**
  * The compose files cannot run here (no Docker Compose on this machine): what can be checked
- * without it is checked. The cluster variant points every quanta service at a cluster URL whose
+ * without it is checked. The base file has no usable default for a secret (a forgotten variable
+ * stops `up` with a message) and publishes the admin API on loopback unless told otherwise. The
+ * cluster variant points every quanta service at a cluster URL whose
  * seed nodes are services of the file, joins six nodes with one replica each, and makes the setup
  * wait for the join.
  */
-const load = (name: string) => parse(readFileSync(new URL(name, import.meta.url), "utf8")) as { services: Record<string, Record<string, unknown>> };
+const text = (name: string) => readFileSync(new URL(name, import.meta.url), "utf8");
+const load = (name: string) => parse(text(name)) as { services: Record<string, Record<string, unknown>> };
 const base = load("./docker-compose.yml");
 const cluster = load("./docker-compose.redis-cluster.yml");
+
+describe("docker-compose.yml", () => {
+  it("gives no secret a default: the acquirer secret and the admin token must be set, or up stops", () => {
+    const raw = text("./docker-compose.yml");
+    for (const variable of ["QUANTA_DEMO_SECRET", "QUANTA_ADMIN_TOKEN"]) {
+      expect(raw, variable).toMatch(new RegExp(`\\$\\{${variable}:\\?[^}]+\\}`));
+      expect(raw, variable).not.toMatch(new RegExp(`\\$\\{${variable}:?-`));
+    }
+    expect(raw).not.toMatch(/change-me/);
+  });
+
+  it("publishes the admin API on loopback unless QUANTA_ADMIN_BIND says otherwise", () => {
+    expect(base.services.admin!.ports).toEqual(["${QUANTA_ADMIN_BIND:-127.0.0.1}:9104:9104"]);
+  });
+});
 
 describe("docker-compose.redis-cluster.yml", () => {
   it("gives every quanta service of the base file a redis-cluster:// URL of seed nodes it defines", () => {
