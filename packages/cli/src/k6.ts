@@ -133,7 +133,8 @@ export interface K6Verdict {
   budgets: "gate" | "report";
   budgetOverIsResult: boolean;
   promisesBroken: string[];
-  budgetsOver: { metric: string; what: string; limit: number; value: number }[];
+  /** text: the figure against its budget, as the summary printed it ("answer p99 157.9 ms (budget < 100.0 ms)"). */
+  budgetsOver: { metric: string; what: string; limit: number; value: number; text: string }[];
 }
 
 function readVerdict(path: string): K6Verdict | undefined {
@@ -147,9 +148,7 @@ function readVerdict(path: string): K6Verdict | undefined {
  * its result; a budget reported only (BUDGETS=report) never fails the run; a promise always does.
  */
 export function judge(k6Code: number, verdict: K6Verdict | undefined): { exitCode: number; text: string } {
-  const figure = (metric: string, n: number) =>
-    metric === "http_req_duration{name:callback}" ? `${n.toFixed(1)} ms` : metric === "dropped_iterations" ? String(n) : `${(n * 100).toFixed(2)} %`;
-  const over = (v: K6Verdict) => v.budgetsOver.map((b) => `${b.what} ${figure(b.metric, b.value)}, budget < ${figure(b.metric, b.limit)}`).join("; ");
+  const over = (v: K6Verdict) => v.budgetsOver.map((b) => b.text).join("; ");
   if (verdict === undefined || (k6Code !== 0 && k6Code !== 99)) {
     return { exitCode: k6Code === 0 ? 1 : k6Code, text: `k6 exit ${k6Code}${verdict === undefined ? " (no verdict written: the script did not finish its summary)" : " (k6 itself failed)"}` };
   }

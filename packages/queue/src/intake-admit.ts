@@ -67,8 +67,9 @@ export async function admitBatch(redis: QuantaRedis, prefix: string, entries: re
   }
 
   // (2) Registrations, for what has room or needs none.
-  const toRegister = indexed.filter((x) => !(mayQueue(x) && full.has(x.e.partition)));
-  for (const x of indexed) if (!toRegister.includes(x)) codes[x.i] = "overloaded";
+  const refused = (x: (typeof indexed)[number]) => mayQueue(x) && full.has(x.e.partition);
+  const toRegister = indexed.filter((x) => !refused(x));
+  for (const x of indexed) if (refused(x)) codes[x.i] = "overloaded";
   const registrations = await Promise.allSettled(
     bySlot(redis, toRegister, (x) => hashTag(x.key)).map(async (group) => {
       const args: (string | number)[] = [group.length, ...group.map((x) => x.key), limits.ttlS, limits.immediateTtlS];

@@ -119,14 +119,7 @@ export function hashTag(key: string): string {
  * channel's slot: on a cluster another node would answer 0.
  */
 export async function shardSubscribers(redis: QuantaRedis, channel: string): Promise<number> {
-  let node: Redis | undefined;
-  if (isCluster(redis)) {
-    const owner = redis.slots[calculateSlot(channel)]?.[0];
-    node = redis.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === owner);
-    if (!node) throw new Error(`no master known for channel ${channel}`);
-  } else {
-    node = redis;
-  }
+  const node = isCluster(redis) ? masterFor(redis, channel) : redis;
   const reply = (await node.call("PUBSUB", "SHARDNUMSUB", channel)) as unknown[];
   return Number(reply[1] ?? 0);
 }
@@ -160,9 +153,7 @@ export async function keysMatching(redis: QuantaRedis, pattern: string): Promise
  * the master is gone.
  */
 export async function waitForReplicas(redis: Cluster, key: string, replicas: number, timeoutMs: number): Promise<number> {
-  const owner = redis.slots[slotOf(key)]?.[0];
-  const node = redis.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === owner);
-  if (!node) throw new Error(`no master known for slot ${slotOf(key)}`);
+  const node = masterFor(redis, key);
   return Number(await node.call("WAIT", String(replicas), String(timeoutMs)));
 }
 
@@ -192,13 +183,13 @@ export class ReplicaCounts {
 
   /** Treats the master that serves key as having no replica until the next refresh (a WAIT on it timed out). */
   markLagging(key: string): void {
-    const node = this.redis.slots[slotOf(key)]?.[0];
+    const node = masterKeyFor(this.redis, key);
     if (node) this.byNode.set(node, 0);
   }
 
   /** Connected replicas of the master that serves key (0 when unknown). */
   of(key: string): number {
-    return this.byNode.get(this.redis.slots[slotOf(key)]?.[0] ?? "") ?? 0;
+    return this.byNode.get(masterKeyFor(this.redis, key) ?? "") ?? 0;
   }
 
   private async refresh(): Promise<void> {
@@ -206,7 +197,7 @@ export class ReplicaCounts {
       this.redis.nodes("master").map(async (node) => {
         const info = await node.info("replication").catch(() => "");
         const n = /connected_slaves:(\d+)/.exec(info);
-        this.byNode.set(`${node.options.host}:${node.options.port}`, n ? Number(n[1]) : 0);
+        this.byNode.set(nodeKey(node), n ? Number(n[1]) : 0);
       }),
     );
   }
@@ -227,4 +218,23 @@ export async function clusterReady(redis: Cluster, timeoutMs: number): Promise<v
     };
     redis.once("ready", onReady);
   });
+}
+
+/** A node as the cluster's slot table names it: "host:port". */
+const nodeKey = (node: Redis): string => `${node.options.host}:${node.options.port}`;
+
+/** The "host:port" of the master that serves a key's slot, as the cluster last saw it. */
+function masterKeyFor(redis: Cluster, key: string): string | undefined {
+  return redis.slots[slotOf(key)]?.[0];
+}
+
+/**
+ * The master that serves a key's (or a sharded channel's) slot: its connection in the cluster's
+ * own pool, the one every command for that slot goes through. Throws when none is known.
+ */
+export function masterFor(redis: Cluster, key: string): Redis {
+  const owner = masterKeyFor(redis, key);
+  const node = redis.nodes("master").find((n) => nodeKey(n) === owner);
+  if (!node) throw new Error(`no master known for slot ${slotOf(key)} (${key})`);
+  return node;
 }
