@@ -69,6 +69,27 @@ export const envSchema = z.object({
   QUANTA_PG_POOL_MAX: int(1, 100, 8),
   QUANTA_PG_STATEMENT_TIMEOUT_MS: int(100, 600_000, 5_000),
   /**
+   * Postgres ends a session that sits this long inside a transaction without sending anything
+   * (idle_in_transaction_session_timeout). A worker frozen between its round's read and its write
+   * (SIGSTOP, a VM pause, a network partition) holds its partition rows FOR UPDATE; without this
+   * bound the next owner's claim waits for them as long as the frozen connection lives (hours on
+   * default TCP keepalives). A live round is idle inside its transaction for milliseconds.
+   */
+  QUANTA_PG_IDLE_IN_TX_TIMEOUT_MS: int(500, 600_000, 5_000),
+  /**
+   * TCP keepalives of the pool's connections, both ends (the client's socket and the server's
+   * tcp_keepalives_*), and Postgres's check for a vanished client during a statement
+   * (client_connection_check_interval): a peer gone without a FIN is noticed within about
+   * 2 x this, not after the kernel's two hours.
+   */
+  QUANTA_PG_KEEPALIVE_MS: int(1_000, 600_000, 10_000),
+  /**
+   * Fault injection for tests, never for production: a worker stops itself (SIGSTOP) between the
+   * read and the write of its Nth round, holding that round's row locks, as a frozen owner would.
+   * 0: off.
+   */
+  QUANTA_FAULT_STOP_AFTER_READ_ROUND: int(0, 1_000_000, 0),
+  /**
    * How long a queued txnId's body hash is kept in Redis (409 for another body before the
    * decision exists). A backstop: the worker deletes it once the decision is stored.
    */

@@ -16,6 +16,13 @@ export interface ConnectOptions {
   statementTimeoutMs: number;
   applicationName: string;
   /**
+   * The server ends a session idle inside a transaction this long (see QUANTA_PG_IDLE_IN_TX_TIMEOUT_MS):
+   * a frozen holder of row locks releases them within this, not when its TCP connection dies.
+   */
+  idleInTransactionTimeoutMs?: number;
+  /** TCP keepalive idle time on both ends, and the server's check for a vanished client mid-statement. */
+  keepaliveMs?: number;
+  /**
    * For the ingress and worker pools, whose every query looks rows up by key:
    * named statements keep one generic plan (planning the batch statements
    * per call cost more Postgres CPU than running them), and sequential scans
@@ -37,7 +44,25 @@ export interface Db {
   close(): Promise<void>;
 }
 
+/** Defaults for callers that do not say (tests, the CLI): the services pass their settings. */
+const IDLE_IN_TRANSACTION_TIMEOUT_MS_DEFAULT = 5_000;
+const KEEPALIVE_MS_DEFAULT = 10_000;
+
 export function connect(options: ConnectOptions): Db {
+  const idleInTxMs = options.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS_DEFAULT;
+  const keepaliveMs = options.keepaliveMs ?? KEEPALIVE_MS_DEFAULT;
+  const keepaliveS = Math.max(1, Math.round(keepaliveMs / 1000));
+  // Bounds on a peer that froze or vanished (issue #19): a session idle inside a transaction is
+  // ended by the server, a silent TCP peer is probed after keepaliveS and dropped after 3 missed
+  // probes a third of that apart, and a statement whose client vanished is cancelled at the next
+  // check instead of running (or waiting for a lock) to its end.
+  const bounds = [
+    `-c idle_in_transaction_session_timeout=${idleInTxMs}`,
+    `-c tcp_keepalives_idle=${keepaliveS}`,
+    `-c tcp_keepalives_interval=${Math.max(1, Math.round(keepaliveS / 3))}`,
+    "-c tcp_keepalives_count=3",
+    `-c client_connection_check_interval=${keepaliveMs}`,
+  ].join(" ");
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.poolMax,
@@ -46,13 +71,13 @@ export function connect(options: ConnectOptions): Db {
     statement_timeout: options.statementTimeoutMs,
     application_name: options.applicationName,
     pipeline: options.pipeline ?? false,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: keepaliveMs,
     // Without keyLookupsOnly, named statements are planned per call: a generic plan cached while
     // `attempts` was empty (seq scan) stayed in use as the table grew, at 10-20 ms a lookup.
     // jit=off always: quanta's statements are short key lookups, and a plan priced past
     // jit_above_cost (any plan with a priced-out seq scan is) spent ~28 ms of CPU compiling.
-    options: options.keyLookupsOnly
-      ? "-c jit=off -c plan_cache_mode=force_generic_plan -c enable_seqscan=off"
-      : "-c jit=off -c plan_cache_mode=force_custom_plan",
+    options: `${options.keyLookupsOnly ? "-c jit=off -c plan_cache_mode=force_generic_plan -c enable_seqscan=off" : "-c jit=off -c plan_cache_mode=force_custom_plan"} ${bounds}`,
   });
   // A pooled client that loses its server raises 'error' on the pool; the
   // query in flight fails and is retried by its caller. Never crash on it.
@@ -119,6 +144,8 @@ export interface PoolEnv {
   DATABASE_URL: string;
   QUANTA_PG_POOL_MAX: number;
   QUANTA_PG_STATEMENT_TIMEOUT_MS: number;
+  QUANTA_PG_IDLE_IN_TX_TIMEOUT_MS: number;
+  QUANTA_PG_KEEPALIVE_MS: number;
 }
 
 export function connectFromEnv(env: PoolEnv, applicationName: string): Db {
@@ -126,6 +153,8 @@ export function connectFromEnv(env: PoolEnv, applicationName: string): Db {
     connectionString: env.DATABASE_URL,
     poolMax: env.QUANTA_PG_POOL_MAX,
     statementTimeoutMs: env.QUANTA_PG_STATEMENT_TIMEOUT_MS,
+    idleInTransactionTimeoutMs: env.QUANTA_PG_IDLE_IN_TX_TIMEOUT_MS,
+    keepaliveMs: env.QUANTA_PG_KEEPALIVE_MS,
     applicationName,
     keyLookupsOnly: true,
     pipeline: true,

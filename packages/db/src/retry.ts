@@ -12,6 +12,7 @@ const RETRYABLE_SQLSTATES: Record<string, string> = {
   "23505": "unique_violation", // a concurrent writer stored the same txn or grant: re-read and answer from it
   "55P03": "lock_not_available",
   "57014": "query_canceled", // statement_timeout under load
+  "25P03": "idle_in_transaction_session_timeout", // the server ended a session frozen inside a transaction
   "57P01": "admin_shutdown",
   "57P02": "crash_shutdown",
   "57P03": "cannot_connect_now",

@@ -49,6 +49,11 @@ export interface FlusherOptions {
   batchMax: number;
   /** A round starts at least this long after the previous one started (0: at once). */
   roundGapMs: number;
+  /**
+   * Fault injection for tests: the process stops itself (SIGSTOP) between the read and the write
+   * of its Nth round, holding the round's row locks, as a frozen owner would. 0: never.
+   */
+  faultStopAfterReadRound?: number;
 }
 
 const RETRY: RetryOptions = { attemptsMax: 8, baseDelayMs: 10, delayMaxMs: 2_000, onRetry: (cls) => txnRetries.inc({ code: cls }) };
@@ -58,6 +63,7 @@ export class BatchFlusher {
   private flushing = false;
   private lastRoundMs = 0;
   private readonly inFlight = new Set<string>();
+  private roundsRead = 0;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -97,6 +103,14 @@ export class BatchFlusher {
     }
   }
 
+  private async faultStopAfterRead(): Promise<void> {
+    if (++this.roundsRead !== this.options.faultStopAfterReadRound) return;
+    this.log.warn({ round: this.roundsRead }, "fault injection: stopping this process inside a round (QUANTA_FAULT_STOP_AFTER_READ_ROUND)");
+    process.kill(process.pid, "SIGSTOP");
+    // Resumed by SIGCONT: the round goes on to its write, which the server has ended by now.
+    await new Promise((r) => setImmediate(r));
+  }
+
   /** Decides the items taken; settles every one of them (resolve or reject). */
   private async round(take: readonly FlushItem[]): Promise<void> {
     // A partition lost and taken again can have items of its old drain still parked: only the
@@ -123,6 +137,7 @@ export class BatchFlusher {
       try {
         await decideRounds(this.pool, [...batches.values()], this.campaigns.byId(), this.options.partitionCount, {
           retry: RETRY,
+          ...((this.options.faultStopAfterReadRound ?? 0) > 0 ? { probe: { afterRead: () => this.faultStopAfterRead() } } : {}),
           onRound: (ms) => txnDuration.observe({ kind: "batch" }, ms / 1000),
           onRefill: (move, ms) => {
             if (ms > 0) txnDuration.observe({ kind: "refill" }, ms / 1000);

@@ -12,5 +12,6 @@ export function ownershipOptionsFromEnv(env: Env, workerId: string): OwnershipOp
     batchMax: env.QUANTA_WORKER_BATCH_MAX,
     roundGapMs: env.QUANTA_GROUP_COMMIT_MS,
     maxStalledCount: env.QUANTA_WORKER_MAX_STALLED_COUNT,
+    faultStopAfterReadRound: env.QUANTA_FAULT_STOP_AFTER_READ_ROUND,
   };
 }

@@ -34,6 +34,8 @@ export interface OwnershipOptions {
   /** Group commit window of the process's rounds (see BatchFlusher). */
   roundGapMs: number;
   maxStalledCount: number;
+  /** Fault injection (QUANTA_FAULT_STOP_AFTER_READ_ROUND): SIGSTOP itself inside its Nth round; 0 never. */
+  faultStopAfterReadRound?: number;
 }
 
 export class Ownership {
@@ -61,6 +63,7 @@ export class Ownership {
       partitionCount: options.partitionCount,
       batchMax: options.batchMax,
       roundGapMs: options.roundGapMs,
+      faultStopAfterReadRound: options.faultStopAfterReadRound ?? 0,
     });
   }
 
@@ -174,7 +177,7 @@ export class Ownership {
       const ok = await this.redis.set(keys.lease(prefix, p), workerId, "PX", leaseMs, "NX");
       if (ok !== "OK") continue;
       try {
-        const epoch = await claimPartition(this.db, p, workerId);
+        const epoch = await claimPartition(this.db, p, workerId, leaseMs);
         this.drains.set(
           p,
           new PartitionDrain(this.redis, this.flusher, this.log, {
