@@ -72,6 +72,14 @@ export const envSchema = z.object({
    * Postgres ends a session that sits this long inside a transaction without sending anything
    * (idle_in_transaction_session_timeout). A worker frozen between its round's read and its write
    * (SIGSTOP, a VM pause, a network partition) holds its partition rows FOR UPDATE; without this
+  /**
+   * A write the ingress answers for (its own decisions, a refund, a queue job) that failed in a
+   * way that may have committed (the connection broke with it in flight) is retried this long to
+   * learn its outcome before the callback is answered. Still unknown after it: the connection is
+   * closed without an answer (never a 5xx, which would say "nothing was accepted"; never a 202
+   * that nothing would decide), and the acquirer's resend is answered from what was stored.
+   */
+  QUANTA_OUTCOME_SETTLE_MS: int(0, 60_000, 10_000),
    * bound the next owner's claim waits for them as long as the frozen connection lives (hours on
    * default TCP keepalives). A live round is idle inside its transaction for milliseconds.
    */

@@ -2,6 +2,7 @@ export * from "./schema.js";
 export * from "./connect.js";
 export * from "./migrate.js";
 export * from "./retry.js";
+export * from "./settling-retry.js";
 export * from "./settings.js";
 export * from "./campaign-repo.js";
 export * from "./attempt-repo.js";

@@ -39,6 +39,20 @@ export const refundsAnswered = new Counter({
   registers: [registry],
 });
 
+export const callbacksUnanswered = new Counter({
+  name: "quanta_callbacks_unanswered_total",
+  help: "Callbacks closed without an answer because a write that may have landed could not be confirmed within QUANTA_OUTCOME_SETTLE_MS (the acquirer resends), by route (payment, refund).",
+  labelNames: ["route"] as const,
+  registers: [registry],
+});
+
+export const writesSettling = new Counter({
+  name: "quanta_writes_settling_total",
+  help: "Writes that failed in a way that may have committed and were retried to learn their outcome before answering, by what was written (immediate, refund, job).",
+  labelNames: ["write"] as const,
+  registers: [registry],
+});
+
 export const attemptsAnswered = new Counter({
   name: "quanta_attempts_answered_total",
   help: "Payment callbacks answered, by outcome (granted, rejected, pending, error) and reason or error code.",

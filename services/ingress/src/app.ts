@@ -14,9 +14,9 @@ import {
   verifySignature,
   type ErrorCode,
 } from "@quanta/contract";
-import { findAttempt, refundTx, rowDecision, withRetry, type DecisionRow, type Database, type SoldOutTiers } from "@quanta/db";
+import { findAttempt, refundTx, rowDecision, withSettlingRetry, type DecisionRow, type Database, type SoldOutTiers } from "@quanta/db";
 import { lookupTxn, type QuantaRedis } from "@quanta/queue";
-import { attemptsAnswered, httpDuration, refundsAnswered, httpRequests, registerOpsRoutes, type Logger } from "@quanta/telemetry";
+import { attemptsAnswered, callbacksUnanswered, httpDuration, refundsAnswered, httpRequests, registerOpsRoutes, writesSettling, type Logger } from "@quanta/telemetry";
 import { sql, type Kysely } from "kysely";
 import type { DecisionWaiter } from "./decision-waiter.js";
 import type { Intake, IntakeEntry } from "./intake.js";
@@ -35,6 +35,8 @@ export interface IngressDeps {
   log: Logger;
   prefix: string;
   partitionCount: number;
+  /** QUANTA_OUTCOME_SETTLE_MS: how long a write that may have landed is retried before the callback is left unanswered. */
+  settleMs: number;
   now?: () => number;
 }
 
@@ -70,9 +72,19 @@ export function buildApp(deps: IngressDeps): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit: BODY_LIMIT_BYTES }, (_req, body, done) => done(null, body));
 
-  app.setErrorHandler((error: { code?: string; statusCode?: number; message: string }, _request, reply) => {
+  app.setErrorHandler((error: { code?: string; statusCode?: number; message: string }, request, reply) => {
     switch (error.code) {
       case "FST_ERR_CTP_BODY_TOO_LARGE":
+      case "outcome_unknown":
+        // Something may have been accepted, and nothing will be decided on the strength of this
+        // request alone: neither 503 ("nothing was accepted") nor 202 is true. Close the
+        // connection unanswered, like a timeout: the acquirer resends, and the resend is answered
+        // from what was stored (the same answer, or 409 for another body).
+        deps.log.warn({ err: error, route: request.routeOptions.url }, "outcome unknown; closing the callback unanswered");
+        callbacksUnanswered.inc({ route: request.routeOptions.url === "/v1/callbacks/refund" ? "refund" : "payment" });
+        reply.hijack();
+        request.raw.socket.destroy();
+        return;
         return fail(reply, "body_too_large", `body is larger than ${BODY_LIMIT_BYTES} bytes`);
       case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       case "FST_ERR_CTP_INVALID_TYPE":
@@ -231,7 +243,14 @@ async function handleRefund(deps: IngressDeps, now: () => number, request: Fasti
   if (!parsed.ok) return fail(reply, "invalid_body", parsed.message, parsed.field, refundsAnswered);
   const refund = parsed.refund;
   const bodyHash = refundHash(refund);
-  const result = await withRetry(() => refundTx(deps.db, { acquirerId, ...refund, bodyHash }));
+  // Idempotent by refundId: a try whose COMMIT landed unanswered is answered from the stored refund.
+  const result = await withSettlingRetry(() => refundTx(deps.db, { acquirerId, ...refund, bodyHash }), {
+    attemptsMax: 8,
+    baseDelayMs: 10,
+    delayMaxMs: 2_000,
+    settleMs: deps.settleMs,
+    onSettling: () => writesSettling.inc({ write: "refund" }),
+  });
   switch (result.kind) {
     case "no_payment":
       if ((await lookupTxn(deps.redis, deps.prefix, acquirerId, refund.txnId)) !== undefined) {

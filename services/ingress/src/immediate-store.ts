@@ -1,7 +1,7 @@
 import type pg from "pg";
 import type { Kysely } from "kysely";
-import { paceStart, recordImmediateBatch, takeUpTo, withRetry, type Database, type ImmediateOutcome, type ImmediateRecord, type RetryOptions } from "@quanta/db";
-import { immediateBatchSize, txnRetries } from "@quanta/telemetry";
+import { paceStart, recordImmediateBatch, takeUpTo, withSettlingRetry, type Database, type ImmediateOutcome, type ImmediateRecord, type RetryOptions } from "@quanta/db";
+import { immediateBatchSize, txnRetries, writesSettling } from "@quanta/telemetry";
 
 /**
  * Group commit of the decisions the ingress makes itself (no stock needed: merchant, window,
@@ -12,13 +12,16 @@ import { immediateBatchSize, txnRetries } from "@quanta/telemetry";
  * sold_out whose mark a refund cleared) | failed.
  * Statements start at most every gapMs, and one at a time: under load each carries what arrived
  * meanwhile, so the ingress's commits per second stay bounded whatever the rate; an idle store
- * starts at once. A statement whose outcome was lost is retried: the insert is idempotent and
- * answers a txn stored before with its row.
+ * starts at once. A statement whose outcome was lost is retried for up to settleMs (it is
+ * idempotent and answers a txn stored before with its row): its callers are answered what was
+ * stored, or fail with OutcomeUnknownError (never "nothing was accepted" when it may have been).
  * Trade-off: up to gapMs added to these answers for at most 1000 / gapMs commits a second.
  */
 export interface ImmediateStoreOptions {
   gapMs: number;
   batchMax: number;
+  /** How long a statement that may have committed is retried to learn its outcome (QUANTA_OUTCOME_SETTLE_MS). */
+  settleMs: number;
 }
 
 interface Parked {
@@ -56,7 +59,11 @@ export class ImmediateStore {
         const records = take.flatMap((p) => p.records);
         immediateBatchSize.observe(records.length);
         try {
-          const outcome = await withRetry(() => recordImmediateBatch(this.pool, this.db, records), RETRY);
+          const outcome = await withSettlingRetry(() => recordImmediateBatch(this.pool, this.db, records), {
+            ...RETRY,
+            settleMs: this.options.settleMs,
+            onSettling: () => writesSettling.inc({ write: "immediate" }),
+          });
           for (const p of take) p.resolve(outcome);
         } catch (error) {
           for (const p of take) p.reject(error);

@@ -1,9 +1,9 @@
 import type { Queue } from "bullmq";
 import type { Kysely } from "kysely";
 import type { Decision, QueuedAttempt } from "@quanta/domain";
-import { attemptKey, findAttempts, type AttemptRow, type Database, type DecisionRow, type ImmediateOutcome, type ImmediateRecord } from "@quanta/db";
+import { OutcomeUnknownError, attemptKey, findAttempts, type AttemptRow, type Database, type DecisionRow, type ImmediateOutcome, type ImmediateRecord } from "@quanta/db";
 import { admitBatch, forgetTxns, jobOptions, keys, releaseBacklog, waitForReplicas, waitKey, type AdmitCode, type AdmitMode, type BatchJob, type Cluster, type QuantaRedis, type ReplicaCounts } from "@quanta/queue";
-import { intakeAttempts, intakeBatchSize, intakeJobs, intakeJobsUnreplicated } from "@quanta/telemetry";
+import { intakeAttempts, intakeBatchSize, intakeJobs, intakeJobsUnreplicated, writesSettling } from "@quanta/telemetry";
 import type { WaitResult } from "./decision-waiter.js";
 
 /**
@@ -89,6 +89,8 @@ export interface IntakeOptions {
   /** On a Redis Cluster: replicas that must have a job before it counts as accepted (0: the master's word). */
   redisWaitReplicas: number;
   redisWaitTimeoutMs: number;
+  /** QUANTA_OUTCOME_SETTLE_MS: how long an add that may have landed is retried under its id. */
+  settleMs: number;
 }
 
 /** Times a job is added again because the master that acknowledged it died before confirming it. */
@@ -199,7 +201,8 @@ export class Intake {
   /** Queues admitted attempts; when the job cannot be added, what admission took for them is taken back. */
   private async enqueueNew(partition: number, toQueue: Pending[]): Promise<void> {
     await this.enqueue(partition, toQueue).catch(async (error) => {
-      await this.undo(toQueue);
+      // A job that may be in Redis keeps what admission took for it: its attempts may be decided.
+      if (!(error instanceof OutcomeUnknownError)) await this.undo(toQueue);
       for (const p of toQueue) p.reject(error);
     });
   }
@@ -235,10 +238,7 @@ export class Intake {
     // after a failover) finds the job if it landed and adds nothing twice.
     const options = { ...jobOptions(this.options.retentionS), jobId: `${this.options.replyTo.replace(/:/g, "-")}-${++this.jobSerial}` };
     try {
-      await queue.add("batch", job, options).catch(async (error: unknown) => {
-        // An add whose reply was lost may have landed: then the attempts are queued, not refused.
-        if (!(await queue.getJob(options.jobId).catch(() => undefined))) throw error;
-      });
+      await this.addSettled(queue, job, options);
       await this.confirmReplicated(queue, partition, job, options);
     } catch (error) {
       for (const w of waits) w.cancel();
@@ -247,6 +247,36 @@ export class Intake {
     intakeJobs.inc();
     intakeAttempts.inc(toQueue.length);
     toQueue.forEach((p, i) => p.resolve({ kind: "queued", decision: waits[i]!.result }));
+  }
+
+  /**
+   * Adds the job. An add whose reply was lost may have landed: then its attempts are queued, not
+   * refused. Redis is asked for the job by its id: there, queued; not there, the add failed and
+   * nothing was accepted (the caller answers 503). When Redis cannot say, the add is sent again
+   * under the same id (it adds nothing if the first landed) for up to settleMs; still no answer:
+   * OutcomeUnknownError (the callback is closed unanswered, never told "nothing was accepted").
+   */
+  private async addSettled(queue: Queue, job: BatchJob, options: ReturnType<typeof jobOptions> & { jobId: string }): Promise<void> {
+    let failure: unknown;
+    try {
+      await queue.add("batch", job, options);
+      return;
+    } catch (error) {
+      failure = error;
+    }
+    const found = await queue.getJob(options.jobId).then(
+      (j) => (j ? "landed" : "absent"),
+      () => "unknown",
+    );
+    if (found === "landed") return;
+    if (found === "absent") throw failure;
+    writesSettling.inc({ write: "job" });
+    const deadline = performance.now() + this.options.settleMs;
+    while (performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
+      if (await queue.add("batch", job, options).then(() => true, () => false)) return;
+    }
+    throw new OutcomeUnknownError(`queue job ${options.jobId} may or may not have been added; Redis did not say within ${this.options.settleMs} ms`, { cause: failure });
   }
 
   /**
@@ -329,6 +359,9 @@ export class Intake {
         void forgetTxns(this.stores.redis, this.options.prefix, done.map(txnOf)).catch(() => undefined);
       },
       (error: unknown) => {
+        // Proved not stored (the caller answers 503, "nothing was accepted"): their registrations
+        // go, so that a GET says unknown_txn and another body is free. An unknown outcome keeps them.
+        if (!(error instanceof OutcomeUnknownError)) void forgetTxns(this.stores.redis, this.options.prefix, toStore.map(txnOf)).catch(() => undefined);
         for (const p of toStore) p.reject(error);
       },
     );
@@ -361,6 +394,9 @@ export class Intake {
     this.store(unstored);
   }
 }
+
+/** How often a job whose add may have landed is sent again (same id) while settling. */
+const SETTLE_POLL_MS = 100;
 
 class AdmitTimeout extends Error {
   override readonly name = "AdmitTimeout";

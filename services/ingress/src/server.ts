@@ -57,7 +57,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   // On a cluster: how many replicas each master has, so that a job is confirmed on one (intake.ts).
   const replicas = isCluster(redis) && env.QUANTA_REDIS_WAIT_REPLICAS > 0 ? new ReplicaCounts(redis, 1_000) : undefined;
   await replicas?.start();
-  const immediates = new ImmediateStore(db.pool, db.kysely, { gapMs: env.QUANTA_GROUP_COMMIT_MS, batchMax: env.QUANTA_WORKER_BATCH_MAX });
+  const immediates = new ImmediateStore(db.pool, db.kysely, { gapMs: env.QUANTA_GROUP_COMMIT_MS, batchMax: env.QUANTA_WORKER_BATCH_MAX, settleMs: env.QUANTA_OUTCOME_SETTLE_MS });
   const intake = new Intake(
     { redis: registryRedis, queues, db: db.kysely, immediates, waits: waiter, ...(replicas && isCluster(redis) ? { replication: { queueRedis: redis, replicas } } : {}) },
     {
@@ -74,6 +74,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
       pendingMax: env.QUANTA_BACKLOG_MAX,
       redisWaitReplicas: env.QUANTA_REDIS_WAIT_REPLICAS,
       redisWaitTimeoutMs: env.QUANTA_REDIS_WAIT_TIMEOUT_MS,
+      settleMs: env.QUANTA_OUTCOME_SETTLE_MS,
     },
   );
 
@@ -90,6 +91,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     log,
     prefix,
     partitionCount: env.QUANTA_PARTITIONS,
+    settleMs: env.QUANTA_OUTCOME_SETTLE_MS,
   });
   await app.listen({ port: env.PORT, host: options.host ?? "127.0.0.1" });
   const address = app.server.address();

@@ -43,7 +43,7 @@ describe("intake limits", () => {
     const intake = new Intake(
       // Nobody decides here: a queued attempt's wait simply ends (the ingress would answer 202).
       { redis: conn, queues: [queue], db: world.db.kysely, immediates: { store: () => Promise.reject(new Error("nothing here needs no stock")) }, waits: { wait: () => ({ result: Promise.resolve({ kind: "timeout" as const }), cancel: () => undefined }) } },
-      { prefix: "bounds", replyTo: "test", batchMax: 64, flushMs: 1, backlogMaxPerPartition: 1_000, retentionS: 0, txnRegistryTtlS: 60, txnInFlightTtlS: 60, decisionWaitMs: 100, admitTimeoutMs: 300, pendingMax: 3, redisWaitReplicas: 0, redisWaitTimeoutMs: 100 },
+      { prefix: "bounds", replyTo: "test", batchMax: 64, flushMs: 1, backlogMaxPerPartition: 1_000, retentionS: 0, txnRegistryTtlS: 60, txnInFlightTtlS: 60, decisionWaitMs: 100, admitTimeoutMs: 300, pendingMax: 3, redisWaitReplicas: 0, redisWaitTimeoutMs: 100, settleMs: 1_000 },
     );
     try {
       await admin.call("CLIENT", "PAUSE", "2000", "ALL");

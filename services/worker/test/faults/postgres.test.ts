@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { findAttempts } from "@quanta/db";
 import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { createTestWorld, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
@@ -49,6 +50,12 @@ describe("Postgres faults", () => {
       }
     });
     expect(run.records.some((r) => r.status === 503 || r.status === 0)).toBe(true); // the outage was felt
+    // "A 5xx means nothing was accepted" (issue #19 item 2): no txn answered 503 (and sent once) has
+    // a decision. A write whose reply the crash swallowed is settled, or left unanswered, never 503.
+    const refused = run.records.filter((r) => r.status === 503);
+    const sentOnce = refused.filter((r) => run.records.filter((x) => x.txnId === r.txnId).length === 1);
+    const decided = await findAttempts(world.db.kysely, sentOnce.map((r) => ({ acquirerId: world.acquirerId, txnId: r.txnId })));
+    expect(decided.map((d) => d.txn_id)).toEqual([]);
     await verdict(world, "Postgres stop -m immediate for 3 s, then start", run);
   });
 
