@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { CLOCK_SKEW_MS } from "@quanta/domain";
 import { parseRefundBody, refundHash } from "./refund-body.js";
+import { REPLAY_WINDOW_S } from "./signature.js";
 
 const body = (o: Record<string, unknown>) => Buffer.from(JSON.stringify(o));
 const valid = { refundId: "rf-1", txnId: "t-1", amountFen: 12_000, refundedAt: "2020-09-14T09:30:00+08:00" };
@@ -31,5 +33,12 @@ describe("refundHash", () => {
     if (!a.ok || !b.ok || !c.ok) throw new Error("expected valid bodies");
     expect(refundHash(a.refund)).toBe(refundHash(b.refund));
     expect(refundHash(a.refund)).not.toBe(refundHash(c.refund));
+  });
+});
+
+describe("refundedAt's bounds", () => {
+  it("allow a refund dated in the future by the skew the signature allows, and no more", () => {
+    // The contract promises one clock skew for both: a signature's t and a refund's refundedAt.
+    expect(CLOCK_SKEW_MS).toBe(REPLAY_WINDOW_S * 1000);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { REFUNDS_PER_PAYMENT_MAX, decideRefund, type RefundPayment } from "./refund.js";
+import { CLOCK_SKEW_MS, REFUNDS_PER_PAYMENT_MAX, checkRefundedAt, decideRefund, type RefundPayment } from "./refund.js";
 
 const granted: RefundPayment = { status: "granted", amountFen: 250_000, thresholdFen: 200_000, discountFen: 40_000, voucherReturned: false };
 
@@ -31,5 +31,22 @@ describe("decideRefund", () => {
   it("refuses a refund past the bound on refunds per payment, whatever its amount", () => {
     expect(decideRefund(granted, { count: REFUNDS_PER_PAYMENT_MAX - 1, fen: 31 }, 1, "kept").kind).toBe("voucher_kept");
     expect(decideRefund(granted, { count: REFUNDS_PER_PAYMENT_MAX, fen: 32 }, 1, "kept")).toEqual({ kind: "too_many_refunds", refundsBefore: REFUNDS_PER_PAYMENT_MAX });
+  });
+});
+
+describe("checkRefundedAt", () => {
+  const paidAtMs = Date.parse("2020-09-13T10:00:00+08:00");
+  const receivedAtMs = Date.parse("2026-01-05T12:00:00Z");
+
+  it("accepts a refund dated from its payment up to its arrival plus the allowed skew, both ends included", () => {
+    expect(checkRefundedAt(paidAtMs, paidAtMs, receivedAtMs)).toEqual({ ok: true });
+    expect(checkRefundedAt(Date.parse("2020-09-20T10:00:00+08:00"), paidAtMs, receivedAtMs)).toEqual({ ok: true });
+    expect(checkRefundedAt(receivedAtMs + CLOCK_SKEW_MS, paidAtMs, receivedAtMs)).toEqual({ ok: true });
+  });
+
+  it("refuses a refund dated before its payment, or beyond the skew after its arrival, by a millisecond", () => {
+    expect(checkRefundedAt(paidAtMs - 1, paidAtMs, receivedAtMs)).toMatchObject({ ok: false, bound: "before_payment" });
+    expect(checkRefundedAt(receivedAtMs + CLOCK_SKEW_MS + 1, paidAtMs, receivedAtMs)).toMatchObject({ ok: false, bound: "in_the_future" });
+    expect(CLOCK_SKEW_MS).toBe(300_000);
   });
 });

@@ -59,3 +59,36 @@ export function decideRefund(payment: RefundPayment, before: RefundsBefore, amou
   if (remainingFen >= payment.thresholdFen) return { kind: "voucher_kept", refundedTotalFen, remainingFen };
   return { kind: "voucher_returned", refundedTotalFen, discountReturnedFen: payment.discountFen, slotReleased: slot === "released" };
 }
+
+/**
+ * The clock skew the contract allows between an acquirer and quanta: the signature's replay
+ * window (contract REPLAY_WINDOW_S, pinned equal by the contract's tests). A refund may be dated
+ * that far past the moment quanta receives it, and no further.
+ */
+export const CLOCK_SKEW_MS = 300_000;
+
+export type RefundedAtCheck =
+  | { readonly ok: true }
+  /** refundedAt is before the payment it refunds, or later than its arrival plus the skew: refused, nothing recorded. */
+  | { readonly ok: false; readonly bound: "before_payment" | "in_the_future"; readonly message: string };
+
+/**
+ * Bounds on a refund's own date, which settlement books it by: a back-dated refund could
+ * otherwise land on any day, one already reported included. Not before the payment (a refund
+ * cannot precede what it gives back), not beyond the arrival time plus the allowed skew.
+ */
+export function checkRefundedAt(refundedAtMs: number, paidAtMs: number, receivedAtMs: number): RefundedAtCheck {
+  if (refundedAtMs < paidAtMs) {
+    return { ok: false, bound: "before_payment", message: `refundedAt ${iso(refundedAtMs)} is before the payment's paidAt ${iso(paidAtMs)}` };
+  }
+  if (refundedAtMs > receivedAtMs + CLOCK_SKEW_MS) {
+    return {
+      ok: false,
+      bound: "in_the_future",
+      message: `refundedAt ${iso(refundedAtMs)} is more than ${CLOCK_SKEW_MS / 1000} s after the refund was received (${iso(receivedAtMs)})`,
+    };
+  }
+  return { ok: true };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
