@@ -6,6 +6,8 @@ export * from "./testing.js";
 export * from "./private-redis.js";
 export * from "./settle.js";
 export * from "./answer-checks.js";
+export * from "./answers-check.js";
+export * from "./verify-files.js";
 export * from "./owners.js";
 export * from "./k6.js";
 export * from "./redis-cluster.js";

@@ -2,9 +2,8 @@
 import { parseArgs } from "node:util";
 import { parseEnv } from "@quanta/config";
 import { CampaignFileError } from "@quanta/domain";
-import { CampaignExistsError, connect, settlement, undecided, verifyDatabaseInvariants, type Db, type InvariantCheck } from "@quanta/db";
+import { CampaignExistsError, checkAcknowledged, connect, settlement, verifyDatabaseInvariants } from "@quanta/db";
 import { settlementText, writeSettlement } from "./settle.js";
-import { readFileSync } from "node:fs";
 import { table } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { rush, writeRushResult } from "./rush.js";
@@ -13,6 +12,8 @@ import { ALL_SYSTEMS, DEFAULT_RATES, SYSTEMS, bench, type SystemName } from "./b
 import { chartSvg, summarize, terminalTable, writeBenchResults } from "./bench-report.js";
 import { cpus, totalmem } from "node:os";
 import { runK6 } from "./k6.js";
+import { checkAnswers, isAcknowledged } from "./answers-check.js";
+import { readAcknowledgedFile, readAnswersFile, type FileRead } from "./verify-files.js";
 
 const USAGE = `quanta <command> [options]
 
@@ -35,9 +36,12 @@ commands:
       --keep-db                  keep the quanta_rush database for inspection
       --refund-share X           after the rush, refund this share of the granted payments, let new
                                  payers claim the returned vouchers, and settle (default 0.05; 0: none)
-  verify --campaign ID         audit a campaign in DATABASE_URL: I1, I2, I4, I6, the budget and refunds
-      --acknowledged FILE        also I3: every txn in FILE (what acquirers were answered 200/202;
-                                 one "acquirerId/txnId" per line) has a stored decision
+  verify --campaign ID         audit a campaign in DATABASE_URL: I1, I2 (by its refund slot policy), I6, the
+                               budget and refunds; I3 and I4 need what acquirers were answered:
+      --answers FILE             JSON lines {"acquirerId", "txnId", "status", "answer"}, one per answer received:
+                                 I3, every txn answered 200/202 decided exactly once; I4, every 200 answer
+                                 equal to the stored decision
+      --acknowledged FILE        I3 for a list of txns answered 200/202, one "acquirerId/txnId" per line
   k6 SCRIPT [k6 options]       run one script of loadtest/k6 in real k6 ($K6, ../shared/tools/k6 or k6 on the
                                PATH) against a private stack, then check the invariants; exit 0 when every
                                promise (and, unless -e BUDGETS=report, every budget) held
@@ -88,6 +92,7 @@ async function main(argv: string[]): Promise<number> {
       step: { type: "string" },
       systems: { type: "string" },
       acknowledged: { type: "string" },
+      answers: { type: "string" },
       out: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -117,11 +122,23 @@ async function main(argv: string[]): Promise<number> {
     }
     case "verify": {
       if (!values.campaign) throw new UsageError("verify needs --campaign ID");
+      // The files are read before the database: a wrong file is the operator's to fix, not a broken invariant.
+      const listed = values.acknowledged === undefined ? undefined : entries(readAcknowledgedFile(values.acknowledged));
+      if (listed?.length === 0) throw new UsageError(`${values.acknowledged} lists no acknowledged txns: nothing to check I3 against`);
+      const answers = values.answers === undefined ? undefined : entries(readAnswersFile(values.answers));
+      if (answers !== undefined && !answers.some(isAcknowledged)) {
+        throw new UsageError(`${values.answers} holds no 200 or 202 answers (${answers.length} lines): nothing to check I3 and I4 against`);
+      }
       const db = connect({ connectionString: env.DATABASE_URL, poolMax: 2, statementTimeoutMs: 300_000, applicationName: "quanta-verify" });
       try {
         const checks = await verifyDatabaseInvariants(db.kysely, values.campaign);
-        if (values.acknowledged) checks.push(await acknowledgedCheck(db, values.acknowledged));
+        if (listed !== undefined || answers !== undefined) {
+          checks.push(await checkAcknowledged(db.kysely, [...(listed ?? []), ...(answers ?? []).filter(isAcknowledged)]));
+        }
+        if (answers !== undefined) checks.push(await checkAnswers(db.kysely, answers));
         console.log(table(["", "holds", "evidence"], checks.map((c) => [c.id, c.ok ? "yes" : "NO", c.detail])));
+        const unchecked = [...(listed === undefined && answers === undefined ? ["I3"] : []), ...(answers === undefined ? ["I4"] : [])];
+        if (unchecked.length > 0) console.log(`not checked: ${unchecked.join(", ")} (they compare what acquirers were answered with the stored decisions: --answers FILE)`);
         return checks.every((c) => c.ok) ? 0 : 1;
       } finally {
         await db.close();
@@ -227,27 +244,9 @@ main(process.argv.slice(2)).then(
   },
 );
 
-/** I3 for `quanta verify --acknowledged FILE`: one "acquirerId/txnId" per line (blank lines and # comments skipped). */
-async function acknowledgedCheck(db: Db, file: string): Promise<InvariantCheck> {
-  const keys: { acquirerId: string; txnId: string }[] = [];
-  const bad: string[] = [];
-  for (const [i, raw] of readFileSync(file, "utf8").split("\n").entries()) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const slash = line.indexOf("/");
-    if (slash <= 0 || slash === line.length - 1) bad.push(`line ${i + 1}`);
-    else keys.push({ acquirerId: line.slice(0, slash), txnId: line.slice(slash + 1) });
-  }
-  if (bad.length > 0) throw new UsageError(`${file}: expected "acquirerId/txnId" on ${bad.slice(0, 5).join(", ")}`);
-  const missing = await undecided(db.kysely, keys);
-  return {
-    id: "I3",
-    ok: missing.length === 0,
-    detail:
-      missing.length === 0
-        ? `${keys.length.toLocaleString("en-US")} acknowledged txns, each with a stored decision`
-        : `${missing.length} of ${keys.length} acknowledged txns have no decision, e.g. ${missing.slice(0, 3).join(", ")}`,
-  };
+function entries<T>(read: FileRead<T>): T[] {
+  if (!read.ok) throw new UsageError(read.problem);
+  return read.entries;
 }
 
 function share(value: string | undefined): number | undefined {

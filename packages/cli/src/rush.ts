@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
 import { formatFen } from "@quanta/domain";
 import {
+  checkAcknowledged,
   connect,
   deadlocksOnceQuiet,
   dropDatabase,
@@ -24,7 +25,7 @@ import { deletePrefix } from "./redis-cleanup.js";
 import { rushHtml, rushSeries } from "./rush-html.js";
 import { refundPhase, type RefundPhaseResult } from "./rush-refunds.js";
 import { settlementText } from "./settle.js";
-import { answersAgainstStore } from "./answer-checks.js";
+import { answersAgainstStore, copiesAgainstFirst } from "./answer-checks.js";
 import type { Owners } from "./owners.js";
 import { PrivateRedisCluster } from "./redis-cluster.js";
 import { cpuSnapshot, deploymentReport, type DeploymentReport } from "./rush-deployment.js";
@@ -138,7 +139,8 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
     out(`  load done in ${((run.endedAtMs - run.startedAtMs) / 1000).toFixed(1)} s; waiting for the backlog to drain`);
 
     const acked = uniqueKeys(run.records.filter((r) => r.kind !== "forged" && (r.status === 200 || r.status === 202)), acquirerId);
-    const missing = await waitUntilDecided(db.kysely, acked, {
+    // What is still undecided after the wait is reported by the I3 check below.
+    await waitUntilDecided(db.kysely, acked, {
       timeoutMs: settings.drainTimeoutS * 1000,
       pollMs: 1_000,
       onWait: (n) => out(`  ${n.toLocaleString("en-US")} acknowledged attempts not decided yet`),
@@ -167,7 +169,7 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
     const deadlocks = await deadlocksOnceQuiet(db.kysely, ["quanta-rush"]);
     return await report({
       db, settings, scenario, campaignId: campaign.id, records: run.records, dropped: run.dropped, startedAtMs: run.startedAtMs,
-      endedAtMs: run.endedAtMs, acked, missing, getChecks, acquirerId, databaseUrl, rushTiers, refunds, owners, deadlocks, deployment,
+      endedAtMs: run.endedAtMs, acked, getChecks, acquirerId, databaseUrl, rushTiers, refunds, owners, deadlocks, deployment,
     });
   } finally {
     await Promise.all(services.map((s) => stopService(s)));
@@ -256,7 +258,6 @@ interface ReportInput {
   startedAtMs: number;
   endedAtMs: number;
   acked: { acquirerId: string; txnId: string }[];
-  missing: string[];
   getChecks: GetChecks;
   acquirerId: string;
   databaseUrl: string;
@@ -378,26 +379,29 @@ async function report(input: ReportInput): Promise<RushReport> {
           : `${input.refunds.problems.length} problems, e.g. ${input.refunds.problems.slice(0, 3).join("; ")}`,
     });
   }
-  checks.push({
-    id: "I3",
-    ok: input.missing.length === 0,
-    detail:
-      input.missing.length === 0
-        ? `${input.acked.length.toLocaleString("en-US")} acknowledged txns, each with exactly one stored decision`
-        : `${input.missing.length} acknowledged txns without a decision, e.g. ${input.missing.slice(0, 3).join(", ")}`,
-  });
+  // Counted after the drain (waitUntilDecided only waited for each to exist): none missing, none twice.
+  checks.push(await checkAcknowledged(db.kysely, input.acked));
   // Every answer against the stored decision: a 200 equals it, a resend got it, another body 409.
   const sentTxns = [...new Set(records.map((r) => r.txnId))].map((txnId) => ({ acquirerId: input.acquirerId, txnId }));
   const disagreeing = answersAgainstStore(records, await findAttempts(db.kysely, sentTxns));
-  const resends = records.filter((r) => r.kind === "resend" && (r.status === 200 || r.status === 202)).length;
-  const conflicts = records.filter((r) => r.kind === "conflict" && r.status === 409).length;
-  const i4 = checks.find((c) => c.id === "I4")!;
-  const i4db = i4.ok;
-  i4.ok = i4db && disagreeing.length === 0 && input.getChecks.mismatches.length === 0;
-  i4.detail =
-    `${i4.detail}; every answer against the stored decision (${resends.toLocaleString("en-US")} resends answered, ${conflicts} other bodies answered 409): ` +
-    `${disagreeing.length} disagree${disagreeing.length ? ` (${disagreeing.slice(0, 2).join("; ")})` : ""}; ` +
-    `${input.getChecks.asked.toLocaleString("en-US")} GETs: ${input.getChecks.mismatches.length} mismatches${input.getChecks.mismatches.length ? ` (${input.getChecks.mismatches.slice(0, 2).join("; ")})` : ""}`;
+  const copies = copiesAgainstFirst(records);
+  // Evidence, not just the absence of counter-examples: a run that sent resends and other bodies
+  // must have seen resends answered and other bodies refused 409.
+  const resendsSent = records.some((r) => r.kind === "resend");
+  const conflictsSent = records.some((r) => r.kind === "conflict");
+  const evidenceMissing = [
+    ...(resendsSent && copies.resendsAnswered === 0 ? ["no resend was answered 200"] : []),
+    ...(conflictsSent && copies.conflicts409 === 0 ? ["no other body was answered 409"] : []),
+  ];
+  checks.push({
+    id: "I4",
+    ok: disagreeing.length === 0 && copies.wrong.length === 0 && evidenceMissing.length === 0 && input.getChecks.mismatches.length === 0,
+    detail:
+      `every answer against the stored decision and against the txn's first answer (${copies.resendsAnswered.toLocaleString("en-US")} resends answered as the first time, ${copies.conflicts409.toLocaleString("en-US")} other bodies answered 409): ` +
+      `${disagreeing.length + copies.wrong.length} disagree${disagreeing.length + copies.wrong.length ? ` (${[...disagreeing, ...copies.wrong].slice(0, 2).join("; ")})` : ""}; ` +
+      `${evidenceMissing.length ? `${evidenceMissing.join(", ")}; ` : ""}` +
+      `${input.getChecks.asked.toLocaleString("en-US")} GETs: ${input.getChecks.mismatches.length} mismatches${input.getChecks.mismatches.length ? ` (${input.getChecks.mismatches.slice(0, 2).join("; ")})` : ""}`,
+  });
   const forged = records.filter((r) => r.kind === "forged");
   const forgedAccepted = forged.filter((r) => r.status !== 401);
   const forgedStored = await findAttempts(db.kysely, forged.map((r) => ({ acquirerId: input.acquirerId, txnId: r.txnId })));

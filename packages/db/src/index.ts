@@ -14,6 +14,8 @@ export * from "./decide-batch-tx.js";
 export * from "./refill-tx.js";
 export * from "./decide-rounds.js";
 export * from "./verify.js";
+export * from "./slot-check.js";
+export * from "./acknowledged-check.js";
 export * from "./settlement.js";
 export * from "./admin-repo.js";
 export * from "./campaign-cache.js";

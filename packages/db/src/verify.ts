@@ -1,22 +1,25 @@
 import { sql, type Kysely } from "kysely";
 import type { Database } from "./schema.js";
+import { checkSlots } from "./slot-check.js";
 
 /**
  * The invariants that the database alone can prove for a campaign. Refunds can return a
  * voucher to its tier, so stock is read in time, not only now:
  *   I1 per tier: held (granted, voucher not returned) <= quota and
  *      held + pool + sum(shares) = quota.
- *   I2 at most one grant per (activity, payer) whose slot is not released by a refund
- *      (campaign policy `kept`: a returned voucher keeps the slot, so a second grant fails).
- *   I4 one decision per (acquirer, txn) - the primary key; checked anyway.
+ *   I2 per (activity, payer), by the campaign's refund slot policy (slot-check.ts):
+ *      `kept`: at most one grant ever, and no slot released;
+ *      `released`: each grant but the last had its voucher returned and its slot released by
+ *      the time the next was decided (never two vouchers held at once), and every returned
+ *      voucher released its slot.
  *   I6 every sold_out refusal, decided at d: each tier it qualified for held its whole quota
  *      at d (grants decided by d minus vouchers returned by d = quota). Exact, because a
  *      refund returns a voucher only after every batch that read the tier's sold-out mark
  *      has committed (refund-tx.ts).
  *   refunds: every returned voucher has exactly one refund that returned it, and no payment is
  *      refunded above its amount.
- * I3 and I5 need the caller's view (what was acknowledged, what was forged):
- * see checkAcknowledged below and the rush report.
+ * I3, I4 and I5 need the caller's view (what was acknowledged and answered, what was forged):
+ * see checkAcknowledged (acknowledged-check.ts), the CLI's checkAnswers and the rush report.
  */
 export interface TierReport {
   campaignId: string;
@@ -83,17 +86,7 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
           : broken.map((t) => `${t.tierId}: held ${t.held} (granted ${t.granted} - returned ${t.returned}) + remaining ${t.remaining} vs quota ${t.quota}`).join("; "),
   };
 
-  const doubles = await sql<{ n: string }>`
-    select count(*) as n from (
-      select 1 from attempts where campaign_id = ${campaignId} and status = 'granted' and slot_released_at is null
-       group by activity_id, payer_id having count(*) > 1) d`.execute(db);
-  const doubleCount = Number(doubles.rows[0]?.n ?? 0);
-  const i2: InvariantCheck = { id: "I2", ok: doubleCount === 0, detail: `${doubleCount} payers hold more than one slot in an activity` };
-
-  const dupTxn = await sql<{ n: string }>`
-    select count(*) as n from (select 1 from attempts group by acquirer_id, txn_id having count(*) > 1) d`.execute(db);
-  const dupCount = Number(dupTxn.rows[0]?.n ?? 0);
-  const i4: InvariantCheck = { id: "I4", ok: dupCount === 0, detail: `${dupCount} txnIds with more than one stored decision` };
+  const i2 = await checkSlots(db, campaignId);
 
   // Per tier, a running count of vouchers out with payers (+1 at each grant, -1 at each return),
   // checked at each sold_out refusal: it must equal the quota. Ties: grants and returns first.
@@ -177,7 +170,7 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
       ? refundProblems.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`).join("; ")
       : `${Number(rc.refunds)} refunds: each returned voucher returned once, no payment refunded above its amount`,
   };
-  return [i1, i2, i4, i6, budget, refundsCheck];
+  return [i1, i2, i6, budget, refundsCheck];
 }
 
 /**
