@@ -40,11 +40,22 @@ export const campaignFileSchema = z
     /** When a refund returns a voucher: does the payer get their one-per-activity slot back? */
     refundSlot: z.enum(["kept", "released"]).default("kept"),
     activities: z.array(activitySchema).min(1).max(64),
+    /**
+     * Ids of loaded campaigns this one wins over where their windows and merchants overlap; an
+     * overlap that is not declared here is refused at load.
+     */
+    overrides: z.array(id).max(64).optional(),
   })
   .superRefine((file, ctx) => {
     if (Date.parse(file.window.end) < Date.parse(file.window.start)) {
       ctx.addIssue({ code: "custom", path: ["window", "end"], message: "window ends before it starts" });
     }
+    const overridden = new Set<string>();
+    file.overrides?.forEach((other, oi) => {
+      if (other === file.id) ctx.addIssue({ code: "custom", path: ["overrides", oi], message: "a campaign cannot override itself" });
+      if (overridden.has(other)) ctx.addIssue({ code: "custom", path: ["overrides", oi], message: `duplicate campaign ${other}` });
+      overridden.add(other);
+    });
     const activityIds = new Set<string>();
     const tierIds = new Set<string>();
     file.activities.forEach((activity, ai) => {
@@ -101,6 +112,7 @@ export function parseCampaignFile(input: unknown): Campaign {
     windowEndMs: Date.parse(file.window.end),
     tierPolicy: file.tierPolicy,
     refundSlot: file.refundSlot,
+    overrides: file.overrides ?? [],
     activities: file.activities.map(
       (a): Activity => ({
         id: a.id,

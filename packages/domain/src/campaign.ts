@@ -33,6 +33,12 @@ export interface Campaign {
   readonly refundSlot?: RefundSlotPolicy;
   /** In the campaign's order: the first activity listing a merchant applies. */
   readonly activities: readonly Activity[];
+  /**
+   * Loaded campaigns this one wins over where both could take a payment (a second inside both
+   * windows, at a merchant both list). Declared in the campaign file; without it such an overlap
+   * is refused at load (see campaign-overlap.ts).
+   */
+  readonly overrides?: readonly string[];
 }
 
 export function sortTiersForChoice(tiers: readonly Tier[]): Tier[] {

@@ -63,8 +63,25 @@ export function inWindow(campaign: Campaign, paidAtMs: number): boolean {
 
 /**
  * Campaigns in the order they are tried when several list a merchant:
- * earliest window first, then id, so the answer never depends on load order.
+ * earliest window first, then id, so the answer never depends on load order;
+ * except that a campaign goes before every campaign it overrides (its file
+ * said it wins where they overlap; see campaign-overlap.ts).
  */
 export function orderCampaigns(campaigns: readonly Campaign[]): Campaign[] {
-  return [...campaigns].sort((a, b) => a.windowStartMs - b.windowStartMs || a.id.localeCompare(b.id));
+  const byWindow = [...campaigns].sort((a, b) => a.windowStartMs - b.windowStartMs || a.id.localeCompare(b.id));
+  const present = new Set(byWindow.map((c) => c.id));
+  const overriddenBy = new Map<string, number>();
+  for (const c of byWindow) {
+    for (const id of c.overrides ?? []) if (present.has(id)) overriddenBy.set(id, (overriddenBy.get(id) ?? 0) + 1);
+  }
+  const ordered: Campaign[] = [];
+  const left = byWindow;
+  while (left.length > 0) {
+    // Loads keep the relation free of loops; should edited rows make one, window order breaks it.
+    const next = Math.max(0, left.findIndex((c) => (overriddenBy.get(c.id) ?? 0) === 0));
+    const [campaign] = left.splice(next, 1);
+    ordered.push(campaign!);
+    for (const id of campaign!.overrides ?? []) overriddenBy.set(id, (overriddenBy.get(id) ?? 0) - 1);
+  }
+  return ordered;
 }

@@ -2,6 +2,7 @@ export * from "./assert.js";
 export * from "./money.js";
 export * from "./campaign.js";
 export * from "./campaign-file.js";
+export * from "./campaign-overlap.js";
 export * from "./decision.js";
 export * from "./payment.js";
 export * from "./classify.js";
