@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import { parseCampaignFile, type Campaign } from "@quanta/domain";
-import { connect, ensureDatabase, ensurePartitionCount, insertCampaign, migrateToLatest } from "@quanta/db";
+import { CampaignLoadRefusedError, connect, ensureDatabase, ensurePartitionCount, insertCampaign, migrateToLatest } from "@quanta/db";
 
 export const SEED_CAMPAIGN_PATH = new URL("../../../campaigns/qianan-2020-b2.json", import.meta.url);
 
@@ -27,12 +28,25 @@ export async function migrate(databaseUrl: string, partitionCount: number): Prom
   }
 }
 
-export async function loadCampaign(databaseUrl: string, campaign: Campaign, partitionCount: number): Promise<void> {
+/**
+ * Loads a campaign with its audit record, as the admin API does; the actor is `cli:<OS user>`
+ * (a ':' no admin token's name can hold). Throws CampaignLoadRefusedError when refused.
+ */
+export async function loadCampaign(databaseUrl: string, campaign: Campaign, partitionCount: number, actor = cliActor()): Promise<void> {
   const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 60_000, applicationName: "quanta-load" });
   try {
     await ensurePartitionCount(db.kysely, partitionCount);
-    await insertCampaign(db.kysely, campaign, partitionCount);
+    const load = await insertCampaign(db.kysely, campaign, partitionCount, actor);
+    if (!load.loaded) throw new CampaignLoadRefusedError(load.refusal);
   } finally {
     await db.close();
+  }
+}
+
+export function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return "cli:unknown"; // a container user without a passwd entry
   }
 }

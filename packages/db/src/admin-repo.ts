@@ -10,15 +10,16 @@ export class NotFound extends Error {
   override readonly name = "NotFound";
 }
 
-interface Audit {
+export interface AuditRecord {
   actor: string;
   action: string;
   target: string;
   details: Record<string, unknown>;
 }
 
-async function audit(db: Kysely<Database>, a: Audit): Promise<void> {
-  await db.insertInto("admin_audit").values({ actor: a.actor, action: a.action, target: a.target, details: JSON.stringify(a.details) }).execute();
+/** Writes an audit record; called with the transaction of the change it records, never after it. */
+export async function writeAudit(trx: Kysely<Database>, a: AuditRecord): Promise<void> {
+  await trx.insertInto("admin_audit").values({ actor: a.actor, action: a.action, target: a.target, details: JSON.stringify(a.details) }).execute();
 }
 
 /** Pauses (emergency stop) or resumes one activity. Returns whether the state changed. */
@@ -35,7 +36,7 @@ export async function setActivityPaused(db: Kysely<Database>, campaignId: string
         .where("id", "=", activityId)
         .execute();
     }
-    await audit(trx, { actor, action: paused ? "activity.pause" : "activity.resume", target: `${campaignId}/${activityId}`, details: { changed } });
+    await writeAudit(trx, { actor, action: paused ? "activity.pause" : "activity.resume", target: `${campaignId}/${activityId}`, details: { changed } });
     return changed;
   });
 }
@@ -66,7 +67,7 @@ export async function replaceActivityMerchants(
         .values(added.slice(i, i + 5_000).map((m) => ({ campaign_id: campaignId, activity_id: activityId, merchant_id: m })))
         .execute();
     }
-    await audit(trx, {
+    await writeAudit(trx, {
       actor,
       action: "activity.merchants",
       target: `${campaignId}/${activityId}`,
@@ -74,10 +75,6 @@ export async function replaceActivityMerchants(
     });
     return { added: added.length, removed: removed.length };
   });
-}
-
-export async function recordAdminAction(db: Kysely<Database>, actor: string, action: string, target: string, details: Record<string, unknown>): Promise<void> {
-  await audit(db, { actor, action, target, details });
 }
 
 export interface CampaignStatus {

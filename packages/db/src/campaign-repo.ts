@@ -1,5 +1,15 @@
-import type { Kysely } from "kysely";
-import { isBudgetCapped, sortTiersForChoice, type Activity, type Campaign, type Tier } from "@quanta/domain";
+import { sql, type Kysely } from "kysely";
+import {
+  checkCampaignLoad,
+  describeOverlap,
+  isBudgetCapped,
+  sortTiersForChoice,
+  type Activity,
+  type Campaign,
+  type CampaignOverlap,
+  type Tier,
+} from "@quanta/domain";
+import { writeAudit } from "./admin-repo.js";
 import type { Database } from "./schema.js";
 
 /**
@@ -13,15 +23,50 @@ export function initialSplit(quota: number, partitionCount: number): { share: nu
   return { share, pool: quota - share * partitionCount, chunk: Math.max(1, Math.ceil(quota / (partitionCount * 8))) };
 }
 
-export class CampaignExistsError extends Error {
-  override readonly name = "CampaignExistsError";
+/** Why a campaign was not loaded; `code` is stable (the admin API answers it). */
+export type CampaignLoadRefusal =
+  | { readonly code: "campaign_exists"; readonly message: string }
+  | { readonly code: "campaign_overlap"; readonly message: string; readonly overlaps: readonly CampaignOverlap[] }
+  | { readonly code: "override_not_loaded"; readonly message: string; readonly campaignIds: readonly string[] };
+
+export type CampaignLoad = { readonly loaded: true } | { readonly loaded: false; readonly refusal: CampaignLoadRefusal };
+
+/** A refusal, for callers whose way to stop is to throw (the `quanta` CLI). */
+export class CampaignLoadRefusedError extends Error {
+  override readonly name = "CampaignLoadRefusedError";
+  constructor(readonly refusal: CampaignLoadRefusal) {
+    super(`${refusal.code}: ${refusal.message}`);
+  }
 }
 
-/** Loads a whole campaign in one transaction: all of it or nothing. */
-export async function insertCampaign(db: Kysely<Database>, campaign: Campaign, partitionCount: number): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+/**
+ * The name callers knew when an existing id was the only refusal (the CLI prints its message
+ * without a stack); every refusal is one now.
+ */
+export const CampaignExistsError = CampaignLoadRefusedError;
+
+/**
+ * Loads a whole campaign and its audit record (`actor` loaded it) in one transaction: all of it
+ * or nothing, and no campaign without its record. Refused, with nothing written: an id already
+ * loaded, an overlap with a loaded campaign that the file does not declare (campaign-overlap.ts),
+ * an `overrides` naming a campaign that is not loaded.
+ */
+export async function insertCampaign(db: Kysely<Database>, campaign: Campaign, partitionCount: number, actor: string): Promise<CampaignLoad> {
+  return db.transaction().execute(async (trx): Promise<CampaignLoad> => {
+    // Loads take turns: two overlapping campaigns loaded at once would each pass the check
+    // against what is committed. A lock of its own, so decision rounds (which update campaign
+    // rows of capped budgets) never wait for a load.
+    await sql`select pg_advisory_xact_lock(hashtext('quanta.campaign-load'))`.execute(trx);
     const existing = await trx.selectFrom("campaigns").select("id").where("id", "=", campaign.id).executeTakeFirst();
-    if (existing) throw new CampaignExistsError(`campaign ${campaign.id} is already loaded`);
+    if (existing) return refused({ code: "campaign_exists", message: `campaign ${campaign.id} is already loaded` });
+    const check = checkCampaignLoad(campaign, await readCampaigns(trx));
+    if (check.kind === "override_not_loaded") {
+      const message = `campaign ${campaign.id} overrides ${check.campaignIds.join(", ")}, which is not loaded: load it first, or leave it out of "overrides"`;
+      return refused({ code: "override_not_loaded", message, campaignIds: check.campaignIds });
+    }
+    if (check.kind === "overlap") {
+      return refused({ code: "campaign_overlap", message: check.overlaps.map((o) => describeOverlap(campaign.id, o)).join("\n"), overlaps: check.overlaps });
+    }
     await trx
       .insertInto("campaigns")
       .values({
@@ -34,6 +79,7 @@ export async function insertCampaign(db: Kysely<Database>, campaign: Campaign, p
         window_end: new Date(campaign.windowEndMs),
         tier_policy: campaign.tierPolicy,
         refund_slot: campaign.refundSlot ?? "kept",
+        overrides: [...(campaign.overrides ?? [])],
       })
       .execute();
     for (const [position, activity] of campaign.activities.entries()) {
@@ -67,7 +113,18 @@ export async function insertCampaign(db: Kysely<Database>, campaign: Campaign, p
           .execute();
       }
     }
+    await writeAudit(trx, {
+      actor,
+      action: "campaign.load",
+      target: campaign.id,
+      details: { activities: campaign.activities.length, overrides: campaign.overrides ?? [] },
+    });
+    return { loaded: true };
   });
+}
+
+function refused(refusal: CampaignLoadRefusal): CampaignLoad {
+  return { loaded: false, refusal };
 }
 
 /** Every loaded campaign as domain objects (activities in order, tiers highest first). */
@@ -86,6 +143,7 @@ export async function readCampaigns(db: Kysely<Database>): Promise<Campaign[]> {
     windowEndMs: new Date(c.window_end).getTime(),
     tierPolicy: c.tier_policy,
     refundSlot: c.refund_slot,
+    overrides: c.overrides,
     activities: activities
       .filter((a) => a.campaign_id === c.id)
       .map((a): Activity => ({

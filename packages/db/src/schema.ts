@@ -15,6 +15,8 @@ export interface CampaignTable {
   tier_policy: "best_available" | "exact";
   /** After a refund returns a voucher: does the payer get their slot back? */
   refund_slot: ColumnType<"kept" | "released", "kept" | "released" | undefined, "kept" | "released">;
+  /** Campaigns this one wins over where they overlap (checked at load, honoured by orderCampaigns). */
+  overrides: ColumnType<string[], string[] | undefined, never>;
   loaded_at: ColumnType<Date, Date | string | undefined, never>;
 }
 

@@ -2,27 +2,28 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { sql, type Kysely } from "kysely";
 import { CampaignFileError, parseCampaignFile } from "@quanta/domain";
 import {
-  CampaignExistsError,
   NotFound,
   campaignStatus,
   insertCampaign,
   readAudit,
-  recordAdminAction,
   replaceActivityMerchants,
   setActivityPaused,
   settlement,
   settlementCsv,
+  type CampaignLoadRefusal,
   type Database,
 } from "@quanta/db";
 import { registerOpsRoutes, type Logger } from "@quanta/telemetry";
+import { grants, type AdminScope } from "./scopes.js";
 import type { AdminTokens } from "./tokens.js";
 
 /**
  * The operators' API, on its own port with its own bearer tokens (never an acquirer's secret):
  * campaign status, load a campaign, pause and resume an activity (emergency stop), replace an
- * activity's merchant list, settlement, and the audit log. Every change is written with its
- * audit record in one transaction. Errors carry stable codes: unauthorized, not_found,
- * invalid_body, conflict.
+ * activity's merchant list, settlement, and the audit log. Each route needs a scope (scopes.ts)
+ * that the caller's token must hold. Every change is written with its audit record in one
+ * transaction. Errors carry stable codes: unauthorized, insufficient_scope, not_found,
+ * invalid_body, conflict, campaign_overlap, override_not_loaded.
  */
 export interface AdminDeps {
   db: Kysely<Database>;
@@ -40,6 +41,10 @@ declare module "fastify" {
   interface FastifyRequest {
     actor: string;
   }
+  interface FastifyContextConfig {
+    /** What the caller's token must hold; none named: administer. */
+    scope?: AdminScope;
+  }
 }
 
 export function buildAdminApp(deps: AdminDeps): FastifyInstance {
@@ -49,28 +54,37 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
 
   app.register(async (api) => {
     api.addHook("onRequest", async (request, reply) => {
-      const actor = deps.tokens.whoIs(request.headers.authorization);
-      if (!actor) return reply.code(401).header("www-authenticate", "Bearer").send({ error: { code: "unauthorized" } });
-      request.actor = actor;
+      const who = deps.tokens.whoIs(request.headers.authorization);
+      if (!who) return reply.code(401).header("www-authenticate", "Bearer").send({ error: { code: "unauthorized" } });
+      request.actor = who.name;
+      const needed = request.routeOptions.config.scope ?? "administer";
+      if (!grants(who.scope, needed)) {
+        // Not audited: like every refused request it changed nothing; the log keeps the attempt.
+        deps.log.warn({ actor: who.name, scope: who.scope, needed, method: request.method, route: request.routeOptions.url }, "admin request refused: insufficient scope");
+        return reply
+          .code(403)
+          .header("www-authenticate", `Bearer error="insufficient_scope", scope="${needed}"`)
+          .send({ error: { code: "insufficient_scope", scope: needed, message: `${who.name} holds ${who.scope}; this needs ${needed}` } });
+      }
     });
 
-    api.get<{ Params: { campaignId: string } }>("/admin/v1/campaigns/:campaignId", async (request, reply) =>
+    api.get<{ Params: { campaignId: string } }>("/admin/v1/campaigns/:campaignId", { config: { scope: "read" } }, async (request, reply) =>
       guard(reply, async () => campaignStatus(deps.db, checkId(request.params.campaignId))),
     );
 
-    api.post("/admin/v1/campaigns", async (request, reply) =>
+    api.post("/admin/v1/campaigns", { config: { scope: "administer" } }, async (request, reply) =>
       guard(reply, async () => {
         const campaign = parseCampaignFile(request.body);
-        await insertCampaign(deps.db, campaign, deps.partitionCount);
-        await recordAdminAction(deps.db, request.actor, "campaign.load", campaign.id, { activities: campaign.activities.length });
-        deps.log.info({ actor: request.actor, campaign: campaign.id }, "campaign loaded");
+        const load = await insertCampaign(deps.db, campaign, deps.partitionCount, request.actor);
+        if (!load.loaded) return reply.code(409).send({ error: loadRefusalBody(load.refusal) });
+        deps.log.info({ actor: request.actor, campaign: campaign.id, overrides: campaign.overrides }, "campaign loaded");
         reply.code(201);
         return { loaded: campaign.id };
       }),
     );
 
     for (const [verb, paused] of [["pause", true], ["resume", false]] as const) {
-      api.post<{ Params: { campaignId: string; activityId: string } }>(`/admin/v1/campaigns/:campaignId/activities/:activityId/${verb}`, async (request, reply) =>
+      api.post<{ Params: { campaignId: string; activityId: string } }>(`/admin/v1/campaigns/:campaignId/activities/:activityId/${verb}`, { config: { scope: "operate" } }, async (request, reply) =>
         guard(reply, async () => {
           const { campaignId, activityId } = request.params;
           const changed = await setActivityPaused(deps.db, checkId(campaignId), checkId(activityId), paused, request.actor);
@@ -82,6 +96,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
 
     api.put<{ Params: { campaignId: string; activityId: string }; Body: { merchants?: unknown } }>(
       "/admin/v1/campaigns/:campaignId/activities/:activityId/merchants",
+      { config: { scope: "administer" } },
       async (request, reply) =>
         guard(reply, async () => {
           const merchants = request.body?.merchants;
@@ -93,7 +108,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
         }),
     );
 
-    api.get<{ Params: { campaignId: string }; Querystring: { format?: string } }>("/admin/v1/campaigns/:campaignId/settlement", async (request, reply) =>
+    api.get<{ Params: { campaignId: string }; Querystring: { format?: string } }>("/admin/v1/campaigns/:campaignId/settlement", { config: { scope: "read" } }, async (request, reply) =>
       guard(reply, async () => {
         const s = await settlement(deps.db, checkId(request.params.campaignId));
         if (request.query.format === "csv") {
@@ -104,7 +119,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
       }),
     );
 
-    api.get<{ Querystring: { limit?: string } }>("/admin/v1/audit", async (request, reply) =>
+    api.get<{ Querystring: { limit?: string } }>("/admin/v1/audit", { config: { scope: "read" } }, async (request, reply) =>
       guard(reply, async () => ({ records: await readAudit(deps.db, Math.min(AUDIT_LIMIT_MAX, Math.max(1, Number(request.query.limit ?? 100) || 100))) })),
     );
   });
@@ -114,6 +129,27 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
 }
 
 class BadRequest extends Error {}
+
+/** campaign_exists keeps the code the API answered before other refusals existed: conflict. */
+function loadRefusalBody(refusal: CampaignLoadRefusal): Record<string, unknown> {
+  switch (refusal.code) {
+    case "campaign_exists":
+      return { code: "conflict", message: refusal.message };
+    case "override_not_loaded":
+      return { code: refusal.code, message: refusal.message, campaignIds: refusal.campaignIds };
+    case "campaign_overlap":
+      return {
+        code: refusal.code,
+        message: refusal.message,
+        overlaps: refusal.overlaps.map((o) => ({
+          campaignId: o.campaignId,
+          window: { start: new Date(o.startMs).toISOString(), end: new Date(o.endMs).toISOString() },
+          merchantCount: o.merchantCount,
+          merchants: o.merchants,
+        })),
+      };
+  }
+}
 
 function checkId(id: string): string {
   if (!ID.test(id)) throw new BadRequest(`${id.slice(0, 70)} is not an id of [A-Za-z0-9_-]{1,64}`);
@@ -125,7 +161,6 @@ async function guard<T>(reply: FastifyReply, work: () => Promise<T>): Promise<T 
     return await work();
   } catch (error) {
     if (error instanceof NotFound) return reply.code(404).send({ error: { code: "not_found", message: error.message } });
-    if (error instanceof CampaignExistsError) return reply.code(409).send({ error: { code: "conflict", message: error.message } });
     if (error instanceof CampaignFileError || error instanceof BadRequest) {
       return reply.code(400).send({ error: { code: "invalid_body", message: error.message } });
     }

@@ -1,3 +1,4 @@
 export * from "./app.js";
 export * from "./server.js";
 export * from "./tokens.js";
+export * from "./scopes.js";

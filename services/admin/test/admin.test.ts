@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { sql } from "kysely";
 import { parseEnv } from "@quanta/config";
-import { SEED_CAMPAIGN_PATH, createTestWorld, type TestWorld } from "@quanta/cli";
+import { SEED_CAMPAIGN_PATH, cliActor, createTestWorld, type TestWorld } from "@quanta/cli";
 import { CallbackClient } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";
@@ -22,7 +22,7 @@ let client: CallbackClient;
 let base = "";
 
 beforeAll(async () => {
-  world = await createTestWorld("admin", { env: { QUANTA_ADMIN_TOKENS: `alice=${TOKEN}`, QUANTA_ADMIN_PORT: "0" } });
+  world = await createTestWorld("admin", { env: { QUANTA_ADMIN_TOKENS: `alice:administer=${TOKEN}`, QUANTA_ADMIN_PORT: "0" } });
   const env = parseEnv(world.env);
   admin = await startAdmin(env);
   worker = await startWorker(env);
@@ -120,7 +120,9 @@ describe("admin API", () => {
 
     const audit = (await call("GET", "/admin/v1/audit?limit=20")).body.records as { actor: string; action: string; target: string }[];
     // Refused requests (unknown activity, bad merchant ids, duplicate or invalid campaign) change nothing and leave no record.
+    // The seed was loaded by the CLI (createTestWorld), which audits its loads as well.
     expect(audit.map((r) => `${r.actor} ${r.action} ${r.target}`).reverse()).toEqual([
+      `${cliActor()} campaign.load qianan-2020-b2`,
       "alice activity.pause qianan-2020-b2/A2",
       "alice activity.resume qianan-2020-b2/A2",
       "alice activity.merchants qianan-2020-b2/A2",
