@@ -1,11 +1,13 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { AdminTokens } from "@quanta/admin";
 
 /**
  * The compose files cannot run here (no Docker Compose on this machine): what can be checked
  * without it is checked. The base file has no usable default for a secret (a forgotten variable
- * stops `up` with a message) and publishes the admin API on loopback unless told otherwise. The
+ * stops `up` with a message), gives its admin token a scope, and publishes the admin API on
+ * loopback unless told otherwise. The
  * cluster variant points every quanta service at a cluster URL whose
  * seed nodes are services of the file, joins six nodes with one replica each, and makes the setup
  * wait for the join.
@@ -23,6 +25,14 @@ describe("docker-compose.yml", () => {
       expect(raw, variable).not.toMatch(new RegExp(`\\$\\{${variable}:?-`));
     }
     expect(raw).not.toMatch(/change-me/);
+  });
+
+  it("gives the demo's admin token a scope: administer (a token without one may only read)", () => {
+    const value = (base.services.admin!.environment as { QUANTA_ADMIN_TOKENS?: string }).QUANTA_ADMIN_TOKENS!;
+    const token = "t".repeat(48);
+    const tokens = new AdminTokens(value.replace(/\$\{QUANTA_ADMIN_TOKEN:\?[^}]+\}/, token));
+    expect(tokens.whoIs(`Bearer ${token}`)).toEqual({ name: "ops", scope: "administer" });
+    expect(tokens.unscoped).toEqual([]);
   });
 
   it("publishes the admin API on loopback unless QUANTA_ADMIN_BIND says otherwise", () => {
