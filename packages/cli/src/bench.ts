@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
-import { connect, deadlocksOnceQuiet, dropDatabase, inversionWindowMs, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
-import { CallbackClient, loadScenario, percentiles, runRush, type Scenario } from "@quanta/loadtest";
+import { connect, deadlocksOnceQuiet, dropDatabase, findAttempts, inversionWindowMs, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
+import { CallbackClient, loadScenario, percentiles, runRush, type Scenario, type SentRecord } from "@quanta/loadtest";
+import { answersAgainstStore, copiesAgainstFirst } from "./answer-checks.js";
 import { warmUpCampaign, warmUpScenario } from "./bench-warm-up.js";
 import { Probes, peakRssMiB, postgresCpuS, processCpuS, type ServerCounters } from "./bench-probes.js";
 import { deletePrefix } from "./redis-cleanup.js";
@@ -152,7 +153,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
       durationS: settings.stepS,
       arrival: { peakRatePerS: rate, rampS: 0, plateauS: settings.stepS, endFraction: 1 },
       forgedShare: 0,
-      conflictShare: 0,
+      // The scenario's resends and other bodies stay in: every step checks their answers (I4).
     };
     // Warm-ups, not measured, through the connections the step then uses. First the warm-up
     // campaign (bench-warm-up.ts: the same stock path, none of the measured campaign's vouchers) at
@@ -247,7 +248,7 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
       sustained: false,
       why: "",
     };
-    if (system !== "floor") Object.assign(result, await decisionFigures(db, campaign.id, run.startedAtMs, missing, keys.length));
+    if (system !== "floor") Object.assign(result, await decisionFigures(db, campaign.id, run.startedAtMs, missing, keys.length, run.records, acquirerId));
     // A Postgres backend publishes its counters when it exits: stop the system, then count.
     await Promise.all(services.map((x) => stopService(x, 5_000)));
     result.deadlocks = await deadlocksOnceQuiet(db.kysely, ["quanta-bench", "quanta-bench-probe"]);
@@ -274,7 +275,15 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
   }
 }
 
-async function decisionFigures(db: ReturnType<typeof connect>, campaignId: string, startedAtMs: number, missing: string[], acknowledged: number) {
+async function decisionFigures(
+  db: ReturnType<typeof connect>,
+  campaignId: string,
+  startedAtMs: number,
+  missing: string[],
+  acknowledged: number,
+  records: readonly SentRecord[],
+  acquirerId: string,
+) {
   const lat = await sql<{ p50: number | null; p99: number | null; n: string; last: Date | null }>`
     select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.99) within group (order by ms) as p99,
            count(*) as n, max(decided_at) as last
@@ -286,6 +295,14 @@ async function decisionFigures(db: ReturnType<typeof connect>, campaignId: strin
   const checks = await verifyDatabaseInvariants(db.kysely, campaignId);
   const problems = checks.filter((c) => !c.ok).map((c) => `${c.id}: ${c.detail}`);
   if (missing.length > 0) problems.push(`I3: ${missing.length} of ${acknowledged} acknowledged attempts undecided`);
+  // I4 from the answers: each against the stored decision and against its txn's first answer, and
+  // evidence that resends and other bodies were sent and answered (200 as before, 409).
+  const rows = await findAttempts(db.kysely, [...new Set(records.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId })));
+  const copies = copiesAgainstFirst(records);
+  const wrong = [...answersAgainstStore(records, rows), ...copies.wrong];
+  if (wrong.length > 0) problems.push(`I4: ${wrong.length} answers disagree (${wrong.slice(0, 2).join("; ")})`);
+  if (records.some((r) => r.kind === "resend") && copies.resendsAnswered === 0) problems.push("I4: resends were sent and none was answered 200");
+  if (records.some((r) => r.kind === "conflict") && copies.conflicts409 === 0) problems.push("I4: other bodies were sent and none was answered 409");
   const l = lat.rows[0]!;
   const g = granted.rows[0]!;
   const lastMs = l.last ? new Date(l.last).getTime() : startedAtMs;

@@ -60,6 +60,14 @@ describe("a budget-capped campaign", () => {
     expect(new Set(refused.map((o) => o.reason))).toEqual(new Set(["budget_exhausted"]));
 
     const db = world.db.kysely;
+    // Two workers did decide: each owns partitions (fixed since the stack settled), and attempts
+    // were decided by a worker in partitions of each, against the one budget, in their own rounds.
+    const owned = stack.workers.map((w) => w.ownership.owned());
+    expect(owned.map((o) => o.length)).toEqual([2, 2]);
+    const decidedIn = new Set(
+      (await sql<{ partition: number }>`select distinct partition from attempts where campaign_id = 'capped' and decided_by = 'worker'`.execute(db)).rows.map((r) => r.partition),
+    );
+    for (const mine of owned) expect(mine.some((p) => decidedIn.has(p))).toBe(true);
     const row = await sql<{ budget_left_fen: number }>`select budget_left_fen from campaigns where id = 'capped'`.execute(db);
     expect(Number(row.rows[0]!.budget_left_fen)).toBe(0);
     expect((await verifyDatabaseInvariants(db, "capped")).filter((c) => !c.ok)).toEqual([]);

@@ -2,7 +2,7 @@ import { expect } from "vitest";
 import { Redis } from "ioredis";
 import { findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, runRush, type RushRun } from "@quanta/loadtest";
-import { answersAgainstStore, deadlocksIn, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
+import { answersAgainstStore, copiesAgainstFirst, deadlocksIn, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
 import { createRedis, queueName, queuePrefix } from "@quanta/queue";
 
 /**
@@ -71,13 +71,19 @@ export async function verdict(world: TestWorld, scenario: string, run: RushRun, 
   const missing = await waitUntilDecided(world.db.kysely, keys, { timeoutMs: 120_000, pollMs: 500 });
   const rows = await findAttempts(world.db.kysely, [...new Set(run.records.map((r) => r.txnId))].map((txnId) => ({ acquirerId: world.acquirerId, txnId })));
   const differing = answersAgainstStore(run.records, rows);
+  const copies = copiesAgainstFirst(run.records);
   const checks = await verifyDatabaseInvariants(world.db.kysely, campaignId);
   const answers: Record<string, number> = {};
   for (const r of run.records) answers[r.status] = (answers[r.status] ?? 0) + 1;
   const v: Verdict = { scenario, acknowledged: keys.length, decided: rows.length, lost: missing.length, doubled: differing.length, answers };
-  console.log(`fault ${scenario}: ${v.acknowledged} acknowledged, ${v.decided} decided, ${v.lost} lost, ${v.doubled} answers disagreeing with the stored decision; answers ${JSON.stringify(answers)}`);
+  console.log(`fault ${scenario}: ${v.acknowledged} acknowledged, ${v.decided} decided, ${v.lost} lost, ${v.doubled} answers disagreeing with the stored decision, ${copies.resendsAnswered} resends answered as first, ${copies.conflicts409} other bodies 409; answers ${JSON.stringify(answers)}`);
   expect(missing).toEqual([]);
   expect(differing).toEqual([]);
+  // Every scenario sends resends and other bodies (rush-0913's shares): each resend got its first
+  // answer, each other body 409 once the first was acknowledged, and some of each were answered.
+  expect(copies.wrong).toEqual([]);
+  expect(copies.resendsAnswered).toBeGreaterThan(0);
+  expect(copies.conflicts409).toBeGreaterThan(0);
   expect(await queuesSettled(world.env.REDIS_URL!, world.prefix, Number(world.env.QUANTA_PARTITIONS ?? 4))).toEqual({});
   expect(checks.filter((c) => !c.ok)).toEqual([]);
   return v;

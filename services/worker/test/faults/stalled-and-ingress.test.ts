@@ -156,18 +156,26 @@ describe("jobs BullMQ gives up on, and an ingress killed under a retrying client
     services.push(frozen, await startService("ingress", { ...world.env, PORT: String(ports[1]) }));
     while (alive("worker").length < 2) services.push(await startService("worker", world.env));
     let answeredByFrozenAfter = 0;
+    let frozenAtMs = 0;
+    let thawedAtMs = 0;
     const run = await rushDuring(world, ports[0]!, { rate: 300, seconds: 16, runId: "iz", morePorts: [ports[1]!] }, async () => {
       await sleep(4_000);
       frozen.child.kill("SIGSTOP"); // holding callbacks it had queued and was waiting on
+      frozenAtMs = Date.now();
       await sleep(6_000);
+      thawedAtMs = Date.now();
       frozen.child.kill("SIGCONT");
       await sleep(2_000);
       answeredByFrozenAfter = (await fetch(`http://127.0.0.1:${ports[0]}/readyz`)).status;
     });
     expect(answeredByFrozenAfter).toBe(200); // thawed, it is ready again: nothing it held pinned it
     const v = await verdict(world, "ingress SIGSTOP 6 s beside a serving one, then SIGCONT", run);
-    // The other ingress kept acknowledging while this one was frozen.
     expect(v.acknowledged).toBeGreaterThan(0);
+    // The other ingress (index 1) kept acknowledging what was sent to it while this one was frozen,
+    // and the frozen one answered nothing sent to it in that time before it was thawed.
+    const during = run.records.filter((r) => r.sentAtMs >= frozenAtMs && r.sentAtMs + r.ackMs < thawedAtMs);
+    expect(during.filter((r) => r.ingress === 1 && (r.status === 200 || r.status === 202)).length).toBeGreaterThan(0);
+    expect(during.filter((r) => r.ingress === 0 && r.status !== 0)).toEqual([]);
   });
 
   it("saw no deadlock in Postgres", async () => {

@@ -36,13 +36,28 @@ describe("worker and Postgres faults", () => {
     const a = await startService("worker", world.env);
     const b = await startService("worker", world.env);
     services.push(a, b);
+    const health = async (w: ServiceProcess) => ((await (await fetch(`http://127.0.0.1:${w.port}/healthz`)).json()) as { partitions: number[] }).partitions;
+    const counter = async (w: ServiceProcess, name: string, labels: string) =>
+      Number(new RegExp(`^${name}${labels ? `\\{${labels}\\}` : ""} (\\d+)`, "m").exec(await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text())?.[1] ?? 0);
+    let heldWhenFrozen: number[] = [];
+    let decidedByZombieBefore = 0;
+    let ownedByOtherWhileFrozen: number[] = [];
     const run = await rushDuring(world, port, { rate: 150, seconds: 24, runId: "zs" }, async () => {
       await sleep(4_000);
+      heldWhenFrozen = await health(a);
+      decidedByZombieBefore = await counter(a, "quanta_worker_batch_attempts_count", "");
       a.child.kill("SIGSTOP");
       await sleep(14_000); // past the 3 s lease and BullMQ's 10 s job lock: b owns everything
+      ownedByOtherWhileFrozen = await health(b);
       a.child.kill("SIGCONT");
     });
     await verdict(world, "worker SIGSTOP 14 s then SIGCONT (zombie)", run);
+    // The zombie was deciding when it froze, the other took all of its partitions meanwhile, and
+    // thawed it found them gone (lease lost or fenced) instead of deciding for them.
+    expect(heldWhenFrozen.length).toBeGreaterThan(0);
+    expect(decidedByZombieBefore).toBeGreaterThan(0);
+    expect([...ownedByOtherWhileFrozen].sort()).toEqual(Array.from({ length: Number(world.env.QUANTA_PARTITIONS) }, (_, p) => p));
+    expect(await counter(a, "quanta_partition_ownership_changes_total", 'change="lost"')).toBeGreaterThanOrEqual(heldWhenFrozen.length);
   });
 
   it("every worker killed twice in a row: stalled jobs come back and are decided once", { timeout: 300_000 }, async () => {
