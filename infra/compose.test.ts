@@ -18,9 +18,9 @@ const base = load("./docker-compose.yml");
 const cluster = load("./docker-compose.redis-cluster.yml");
 
 describe("docker-compose.yml", () => {
-  it("gives no secret a default: the acquirer secret and the admin token must be set, or up stops", () => {
+  it("gives no secret a default: the acquirer secret, the admin token and the payer key must be set, or up stops", () => {
     const raw = text("./docker-compose.yml");
-    for (const variable of ["QUANTA_DEMO_SECRET", "QUANTA_ADMIN_TOKEN"]) {
+    for (const variable of ["QUANTA_DEMO_SECRET", "QUANTA_ADMIN_TOKEN", "QUANTA_PAYER_KEY"]) {
       expect(raw, variable).toMatch(new RegExp(`\\$\\{${variable}:\\?[^}]+\\}`));
       expect(raw, variable).not.toMatch(new RegExp(`\\$\\{${variable}:?-`));
     }

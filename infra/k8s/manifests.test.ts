@@ -343,7 +343,7 @@ describe("infra/k8s manifests", () => {
     }
     // The ingress cannot start without the acquirers' secrets (services/ingress/src/server.ts).
     const ingressEnv = containers(named<IDeployment>("Deployment", "quanta-ingress")!).flatMap((c) => c.env ?? []);
-    expect(ingressEnv.map((e) => e.name)).toEqual(expect.arrayContaining(["DATABASE_URL", "QUANTA_ACQUIRER_SECRETS"]));
+    expect(ingressEnv.map((e) => e.name)).toEqual(expect.arrayContaining(["DATABASE_URL", "QUANTA_ACQUIRER_SECRETS", "QUANTA_PAYER_KEY"]));
   });
 
   it("set only settings that packages/config parses, with values it accepts", () => {
@@ -360,7 +360,7 @@ describe("infra/k8s manifests", () => {
     expect(secretTemplate).toBeDefined();
     expect(secretTemplate!.data).toBeUndefined();
     const values = secretTemplate!.stringData ?? {};
-    expect(Object.keys(values).sort()).toEqual(["DATABASE_URL", "QUANTA_ACQUIRER_SECRETS", "QUANTA_ADMIN_TOKENS"]);
+    expect(Object.keys(values).sort()).toEqual(["DATABASE_URL", "QUANTA_ACQUIRER_SECRETS", "QUANTA_ADMIN_TOKENS", "QUANTA_PAYER_KEY"]);
     for (const [key, value] of Object.entries(values)) {
       expect(Object.keys(envSchema.shape), key).toContain(key);
       expect(value, `${key} has no usable value`).toBe("");

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import { parseEnv } from "@quanta/config";
+import { parsePayerKey, payerRef } from "@quanta/contract";
 import { CampaignFileError } from "@quanta/domain";
 import { CampaignExistsError, checkAcknowledged, connect, settlement, verifyDatabaseInvariants } from "@quanta/db";
 import { settlementText, writeSettlement } from "./settle.js";
@@ -45,6 +46,9 @@ commands:
   k6 SCRIPT [k6 options]       run one script of loadtest/k6 in real k6 ($K6, ../shared/tools/k6 or k6 on the
                                PATH) against a private stack, then check the invariants; exit 0 when every
                                promise (and, unless -e BUDGETS=report, every budget) held
+  payer-ref PAYER_ID           the stored form of a payer id (its pseudonym under QUANTA_PAYER_KEY), to look a
+                               payer up in attempts.payer_id for support; under a retired key, run it with
+                               that key in QUANTA_PAYER_KEY (rows carry their key's id as a prefix)
   pg-capacity [options]        what one Postgres here commits of quanta's decision rounds, nothing else in the way
       --rounds 100,200,500       round sizes (default 100,200,500)
       --partitions 1,2,4         partitions deciding at once, one connection each (default 1,2,4)
@@ -111,6 +115,11 @@ async function main(argv: string[]): Promise<number> {
     case "check-campaign": {
       const campaign = readCampaignFile(positionals[0] ?? SEED_CAMPAIGN_PATH);
       console.log(`campaign ${campaign.id} is valid: ${campaign.activities.length} activities, ${campaign.activities.flatMap((a) => a.tiers).length} tiers`);
+      return 0;
+    }
+    case "payer-ref": {
+      if (!positionals[0]) throw new UsageError("payer-ref needs the payer id: quanta payer-ref <payerId>");
+      console.log(payerRef(parsePayerKey(env.QUANTA_PAYER_KEY), positionals[0]));
       return 0;
     }
     case "load-campaign": {

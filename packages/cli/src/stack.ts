@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { track } from "./children.js";
@@ -114,9 +115,12 @@ export function serviceEnv(options: {
   acquirerSecrets: string;
   partitions: number;
   logLevel?: string;
+  /** `id:secret`; a fresh random key per stack when not given. */
+  payerKey?: string;
 }): NodeJS.ProcessEnv {
   return {
     ...process.env,
+    QUANTA_PAYER_KEY: options.payerKey ?? `t1:${randomBytes(24).toString("hex")}`,
     DATABASE_URL: options.databaseUrl,
     REDIS_URL: options.redisUrl,
     QUANTA_REDIS_PREFIX: options.prefix,

@@ -14,6 +14,12 @@ export const envSchema = z.object({
   /** Every Redis key and BullMQ queue of this deployment lives under this prefix. */
   QUANTA_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default("quanta"),
   QUANTA_ACQUIRER_SECRETS: z.string().optional(),
+  /**
+   * `id:secret` (secret at least 32 chars; required by the ingress and `quanta payer-ref`): payer
+   * ids are replaced by HMAC pseudonyms under this key before anything is stored, queued or logged.
+   * Fixed for as long as campaigns compare payers under it (README: rotation).
+   */
+  QUANTA_PAYER_KEY: z.string().optional(),
   PORT: int(0, 65535, 8080),
   QUANTA_WORKER_PORT: int(0, 65535, 9101),
   QUANTA_EXPORTER_PORT: int(0, 65535, 9102),

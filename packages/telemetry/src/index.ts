@@ -1,3 +1,4 @@
 export * from "./logger.js";
 export * from "./metrics.js";
 export * from "./ops-routes.js";
+export * from "./redact.js";

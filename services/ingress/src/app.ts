@@ -9,10 +9,12 @@ import {
   errorBody,
   parsePaymentBody,
   parseRefundBody,
+  payerRef,
   paymentHash,
   refundHash,
   verifySignature,
   type ErrorCode,
+  type PayerKey,
 } from "@quanta/contract";
 import { findAttempt, refundTx, rowDecision, withSettlingRetry, type DecisionRow, type Database, type SoldOutTiers } from "@quanta/db";
 import { lookupTxn, type QuantaRedis } from "@quanta/queue";
@@ -28,6 +30,8 @@ export interface IngressDeps {
   db: Kysely<Database>;
   redis: QuantaRedis;
   secrets: ReadonlyMap<string, string>;
+  /** Payer ids are replaced by their pseudonym under this key before anything else sees them. */
+  payerKey: PayerKey;
   campaigns: () => readonly Campaign[];
   soldOut: SoldOutTiers;
   intake: Intake;
@@ -161,7 +165,9 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
 
   const parsed = parsePaymentBody(raw);
   if (!parsed.ok) return fail(reply, "invalid_body", parsed.message, parsed.field);
-  const payment = parsed.payment;
+  // From here on the payer is its pseudonym: the body hash, the partition, the queue job, the
+  // stored row and any log line see only that (the same payer always gets the same one).
+  const payment = { ...parsed.payment, payerId: payerRef(deps.payerKey, parsed.payment.payerId) };
   const base = { acquirerId, bodyHash: paymentHash(payment), payment, receivedAtMs, partition: partitionOf(payment.payerId, deps.partitionCount) };
   const classification = classify(payment, deps.campaigns());
 

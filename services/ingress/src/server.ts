@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import type { Env } from "@quanta/config";
-import { parseAcquirerSecrets } from "@quanta/contract";
+import { parseAcquirerSecrets, parsePayerKey } from "@quanta/contract";
 import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount } from "@quanta/db";
 import { QUEUE_STREAMS, ReplicaCounts, backlogMaxPerPartition, createRedis, isCluster, queueName, queuePrefix } from "@quanta/queue";
 import { createLogger, watchPgPool } from "@quanta/telemetry";
@@ -33,6 +33,7 @@ export interface RunningIngress {
 export async function startIngress(env: Env, options: { host?: string } = {}): Promise<RunningIngress> {
   if (!env.QUANTA_ACQUIRER_SECRETS) throw new Error("QUANTA_ACQUIRER_SECRETS is required: id=secret[,id=secret…]");
   const secrets = parseAcquirerSecrets(env.QUANTA_ACQUIRER_SECRETS);
+  const payerKey = parsePayerKey(env.QUANTA_PAYER_KEY);
   const log = createLogger("ingress", env.LOG_LEVEL);
   const ingressId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const prefix = env.QUANTA_REDIS_PREFIX;
@@ -84,6 +85,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     db: db.kysely,
     redis: registryRedis,
     secrets,
+    payerKey,
     campaigns: () => campaigns.current(),
     soldOut,
     intake,

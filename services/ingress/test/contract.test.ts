@@ -98,7 +98,8 @@ describe("POST /v1/callbacks/payment", () => {
     const fresh = await t({ amountFen: 5_000 });
     expect(fresh).toMatchObject({ status: 200, body: { status: "rejected", reason: "sold_out" } });
     const freshTxn = `t${seq}`;
-    const redeemed = await t({ amountFen: 5_000, payerId: holder.payer_id });
+    // The holder's own payer id (its row stores only the pseudonym of it).
+    const redeemed = await t({ amountFen: 5_000, payerId: `p${seq - 3}` });
     expect(redeemed).toMatchObject({ status: 200, body: { status: "rejected", reason: "already_redeemed" } });
     for (const txn of [freshTxn, `t${seq}`]) expect((await findAttempt(world.db.kysely, world.acquirerId, txn))?.decided_by).toBe("ingress");
     expect(await client.getAttempt(freshTxn)).toMatchObject({ status: 200, body: fresh.body });

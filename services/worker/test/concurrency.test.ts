@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
+import { parsePayerKey, payerRef } from "@quanta/contract";
 import type { TestWorld } from "@quanta/cli";
 import type { CallbackClient } from "@quanta/loadtest";
 import { startInProcessStack, type InProcessStack } from "./in-process-stack.js";
@@ -35,7 +36,9 @@ describe("the same txnId sent 50 times at once", () => {
     expect(answers[0]!.body).toMatchObject({ status: "granted", tierId: "A2-400" });
     const rows = await sql<{ n: string }>`select count(*) as n from attempts where txn_id = 'storm-1'`.execute(world.db.kysely);
     expect(Number(rows.rows[0]!.n)).toBe(1);
-    const grants = await sql<{ n: string }>`select count(*) as n from attempts where payer_id = 'storm-payer' and status = 'granted'`.execute(world.db.kysely);
+    // Rows hold the payer's pseudonym (issue #19), never the id itself.
+    const stormPayer = payerRef(parsePayerKey(world.env.QUANTA_PAYER_KEY), "storm-payer");
+    const grants = await sql<{ n: string }>`select count(*) as n from attempts where payer_id = ${stormPayer} and status = 'granted'`.execute(world.db.kysely);
     expect(Number(grants.rows[0]!.n)).toBe(1);
     expect(await client.getAttempt("storm-1")).toMatchObject({ status: 200, body: answers[0]!.body });
   });
