@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
-import { parseEnv } from "@quanta/config";
 import { parseCampaignFile } from "@quanta/domain";
 import { CampaignLoadRefusedError } from "@quanta/db";
-import { createTestWorld, loadCampaign, type TestWorld } from "@quanta/cli";
-import { CallbackClient } from "@quanta/loadtest";
-import { startIngress, type RunningIngress } from "@quanta/ingress";
-import { startWorker, type RunningWorker } from "@quanta/worker";
-import { startAdmin, type RunningAdmin } from "@quanta/admin";
+import { loadCampaign, type TestWorld } from "@quanta/cli";
+import type { CallbackClient } from "@quanta/loadtest";
+import { startAdminStack, type AdminStack } from "./admin-stack.js";
+import type { RunningIngress } from "@quanta/ingress";
+import type { RunningAdmin } from "@quanta/admin";
 
 /**
  * Issue #19 item 4: a campaign whose window and merchants overlap a loaded one is refused at
@@ -19,26 +18,17 @@ const TOKEN = "ops-token-0123456789abcdef0123456789";
 let world: TestWorld;
 let admin: RunningAdmin;
 let ingress: RunningIngress;
-let worker: RunningWorker;
 let client: CallbackClient;
 let base = "";
+let stack: AdminStack;
 
 beforeAll(async () => {
-  world = await createTestWorld("admin_overlap", { env: { QUANTA_ADMIN_TOKENS: `ada:administer=${TOKEN}`, QUANTA_ADMIN_PORT: "0" } });
-  const env = parseEnv(world.env);
-  admin = await startAdmin(env);
-  worker = await startWorker(env);
-  ingress = await startIngress(env);
-  client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 4);
-  base = `http://127.0.0.1:${admin.port}`;
+  stack = await startAdminStack("admin_overlap", `ada:administer=${TOKEN}`, 4);
+  ({ world, admin, ingress, client, base } = stack);
 });
 
 afterAll(async () => {
-  await client?.close();
-  await ingress?.close();
-  await worker?.close();
-  await admin?.close();
-  await world?.cleanup();
+  await stack?.close();
 });
 
 const load = async (body: unknown) => {

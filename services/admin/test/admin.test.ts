@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { sql } from "kysely";
-import { parseEnv } from "@quanta/config";
-import { SEED_CAMPAIGN_PATH, cliActor, createTestWorld, type TestWorld } from "@quanta/cli";
-import { CallbackClient } from "@quanta/loadtest";
-import { startIngress, type RunningIngress } from "@quanta/ingress";
-import { startWorker, type RunningWorker } from "@quanta/worker";
-import { AdminTokens, startAdmin, type RunningAdmin } from "@quanta/admin";
+import { SEED_CAMPAIGN_PATH, cliActor, type TestWorld } from "@quanta/cli";
+import type { CallbackClient } from "@quanta/loadtest";
+import { startAdminStack, type AdminStack } from "./admin-stack.js";
+import type { RunningIngress } from "@quanta/ingress";
+import { AdminTokens, type RunningAdmin } from "@quanta/admin";
 
 /**
  * The admin API (issue #7) on its own port and tokens: authentication, campaign status, pause
@@ -17,26 +16,17 @@ const TOKEN = "ops-token-0123456789abcdef0123456789";
 let world: TestWorld;
 let admin: RunningAdmin;
 let ingress: RunningIngress;
-let worker: RunningWorker;
 let client: CallbackClient;
 let base = "";
+let stack: AdminStack;
 
 beforeAll(async () => {
-  world = await createTestWorld("admin", { env: { QUANTA_ADMIN_TOKENS: `alice:administer=${TOKEN}`, QUANTA_ADMIN_PORT: "0" } });
-  const env = parseEnv(world.env);
-  admin = await startAdmin(env);
-  worker = await startWorker(env);
-  ingress = await startIngress(env);
-  client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 8);
-  base = `http://127.0.0.1:${admin.port}`;
+  stack = await startAdminStack("admin", `alice:administer=${TOKEN}`, 8);
+  ({ world, admin, ingress, client, base } = stack);
 });
 
 afterAll(async () => {
-  await client?.close();
-  await ingress?.close();
-  await worker?.close();
-  await admin?.close();
-  await world?.cleanup();
+  await stack?.close();
 });
 
 const call = async (method: string, path: string, body?: unknown, token = TOKEN) => {
