@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer } from "node:net";
 import { answersAgainstStore, copiesAgainstFirst, createTestWorld, deadlocksIn, killService, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
-import { findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
+import { checkAcknowledged, findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, runRush } from "@quanta/loadtest";
 
 /**
@@ -64,6 +64,7 @@ async function expectNothingLost(w: TestWorld, run: Awaited<ReturnType<typeof ru
   const acked = run.records.filter((r) => r.kind !== "forged" && (r.status === 200 || r.status === 202));
   const keys = [...new Set(acked.map((r) => r.txnId))].map((txnId) => ({ acquirerId: w.acquirerId, txnId }));
   expect(await waitUntilDecided(w.db.kysely, keys, { timeoutMs: 120_000, pollMs: 500 })).toEqual([]);
+  expect(await checkAcknowledged(w.db.kysely, keys)).toMatchObject({ ok: true }); // none decided twice
   const rows = await findAttempts(w.db.kysely, [...new Set(run.records.map((r) => r.txnId))].map((txnId) => ({ acquirerId: w.acquirerId, txnId })));
   expect(answersAgainstStore(run.records, rows)).toEqual([]);
   // Each resend got its first answer, each other body 409 once the first was acknowledged, and

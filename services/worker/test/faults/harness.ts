@@ -1,6 +1,6 @@
 import { expect } from "vitest";
 import { Redis } from "ioredis";
-import { findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
+import { checkAcknowledged, findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, runRush, type RushRun } from "@quanta/loadtest";
 import { answersAgainstStore, copiesAgainstFirst, deadlocksIn, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
 import { createRedis, queueName, queuePrefix } from "@quanta/queue";
@@ -78,6 +78,8 @@ export async function verdict(world: TestWorld, scenario: string, run: RushRun, 
   const v: Verdict = { scenario, acknowledged: keys.length, decided: rows.length, lost: missing.length, doubled: differing.length, answers };
   console.log(`fault ${scenario}: ${v.acknowledged} acknowledged, ${v.decided} decided, ${v.lost} lost, ${v.doubled} answers disagreeing with the stored decision, ${copies.resendsAnswered} resends answered as first, ${copies.conflicts409} other bodies 409; answers ${JSON.stringify(answers)}`);
   expect(missing).toEqual([]);
+  // I3 counted once the wait is over: every acknowledged txn has exactly one decision (none twice).
+  expect(await checkAcknowledged(world.db.kysely, keys)).toMatchObject({ ok: true });
   expect(differing).toEqual([]);
   // Every scenario sends resends and other bodies (rush-0913's shares): each resend got its first
   // answer, each other body 409 once the first was acknowledged, and some of each were answered.
