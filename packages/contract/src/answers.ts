@@ -26,7 +26,8 @@ export type ErrorCode =
   | "txn_pending"
   | "refund_conflict"
   | "refund_exceeds_payment"
-  | "too_many_refunds";
+  | "too_many_refunds"
+  | "refunded_at_out_of_bounds";
 
 export type ErrorBody = { error: { code: ErrorCode; message?: string; field?: string } };
 

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Selectable } from "kysely";
-import { decideRefund, invariant, type RefundSlotPolicy } from "@quanta/domain";
+import { checkRefundedAt, decideRefund, invariant, type RefundSlotPolicy } from "@quanta/domain";
 import type { Database, RefundTable } from "./schema.js";
 
 /**
@@ -11,13 +11,16 @@ import type { Database, RefundTable } from "./schema.js";
  *      the same body gets the same answer, another body is a conflict);
  *   2. lock the payment's row (refunds of one payment are serialized here, so their running
  *      total is exact); no stored decision: the caller says unknown or pending;
- *   3. count and sum the payment's earlier refunds and decide (domain decideRefund; at most
+ *   3. bound refundedAt (domain checkRefundedAt): not before the payment's paid_at, not past
+ *      the arrival (this database's clock, stored as received_at) plus the allowed skew;
+ *      settlement books refunds by refundedAt, so an unbounded one could land on any day;
+ *   4. count and sum the payment's earlier refunds and decide (domain decideRefund; at most
  *      REFUNDS_PER_PAYMENT_MAX refunds per payment);
- *   4. when the voucher goes back: the capped campaign's budget row gets the discount back,
+ *   5. when the voucher goes back: the capped campaign's budget row gets the discount back,
  *      the tier row gets the voucher into its pool and loses its sold-out mark, then the
  *      payment's row is marked returned (and its slot released, by policy), stamped after the
  *      tier row is locked;
- *   5. store the refund with its outcome.
+ *   6. store the refund with its outcome.
  * Lock order: payment row, capped campaign row, tier row. Batch transactions take the capped
  * campaign row before anything of a tier, and hold a KEY SHARE lock on the tier rows they saw
  * sold out until they commit; this transaction's explicit FOR UPDATE on the tier row (a plain
@@ -46,7 +49,9 @@ export type RefundTxResult =
   /** Refunds would add up to more than the payment's amount; nothing was stored. */
   | { kind: "exceeds_payment"; refundedBeforeFen: number; paymentAmountFen: number }
   /** The payment has REFUNDS_PER_PAYMENT_MAX refunds already; nothing was stored. */
-  | { kind: "too_many_refunds"; refundsBefore: number };
+  | { kind: "too_many_refunds"; refundsBefore: number }
+  /** refundedAt is before the payment or too far after the refund's arrival; nothing was stored. */
+  | { kind: "refunded_at_out_of_bounds"; bound: "before_payment" | "in_the_future"; message: string };
 
 export interface RefundInput {
   acquirerId: string;
@@ -63,7 +68,7 @@ class ConcurrentRefund extends Error {
 }
 
 type PaymentRow = {
-  status: "granted" | "rejected"; amount_fen: number; campaign_id: string | null; tier_id: string | null; discount_fen: number | null;
+  status: "granted" | "rejected"; amount_fen: number; paid_at: Date; received_at: Date; campaign_id: string | null; tier_id: string | null; discount_fen: number | null;
   voucher_returned: boolean; threshold_fen: number | null; refund_slot: RefundSlotPolicy | null; budget_capped: boolean | null;
 };
 
@@ -88,7 +93,7 @@ export async function refundTx(db: Kysely<Database>, input: RefundInput): Promis
 
     const payment = (
       await sql<PaymentRow>`
-        select a.status, a.amount_fen, a.campaign_id, a.tier_id, a.discount_fen,
+        select a.status, a.amount_fen, a.paid_at, clock_timestamp() as received_at, a.campaign_id, a.tier_id, a.discount_fen,
                a.voucher_returned_at is not null as voucher_returned, t.threshold_fen, c.refund_slot, c.budget_capped
           from attempts a
           left join tiers t on t.campaign_id = a.campaign_id and t.id = a.tier_id
@@ -97,6 +102,11 @@ export async function refundTx(db: Kysely<Database>, input: RefundInput): Promis
            for update of a`.execute(trx)
     ).rows[0];
     if (!payment) return { kind: "no_payment" };
+    // Arrival is read once, after the payment's lock, and stored as the refund's received_at: the
+    // bound is checked against the time settlement will later see.
+    const receivedAt = new Date(payment.received_at);
+    const when = checkRefundedAt(input.refundedAtMs, new Date(payment.paid_at).getTime(), receivedAt.getTime());
+    if (!when.ok) return { kind: "refunded_at_out_of_bounds", bound: when.bound, message: when.message };
 
     // The payment's row is locked: its refunds so far cannot change under us.
     const before = (
@@ -137,8 +147,8 @@ export async function refundTx(db: Kysely<Database>, input: RefundInput): Promis
 
     const row = (
       await sql<RefundRow>`
-        insert into refunds (acquirer_id, refund_id, txn_id, body_hash, amount_fen, refunded_at, outcome, reason, refunded_total_fen, slot_released)
-        values (${input.acquirerId}, ${input.refundId}, ${input.txnId}, ${input.bodyHash}, ${input.amountFen}, ${new Date(input.refundedAtMs)},
+        insert into refunds (acquirer_id, refund_id, txn_id, body_hash, amount_fen, refunded_at, received_at, outcome, reason, refunded_total_fen, slot_released)
+        values (${input.acquirerId}, ${input.refundId}, ${input.txnId}, ${input.bodyHash}, ${input.amountFen}, ${new Date(input.refundedAtMs)}, ${receivedAt},
                 ${outcome.kind}, ${outcome.kind === "no_voucher" ? outcome.reason : null}, ${outcome.refundedTotalFen},
                 ${outcome.kind === "voucher_returned" && outcome.slotReleased})
         on conflict (acquirer_id, refund_id) do nothing

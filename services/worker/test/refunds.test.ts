@@ -123,6 +123,33 @@ describe("refunds", () => {
     expect(await failing("refund-kept")).toEqual([]);
   });
 
+  it("refuses a refundedAt before its payment or beyond the allowed skew after its arrival, recording nothing (issue #19 item 6)", async () => {
+    const dated = (refundId: string, txnId: string, amountFen: number, refundedAt: string) =>
+      client.postRefund(JSON.stringify({ refundId, txnId, amountFen, refundedAt }));
+    const refused = { status: 422, body: { error: { code: "refunded_at_out_of_bounds", field: "refundedAt" } } };
+    expect((await pay("d-1", "d-payer", "K-1", 6_000)).body).toMatchObject({ status: "granted", tierId: "K-low" });
+    const before = await stock("K-low");
+    // paidAt is 2020-09-13T10:00:00+08:00: a second earlier is before the payment.
+    expect(await dated("rd-1", "d-1", 6_000, "2020-09-13T09:59:59+08:00")).toMatchObject(refused);
+    const anHourAhead = new Date(Date.now() + 3_600_000).toISOString();
+    expect(await dated("rd-2", "d-1", 6_000, anHourAhead)).toMatchObject(refused);
+    // Nothing recorded: no row, no stock moved, and the same ids may still carry a valid date.
+    const stored = await world.db.kysely.selectFrom("refunds").select("refund_id").where("refund_id", "in", ["rd-1", "rd-2"]).execute();
+    expect(stored).toEqual([]);
+    expect(await stock("K-low")).toBe(before);
+    // Both ends are allowed: the payment's own instant, and up to the skew past arrival.
+    expect((await dated("rd-1", "d-1", 1, "2020-09-13T02:00:00Z")).body).toMatchObject({ status: "voucher_kept", refundedTotalFen: 1 });
+    const aMinuteAhead = new Date(Date.now() + 60_000).toISOString();
+    expect((await dated("rd-2", "d-1", 5_999, aMinuteAhead)).body).toMatchObject({ status: "voucher_returned", refundedTotalFen: 6_000 });
+    expect(await stock("K-low")).toBe(before + 1);
+    // What is stored holds the bounds against the stored times (received_at: when it was checked).
+    const outOfBounds = await sql<{ refund_id: string }>`
+      select r.refund_id from refunds r join attempts a using (acquirer_id, txn_id)
+       where r.refunded_at < a.paid_at or r.refunded_at > r.received_at + interval '300 seconds'`.execute(world.db.kysely);
+    expect(outOfBounds.rows).toEqual([]);
+    expect(await failing("refund-kept")).toEqual([]);
+  });
+
   it("answers unknown, pending and rejected payments clearly, and only to their own acquirer", async () => {
     expect(await refund("ru-1", "never-paid", 100)).toMatchObject({ status: 404, body: { error: { code: "unknown_txn", field: "txnId" } } });
     // A payment acknowledged but not decided yet (registered in Redis, no decision stored): retry later.
