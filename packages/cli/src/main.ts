@@ -3,8 +3,8 @@ import { parseArgs } from "node:util";
 import { parseEnv } from "@quanta/config";
 import { parsePayerKey, payerRef } from "@quanta/contract";
 import { CampaignFileError } from "@quanta/domain";
-import { CampaignExistsError, checkAcknowledged, connect, settlement, verifyDatabaseInvariants } from "@quanta/db";
-import { settlementText, writeSettlement } from "./settle.js";
+import { CampaignExistsError, checkAcknowledged, closeSettlementDay, connect, isSettlementDay, settlement, settlementDay, verifyDatabaseInvariants } from "@quanta/db";
+import { settlementDayText, settlementText, writeSettlement } from "./settle.js";
 import { table } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { rush, writeRushResult } from "./rush.js";
@@ -24,6 +24,9 @@ commands:
   check-campaign [file]        check a campaign file without loading it
   settle --campaign ID         settlement from the decision records: per merchant per day, and the
       --out DIR                  campaign totals and leftover; writes CSV and JSON to DIR (default settlement/)
+      --day YYYY-MM-DD           only that day's report (UTC+8), with its adjustments of settled days
+      --close                    with --day: settle the day (once it is over); its report never changes
+                                 again, and what comes in for it later is booked on the day it arrives
   rush [options]               replay the opening minute of 2020-09-13 against a fresh local stack
       --rate N                   peak arrivals per second (scenario default)
       --duration S               seconds of load (scenario default)
@@ -43,12 +46,12 @@ commands:
                                  I3, every txn answered 200/202 decided exactly once; I4, every 200 answer
                                  equal to the stored decision
       --acknowledged FILE        I3 for a list of txns answered 200/202, one "acquirerId/txnId" per line
-  k6 SCRIPT [k6 options]       run one script of loadtest/k6 in real k6 ($K6, ../shared/tools/k6 or k6 on the
-                               PATH) against a private stack, then check the invariants; exit 0 when every
-                               promise (and, unless -e BUDGETS=report, every budget) held
   payer-ref PAYER_ID           the stored form of a payer id (its pseudonym under QUANTA_PAYER_KEY), to look a
                                payer up in attempts.payer_id for support; under a retired key, run it with
                                that key in QUANTA_PAYER_KEY (rows carry their key's id as a prefix)
+  k6 SCRIPT [k6 options]       run one script of loadtest/k6 in real k6 ($K6, ../shared/tools/k6 or k6 on the
+                               PATH) against a private stack, then check the invariants; exit 0 when every
+                               promise (and, unless -e BUDGETS=report, every budget) held
   pg-capacity [options]        what one Postgres here commits of quanta's decision rounds, nothing else in the way
       --rounds 100,200,500       round sizes (default 100,200,500)
       --partitions 1,2,4         partitions deciding at once, one connection each (default 1,2,4)
@@ -98,6 +101,8 @@ async function main(argv: string[]): Promise<number> {
       acknowledged: { type: "string" },
       answers: { type: "string" },
       out: { type: "string" },
+      day: { type: "string" },
+      close: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -112,14 +117,14 @@ async function main(argv: string[]): Promise<number> {
       console.log(applied.length ? `applied: ${applied.join(", ")}` : "schema is up to date");
       return 0;
     }
-    case "check-campaign": {
-      const campaign = readCampaignFile(positionals[0] ?? SEED_CAMPAIGN_PATH);
-      console.log(`campaign ${campaign.id} is valid: ${campaign.activities.length} activities, ${campaign.activities.flatMap((a) => a.tiers).length} tiers`);
-      return 0;
-    }
     case "payer-ref": {
       if (!positionals[0]) throw new UsageError("payer-ref needs the payer id: quanta payer-ref <payerId>");
       console.log(payerRef(parsePayerKey(env.QUANTA_PAYER_KEY), positionals[0]));
+      return 0;
+    }
+    case "check-campaign": {
+      const campaign = readCampaignFile(positionals[0] ?? SEED_CAMPAIGN_PATH);
+      console.log(`campaign ${campaign.id} is valid: ${campaign.activities.length} activities, ${campaign.activities.flatMap((a) => a.tiers).length} tiers`);
       return 0;
     }
     case "load-campaign": {
@@ -155,11 +160,24 @@ async function main(argv: string[]): Promise<number> {
     }
     case "settle": {
       if (!values.campaign) throw new UsageError("settle needs --campaign ID");
+      if (values.close && values.day === undefined) throw new UsageError("settle --close needs --day YYYY-MM-DD: the day to settle");
+      if (values.day !== undefined && !isSettlementDay(values.day)) throw new UsageError(`--day must be a day as YYYY-MM-DD, got ${values.day}`);
       const db = connect({ connectionString: env.DATABASE_URL, poolMax: 2, statementTimeoutMs: 300_000, applicationName: "quanta-settle" });
       try {
-        const s = await settlement(db.kysely, values.campaign);
+        let s;
+        if (values.day === undefined) s = await settlement(db.kysely, values.campaign);
+        else if (!values.close) s = await settlementDay(db.kysely, values.campaign, values.day);
+        else {
+          const closed = await closeSettlementDay(db.kysely, values.campaign, values.day);
+          if (closed.kind === "not_over") {
+            console.error(`${values.day} is not over until ${closed.endsAt}: nothing was settled`);
+            return 1;
+          }
+          if (closed.kind === "already_settled") console.log(`${values.day} was settled before; its report as it was settled:\n`);
+          s = closed.report;
+        }
         const files = writeSettlement(s, values.out ?? "settlement");
-        console.log(settlementText(s));
+        console.log("day" in s ? settlementDayText(s) : settlementText(s));
         console.log(`\nwritten: ${files.csv}\n         ${files.json}`);
         return 0;
       } finally {

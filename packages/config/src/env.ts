@@ -24,7 +24,11 @@ export const envSchema = z.object({
   QUANTA_WORKER_PORT: int(0, 65535, 9101),
   QUANTA_EXPORTER_PORT: int(0, 65535, 9102),
   QUANTA_ADMIN_PORT: int(0, 65535, 9104),
-  /** Admin API bearer tokens, `name=token[,name=token…]` (tokens ≥ 32 chars); never the acquirer secrets. */
+  /**
+   * Admin API bearer tokens, `name:scope=token[,name:scope=token…]` (tokens ≥ 32 chars; scope read,
+   * operate or administer, each including the ones before it); never the acquirer secrets. An entry
+   * without a scope (`name=token`) may only read. Checked by services/admin/src/tokens.ts.
+   */
   QUANTA_ADMIN_TOKENS: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
@@ -75,10 +79,6 @@ export const envSchema = z.object({
   QUANTA_PG_POOL_MAX: int(1, 100, 8),
   QUANTA_PG_STATEMENT_TIMEOUT_MS: int(100, 600_000, 5_000),
   /**
-   * Postgres ends a session that sits this long inside a transaction without sending anything
-   * (idle_in_transaction_session_timeout). A worker frozen between its round's read and its write
-   * (SIGSTOP, a VM pause, a network partition) holds its partition rows FOR UPDATE; without this
-  /**
    * A write the ingress answers for (its own decisions, a refund, a queue job) that failed in a
    * way that may have committed (the connection broke with it in flight) is retried this long to
    * learn its outcome before the callback is answered. Still unknown after it: the connection is
@@ -86,6 +86,10 @@ export const envSchema = z.object({
    * that nothing would decide), and the acquirer's resend is answered from what was stored.
    */
   QUANTA_OUTCOME_SETTLE_MS: int(0, 60_000, 10_000),
+  /**
+   * Postgres ends a session that sits this long inside a transaction without sending anything
+   * (idle_in_transaction_session_timeout). A worker frozen between its round's read and its write
+   * (SIGSTOP, a VM pause, a network partition) holds its partition rows FOR UPDATE; without this
    * bound the next owner's claim waits for them as long as the frozen connection lives (hours on
    * default TCP keepalives). A live round is idle inside its transaction for milliseconds.
    */

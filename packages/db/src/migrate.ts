@@ -4,6 +4,8 @@ import * as grantIndexTierFirst from "./migrations/0002-grant-index-tier-first.j
 import * as budgetCap from "./migrations/0003-budget-cap.js";
 import * as admin from "./migrations/0004-admin.js";
 import * as refunds from "./migrations/0005-refunds.js";
+import * as campaignOverrides from "./migrations/0006-campaign-overrides.js";
+import * as settledDays from "./migrations/0007-settled-days.js";
 
 /** Migrations are compiled in, not read from disk, so a built service migrates the same anywhere. */
 const migrations: Record<string, Migration> = {
@@ -12,6 +14,8 @@ const migrations: Record<string, Migration> = {
   "0003-budget-cap": budgetCap,
   "0004-admin": admin,
   "0005-refunds": refunds,
+  "0006-campaign-overrides": campaignOverrides,
+  "0007-settled-days": settledDays,
 };
 
 class StaticProvider implements MigrationProvider {

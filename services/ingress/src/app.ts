@@ -58,6 +58,7 @@ const STATUS_FOR: Record<ErrorCode, number> = {
   refund_conflict: 409,
   refund_exceeds_payment: 422,
   too_many_refunds: 422,
+  refunded_at_out_of_bounds: 422,
 };
 
 type AnswerCounter = typeof attemptsAnswered;
@@ -78,7 +79,6 @@ export function buildApp(deps: IngressDeps): FastifyInstance {
 
   app.setErrorHandler((error: { code?: string; statusCode?: number; message: string }, request, reply) => {
     switch (error.code) {
-      case "FST_ERR_CTP_BODY_TOO_LARGE":
       case "outcome_unknown":
         // Something may have been accepted, and nothing will be decided on the strength of this
         // request alone: neither 503 ("nothing was accepted") nor 202 is true. Close the
@@ -89,6 +89,7 @@ export function buildApp(deps: IngressDeps): FastifyInstance {
         reply.hijack();
         request.raw.socket.destroy();
         return;
+      case "FST_ERR_CTP_BODY_TOO_LARGE":
         return fail(reply, "body_too_large", `body is larger than ${BODY_LIMIT_BYTES} bytes`);
       case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       case "FST_ERR_CTP_INVALID_TYPE":
@@ -273,6 +274,8 @@ async function handleRefund(deps: IngressDeps, now: () => number, request: Fasti
       );
     case "too_many_refunds":
       return fail(reply, "too_many_refunds", `the payment has ${result.refundsBefore} refunds, the most one payment may have`, "txnId", refundsAnswered);
+    case "refunded_at_out_of_bounds":
+      return fail(reply, "refunded_at_out_of_bounds", result.message, "refundedAt", refundsAnswered);
     case "stored":
       if (result.row.body_hash !== bodyHash) {
         return fail(reply, "refund_conflict", "this refundId was seen before with a different body", "refundId", refundsAnswered);
