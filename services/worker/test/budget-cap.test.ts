@@ -45,6 +45,8 @@ afterAll(async () => {
 describe("a budget-capped campaign", () => {
   it("grants exactly up to the budget under concurrency, then answers budget_exhausted", async () => {
     expect(isBudgetCapped(capped)).toBe(true);
+    // Two workers, two partitions each, before the rush (a worker takes its fair share within a few lease ticks).
+    for (let i = 0; i < 300 && !stack.workers.every((w) => w.ownership.owned().length === 2); i++) await new Promise((r) => setTimeout(r, 100));
     const bodies = Array.from({ length: 60 }, (_, i) =>
       JSON.stringify({ txnId: `cap-${i}`, payerId: `cap-payer-${i}`, merchantId: "C-1", amountFen: 5_000, paidAt: "2020-09-13T09:00:00+08:00" }),
     );
@@ -60,7 +62,7 @@ describe("a budget-capped campaign", () => {
     expect(new Set(refused.map((o) => o.reason))).toEqual(new Set(["budget_exhausted"]));
 
     const db = world.db.kysely;
-    // Two workers did decide: each owns partitions (fixed since the stack settled), and attempts
+    // Two workers did decide: each owns partitions (settled above; leases are renewed meanwhile), and attempts
     // were decided by a worker in partitions of each, against the one budget, in their own rounds.
     const owned = stack.workers.map((w) => w.ownership.owned());
     expect(owned.map((o) => o.length)).toEqual([2, 2]);
