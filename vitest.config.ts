@@ -22,7 +22,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "unit",
-          include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "loadtest/driver/src/**/*.test.ts", "loadtest/k6/*.test.ts", "infra/**/*.test.ts"],
+          include: ["lint-boundaries.test.ts", "packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "loadtest/driver/src/**/*.test.ts", "loadtest/k6/*.test.ts", "infra/**/*.test.ts"],
           exclude: ["**/node_modules/**", "**/dist/**"],
         },
       },

@@ -34,13 +34,11 @@ describe("k6 scripts and the Node driver", () => {
     const stages = rushStages(k6, 1);
     expect(stages.reduce((s, st) => s + Number(st.duration.replace("s", "")), 0)).toBe(node.durationS);
     // Integrate the piecewise-linear stages the way k6 does and compare with the driver's curve.
-    let t = 0;
     let rate = 0;
     let total = 0;
     for (const st of stages) {
       const d = Number(st.duration.replace("s", ""));
       total += ((rate + st.target) / 2) * d;
-      t += d;
       rate = st.target;
     }
     const driver = cumulativeArrivals(node)(node.durationS);

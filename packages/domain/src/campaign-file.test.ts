@@ -4,7 +4,7 @@ import { CampaignFileError, parseCampaignFile } from "./campaign-file.js";
 import { isBudgetCapped, totalQuotaDiscountFen } from "./campaign.js";
 
 const seedPath = new URL("../../../campaigns/qianan-2020-b2.json", import.meta.url);
-const seed = () => JSON.parse(readFileSync(seedPath, "utf8")) as Record<string, any>;
+const seed = () => JSON.parse(readFileSync(seedPath, "utf8")) as Record<string, unknown>;
 
 describe("campaign file", () => {
   it("loads the seed campaign exactly as the contract gives it", () => {

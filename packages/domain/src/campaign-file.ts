@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { Activity, Campaign, Tier } from "./campaign.js";
-import { sortTiersForChoice, totalQuotaDiscountFen } from "./campaign.js";
+import { sortTiersForChoice } from "./campaign.js";
 
 /**
  * The campaign file: a county's plan as data (JSON). Money is integer fen,

@@ -6,7 +6,6 @@ import { loadCampaign, type TestWorld } from "@quanta/cli";
 import type { CallbackClient } from "@quanta/loadtest";
 import { startAdminStack, type AdminStack } from "./admin-stack.js";
 import type { RunningIngress } from "@quanta/ingress";
-import type { RunningAdmin } from "@quanta/admin";
 
 /**
  * Issue #19 item 4: a campaign whose window and merchants overlap a loaded one is refused at
@@ -16,7 +15,6 @@ import type { RunningAdmin } from "@quanta/admin";
  */
 const TOKEN = "ops-token-0123456789abcdef0123456789";
 let world: TestWorld;
-let admin: RunningAdmin;
 let ingress: RunningIngress;
 let client: CallbackClient;
 let base = "";
@@ -24,7 +22,7 @@ let stack: AdminStack;
 
 beforeAll(async () => {
   stack = await startAdminStack("admin_overlap", `ada:administer=${TOKEN}`, 4);
-  ({ world, admin, ingress, client, base } = stack);
+  ({ world, ingress, client, base } = stack);
 });
 
 afterAll(async () => {

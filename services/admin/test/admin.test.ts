@@ -5,7 +5,7 @@ import { SEED_CAMPAIGN_PATH, cliActor, type TestWorld } from "@quanta/cli";
 import type { CallbackClient } from "@quanta/loadtest";
 import { startAdminStack, type AdminStack } from "./admin-stack.js";
 import type { RunningIngress } from "@quanta/ingress";
-import { AdminTokens, type RunningAdmin } from "@quanta/admin";
+import { AdminTokens } from "@quanta/admin";
 
 /**
  * The admin API (issue #7) on its own port and tokens: authentication, campaign status, pause
@@ -14,7 +14,6 @@ import { AdminTokens, type RunningAdmin } from "@quanta/admin";
  */
 const TOKEN = "ops-token-0123456789abcdef0123456789";
 let world: TestWorld;
-let admin: RunningAdmin;
 let ingress: RunningIngress;
 let client: CallbackClient;
 let base = "";
@@ -22,7 +21,7 @@ let stack: AdminStack;
 
 beforeAll(async () => {
   stack = await startAdminStack("admin", `alice:administer=${TOKEN}`, 8);
-  ({ world, admin, ingress, client, base } = stack);
+  ({ world, ingress, client, base } = stack);
 });
 
 afterAll(async () => {

@@ -1,5 +1,4 @@
 import { expect } from "vitest";
-import { Redis } from "ioredis";
 import { checkAcknowledged, findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, runRush, type RushRun } from "@quanta/loadtest";
 import { answersAgainstStore, copiesAgainstFirst, deadlocksIn, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
