@@ -42,6 +42,10 @@ export const envSchema = z.object({
   QUANTA_DECISION_WAIT_MS: int(0, 30_000, 2_000),
   /** Attempts queued but not yet decided, over all partitions; past it the ingress answers 503. */
   QUANTA_BACKLOG_MAX: int(1, 10_000_000, 50_000),
+  /** Callbacks one ingress holds open waiting for their decision; past it the ingress answers 503. */
+  QUANTA_INGRESS_HELD_MAX: int(1, 1_000_000, 50_000),
+  /** Attempts one ingress holds buffered or being admitted by Redis; past it 503 without touching Redis. */
+  QUANTA_INTAKE_PENDING_MAX: int(1, 1_000_000, 50_000),
   /** Ingress group commit into the queue: at most this many attempts per intake batch… */
   QUANTA_INTAKE_BATCH_MAX: int(1, 1_000, 256),
   /**

@@ -10,8 +10,6 @@ export const ATTEMPT_COLUMNS = [
   ["discount_fen", "bigint"], ["payable_fen", "bigint"], ["decided_by", "text"],
 ] as const;
 
-export type AttemptColumn = (typeof ATTEMPT_COLUMNS)[number][0];
-
 /** One array per column, in ATTEMPT_COLUMNS order, from rows keyed by column name. */
 export function columnArrays(rows: readonly Readonly<Record<string, unknown>>[]): unknown[][] {
   return ATTEMPT_COLUMNS.map(([c]) => rows.map((r) => r[c]));

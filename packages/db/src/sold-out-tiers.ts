@@ -35,8 +35,4 @@ export class SoldOutTiers extends PeriodicRefresh {
   allEmpty(campaignId: string, tierIds: readonly string[]): boolean {
     return tierIds.length > 0 && tierIds.every((t) => this.keys.has(tierKey(campaignId, t)));
   }
-
-  get size(): number {
-    return this.keys.size;
-  }
 }

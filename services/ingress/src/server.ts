@@ -51,7 +51,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   // 1 s: a paused activity (emergency stop) or a new merchant list reaches the tills within a second.
   const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed; serving the last copy"), CAMPAIGN_REFRESH_MS);
   await campaigns.start();
-  const waiter = new DecisionWaiter(subscriber, prefix, ingressId, log, env.QUANTA_BACKLOG_MAX);
+  const waiter = new DecisionWaiter(subscriber, prefix, ingressId, log, env.QUANTA_INGRESS_HELD_MAX);
   await waiter.start(redis);
   const soldOut = new SoldOutTiers(db.kysely, (error) => log.warn({ err: error }, "sold-out refresh failed"), SOLD_OUT_REFRESH_MS);
   await soldOut.start();
@@ -72,7 +72,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
       txnInFlightTtlS: env.QUANTA_TXN_IN_FLIGHT_TTL_S,
       decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
       admitTimeoutMs: env.QUANTA_INTAKE_ADMIT_TIMEOUT_MS,
-      pendingMax: env.QUANTA_BACKLOG_MAX,
+      pendingMax: env.QUANTA_INTAKE_PENDING_MAX,
       redisWaitReplicas: env.QUANTA_REDIS_WAIT_REPLICAS,
       redisWaitTimeoutMs: env.QUANTA_REDIS_WAIT_TIMEOUT_MS,
       settleMs: env.QUANTA_OUTCOME_SETTLE_MS,
