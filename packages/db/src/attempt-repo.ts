@@ -16,7 +16,7 @@ export type DecisionRow = Pick<AttemptRow, (typeof DECISION_COLUMNS)[number]>;
 /** DECISION_COLUMNS as a select list, optionally qualified by a table alias. */
 export const decisionColumnList = (alias?: string): string => DECISION_COLUMNS.map((c) => (alias ? `${alias}.${c}` : c)).join(", ");
 
-export const attemptKey = (acquirerId: string, txnId: string): string => `${acquirerId}/${txnId}`;
+export { attemptKey } from "@quanta/domain";
 
 export function rowDecision(row: DecisionRow): Decision {
   if (row.status === "granted") {

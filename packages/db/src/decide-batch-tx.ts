@@ -1,7 +1,9 @@
 import type pg from "pg";
-import { decideBatch, holderKey, invariant, tierKey, type BatchState, type Campaign, type Decision, type QueuedAttempt } from "@quanta/domain";
+import { Round, attemptHolderKey, holderKey, invariant, tierKey, type Campaign, type Decision, type QueuedAttempt, type RefillNeed } from "@quanta/domain";
 import { ATTEMPT_COLUMNS, columnArrays } from "./attempt-columns.js";
 import { attemptKey, decisionColumnList, recordValues, type DecisionRow } from "./attempt-repo.js";
+
+export type { RefillNeed };
 import { FencedOutError } from "./partition-repo.js";
 import { inPipelinedTransaction, type PipelinedTx } from "./transaction.js";
 import { refillTake, type RefillResult } from "./refill-tx.js";
@@ -19,7 +21,7 @@ import { refillTake, type RefillResult } from "./refill-tx.js";
  *      hold a voucher, locks the round's share rows and takes KEY SHARE on the tier rows marked
  *      sold out (held to commit: see refund-tx.ts);
  *   2. decides in memory every attempt in arrival order, whatever its partition, against the
- *      stock the round's partitions hold together (domain decideBatch), until one needs a tier
+ *      stock the round's partitions hold together (the domain's Round, packages/domain/src/round.ts), until one needs a tier
  *      that none of the round's shares holds and that is not marked empty; then takes from that
  *      tier's pool if it can lock the tier row at once (SKIP LOCKED: a round never waits for a
  *      tier row) and goes on deciding;
@@ -116,18 +118,6 @@ export interface PartitionBatch {
   attempts: readonly QueuedAttempt[];
 }
 
-/** A tier the round's shares ran out of, for refillTx. */
-export interface RefillNeed {
-  /** The partition whose share the refill goes to (the first deferred attempt's). */
-  partition: number;
-  campaignId: string;
-  tierId: string;
-  /** Deferred attempts this tier could serve. */
-  need: number;
-  /** Partitions the round decided together: the refill takes a fair part for each. */
-  partitionsAsking: number;
-}
-
 export interface RoundOutcome {
   /** A result for every attempt not deferred, batch after batch, in each batch's order. */
   results: BatchResult[];
@@ -158,19 +148,19 @@ export async function decideGroupTx(
   for (let i = 1; i < live.length; i++) invariant(live[i]!.partition !== live[i - 1]!.partition, "two batches of one partition in a round");
   if (live.length === 0) return { results: [], deferred: [], refills: [] };
   return inPipelinedTransaction(pool, async (tx) => {
-    const round = await readRound(tx, live, campaigns);
+    const { round, stored } = await readRound(tx, live, campaigns);
     await probe.afterRead?.();
     const refills: RefillResult[] = [];
-    let refill = decidePending(round, campaigns);
+    let refill = round.decide(campaigns);
     while (refill) {
       invariant(refills.length < ROUND_REFILLS_MAX, "refills inside a round did not converge");
       const done = await takeFromPool(tx.client, round, refill, partitionCount);
       if (done === "deferred") break;
       refills.push(done);
-      refill = decidePending(round, campaigns);
+      refill = round.decide(campaigns);
     }
-    await writeRound(tx, round);
-    return { ...results(round), refills, ...(refill ? { refill } : {}) };
+    await writeRound(tx, round, stored);
+    return { ...results(live, round, stored), refills, ...(refill ? { refill } : {}) };
   });
 }
 
@@ -191,7 +181,7 @@ async function takeFromPool(client: pg.PoolClient, round: Round, need: RefillNee
   const key = tierKey(need.campaignId, need.tierId);
   if (!tier) return "deferred";
   if (tier.sold_out) {
-    round.empty.add(key);
+    round.markEmpty(key);
     return "empty";
   }
   if (tier.pool === 0) return "deferred";
@@ -202,37 +192,16 @@ async function takeFromPool(client: pg.PoolClient, round: Round, need: RefillNee
            update tier_shares set remaining = remaining + $3 where campaign_id = $1 and tier_id = $2 and partition = $4`,
     values: [need.campaignId, need.tierId, take, need.partition],
   });
-  // Both the share as read and as decided grow by what came in: the write's deltas stay the use.
-  round.read.get(need.partition)!.set(key, round.read.get(need.partition)!.get(key)! + take);
-  round.shares.get(need.partition)!.set(key, round.shares.get(need.partition)!.get(key)! + take);
-  round.combined.set(key, round.combined.get(key)! + take);
+  round.addStock(need.partition, key, take);
   return "pool";
 }
 
-/** What a round knows after its read, and what it has decided in memory since. */
-interface Round {
-  readonly partitions: readonly number[];
-  /** Every attempt of the round by partition, as given (for the results, in order). */
-  readonly attempts: ReadonlyMap<number, readonly QueuedAttempt[]>;
-  /** Fresh attempts not decided yet, every partition's, in arrival order. */
-  pending: QueuedAttempt[];
-  /** Rows stored before the round (by attemptKey), then the round's own once written. */
-  readonly stored: Map<string, DecisionRow>;
-  readonly holders: Set<string>;
-  readonly empty: Set<string>;
-  /** Shares as decided in memory, and as read (plus what the round's own refills put in), by partition then tierKey. */
-  readonly shares: Map<number, Map<string, number>>;
-  readonly read: Map<number, Map<string, number>>;
-  /** The round's partitions' shares added up, by tierKey: the stock the round decides against. */
-  readonly combined: Map<string, number>;
-  readonly budgetLeft: Map<string, number>;
-  readonly budgetBefore: ReadonlyMap<string, number>;
-  /** The round's fresh decisions, in the order made. */
-  readonly decided: { attempt: QueuedAttempt; decision: Decision }[];
-}
-
 /** Step 1: the round's one read (fencing, budgets, stored decisions, holders, shares, marks). */
-async function readRound(tx: PipelinedTx, batches: readonly PartitionBatch[], campaigns: ReadonlyMap<string, Campaign>): Promise<Round> {
+async function readRound(
+  tx: PipelinedTx,
+  batches: readonly PartitionBatch[],
+  campaigns: ReadonlyMap<string, Campaign>,
+): Promise<{ round: Round; stored: Map<string, DecisionRow> }> {
   const tiers = new Map<string, { campaignId: string; tierId: string }>();
   const holderByKey = new Map<string, { payerId: string; campaignId: string; activityId: string }>();
   const all: QueuedAttempt[] = [];
@@ -242,7 +211,7 @@ async function readRound(tx: PipelinedTx, batches: readonly PartitionBatch[], ca
       invariant(campaigns.has(a.request.campaignId), `attempt names unknown campaign ${a.request.campaignId}`);
       all.push(a);
       for (const t of a.request.tierIds) tiers.set(tierKey(a.request.campaignId, t), { campaignId: a.request.campaignId, tierId: t });
-      const key = holderKey(a.request.campaignId, a.request.activityId, a.payment.payerId);
+      const key = attemptHolderKey(a);
       if (!holderByKey.has(key)) holderByKey.set(key, { payerId: a.payment.payerId, campaignId: a.request.campaignId, activityId: a.request.activityId });
     }
   }
@@ -283,100 +252,22 @@ async function readRound(tx: PipelinedTx, batches: readonly PartitionBatch[], ca
   for (const row of read.stored) stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
   const shares = new Map<number, Map<string, number>>(batches.map((b) => [b.partition, new Map()]));
   for (const r of read.shares) shares.get(Number(r.partition))!.set(tierKey(r.campaign_id, r.tier_id), r.remaining);
-  const budgetLeft = new Map(read.budgets.map(([id, left]) => [id, Number(left)] as const));
-  const combined = new Map<string, number>();
-  for (const share of shares.values()) for (const [key, n] of share) combined.set(key, (combined.get(key) ?? 0) + n);
-
-  // Attempts already decided, or repeated within the round, are answered from the stored row at the
-  // end; the others are decided in arrival order whatever their partition (a stable sort keeps each
-  // partition's own order).
-  const pending: QueuedAttempt[] = [];
-  const seen = new Set<string>();
-  for (const a of all) {
-    const key = attemptKey(a.acquirerId, a.payment.txnId);
-    if (stored.has(key) || seen.has(key)) continue;
-    seen.add(key);
-    pending.push(a);
-  }
-  pending.sort((x, y) => x.receivedAtMs - y.receivedAtMs);
-  return {
-    partitions: batches.map((b) => b.partition),
-    attempts: new Map(batches.map((b) => [b.partition, b.attempts])),
-    pending,
-    stored,
+  const round = new Round(batches, {
+    storedKeys: new Set(stored.keys()),
     holders: new Set(read.holders.map(([c, a, p]) => holderKey(c, a, p))),
     empty: new Set(read.empty.map(([campaignId, tierId]) => tierKey(campaignId, tierId))),
     shares,
-    read: new Map([...shares].map(([p, m]) => [p, new Map(m)])),
-    combined,
-    budgetLeft,
-    budgetBefore: new Map(budgetLeft),
-    decided: [],
-  };
-}
-
-/**
- * Step 2, in memory: the pending attempts in arrival order against the stock the round's
- * partitions hold together, until one needs a refill (returned; it and the ones after it stay
- * pending). Each grant is taken from its own partition's share while that holds any.
- */
-function decidePending(round: Round, campaigns: ReadonlyMap<string, Campaign>): RefillNeed | undefined {
-  const pending = round.pending;
-  if (pending.length === 0) return undefined;
-  const outcome = decideBatch(
-    pending.map((a) => ({ payerId: a.payment.payerId, amountFen: a.payment.amountFen, request: a.request })),
-    { share: round.combined, empty: round.empty, holders: round.holders, budgetLeft: round.budgetLeft } satisfies BatchState,
-    campaigns,
-  );
-  outcome.decisions.forEach((decision, i) => {
-    const attempt = pending[i]!;
-    round.decided.push({ attempt, decision });
-    if (decision.status === "granted") takeFromShares(round, attempt.partition, tierKey(decision.campaignId, decision.tierId));
+    budgetLeft: new Map(read.budgets.map(([id, left]) => [id, Number(left)] as const)),
   });
-  round.pending = pending.slice(outcome.decisions.length);
-  if (!outcome.refill) {
-    invariant(round.pending.length === 0, "attempts left over without a refill");
-    return undefined;
-  }
-  const { campaignId, tierId } = outcome.refill;
-  return {
-    partition: round.pending[0]!.partition,
-    campaignId,
-    tierId,
-    need: round.pending.filter((a) => a.request.campaignId === campaignId && a.request.tierIds.includes(tierId)).length,
-    partitionsAsking: round.partitions.length,
-  };
-}
-
-/** One voucher of a tier out of the round's shares: the attempt's own partition first. */
-function takeFromShares(round: Round, partition: number, key: string): void {
-  const own = round.shares.get(partition)!;
-  let from = (own.get(key) ?? 0) > 0 ? own : undefined;
-  for (const p of round.partitions) {
-    if (from) break;
-    const share = round.shares.get(p)!;
-    if ((share.get(key) ?? 0) > 0) from = share;
-  }
-  invariant(from, `a grant of ${key} that no share of the round holds`);
-  from.set(key, from.get(key)! - 1);
+  return { round, stored };
 }
 
 /** Step 3: the round's one write, sent with the COMMIT (a round that decided nothing just commits). */
-async function writeRound(tx: PipelinedTx, round: Round): Promise<void> {
+async function writeRound(tx: PipelinedTx, round: Round, stored: Map<string, DecisionRow>): Promise<void> {
   if (round.decided.length === 0) return;
   const records = round.decided.map(({ attempt, decision }) => recordValues(toRecord(attempt, decision)) as Record<string, unknown>);
-  const usedRows: { partition: number; campaignId: string; tierId: string; n: number }[] = [];
-  for (const [partition, share] of round.shares) {
-    for (const [key, n] of share) {
-      const before = round.read.get(partition)!.get(key)!;
-      if (before === n) continue;
-      invariant(before - n > 0, `share of ${key} grew inside a round`);
-      const slash = key.indexOf("/");
-      usedRows.push({ partition, campaignId: key.slice(0, slash), tierId: key.slice(slash + 1), n: before - n });
-    }
-  }
-  const spentBy = [...round.budgetLeft].filter(([id, left]) => round.budgetBefore.get(id) !== left);
-  for (const [id, left] of spentBy) invariant(left >= 0 && round.budgetBefore.get(id)! - left > 0, `budget of ${id} went wrong inside a round`);
+  const usedRows = round.usedStock();
+  const spentBy = round.budgetSpent();
   const written = await tx.commit<DecisionRow>({
     name: "batch_write",
     text: WRITE,
@@ -387,27 +278,27 @@ async function writeRound(tx: PipelinedTx, round: Round): Promise<void> {
       usedRows.map((u) => u.tierId),
       usedRows.map((u) => u.n),
       spentBy.map(([id]) => id),
-      spentBy.map(([id, left]) => round.budgetBefore.get(id)! - left),
+      spentBy.map(([, fen]) => fen),
     ],
   });
   invariant(written.rows.length === records.length, `wrote ${written.rows.length} of ${records.length} decisions`);
-  for (const r of written.rows) round.stored.set(attemptKey(r.acquirer_id, r.txn_id), r);
+  for (const r of written.rows) stored.set(attemptKey(r.acquirer_id, r.txn_id), r);
 }
 
 /** Every attempt's result, batch after batch; the deferred ones (repeats of them too) in arrival order. */
-function results(round: Round): { results: BatchResult[]; deferred: QueuedAttempt[] } {
+function results(batches: readonly PartitionBatch[], round: Round, stored: ReadonlyMap<string, DecisionRow>): { results: BatchResult[]; deferred: QueuedAttempt[] } {
   const deferredKeys = new Set(round.pending.map((a) => attemptKey(a.acquirerId, a.payment.txnId)));
   const fresh = new Set(round.decided.map((d) => d.attempt));
   const out: BatchResult[] = [];
   const deferred: QueuedAttempt[] = [];
-  for (const attempts of round.attempts.values()) {
+  for (const { attempts } of batches) {
     for (const attempt of attempts) {
       const key = attemptKey(attempt.acquirerId, attempt.payment.txnId);
       if (deferredKeys.has(key)) {
         deferred.push(attempt);
         continue;
       }
-      const row = round.stored.get(key);
+      const row = stored.get(key);
       invariant(row, `attempt ${key} left undecided by its round`);
       out.push(row.body_hash === attempt.bodyHash ? { kind: "decided", attempt, row, fresh: fresh.has(attempt) } : { kind: "conflict", attempt, row });
     }

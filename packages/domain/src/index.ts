@@ -10,3 +10,4 @@ export * from "./decide-batch.js";
 export * from "./partition.js";
 export * from "./queued-attempt.js";
 export * from "./refund.js";
+export * from "./round.js";
