@@ -1,6 +1,6 @@
 import { Queue } from "bullmq";
 import { claimPartition, type CampaignCache, type Database } from "@quanta/db";
-import { keys, queueName, queuePrefix, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
+import { QUEUE_STREAMS, keys, queueName, queuePrefix, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
 import { backlogResets, partitionChanges, partitionsOwned, requeuedJobs, type Logger } from "@quanta/telemetry";
 import type { Kysely } from "kysely";
 import type pg from "pg";
@@ -238,7 +238,9 @@ export class Ownership {
     const corrected = await resetBacklogIfIdle(this.redis, prefix, partitionCount);
     if (corrected > 0) backlogResets.inc(corrected);
     for (const p of this.owned()) {
-      const queue = new Queue(queueName(p), { connection: this.redis, prefix: queuePrefix(prefix, p), skipVersionCheck: true });
+      // The same streams option as the ingress's queues: a Queue writes it into the queue's meta, and
+      // without it this pass reset the events stream's cap to BullMQ's default every 5 s.
+      const queue = new Queue(queueName(p), { connection: this.redis, prefix: queuePrefix(prefix, p), skipVersionCheck: true, streams: QUEUE_STREAMS });
       try {
         const failed = await queue.getFailed(0, 99);
         for (const job of failed) {

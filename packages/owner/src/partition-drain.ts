@@ -1,4 +1,4 @@
-import { Worker, type Job } from "bullmq";
+import { UnrecoverableError, Worker, type Job } from "bullmq";
 import { invariant, type QueuedAttempt } from "@quanta/domain";
 import {
   WORKER_LOCK_DURATION_MS,
@@ -102,7 +102,9 @@ export class PartitionDrain {
       }
     }
     if (attempts.length === 0) {
-      return Promise.reject(new Error(`job ${job.id} ${UNDECIDABLE} (${raw.length} records); kept failed for an operator`));
+      // Unrecoverable: retrying cannot make it decidable. A plain Error went through the job's
+      // attempts with exponential backoff, sitting delayed for days instead of failed.
+      return Promise.reject(new UnrecoverableError(`job ${job.id} ${UNDECIDABLE} (${raw.length} records); kept failed for an operator`));
     }
     if (!parsed.success) this.log.warn({ jobId: job.id }, "queue job without a reply channel: decisions are stored, nobody is told");
     invariant(attempts.every((a) => a.partition === this.options.partition), "a job attempt of another partition");

@@ -112,12 +112,22 @@ describe("worker and Postgres faults", () => {
     const poisoned = { ...attempt("bad-1", 15_000), payment: { txnId: "bad-1", amountFen: "lots" } };
     const connection = new Redis(world.env.REDIS_URL!, { maxRetriesPerRequest: null });
     const queue = new Queue(queueName(p), { connection, prefix: queuePrefix(world.prefix, p), skipVersionCheck: true });
+    let undecidableState = "";
     try {
       await queue.add("batch", { replyTo: "", attempts: [good[0], poisoned, good[1], good[2]] }, jobOptions(0));
+      // A job of poisoned records only cannot be decided: it fails at once and stays failed for an
+      // operator (not retried with backoff, sitting delayed for days).
+      const undecidable = await queue.add("batch", { replyTo: "", attempts: [{ ...poisoned, payment: { txnId: "bad-2", amountFen: "none" } }] }, jobOptions(0));
+      for (let i = 0; i < 300; i++) {
+        undecidableState = await queue.getJobState(undecidable.id!);
+        if (undecidableState === "failed") break;
+        await sleep(100);
+      }
     } finally {
       await queue.close();
       connection.disconnect();
     }
+    expect(undecidableState).toBe("failed");
     const keys = good.map((a) => ({ acquirerId: world.acquirerId, txnId: a.payment.txnId }));
     expect(await waitUntilDecided(world.db.kysely, keys, { timeoutMs: 30_000, pollMs: 200 })).toEqual([]);
     expect((await findAttempts(world.db.kysely, [{ acquirerId: world.acquirerId, txnId: "bad-1" }])).length).toBe(0);
@@ -126,7 +136,7 @@ describe("worker and Postgres faults", () => {
       const metrics = await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text();
       poisonedCounted += Number(/quanta_worker_poisoned_attempts_total (\d+)/.exec(metrics)?.[1] ?? 0);
     }
-    expect(poisonedCounted).toBe(1);
+    expect(poisonedCounted).toBe(2);
     console.log("fault poisoned record: 3 good attempts of the job decided, the poisoned one set aside and counted");
   });
 
