@@ -1,12 +1,13 @@
 import type pg from "pg";
-import { Round, attemptHolderKey, holderKey, invariant, tierKey, type Campaign, type Decision, type QueuedAttempt, type RefillNeed } from "@quanta/domain";
-import { ATTEMPT_COLUMNS, columnArrays } from "./attempt-columns.js";
-import { attemptKey, decisionColumnList, recordValues, type DecisionRow } from "./attempt-repo.js";
+import { invariant, tierKey, type Campaign, type QueuedAttempt, type RefillNeed, type Round } from "@quanta/domain";
+import { attemptKey, type DecisionRow } from "./attempt-repo.js";
+import { inPipelinedTransaction } from "./transaction.js";
+import { refillTake, type RefillResult } from "./refill-tx.js";
+import { readRound, type PartitionBatch } from "./round-read.js";
+import { writeRound } from "./round-write.js";
 
 export type { RefillNeed };
-import { FencedOutError } from "./partition-repo.js";
-import { inPipelinedTransaction, type PipelinedTx } from "./transaction.js";
-import { refillTake, type RefillResult } from "./refill-tx.js";
+export { BATCH_READ_SQL, type PartitionBatch } from "./round-read.js";
 
 /**
  * A worker's round: the attempts of the partitions it owns, decided in one READ COMMITTED
@@ -50,73 +51,6 @@ import { refillTake, type RefillResult } from "./refill-tx.js";
 export type BatchResult =
   | { kind: "decided"; attempt: QueuedAttempt; row: DecisionRow; fresh: boolean }
   | { kind: "conflict"; attempt: QueuedAttempt; row: DecisionRow };
-
-/**
- * All reads of a round in one round trip. The scalar subqueries run left to right, which is the
- * lock order above. Stored decisions and holders are looked up one key at a time (lateral, with
- * `limit 1` on holders), so the plan stays a chain of index lookups however stale the statistics
- * are: during a rush autovacuum analyses `attempts` minutes behind the grants, and an `= any()`
- * form was planned as a scan of every grant. Exported for its plan test (batch-read-plan.test.ts).
- */
-export const BATCH_READ_SQL = `
-  with shares as (
-    select s.partition, s.campaign_id, s.tier_id, s.remaining
-      from tier_shares s
-      join unnest($1::int[], $2::text[], $3::text[]) as k(partition, campaign_id, tier_id)
-        on s.partition = k.partition and s.campaign_id = k.campaign_id and s.tier_id = k.tier_id
-     order by s.partition, s.campaign_id, s.tier_id
-       for update of s),
-  marked as (
-    select t.campaign_id, t.id
-      from tiers t
-     where t.sold_out_at is not null
-       and (t.campaign_id, t.id) in (select k.campaign_id, k.tier_id from unnest($2::text[], $3::text[]) as k(campaign_id, tier_id))
-     order by t.campaign_id, t.id
-       for key share of t)
-  select (select coalesce(json_agg(json_build_array(p.partition, p.epoch)), '[]')
-            from (select partition, epoch from partitions where partition = any($4::int[]) order by partition for update) p) as epochs,
-         (select coalesce(json_agg(json_build_array(c.id, c.budget_left_fen) order by c.id), '[]')
-            from (select id, budget_left_fen from campaigns where id = any($2::text[]) and budget_capped order by id for update) c) as budgets,
-         (select coalesce(json_agg(a), '[]')
-            from unnest($5::text[], $6::text[]) as k(acquirer_id, txn_id)
-            cross join lateral (select ${decisionColumnList("x")} from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a) as stored,
-         (select coalesce(json_agg(json_build_array(h.campaign_id, h.activity_id, h.payer_id)), '[]')
-            from unnest($7::text[], $8::text[], $9::text[]) as p(payer_id, campaign_id, activity_id)
-            cross join lateral (select h.campaign_id, h.activity_id, h.payer_id from attempts h
-                                 where h.payer_id = p.payer_id and h.campaign_id = p.campaign_id and h.activity_id = p.activity_id
-                                   and h.status = 'granted' and h.slot_released_at is null limit 1) h) as holders,
-         (select coalesce(json_agg(shares), '[]') from shares) as shares,
-         (select coalesce(json_agg(json_build_array(m.campaign_id, m.id)), '[]') from marked m) as empty`;
-
-const COLUMNS = ATTEMPT_COLUMNS;
-const N = COLUMNS.length;
-
-/**
- * The round's one write: its decisions, the used stock taken from the shares and the discounts
- * from capped budgets. The decrements are deltas, so the CHECKs (remaining >= 0,
- * budget_left_fen >= 0) backstop any arithmetic slip.
- */
-const WRITE = `
-  with spent as (
-    update campaigns c set budget_left_fen = c.budget_left_fen - b.spent
-      from unnest($${N + 5}::text[], $${N + 6}::bigint[]) as b(id, spent)
-     where c.id = b.id and c.budget_capped
-    returning 1),
-  used as (
-    update tier_shares s set remaining = s.remaining - u.used
-      from unnest($${N + 1}::int[], $${N + 2}::text[], $${N + 3}::text[], $${N + 4}::int[])
-             as u(partition, campaign_id, tier_id, used)
-     where s.partition = u.partition and s.campaign_id = u.campaign_id and s.tier_id = u.tier_id
-    returning 1)
-  insert into attempts (${COLUMNS.map(([c]) => c).join(", ")})
-  select * from unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")})
-  returning ${decisionColumnList()}`;
-
-export interface PartitionBatch {
-  partition: number;
-  epoch: number;
-  attempts: readonly QueuedAttempt[];
-}
 
 export interface RoundOutcome {
   /** A result for every attempt not deferred, batch after batch, in each batch's order. */
@@ -196,95 +130,6 @@ async function takeFromPool(client: pg.PoolClient, round: Round, need: RefillNee
   return "pool";
 }
 
-/** Step 1: the round's one read (fencing, budgets, stored decisions, holders, shares, marks). */
-async function readRound(
-  tx: PipelinedTx,
-  batches: readonly PartitionBatch[],
-  campaigns: ReadonlyMap<string, Campaign>,
-): Promise<{ round: Round; stored: Map<string, DecisionRow> }> {
-  const tiers = new Map<string, { campaignId: string; tierId: string }>();
-  const holderByKey = new Map<string, { payerId: string; campaignId: string; activityId: string }>();
-  const all: QueuedAttempt[] = [];
-  for (const b of batches) {
-    for (const a of b.attempts) {
-      invariant(a.partition === b.partition, `attempt queued to partition ${a.partition} reached ${b.partition}`);
-      invariant(campaigns.has(a.request.campaignId), `attempt names unknown campaign ${a.request.campaignId}`);
-      all.push(a);
-      for (const t of a.request.tierIds) tiers.set(tierKey(a.request.campaignId, t), { campaignId: a.request.campaignId, tierId: t });
-      const key = attemptHolderKey(a);
-      if (!holderByKey.has(key)) holderByKey.set(key, { payerId: a.payment.payerId, campaignId: a.request.campaignId, activityId: a.request.activityId });
-    }
-  }
-  // Every partition of the round, every tier its attempts name: the stock the round holds together.
-  const shareList = batches.flatMap((b) => [...tiers.values()].map((t) => ({ partition: b.partition, ...t })));
-  const holderList = [...holderByKey.values()];
-  const read = (
-    await tx.begin<{
-      epochs: [number, number][];
-      budgets: [string, number][];
-      stored: DecisionRow[];
-      holders: [string, string, string][];
-      shares: { partition: number; campaign_id: string; tier_id: string; remaining: number }[];
-      empty: [string, string][];
-    }>({
-      name: "batch_read",
-      text: BATCH_READ_SQL,
-      values: [
-        shareList.map((k) => k.partition),
-        shareList.map((k) => k.campaignId),
-        shareList.map((k) => k.tierId),
-        batches.map((b) => b.partition),
-        all.map((a) => a.acquirerId),
-        all.map((a) => a.payment.txnId),
-        holderList.map((h) => h.payerId),
-        holderList.map((h) => h.campaignId),
-        holderList.map((h) => h.activityId),
-      ],
-    })
-  ).rows[0]!;
-  const epochs = new Map(read.epochs.map(([p, e]) => [Number(p), Number(e)] as const));
-  for (const b of batches) {
-    if (epochs.get(b.partition) !== b.epoch) {
-      throw new FencedOutError(`partition ${b.partition} moved on to epoch ${epochs.get(b.partition)}; this owner holds ${b.epoch}`, b.partition);
-    }
-  }
-  const stored = new Map<string, DecisionRow>();
-  for (const row of read.stored) stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
-  const shares = new Map<number, Map<string, number>>(batches.map((b) => [b.partition, new Map()]));
-  for (const r of read.shares) shares.get(Number(r.partition))!.set(tierKey(r.campaign_id, r.tier_id), r.remaining);
-  const round = new Round(batches, {
-    storedKeys: new Set(stored.keys()),
-    holders: new Set(read.holders.map(([c, a, p]) => holderKey(c, a, p))),
-    empty: new Set(read.empty.map(([campaignId, tierId]) => tierKey(campaignId, tierId))),
-    shares,
-    budgetLeft: new Map(read.budgets.map(([id, left]) => [id, Number(left)] as const)),
-  });
-  return { round, stored };
-}
-
-/** Step 3: the round's one write, sent with the COMMIT (a round that decided nothing just commits). */
-async function writeRound(tx: PipelinedTx, round: Round, stored: Map<string, DecisionRow>): Promise<void> {
-  if (round.decided.length === 0) return;
-  const records = round.decided.map(({ attempt, decision }) => recordValues(toRecord(attempt, decision)) as Record<string, unknown>);
-  const usedRows = round.usedStock();
-  const spentBy = round.budgetSpent();
-  const written = await tx.commit<DecisionRow>({
-    name: "batch_write",
-    text: WRITE,
-    values: [
-      ...columnArrays(records),
-      usedRows.map((u) => u.partition),
-      usedRows.map((u) => u.campaignId),
-      usedRows.map((u) => u.tierId),
-      usedRows.map((u) => u.n),
-      spentBy.map(([id]) => id),
-      spentBy.map(([, fen]) => fen),
-    ],
-  });
-  invariant(written.rows.length === records.length, `wrote ${written.rows.length} of ${records.length} decisions`);
-  for (const r of written.rows) stored.set(attemptKey(r.acquirer_id, r.txn_id), r);
-}
-
 /** Every attempt's result, batch after batch; the deferred ones (repeats of them too) in arrival order. */
 function results(batches: readonly PartitionBatch[], round: Round, stored: ReadonlyMap<string, DecisionRow>): { results: BatchResult[]; deferred: QueuedAttempt[] } {
   const deferredKeys = new Set(round.pending.map((a) => attemptKey(a.acquirerId, a.payment.txnId)));
@@ -305,16 +150,4 @@ function results(batches: readonly PartitionBatch[], round: Round, stored: Reado
   }
   deferred.sort((x, y) => x.receivedAtMs - y.receivedAtMs);
   return { results: out, deferred };
-}
-
-function toRecord(a: QueuedAttempt, decision: Decision) {
-  return {
-    acquirerId: a.acquirerId,
-    bodyHash: a.bodyHash,
-    payment: a.payment,
-    receivedAtMs: a.receivedAtMs,
-    partition: a.partition,
-    decision,
-    decidedBy: "worker" as const,
-  };
 }
