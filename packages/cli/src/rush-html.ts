@@ -20,23 +20,38 @@ export interface RushSeries {
   queued: number[];
 }
 
+/** An answer's series: granted, rejected by reason, pending (202), an expected refusal (401 forged, 409 another body), or an error. */
 const OUTCOME_OF = (r: SentRecord): string => {
-  if (r.status === 200) return (r.answer as { status?: string } | undefined)?.status ?? "granted";
+  if (r.status === 200) {
+    const a = r.answer as { status?: string; reason?: string } | undefined;
+    return a?.status === "rejected" ? `rejected: ${a.reason ?? "?"}` : (a?.status ?? "granted");
+  }
   if (r.status === 202) return "pending";
+  if (r.status === 401 || r.status === 409) return `${r.status} (expected)`;
   return "error";
 };
 
+/** Vouchers left in a tier each second: quota minus those held (granted, less returned by refunds). Never below zero while I1 holds. */
+export function remainingSeries(quota: number, grantsBy: readonly number[], returnsBy: readonly number[]): number[] {
+  let held = 0;
+  return grantsBy.map((g, i) => {
+    held += g - (returnsBy[i] ?? 0);
+    return quota - held;
+  });
+}
+
 export async function rushSeries(db: Kysely<Database>, records: readonly SentRecord[], startedAtMs: number, campaignId: string): Promise<RushSeries> {
   const rows = (
-    await sql<{ r: number; d: number; status: string; tier_id: string | null; decided_by: string }>`
-      select extract(epoch from received_at) * 1000 as r, extract(epoch from decided_at) * 1000 as d, status, tier_id, decided_by
+    await sql<{ r: number; d: number; v: number | null; status: string; tier_id: string | null; decided_by: string }>`
+      select extract(epoch from received_at) * 1000 as r, extract(epoch from decided_at) * 1000 as d,
+             extract(epoch from voucher_returned_at) * 1000 as v, status, tier_id, decided_by
         from attempts where campaign_id = ${campaignId} or campaign_id is null`.execute(db)
-  ).rows.map((x) => ({ ...x, r: Number(x.r), d: Number(x.d) }));
+  ).rows.map((x) => ({ ...x, r: Number(x.r), d: Number(x.d), v: x.v === null ? null : Number(x.v) }));
   const tiers = (await sql<{ id: string; quota: number }>`select id, quota from tiers where campaign_id = ${campaignId} order by activity_id, threshold_fen`.execute(db)).rows;
 
   let lastMs = startedAtMs;
   for (const r of records) lastMs = Math.max(lastMs, r.sentAtMs + r.ackMs);
-  for (const x of rows) lastMs = Math.max(lastMs, x.d);
+  for (const x of rows) lastMs = Math.max(lastMs, x.d, x.v ?? 0);
   const n = Math.max(1, Math.ceil((lastMs - startedAtMs) / 1000) + 1);
   const seconds = Array.from({ length: n }, (_, i) => i);
   const bucket = (ms: number) => Math.min(n - 1, Math.max(0, Math.floor((ms - startedAtMs) / 1000)));
@@ -51,6 +66,7 @@ export async function rushSeries(db: Kysely<Database>, records: readonly SentRec
   }
   const decisionBy: number[][] = seconds.map(() => []);
   const grantsBy: Record<string, number[]> = Object.fromEntries(tiers.map((t) => [t.id, new Array<number>(n).fill(0)]));
+  const returnsBy: Record<string, number[]> = Object.fromEntries(tiers.map((t) => [t.id, new Array<number>(n).fill(0)]));
   const queuedDelta = new Array<number>(n + 1).fill(0);
   for (const x of rows) {
     if (x.decided_by === "worker") {
@@ -59,14 +75,14 @@ export async function rushSeries(db: Kysely<Database>, records: readonly SentRec
       queuedDelta[bucket(x.r)]! += 1;
       queuedDelta[bucket(x.d)]! -= 1;
     }
-    if (x.status === "granted" && x.tier_id && grantsBy[x.tier_id]) grantsBy[x.tier_id]![bucket(x.d)]! += 1;
+    if (x.status === "granted" && x.tier_id && grantsBy[x.tier_id]) {
+      grantsBy[x.tier_id]![bucket(x.d)]! += 1;
+      if (x.v !== null) returnsBy[x.tier_id]![bucket(x.v)]! += 1;
+    }
   }
   const pct = (xs: number[], p: number) => (xs.length === 0 ? null : percentiles(xs, [p])[0]!);
   const remainingByTier: Record<string, number[]> = {};
-  for (const t of tiers) {
-    let left = t.quota;
-    remainingByTier[t.id] = grantsBy[t.id]!.map((g) => (left -= g));
-  }
+  for (const t of tiers) remainingByTier[`${t.id} (quota ${t.quota.toLocaleString("en-US")})`] = remainingSeries(t.quota, grantsBy[t.id]!, returnsBy[t.id]!);
   let queued = 0;
   return {
     seconds,
@@ -78,45 +94,93 @@ export async function rushSeries(db: Kysely<Database>, records: readonly SentRec
   };
 }
 
-const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+/** Series colours: no red, which is kept for errors. */
+const PALETTE = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
+/** Fixed colours where a series name means the same on every page. */
+const NAMED_COLOURS: Record<string, string> = { granted: "#2ca02c", pending: "#ff7f0e", error: "#d62728", "rejected: sold_out": "#7f7f7f", p50: "#1f77b4", p99: "#9467bd" };
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 
+/** Ticks at 1, 2 or 5 times a power of ten, about `count` of them from 0 to at least `max`. */
+export function niceTicks(max: number, count = 5): number[] {
+  if (!(max > 0)) return [0, 1];
+  const raw = max / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw)!;
+  const ticks: number[] = [];
+  for (let v = 0; v < max + step; v += step) ticks.push(Number(v.toPrecision(12)));
+  return ticks;
+}
+
+/** Log-scale ticks at 1, 2 and 5 times each power of ten within [lo, hi]. */
+export function logTicks(lo: number, hi: number): number[] {
+  const ticks: number[] = [];
+  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
+    for (const m of [1, 2, 5]) {
+      const v = Number((m * 10 ** e).toPrecision(12));
+      if (v >= lo && v <= hi) ticks.push(v);
+    }
+  }
+  return ticks;
+}
+
+const tickLabel = (v: number) => (Number.isInteger(v) ? v.toLocaleString("en-US") : v.toLocaleString("en-US", { maximumFractionDigits: 3 }));
+
+export interface ChartOptions {
+  /** A log axis (for latencies); `range` shares one axis between charts. */
+  log?: boolean;
+  range?: readonly [lo: number, hi: number];
+  /** Whole units (counts): no fractional ticks. */
+  integer?: boolean;
+}
+
+/** The [lo, hi] of a log axis that holds every positive value of the given series. */
+export function logRange(...all: Record<string, readonly (number | null)[]>[]): [number, number] {
+  const positive = all.flatMap((series) => Object.values(series).flatMap((xs) => xs.filter((v): v is number => v !== null && Number.isFinite(v) && v > 0)));
+  if (positive.length === 0) return [1, 10];
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...positive)));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(...positive) * 1.05));
+  return [lo, Math.max(hi, lo * 10)];
+}
+
 /** One line chart: x = seconds of the run, any number of named series (null = no data that second). */
-export function lineChartSvg(title: string, unit: string, series: Record<string, readonly (number | null)[]>, options: { log?: boolean } = {}): string {
-  const W = 820, H = 300, L = 70, R = 170, T = 36, B = 40;
+export function lineChartSvg(title: string, unit: string, series: Record<string, readonly (number | null)[]>, options: ChartOptions = {}): string {
   const names = Object.keys(series);
+  const W = 820, H = 300, L = 70, T = 36, B = 40;
+  const R = Math.max(150, 16 + 7 * Math.max(0, ...names.map((k) => k.length)));
   const len = Math.max(1, ...names.map((k) => series[k]!.length));
   const values = names.flatMap((k) => series[k]!.filter((v): v is number => v !== null && Number.isFinite(v)));
-  const positive = values.filter((v) => v > 0);
-  const log = options.log === true && positive.length > 0;
-  const lo = log ? Math.min(...positive) / 1.2 : 0;
-  const hi = Math.max(log ? lo * 10 : 1, ...values) * (log ? 1.5 : 1.1);
+  const log = options.log === true;
+  const [lo, hi] = log ? (options.range ?? logRange(series)) : [0, 0];
+  let ticks = log ? logTicks(lo, hi) : niceTicks(Math.max(1, ...values));
+  if (options.integer) ticks = ticks.filter((v) => Number.isInteger(v));
+  const top = log ? hi : ticks.at(-1)!;
   const x = (i: number) => L + ((W - L - R) * i) / Math.max(1, len - 1);
   const y = (v: number) =>
-    log ? T + (H - T - B) * (1 - (Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) : T + (H - T - B) * (1 - v / hi);
+    log ? T + (H - T - B) * (1 - (Math.log10(Math.min(Math.max(v, lo), hi)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) : T + (H - T - B) * (1 - v / top);
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="sans-serif" font-size="12" role="img" aria-label="${escapeHtml(title)}">`);
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" style="max-width:${W}px" font-family="sans-serif" font-size="12" role="img" aria-label="${escapeHtml(title)}">`);
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   parts.push(`<text x="${L}" y="20" font-size="14" font-weight="bold">${escapeHtml(title)}</text>`);
-  const ticks = log
-    ? Array.from({ length: Math.floor(Math.log10(hi)) - Math.ceil(Math.log10(lo)) + 1 }, (_, k) => 10 ** (Math.ceil(Math.log10(lo)) + k))
-    : Array.from({ length: 5 }, (_, k) => (hi / 1.1) * (k / 4));
   for (const v of ticks) {
-    const label = v >= 1000 ? `${Math.round(v).toLocaleString("en-US")}` : v >= 10 ? String(Math.round(v)) : v.toFixed(1);
-    parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e5e5e5"/><text x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${label}</text>`);
+    parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e5e5e5"/><text x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${tickLabel(v)}</text>`);
   }
   parts.push(`<text x="14" y="${(T + H - B) / 2}" transform="rotate(-90 14 ${(T + H - B) / 2})" text-anchor="middle">${escapeHtml(unit)}</text>`);
-  const step = Math.max(1, Math.ceil(len / 12 / 5) * 5);
-  for (let i = 0; i < len; i += step) parts.push(`<text x="${x(i).toFixed(1)}" y="${H - B + 16}" text-anchor="middle">${i}</text>`);
+  const step = Math.max(1, Math.round(niceTicks(len - 1, 8)[1] ?? 1)); // whole seconds
+  for (let i = 0; i < len; i += step) parts.push(`<text x="${x(i).toFixed(1)}" y="${H - B + 16}" text-anchor="middle">${i.toLocaleString("en-US")}</text>`);
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">seconds since the first callback</text>`);
   names.forEach((name, k) => {
-    const color = PALETTE[k % PALETTE.length]!;
+    const color = NAMED_COLOURS[name] ?? PALETTE[k % PALETTE.length]!;
     const segments: string[][] = [[]];
     series[name]!.forEach((v, i) => {
       if (v === null || !Number.isFinite(v)) segments.push([]);
       else segments.at(-1)!.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`);
     });
-    for (const s of segments) if (s.length > 0) parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${s.join(" ")}"/>`);
+    for (const seg of segments) {
+      if (seg.length === 1) {
+        const [cx, cy] = seg[0]!.split(",");
+        parts.push(`<circle cx="${cx}" cy="${cy}" r="3" fill="${color}"/>`); // a lone point: a one-point line draws nothing
+      } else if (seg.length > 1) parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${seg.join(" ")}"/>`);
+    }
     parts.push(`<rect x="${W - R + 12}" y="${T + 6 + k * 20}" width="14" height="4" fill="${color}"/><text x="${W - R + 32}" y="${T + 12 + k * 20}">${escapeHtml(name)}</text>`);
   });
   parts.push(`</svg>`);
@@ -124,20 +188,25 @@ export function lineChartSvg(title: string, unit: string, series: Record<string,
 }
 
 export function rushHtml(title: string, text: string, s: RushSeries): string {
+  const ack = { p50: s.ackMs.p50, p99: s.ackMs.p99 };
+  const decision = { p50: s.decisionMs.p50, p99: s.decisionMs.p99 };
+  // One log axis for both latency charts, so that they compare at a glance.
+  const latencyRange = logRange(ack, decision);
   const charts = [
-    lineChartSvg("Answers per second, by outcome", "answers / s", s.answersByOutcome),
-    lineChartSvg("Vouchers remaining per tier", "vouchers", s.remainingByTier),
-    lineChartSvg("Attempts queued, not yet decided", "attempts", { queued: s.queued }),
-    lineChartSvg("Answer latency (load generator)", "ms (log scale)", { p50: s.ackMs.p50, p99: s.ackMs.p99 }, { log: true }),
-    lineChartSvg("Decision latency (received to committed)", "ms (log scale)", { p50: s.decisionMs.p50, p99: s.decisionMs.p99 }, { log: true }),
+    lineChartSvg("Answers per second, by outcome", "answers / s", s.answersByOutcome, { integer: true }),
+    lineChartSvg("Vouchers remaining per tier (quota minus held: refunds return vouchers, which are granted again)", "vouchers", s.remainingByTier, { integer: true }),
+    lineChartSvg("Attempts queued, not yet decided", "attempts", { queued: s.queued }, { integer: true }),
+    lineChartSvg("Answer latency (load generator)", "ms (log scale)", ack, { log: true, range: latencyRange }),
+    lineChartSvg("Decision latency (received to committed; seconds with no decision have no point)", "ms (log scale)", decision, { log: true, range: latencyRange }),
   ];
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title>
 <style>
-  body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1000px; }
+  body { font-family: sans-serif; margin: 16px; color: #222; max-width: 1000px; }
   figure { margin: 16px 0; }
   pre { background: #f6f6f6; padding: 12px; overflow-x: auto; font-size: 12px; }
 </style>
