@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { lineChartSvg, logRange, logTicks, niceTicks, remainingSeries, rushHtml, type RushSeries } from "./rush-html.js";
+import { lineChartSvg, logRange, logTicks, niceTicks, remainingSeries, rushHtml, type RushSeries, type RushSummary } from "./rush-html.js";
 
 /** What can be checked of the rush report without eyes (issue #21). */
 describe("rush report charts", () => {
@@ -44,5 +44,42 @@ describe("rush report charts", () => {
     expect(axes).toHaveLength(2);
     expect(axes[0]).toEqual(axes[1]);
     expect(axes[0]).toEqual(["1", "2", "5", "10", "20", "50", "100", "200", "500", "1,000"]);
+  });
+});
+
+describe("rush report summary", () => {
+  const series: RushSeries = {
+    seconds: [0, 1],
+    answersByOutcome: { granted: [1_200, 300], "rejected: sold_out": [0, 900] },
+    ackMs: { p50: [3, 4], p99: [30, 40] },
+    decisionMs: { p50: [50, 60], p99: [500, 900] },
+    remainingByTier: { "T (quota 4,000)": [2_800, 0] },
+    queued: [1, 0],
+  };
+  const checks = ["I1", "I2", "I3", "I4", "I5", "I6"].map((id) => ({ id, ok: id !== "I6", detail: `${id} evidence` }));
+  const summary: RushSummary = {
+    ok: false,
+    invariants: checks,
+    tiers: [{ tierId: "T", quota: 4_000, granted: 4_141, returned: 141, held: 4_000, remaining: 0 }],
+    offeredPeakPerS: 1_500,
+    acknowledged: 12_345,
+    ackMs: { p50: 21.5, p99: 100.25 },
+    inversionMs: 5,
+    refunds: { chosen: 500, returned: 141, kept: 359 },
+    settlement: { budgetFen: 200_000_000, grantedFen: 1_000_000, refundedFen: 10_000, netSpentFen: 990_000, leftoverFen: 199_010_000 },
+    settings: [["scenario", "rush-0913"], ["commit", "abc1234"]],
+  };
+
+  it("comes first: the verdict, every invariant named and judged, stock held against quota, the settings", () => {
+    const html = rushHtml("rush", "text", series, summary);
+    const verdictAt = html.indexOf('class="verdict fail"');
+    expect(verdictAt).toBeGreaterThan(0);
+    expect(verdictAt).toBeLessThan(html.indexOf("<svg"));
+    expect(html).toContain("FAIL: I6 broken");
+    for (const id of ["I1", "I2", "I3", "I4", "I5", "I6"]) expect(html).toContain(`${id} `);
+    expect(html.match(/<td class="pass">PASS<\/td>/g)).toHaveLength(5);
+    expect(html).toContain("<td>4,000</td><td>4,000</td><td>0</td><td>4,141</td><td>141</td>");
+    expect(html).toContain("1,500/s / 1,200/s"); // offered peak, and the busiest second's answers
+    expect(html).toContain("abc1234");
   });
 });

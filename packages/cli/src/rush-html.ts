@@ -187,7 +187,75 @@ export function lineChartSvg(title: string, unit: string, series: Record<string,
   return parts.join("\n");
 }
 
-export function rushHtml(title: string, text: string, s: RushSeries): string {
+/** What the page says first: the verdict, the stock, the speed, the money, and how the run was set up. */
+export interface RushSummary {
+  ok: boolean;
+  invariants: readonly { id: string; ok: boolean; detail: string }[];
+  tiers: readonly { tierId: string; quota: number; granted: number; returned: number; held: number; remaining: number }[];
+  offeredPeakPerS: number;
+  acknowledged: number;
+  ackMs: { p50: number; p99: number };
+  inversionMs: number | null;
+  refunds: { chosen: number; returned: number; kept: number } | null;
+  settlement: { budgetFen: number; grantedFen: number; refundedFen: number; netSpentFen: number; leftoverFen: number };
+  /** The run's settings, in the order shown: scenario, rate, payers, processes, commit… */
+  settings: readonly [string, string][];
+}
+
+/** The invariants in words, as the brief names them. */
+export const INVARIANT_NAMES: Readonly<Record<string, string>> = {
+  I1: "I1 never oversold: per tier, held ≤ quota and held + remaining = quota",
+  I2: "I2 one voucher per payer per activity",
+  I3: "I3 every acknowledged attempt decided exactly once",
+  I4: "I4 the same txnId always gets the same answer",
+  I5: "I5 nothing decided without a valid signature",
+  I6: "I6 no stranded stock: sold_out only when the tier is really empty",
+  budget: "budget: discounts never above the campaign's budget",
+  refunds: "refunds: each voucher returned once, never above the payment",
+  "refund-phase": "refund phase: every refund answered as expected, returned vouchers granted again",
+  deadlocks: "Postgres saw no deadlock",
+};
+
+const n = (v: number) => v.toLocaleString("en-US");
+const cny = (fen: number) => (fen / 100).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
+function summaryHtml(sum: RushSummary, s: RushSeries): string {
+  const answeredPeak = Math.max(0, ...s.seconds.map((i) => Object.values(s.answersByOutcome).reduce((t, xs) => t + (xs[i] ?? 0), 0)));
+  const held = sum.tiers.reduce((t, x) => t + x.held, 0);
+  const quota = sum.tiers.reduce((t, x) => t + x.quota, 0);
+  const verdict = sum.ok
+    ? `<p class="verdict pass">PASS: all six invariants hold, and Postgres saw no deadlock.</p>`
+    : `<p class="verdict fail">FAIL: ${escapeHtml(sum.invariants.filter((c) => !c.ok).map((c) => c.id).join(", "))} broken; see below.</p>`;
+  const rank = (id: string) => (/^I[1-6]$/.test(id) ? Number(id.slice(1)) : 10);
+  const invariants = [...sum.invariants]
+    .sort((a, b) => rank(a.id) - rank(b.id))
+    .map((c) => `<tr><td class="${c.ok ? "pass" : "fail"}">${c.ok ? "PASS" : "FAIL"}</td><td>${escapeHtml(INVARIANT_NAMES[c.id] ?? c.id)}</td><td class="detail">${escapeHtml(c.detail)}</td></tr>`)
+    .join("\n");
+  const tiers = sum.tiers
+    .map((t) => `<tr><td>${escapeHtml(t.tierId)}</td><td>${n(t.quota)}</td><td>${n(t.held)}</td><td>${n(t.remaining)}</td><td>${n(t.granted)}</td><td>${n(t.returned)}</td></tr>`)
+    .join("\n");
+  const figures: [string, string][] = [
+    ["vouchers held / quota", `${n(held)} / ${n(quota)}`],
+    ["peak rate offered / answered", `${n(sum.offeredPeakPerS)}/s / ${n(answeredPeak)}/s`],
+    ["acknowledged attempts (200/202)", n(sum.acknowledged)],
+    ["answer p50 / p99", `${sum.ackMs.p50.toFixed(1)} ms / ${sum.ackMs.p99.toFixed(1)} ms`],
+    ["first-come-first-served inversion window", sum.inversionMs === null ? "none seen" : `${n(Math.round(sum.inversionMs))} ms`],
+    ...(sum.refunds ? ([["refunds", `${n(sum.refunds.chosen)} payments refunded: ${n(sum.refunds.returned)} vouchers returned, ${n(sum.refunds.kept)} kept (partial)`]] as [string, string][]) : []),
+    ["settlement (CNY)", `granted ${cny(sum.settlement.grantedFen)}, refunded ${cny(sum.settlement.refundedFen)}, net ${cny(sum.settlement.netSpentFen)} of ${cny(sum.settlement.budgetFen)}; left ${cny(sum.settlement.leftoverFen)}`],
+  ];
+  return `${verdict}
+<table class="figures">${figures.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("")}</table>
+<h2>Invariants</h2>
+<table><tr><th></th><th>promise</th><th>evidence</th></tr>
+${invariants}</table>
+<h2>Stock per tier</h2>
+<p>Held = granted − returned by refunds. A voucher a refund returns is granted again, so "granted" can pass the quota while "held" never does.</p>
+<table><tr><th>tier</th><th>quota</th><th>held</th><th>remaining</th><th>granted</th><th>returned</th></tr>
+${tiers}</table>
+<p class="settings">${sum.settings.map(([k, v]) => `${escapeHtml(k)}: <b>${escapeHtml(v)}</b>`).join(" · ")}</p>`;
+}
+
+export function rushHtml(title: string, text: string, s: RushSeries, summary?: RushSummary): string {
   const ack = { p50: s.ackMs.p50, p99: s.ackMs.p99 };
   const decision = { p50: s.decisionMs.p50, p99: s.decisionMs.p99 };
   // One log axis for both latency charts, so that they compare at a glance.
@@ -209,14 +277,25 @@ export function rushHtml(title: string, text: string, s: RushSeries): string {
   body { font-family: sans-serif; margin: 16px; color: #222; max-width: 1000px; }
   figure { margin: 16px 0; }
   pre { background: #f6f6f6; padding: 12px; overflow-x: auto; font-size: 12px; }
+  table { border-collapse: collapse; margin: 8px 0; font-size: 14px; }
+  th, td { text-align: left; padding: 3px 10px 3px 0; vertical-align: top; }
+  td:nth-child(n+2) { font-variant-numeric: tabular-nums; }
+  td.detail { font-size: 12px; color: #555; overflow-wrap: anywhere; }
+  .verdict { font-size: 22px; font-weight: bold; padding: 10px 14px; border-radius: 6px; }
+  .verdict.pass, td.pass { color: #1a7f37; } .verdict.pass { background: #e6f4ea; }
+  .verdict.fail, td.fail { color: #b42318; } .verdict.fail { background: #fdecea; }
+  .settings { color: #555; font-size: 13px; }
 </style>
 </head>
 <body>
 <h1>${escapeHtml(title)}</h1>
+${summary ? summaryHtml(summary, s) : ""}
+<h2>Per second</h2>
 <p>Per second of the run. Answers and answer latency as the load generator saw them; decision latency, stock and the queue from the instants Postgres stored for each attempt.</p>
 ${charts.map((c) => `<figure>${c}</figure>`).join("\n")}
-<h2>Report</h2>
+<details><summary>The full text report</summary>
 <pre>${escapeHtml(text)}</pre>
+</details>
 </body>
 </html>
 `;

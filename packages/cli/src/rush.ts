@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
@@ -445,8 +446,38 @@ async function report(input: ReportInput): Promise<RushReport> {
   };
   const text = lines.join("\n");
   const series = await rushSeries(db.kysely, records, input.startedAtMs, campaignId);
-  const html = rushHtml(`quanta rush: ${input.scenario.name}, ${new Date(input.startedAtMs).toISOString()}`, text, series);
+  const ingresses = new Set(records.map((r) => r.ingress)).size;
+  const html = rushHtml(`quanta rush: ${input.scenario.name}, ${new Date(input.startedAtMs).toISOString()}`, text, series, {
+    ok,
+    invariants: checks,
+    tiers,
+    offeredPeakPerS: input.scenario.arrival.peakRatePerS,
+    acknowledged: input.acked.length,
+    ackMs: { p50: a50 ?? Number.NaN, p99: a99 ?? Number.NaN },
+    inversionMs,
+    refunds: input.refunds ? { chosen: input.refunds.chosen, returned: input.refunds.returned, kept: input.refunds.kept } : null,
+    settlement: settled,
+    settings: [
+      ["scenario", input.scenario.name],
+      ["peak rate", `${input.scenario.arrival.peakRatePerS.toLocaleString("en-US")}/s`],
+      ["duration", `${input.scenario.durationS} s`],
+      ["payers", input.scenario.payers.toLocaleString("en-US")],
+      ["callbacks sent", records.length.toLocaleString("en-US")],
+      ["ingresses", String(ingresses)],
+      ["workers", String(input.owners.length)],
+      ["commit", commitOf()],
+    ],
+  });
   return { ok, text, json: { ...json, series }, html };
+}
+
+/** The checkout's commit, for the report's settings ("unknown" outside a git checkout). */
+function commitOf(): string {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: new URL(".", import.meta.url), encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return "unknown";
+  }
 }
 
 function soldOutAt(t: TierReport | undefined, startedAtMs: number): string {
