@@ -17,7 +17,7 @@ export const envSchema = z.object({
   /**
    * `id:secret` (secret at least 32 chars; required by the ingress and `quanta payer-ref`): payer
    * ids are replaced by HMAC pseudonyms under this key before anything is stored, queued or logged.
-   * Fixed for as long as campaigns compare payers under it (README: rotation).
+   * Fixed for as long as campaigns compare payers under it (README: rotation; docs/decisions/0011).
    */
   QUANTA_PAYER_KEY: z.string().optional(),
   PORT: int(0, 65535, 8080),
@@ -35,7 +35,8 @@ export const envSchema = z.object({
   /**
    * Fixed for a deployment: payers hash onto this many partitions (checked against Postgres), one
    * queue and one owner each. As many as the workers you run: each partition costs a queue job per
-   * intake batch, and a worker decides all of its partitions in one round anyway.
+   * intake batch, and a worker decides all of its partitions in one round anyway
+   * (docs/decisions/0002).
    */
   QUANTA_PARTITIONS: int(1, 256, 2),
   /** How long the ingress holds a callback open waiting for its decision before answering 202. */
@@ -51,7 +52,7 @@ export const envSchema = z.object({
   /**
    * …and batches (one admission, one queue job per partition) leave at most this often: an idle
    * ingress sends at once, a busy one every this many ms. A job costs Redis and the worker about
-   * the same whatever it carries, so under load this bounds jobs per second.
+   * the same whatever it carries, so under load this bounds jobs per second (docs/decisions/0002).
    */
   QUANTA_INTAKE_FLUSH_MS: int(0, 100, 20),
   /**
@@ -66,7 +67,7 @@ export const envSchema = z.object({
    * Group commit window: a worker's rounds, and an ingress's statements of the decisions it makes
    * itself, start at most this often, so under load one commit carries everything that arrived
    * meanwhile (an idle process starts at once). Larger: fewer commits per attempt, up to this much
-   * added latency.
+   * added latency (docs/decisions/0001).
    */
   QUANTA_GROUP_COMMIT_MS: int(0, 100, 15),
   /** Queue jobs a worker holds per partition while it forms a round (BullMQ concurrency). */
@@ -75,7 +76,8 @@ export const envSchema = z.object({
    * Times a job may stall (its worker died or froze holding it) before BullMQ fails it. A failed
    * job still owes its attempts a decision: the partition's owner puts failed jobs back in the
    * queue (see packages/owner/src/ownership.ts), so this only bounds how often one job can
-   * take a worker down before an operator hears of it (logs, quanta_queue_jobs{state="failed"}).
+   * take a worker down before an operator hears of it (logs, quanta_queue_jobs{state="failed"};
+   * docs/decisions/0014).
    */
   QUANTA_WORKER_MAX_STALLED_COUNT: int(0, 1_000, 10),
   /** A partition lease lives this long without renewal; a dead worker's partitions move after it. */
@@ -87,7 +89,8 @@ export const envSchema = z.object({
    * way that may have committed (the connection broke with it in flight) is retried this long to
    * learn its outcome before the callback is answered. Still unknown after it: the connection is
    * closed without an answer (never a 5xx, which would say "nothing was accepted"; never a 202
-   * that nothing would decide), and the acquirer's resend is answered from what was stored.
+   * that nothing would decide), and the acquirer's resend is answered from what was stored
+   * (docs/decisions/0012).
    */
   QUANTA_OUTCOME_SETTLE_MS: int(0, 60_000, 10_000),
   /**
@@ -95,7 +98,8 @@ export const envSchema = z.object({
    * (idle_in_transaction_session_timeout). A worker frozen between its round's read and its write
    * (SIGSTOP, a VM pause, a network partition) holds its partition rows FOR UPDATE; without this
    * bound the next owner's claim waits for them as long as the frozen connection lives (hours on
-   * default TCP keepalives). A live round is idle inside its transaction for milliseconds.
+   * default TCP keepalives). A live round is idle inside its transaction for milliseconds
+   * (docs/decisions/0013).
    */
   QUANTA_PG_IDLE_IN_TX_TIMEOUT_MS: int(500, 600_000, 5_000),
   /**
@@ -127,7 +131,7 @@ export const envSchema = z.object({
    * On a Redis Cluster, a queue job counts as accepted once this many replicas of its master have
    * it (WAIT), so that a master's death after its acknowledgement loses no acknowledged attempt; a
    * job whose master fails before confirming is added again. 0: the master's word (and its AOF).
-   * Not used on a single Redis.
+   * Not used on a single Redis (docs/decisions/0003).
    */
   QUANTA_REDIS_WAIT_REPLICAS: int(0, 5, 1),
   /** How long the WAIT for those replicas may take before the job is counted unreplicated. */

@@ -6,8 +6,8 @@ export type AttemptRow = Selectable<AttemptTable>;
 
 /**
  * The columns an answer is made of (the decision, and the key and body hash a copy is matched
- * against). The hot path's statements return only these: parsing every column of every row
- * (three timestamps among them) cost the ingress about a third of its time per stored row.
+ * against). The hot path's statements return only these: the client parses no column an answer
+ * does not use (docs/decisions/0008).
  */
 export const DECISION_COLUMNS = [
   "acquirer_id", "txn_id", "body_hash", "status", "reason", "campaign_id", "activity_id", "tier_id", "discount_fen", "payable_fen",

@@ -24,16 +24,16 @@ export interface ConnectOptions {
   keepaliveMs?: number;
   /**
    * For the ingress and worker pools, whose every query looks rows up by key:
-   * named statements keep one generic plan (planning the batch statements
-   * per call cost more Postgres CPU than running them), and sequential scans
-   * are priced out, so that a plan made while `attempts` was nearly empty
-   * still uses the indexes once it holds millions of rows.
+   * named statements keep one generic plan (cheaper than planning each call),
+   * and sequential scans are priced out, so that a plan made while `attempts`
+   * was nearly empty still uses the indexes once it holds millions of rows
+   * (docs/decisions/0007).
    */
   keyLookupsOnly?: boolean;
   /**
    * pg's pipeline mode: statements issued together leave together without waiting for each
    * other's answers (inPipelinedTransaction sends BEGIN with the first statement and COMMIT with
-   * the last). Statements awaited one by one behave as without it.
+   * the last). Statements awaited one by one behave as without it (docs/decisions/0009).
    */
   pipeline?: boolean;
 }
@@ -52,10 +52,10 @@ export function connect(options: ConnectOptions): Db {
   const idleInTxMs = options.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS_DEFAULT;
   const keepaliveMs = options.keepaliveMs ?? KEEPALIVE_MS_DEFAULT;
   const keepaliveS = Math.max(1, Math.round(keepaliveMs / 1000));
-  // Bounds on a peer that froze or vanished (issue #19): a session idle inside a transaction is
-  // ended by the server, a silent TCP peer is probed after keepaliveS and dropped after 3 missed
-  // probes a third of that apart, and a statement whose client vanished is cancelled at the next
-  // check instead of running (or waiting for a lock) to its end.
+  // Bounds on a peer that froze or vanished (docs/decisions/0013): a session idle inside a
+  // transaction is ended by the server, a silent TCP peer is probed after keepaliveS and dropped
+  // after 3 missed probes a third of that apart, and a statement whose client vanished is
+  // cancelled at the next check instead of running (or waiting for a lock) to its end.
   const bounds = [
     `-c idle_in_transaction_session_timeout=${idleInTxMs}`,
     `-c tcp_keepalives_idle=${keepaliveS}`,
@@ -73,19 +73,19 @@ export function connect(options: ConnectOptions): Db {
     pipeline: options.pipeline ?? false,
     keepAlive: true,
     keepAliveInitialDelayMillis: keepaliveMs,
-    // Without keyLookupsOnly, named statements are planned per call: a generic plan cached while
-    // `attempts` was empty (seq scan) stayed in use as the table grew, at 10-20 ms a lookup.
-    // jit=off always: quanta's statements are short key lookups, and a plan priced past
-    // jit_above_cost (any plan with a priced-out seq scan is) spent ~28 ms of CPU compiling.
+    // Without keyLookupsOnly, named statements are planned per call, so no plan cached while
+    // `attempts` was small (a seq scan) outlives the table's growth. jit=off always: quanta's
+    // statements are short key lookups, and a priced-out seq scan puts any plan past
+    // jit_above_cost, where compiling costs more than running (docs/decisions/0007).
     options: `${options.keyLookupsOnly ? "-c jit=off -c plan_cache_mode=force_generic_plan -c enable_seqscan=off" : "-c jit=off -c plan_cache_mode=force_custom_plan"} ${bounds}`,
   });
   // A pooled client that loses its server raises 'error' on the pool; the
   // query in flight fails and is retried by its caller. Never crash on it.
   pool.on("error", () => undefined);
   // pg-pool listens for errors only on idle clients: a connection terminated while a client is
-  // checked out between two statements of a transaction raised an unhandled 'error' and killed
-  // the process (seen with pg_terminate_backend in the fault suite). The failing statement
-  // rejects on its own, and pg-pool drops a client that is no longer queryable on release.
+  // checked out between two statements of a transaction would raise an unhandled 'error' and end
+  // the process. The failing statement rejects on its own, and pg-pool drops a client that is no
+  // longer queryable on release (docs/decisions/0013).
   pool.on("connect", (client) => {
     client.on("error", () => undefined);
   });

@@ -11,21 +11,21 @@ export { BATCH_READ_SQL, type PartitionBatch } from "./round-read.js";
 
 /**
  * A worker's round: the attempts of the partitions it owns, decided in one READ COMMITTED
- * transaction and one commit.
+ * transaction and one commit (docs/decisions/0004).
  *
  * Inputs: batches of several partitions (each with the fencing epoch its owner holds, attempts
  * in arrival order). Steps:
- *   1. one statement (sent with BEGIN) reads for every batch at once: locks the partition rows
+ *   1. one statement (sent with BEGIN, docs/decisions/0009) reads for every batch at once: locks the partition rows
  *      and reads their epochs (a zombie stops here), locks and reads the budget left of capped
  *      campaigns, reads decisions already stored for these txns (replays, and retries after a
  *      commit whose outcome was lost: answered, never re-decided), reads which payers already
  *      hold a voucher, locks the round's share rows and takes KEY SHARE on the tier rows marked
  *      sold out (held to commit: see refund-tx.ts);
  *   2. decides in memory every attempt in arrival order, whatever its partition, against the
- *      stock the round's partitions hold together (the domain's Round, packages/domain/src/round.ts), until one needs a tier
- *      that none of the round's shares holds and that is not marked empty; then takes from that
- *      tier's pool if it can lock the tier row at once (SKIP LOCKED: a round never waits for a
- *      tier row) and goes on deciding;
+ *      stock the round's partitions hold together (the domain's Round, packages/domain/src/round.ts),
+ *      until one needs a tier that none of the round's shares holds and that is not marked empty;
+ *      then takes from that tier's pool if it can lock the tier row at once (SKIP LOCKED: a round
+ *      never waits for a tier row; docs/decisions/0006) and goes on deciding;
  *   3. one statement (sent with COMMIT) inserts the decisions made, takes the used stock from the
  *      shares and the discounts from capped budgets.
  * When the tier row is busy (another refill or a refund holds it) or its pool is empty (the
@@ -39,11 +39,10 @@ export { BATCH_READ_SQL, type PartitionBatch } from "./round-read.js";
  * share rows by (partition, campaign, tier), then KEY SHARE on marked tier rows; after its read a
  * round waits for no row lock (a tier row only with SKIP LOCKED; its insert can wait only for
  * another transaction inserting the same txn, and the ingress's statement takes its tier locks
- * before it inserts) and never touches another owner's shares. Refills that may wait or sweep (refill-tx.ts) run in transactions of their own
- * that hold nothing else. So a sweep that waits for another owner's shares waits for a round that
- * cannot be waiting for the sweep: no cycle across owners, which waiting refills inside rounds had
- * (owner A's refill held the tier row and waited for B's shares while B's round held them and
- * waited for the tier row).
+ * before it inserts) and never touches another owner's shares. Refills that may wait or sweep
+ * (refill-tx.ts) run in transactions of their own that hold nothing else. So a sweep that waits
+ * for another owner's shares waits for a round that cannot be waiting for the sweep: no cycle
+ * across owners (docs/decisions/0005).
  * Trade-off: a round that finds a tier row busy or its pool empty commits what it decided, and
  * the rest waits for one refill and one more round; in exchange no round ever waits on a lock
  * another owner holds while that owner waits on it.

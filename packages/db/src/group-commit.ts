@@ -2,7 +2,7 @@
  * The two halves of a group commit loop (a worker's rounds, an ingress's statements of its own
  * decisions): wait until at least gapMs have passed since the previous start, then take what is
  * parked, up to batchMax units. Under load each start carries everything that arrived during the
- * gap; an idle loop starts at once.
+ * gap; an idle loop starts at once (docs/decisions/0001).
  */
 
 /** Resolves once gapMs have passed since lastStartMs (at once if they have); returns the new start. */

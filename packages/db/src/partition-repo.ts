@@ -24,7 +24,7 @@ export class FencedOutError extends Error {
  * lock; the claim waits at most lockTimeoutMs for it (then fails with 55P03 and the caller gives
  * the lease back and tries again), so a claim never outlives the lease it was made under. A
  * former owner frozen inside its round is ended by the server's idle_in_transaction_session_timeout
- * (see connect.ts), which is what lets a later claim through.
+ * (see connect.ts), which is what lets a later claim through (docs/decisions/0013).
  */
 export async function claimPartition(db: Kysely<Database>, partition: number, owner: string, lockTimeoutMs = 5_000): Promise<number> {
   return db.transaction().execute(async (trx) => {

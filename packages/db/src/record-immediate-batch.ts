@@ -69,7 +69,7 @@ function immediateInsertCtes(offset: number): string {
     select ${ATTEMPT_COLUMNS.map(([c]) =>
       c === "reason"
         ? // A scalar subquery with limit 1, not exists(): exists() may be planned as a hashed subplan that
-          // reads every grant of the campaign on each call.
+          // reads every grant of the campaign on each call (docs/decisions/0007).
           `case when u.check_holder and (select true from attempts h where h.status = 'granted' and h.slot_released_at is null
                      and h.payer_id = u.payer_id and h.campaign_id = u.campaign_id and h.activity_id = u.activity_id limit 1)
                 then 'already_redeemed' else u.reason end`

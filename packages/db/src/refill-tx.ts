@@ -22,7 +22,8 @@ import { inTransaction } from "./transaction.js";
  * Lock order: the tier row (FOR UPDATE: at most one refill of a tier at a time, and refunds
  * wait), then share rows by partition number. It runs outside any round and holds nothing else,
  * so when a sweep waits for another owner's shares, it waits for a round that never waits for a
- * tier row (decide-batch-tx.ts): no deadlock cycle, however many owners sweep at once.
+ * tier row (decide-batch-tx.ts): no deadlock cycle, however many owners sweep at once
+ * (docs/decisions/0005).
  * Trade-off: a sweep waits for every partition's round in progress (a few milliseconds), but
  * sold_out is only ever said of a tier that is empty everywhere (I6).
  */

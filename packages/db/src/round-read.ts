@@ -17,10 +17,10 @@ export interface PartitionBatch {
 
 /**
  * All reads of a round in one round trip. The scalar subqueries run left to right, which is the
- * lock order (see decide-batch-tx.ts). Stored decisions and holders are looked up one key at a time (lateral, with
- * `limit 1` on holders), so the plan stays a chain of index lookups however stale the statistics
- * are: during a rush autovacuum analyses `attempts` minutes behind the grants, and an `= any()`
- * form was planned as a scan of every grant. Exported for its plan test (batch-read-plan.test.ts).
+ * lock order (see decide-batch-tx.ts). Stored decisions and holders are looked up one key at a
+ * time (lateral, with `limit 1` on holders), so the plan stays a chain of index lookups however
+ * stale the statistics are (docs/decisions/0007). Exported for its plan test
+ * (batch-read-plan.test.ts).
  */
 export const BATCH_READ_SQL = `
   with shares as (

@@ -14,7 +14,7 @@ import { transientClass, type RetryOptions } from "./retry.js";
  * (some try may have committed: the write is retried, being idempotent, until it succeeds or
  * settleMs have passed since the first failure) -> done | unknown (OutcomeUnknownError).
  * Trade-off: a caller whose write may have landed waits up to settleMs longer for Postgres,
- * instead of answering at once something that may be false.
+ * instead of answering at once something that may be false (docs/decisions/0012).
  */
 export class OutcomeUnknownError extends Error {
   override readonly name = "OutcomeUnknownError";

@@ -16,7 +16,8 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
  * A transaction of the hot path, whose BEGIN leaves with its first statement and whose COMMIT
  * leaves with its last one (pg's pipeline mode, when the pool's clients have it: one write and
  * one round trip for each pair, so a round of read, decide in memory, write costs two round
- * trips instead of four). On a client without pipeline mode the pairs run one after the other.
+ * trips instead of four; docs/decisions/0009). On a client without pipeline mode the pairs run
+ * one after the other.
  *
  * States: open (after begin) -> committed (commit resolved with COMMIT) | rolled back (any error;
  * a write that failed turns the COMMIT sent with it into a rollback, and Postgres answers it

@@ -21,7 +21,7 @@ import type { QueuedAttempt } from "./queued-attempt.js";
  * other partitions in order. The write is the difference: usedStock() and budgetSpent().
  * Trade-off: deciding across the round's partitions against their combined stock lets one round
  * serve an attempt whose own share is empty, at the price of partitions' shares drifting apart
- * (refills even them out).
+ * (refills even them out; docs/decisions/0004).
  */
 export const attemptKey = (acquirerId: string, txnId: string): string => `${acquirerId}/${txnId}`;
 

@@ -27,9 +27,9 @@ import type pg from "pg";
  * -> done (every item resolved, or rejected so that BullMQ hands its job out again).
  * A fenced partition's items are rejected (and its drain told) and the round goes on without it.
  * Rounds start at most every roundGapMs: under load one commit carries everything that arrived in
- * that window (group commit); an idle flusher starts at once.
+ * that window (group commit, docs/decisions/0001); an idle flusher starts at once.
  * Trade-off: an attempt can wait up to roundGapMs for its round, and a round that runs dry waits
- * for a refill; in exchange one commit serves every partition the process owns.
+ * for a refill; in exchange one commit serves every partition the process owns (docs/decisions/0004).
  */
 export interface FlushItem {
   partition: number;
@@ -188,11 +188,11 @@ export class BatchFlusher {
   /**
    * After a commit: each waiting ingress gets one message with its answers (SPUBLISH on its own
    * sharded channel: on a cluster only the master of that channel's slot carries it), and the
-   * decided txns' registrations are deleted (one DEL per registry shard on a cluster), whatever body they name (Postgres answers for these txns from now on: a copy of the
-   * stored body gets its decision, another body 409; a key left naming a body answered 409 made
-   * every later copy of the stored one look like a conflict, issue #16). Best effort: a waiter
-   * that misses its answer asks Postgres, then says 202; a registration left behind is checked
-   * against Postgres, and expires. (Backlog room goes back when a job completes: see PartitionDrain.)
+   * decided txns' registrations are deleted (one DEL per registry shard on a cluster), whatever
+   * body they name: Postgres answers for these txns from now on, a copy of the stored body with
+   * its decision, another body 409 (docs/decisions/0010). Best effort: a waiter that misses its
+   * answer asks Postgres, then says 202; a registration left behind is checked against Postgres,
+   * and expires. (Backlog room goes back when a job completes: see PartitionDrain.)
    */
   private async publish(results: readonly BatchResult[], replyTo: ReadonlyMap<QueuedAttempt, string>): Promise<void> {
     if (results.length === 0) return;

@@ -231,15 +231,15 @@ export class Ownership {
    * Jobs BullMQ gave up on (stalled past QUANTA_WORKER_MAX_STALLED_COUNT, or out of retries while
    * Postgres was away) still owe their attempts a decision: put them back. Deciding again is
    * safe: attempts already decided are answered from their stored rows. A job with no decidable
-   * attempt stays failed for an operator. Bounded per pass.
+   * attempt stays failed for an operator. Bounded per pass (docs/decisions/0014).
    */
   private async housekeeping(): Promise<void> {
     const { prefix, partitionCount } = this.options;
     const corrected = await resetBacklogIfIdle(this.redis, prefix, partitionCount);
     if (corrected > 0) backlogResets.inc(corrected);
     for (const p of this.owned()) {
-      // The same streams option as the ingress's queues: a Queue writes it into the queue's meta, and
-      // without it this pass reset the events stream's cap to BullMQ's default every 5 s.
+      // The same streams option as the ingress's queues: a Queue writes it into the queue's meta,
+      // so one without it would set the events stream's cap back to BullMQ's default (docs/decisions/0015).
       const queue = new Queue(queueName(p), { connection: this.redis, prefix: queuePrefix(prefix, p), skipVersionCheck: true, streams: QUEUE_STREAMS });
       try {
         const failed = await queue.getFailed(0, 99);

@@ -102,8 +102,8 @@ export class PartitionDrain {
       }
     }
     if (attempts.length === 0) {
-      // Unrecoverable: retrying cannot make it decidable. A plain Error went through the job's
-      // attempts with exponential backoff, sitting delayed for days instead of failed.
+      // Unrecoverable: retrying cannot make it decidable, so it fails at once for an operator
+      // instead of backing off through the job's attempts (docs/decisions/0014).
       return Promise.reject(new UnrecoverableError(`job ${job.id} ${UNDECIDABLE} (${raw.length} records); kept failed for an operator`));
     }
     if (!parsed.success) this.log.warn({ jobId: job.id }, "queue job without a reply channel: decisions are stored, nobody is told");

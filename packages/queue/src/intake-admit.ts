@@ -38,7 +38,8 @@ export interface AdmitLimits {
  *
  * Room before registration: a registration is never withdrawn because a partition was full, so
  * no other body is ever answered 409 against a body that is then refused (the two steps are not
- * one script: the registry, by txn, and the backlog, by partition, live in different slots).
+ * one script: the registry, by txn, and the backlog, by partition, live in different slots;
+ * docs/decisions/0010).
  * Trade-off: the reservation counts repeats until step 3, so a partition at its bound can refuse
  * a batch that would just have fitted. When a call fails, what the others did is taken back
  * (room given back, first registrations deleted) before the error reaches the caller: a batch

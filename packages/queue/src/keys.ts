@@ -9,7 +9,7 @@ import { partitionOf } from "@quanta/domain";
  * slot and partitions spread over the masters. The txn registry is keyed by txn, not by payer:
  * two bodies of one txnId may name different payers (so different partitions) and must still
  * meet on one key (409), so a registration carries the tag of its registry shard ({r07}), a hash
- * of the txn. On a single Redis the tags are only names.
+ * of the txn (docs/decisions/0010). On a single Redis the tags are only names.
  */
 export const REGISTRY_SHARDS = 16;
 

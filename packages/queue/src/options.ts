@@ -22,6 +22,6 @@ export const WORKER_STALLED_INTERVAL_MS = 3_000;
  * BullMQ records every job state change in an events stream; quanta reads
  * none of it (decisions go out by pub/sub, state lives in Postgres), so the
  * stream is kept short: trimming a short stream is cheap, a 10,000-entry one
- * is not.
+ * is not. Every Queue quanta makes passes it (docs/decisions/0015).
  */
 export const QUEUE_STREAMS = { events: { maxLen: 100 } };

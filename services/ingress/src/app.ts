@@ -83,7 +83,7 @@ export function buildApp(deps: IngressDeps): FastifyInstance {
         // Something may have been accepted, and nothing will be decided on the strength of this
         // request alone: neither 503 ("nothing was accepted") nor 202 is true. Close the
         // connection unanswered, like a timeout: the acquirer resends, and the resend is answered
-        // from what was stored (the same answer, or 409 for another body).
+        // from what was stored (the same answer, or 409 for another body; docs/decisions/0012).
         deps.log.warn({ err: error, route: request.routeOptions.url }, "outcome unknown; closing the callback unanswered");
         callbacksUnanswered.inc({ route: request.routeOptions.url === "/v1/callbacks/refund" ? "refund" : "payment" });
         reply.hijack();
@@ -167,7 +167,8 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
   const parsed = parsePaymentBody(raw);
   if (!parsed.ok) return fail(reply, "invalid_body", parsed.message, parsed.field);
   // From here on the payer is its pseudonym: the body hash, the partition, the queue job, the
-  // stored row and any log line see only that (the same payer always gets the same one).
+  // stored row and any log line see only that (the same payer always gets the same one;
+  // docs/decisions/0011).
   const payment = { ...parsed.payment, payerId: payerRef(deps.payerKey, parsed.payment.payerId) };
   const base = { acquirerId, bodyHash: paymentHash(payment), payment, receivedAtMs, partition: partitionOf(payment.payerId, deps.partitionCount) };
   const classification = classify(payment, deps.campaigns());

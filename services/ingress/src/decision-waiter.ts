@@ -36,10 +36,9 @@ export class DecisionWaiter {
 
   /**
    * Subscribes (SSUBSCRIBE: a sharded channel, served by one master of a cluster), and stays
-   * subscribed: a subscription lost in a reconnect
-   * (seen when the connection dropped right after SUBSCRIBE, before its
-   * reply) is restored on every 'ready' and by a watchdog that asks Redis
-   * how many subscribers the channel has, using the ordinary connection.
+   * subscribed: a subscription a reconnect lost (the connection dropping right after SSUBSCRIBE,
+   * before its reply) is restored on every 'ready' and by a watchdog that asks Redis how many
+   * subscribers the channel has, using the ordinary connection (docs/decisions/0016).
    */
   async start(commands: QuantaRedis, watchdogMs = 1_000): Promise<void> {
     this.subscriber.on("ready", () => {

@@ -12,9 +12,10 @@ import { immediateBatchSize, txnRetries, writesSettling } from "@quanta/telemetr
  * sold_out whose mark a refund cleared) | failed.
  * Statements start at most every gapMs, and one at a time: under load each carries what arrived
  * meanwhile, so the ingress's commits per second stay bounded whatever the rate; an idle store
- * starts at once. A statement whose outcome was lost is retried for up to settleMs (it is
+ * starts at once (docs/decisions/0001). A statement whose outcome was lost is retried for up to settleMs (it is
  * idempotent and answers a txn stored before with its row): its callers are answered what was
- * stored, or fail with OutcomeUnknownError (never "nothing was accepted" when it may have been).
+ * stored, or fail with OutcomeUnknownError (never "nothing was accepted" when it may have been;
+ * docs/decisions/0012).
  * Trade-off: up to gapMs added to these answers for at most 1000 / gapMs commits a second.
  */
 export interface ImmediateStoreOptions {

@@ -10,11 +10,11 @@ import type { WaitResult } from "./decision-waiter.js";
  * What the ingress does with an attempt once its body is known: admit it, then queue it for the
  * worker that owns its partition, or store the decision it made itself.
  *
- * Attempts that arrive together travel as one batch: admission (admitBatch) registers the first
- * body hash of every txn (another body is 409 even before the first is decided or stored) and
- * reserves backlog room, per partition, for what will be queued (past the partition's share of
- * QUANTA_BACKLOG_MAX: 503, nothing accepted). Then, for the batch: one BullMQ job per
- * partition for the attempts that need stock (their callers wait for the decision, published by
+ * Attempts that arrive together travel as one batch: admission (admitBatch, docs/decisions/0010)
+ * registers the first body hash of every txn (another body is 409 even before the first is
+ * decided or stored) and reserves backlog room, per partition, for what will be queued (past the
+ * partition's share of QUANTA_BACKLOG_MAX: 503, nothing accepted). Then, for the batch: one
+ * BullMQ job per partition for the attempts that need stock (their callers wait for the decision, published by
  * the worker); the decisions that need no stock go to the ImmediateStore (one statement for many
  * batches); repeats and 409s are checked against Postgres, which answers for every txn whose
  * decision is stored.
@@ -22,7 +22,8 @@ import type { WaitResult } from "./decision-waiter.js";
  * When a batch leaves: at once when the previous one left at least flushMs ago (an idle intake
  * adds no delay), else flushMs after the previous one; at once when full (batchMax). So under
  * load batches, and the jobs they make, grow with the rate instead of their number: at most
- * 1000 / flushMs jobs a second per partition, each costing Redis the same whatever it carries.
+ * 1000 / flushMs jobs a second per partition, each costing Redis the same whatever it carries
+ * (docs/decisions/0002).
  * At most pendingMax attempts are held (buffered or in flight); past that, submit answers
  * overloaded without touching Redis.
  *
@@ -254,7 +255,8 @@ export class Intake {
    * refused. Redis is asked for the job by its id: there, queued; not there, the add failed and
    * nothing was accepted (the caller answers 503). When Redis cannot say, the add is sent again
    * under the same id (it adds nothing if the first landed) for up to settleMs; still no answer:
-   * OutcomeUnknownError (the callback is closed unanswered, never told "nothing was accepted").
+   * OutcomeUnknownError (the callback is closed unanswered, never told "nothing was accepted";
+   * docs/decisions/0012).
    */
   private async addSettled(queue: Queue, job: BatchJob, options: ReturnType<typeof jobOptions> & { jobId: string }): Promise<void> {
     let failure: unknown;
@@ -288,7 +290,7 @@ export class Intake {
    * waited for: a replica that is only late (the job is on the master's AOF; that master is asked
    * for none until its replicas are counted again), and a master with no replica connected (after
    * a failover, until its peer is back): WAIT would hold its connection for the whole timeout on
-   * every job.
+   * every job (docs/decisions/0003).
    * Never throws once the first add succeeded: the attempts are queued, whatever it says.
    */
   private async confirmReplicated(queue: Queue, partition: number, job: BatchJob, options: ReturnType<typeof jobOptions> & { jobId: string }): Promise<void> {
