@@ -94,8 +94,8 @@ export async function rushSeries(db: Kysely<Database>, records: readonly SentRec
   };
 }
 
-/** Series colours: no red, which is kept for errors. */
-const PALETTE = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
+/** Series colours: no red (errors) and no green (granted), which keep one meaning on every chart. */
+const PALETTE = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79", "#8c6d31"];
 /** Fixed colours where a series name means the same on every page. */
 const NAMED_COLOURS: Record<string, string> = { granted: "#2ca02c", pending: "#ff7f0e", error: "#d62728", "rejected: sold_out": "#7f7f7f", p50: "#1f77b4", p99: "#9467bd" };
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
@@ -146,7 +146,7 @@ export function logRange(...all: Record<string, readonly (number | null)[]>[]): 
 export function lineChartSvg(title: string, unit: string, series: Record<string, readonly (number | null)[]>, options: ChartOptions = {}): string {
   const names = Object.keys(series);
   const W = 820, H = 300, L = 70, T = 36, B = 40;
-  const R = Math.max(150, 16 + 7 * Math.max(0, ...names.map((k) => k.length)));
+  const R = Math.max(150, 44 + 7 * Math.max(0, ...names.map((k) => k.length))); // the legend's longest name fits
   const len = Math.max(1, ...names.map((k) => series[k]!.length));
   const values = names.flatMap((k) => series[k]!.filter((v): v is number => v !== null && Number.isFinite(v)));
   const log = options.log === true;
@@ -262,7 +262,7 @@ export function rushHtml(title: string, text: string, s: RushSeries, summary?: R
   const latencyRange = logRange(ack, decision);
   const charts = [
     lineChartSvg("Answers per second, by outcome", "answers / s", s.answersByOutcome, { integer: true }),
-    lineChartSvg("Vouchers remaining per tier (quota minus held: refunds return vouchers, which are granted again)", "vouchers", s.remainingByTier, { integer: true }),
+    lineChartSvg("Vouchers remaining per tier (quota minus held)", "vouchers", s.remainingByTier, { integer: true }),
     lineChartSvg("Attempts queued, not yet decided", "attempts", { queued: s.queued }, { integer: true }),
     lineChartSvg("Answer latency (load generator)", "ms (log scale)", ack, { log: true, range: latencyRange }),
     lineChartSvg("Decision latency (received to committed; seconds with no decision have no point)", "ms (log scale)", decision, { log: true, range: latencyRange }),
@@ -291,7 +291,7 @@ export function rushHtml(title: string, text: string, s: RushSeries, summary?: R
 <h1>${escapeHtml(title)}</h1>
 ${summary ? summaryHtml(summary, s) : ""}
 <h2>Per second</h2>
-<p>Per second of the run. Answers and answer latency as the load generator saw them; decision latency, stock and the queue from the instants Postgres stored for each attempt.</p>
+<p>Per second of the run. Answers and answer latency as the load generator saw them; decision latency, stock and the queue from the instants Postgres stored for each attempt. Vouchers remaining = quota minus held (granted less returned by refunds): a voucher a refund returns is granted again, so remaining can rise and fall again, never below zero.</p>
 ${charts.map((c) => `<figure>${c}</figure>`).join("\n")}
 <details><summary>The full text report</summary>
 <pre>${escapeHtml(text)}</pre>
