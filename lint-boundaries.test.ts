@@ -15,16 +15,50 @@ async function restricted(filePath: string, code: string): Promise<string[]> {
 
 describe("import boundaries", () => {
   it("the domain imports no IO and no other quanta package; node:crypto is allowed", async () => {
-    expect(await restricted("packages/domain/src/x.ts", 'import pg from "pg";\nexport const p = pg;\n')).toHaveLength(1);
-    expect(await restricted("packages/domain/src/x.ts", 'import { readFileSync } from "node:fs";\nexport const r = readFileSync;\n')).toHaveLength(1);
-    expect(await restricted("packages/domain/src/x.ts", 'import { connect } from "@quanta/db";\nexport const c = connect;\n')).toHaveLength(1);
-    expect(await restricted("packages/domain/src/x.ts", 'import { createHash } from "node:crypto";\nexport const h = createHash;\n')).toEqual([]);
+    expect(await restricted("packages/domain/src/x.ts", 'import pg from "pg";\nexport const p = pg;\n')).toHaveLength(
+      1,
+    );
+    expect(
+      await restricted(
+        "packages/domain/src/x.ts",
+        'import { readFileSync } from "node:fs";\nexport const r = readFileSync;\n',
+      ),
+    ).toHaveLength(1);
+    expect(
+      await restricted(
+        "packages/domain/src/x.ts",
+        'import { connect } from "@quanta/db";\nexport const c = connect;\n',
+      ),
+    ).toHaveLength(1);
+    expect(
+      await restricted(
+        "packages/domain/src/x.ts",
+        'import { createHash } from "node:crypto";\nexport const h = createHash;\n',
+      ),
+    ).toEqual([]);
   });
 
   it("a service imports no other service and not the CLI; a package imports no service", async () => {
-    expect(await restricted("services/ingress/src/x.ts", 'import { startWorker } from "@quanta/worker";\nexport const s = startWorker;\n')).toHaveLength(1);
-    expect(await restricted("services/ingress/src/x.ts", 'import { rush } from "@quanta/cli";\nexport const r = rush;\n')).toHaveLength(1);
-    expect(await restricted("services/ingress/src/x.ts", 'import { connect } from "@quanta/db";\nexport const c = connect;\n')).toEqual([]);
-    expect(await restricted("packages/db/src/x.ts", 'import { startIngress } from "@quanta/ingress";\nexport const s = startIngress;\n')).toHaveLength(1);
+    expect(
+      await restricted(
+        "services/ingress/src/x.ts",
+        'import { startWorker } from "@quanta/worker";\nexport const s = startWorker;\n',
+      ),
+    ).toHaveLength(1);
+    expect(
+      await restricted("services/ingress/src/x.ts", 'import { rush } from "@quanta/cli";\nexport const r = rush;\n'),
+    ).toHaveLength(1);
+    expect(
+      await restricted(
+        "services/ingress/src/x.ts",
+        'import { connect } from "@quanta/db";\nexport const c = connect;\n',
+      ),
+    ).toEqual([]);
+    expect(
+      await restricted(
+        "packages/db/src/x.ts",
+        'import { startIngress } from "@quanta/ingress";\nexport const s = startIngress;\n',
+      ),
+    ).toHaveLength(1);
   });
 });

@@ -9,7 +9,11 @@ import { defineConfig } from "vitest/config";
 // that talks to the real Postgres and REDIS_URL (one Redis); "redis-cluster", the queue
 // integration tests again on a real Redis Cluster (3 masters, one replica each) that its global
 // setup starts and stops (PrivateRedisCluster), with REDIS_URL pointing at it. `npm test` runs all three.
-const CLUSTER_FILES = ["services/ingress/test/queue-path.test.ts", "services/ingress/test/pending-and-overload.test.ts", "services/worker/test/batch-flusher.test.ts"];
+const CLUSTER_FILES = [
+  "services/ingress/test/queue-path.test.ts",
+  "services/ingress/test/pending-and-overload.test.ts",
+  "services/worker/test/batch-flusher.test.ts",
+];
 
 export default defineConfig({
   test: {
@@ -22,7 +26,14 @@ export default defineConfig({
         extends: true,
         test: {
           name: "unit",
-          include: ["lint-boundaries.test.ts", "packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "loadtest/driver/src/**/*.test.ts", "loadtest/k6/*.test.ts", "infra/**/*.test.ts"],
+          include: [
+            "lint-boundaries.test.ts",
+            "packages/*/src/**/*.test.ts",
+            "services/*/src/**/*.test.ts",
+            "loadtest/driver/src/**/*.test.ts",
+            "loadtest/k6/*.test.ts",
+            "infra/**/*.test.ts",
+          ],
           exclude: ["**/node_modules/**", "**/dist/**"],
         },
       },

@@ -49,17 +49,21 @@ describe("docker-compose.redis-cluster.yml", () => {
     for (const name of quanta) {
       const url = (cluster.services[name]?.environment as { REDIS_URL?: string } | undefined)?.REDIS_URL;
       expect(url, name).toMatch(/^redis-cluster:\/\//);
-      for (const seed of url!.slice("redis-cluster://".length).split(",")) expect(Object.keys(cluster.services), seed).toContain(seed.split(":")[0]);
+      for (const seed of url!.slice("redis-cluster://".length).split(","))
+        expect(Object.keys(cluster.services), seed).toContain(seed.split(":")[0]);
     }
   });
 
   it("joins six cluster-enabled nodes, one replica per master, before the setup runs", () => {
     const nodes = Object.keys(cluster.services).filter((n) => /^redis-node-\d$/.test(n));
     expect(nodes).toHaveLength(6);
-    for (const n of nodes) expect((cluster.services[n]!.command as string[]).join(" ")).toContain("--cluster-enabled yes");
+    for (const n of nodes)
+      expect((cluster.services[n]!.command as string[]).join(" ")).toContain("--cluster-enabled yes");
     const init = (cluster.services["redis-cluster-init"]!.command as string[]).join(" ");
     expect(init).toContain("--cluster-replicas 1");
     for (const n of nodes) expect(init).toContain(n);
-    expect(cluster.services.setup!.depends_on).toEqual({ "redis-cluster-init": { condition: "service_completed_successfully" } });
+    expect(cluster.services.setup!.depends_on).toEqual({
+      "redis-cluster-init": { condition: "service_completed_successfully" },
+    });
   });
 });

@@ -6,7 +6,10 @@ import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { envSchema } from "@quanta/config";
 import { Deployment, type IDeployment } from "kubernetes-models/apps/v1/Deployment";
-import { HorizontalPodAutoscaler, type IHorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
+import {
+  HorizontalPodAutoscaler,
+  type IHorizontalPodAutoscaler,
+} from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import { PodDisruptionBudget, type IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { ConfigMap, type IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Namespace } from "kubernetes-models/v1/Namespace";
@@ -49,7 +52,10 @@ const MODELS: Record<string, ModelClass> = {
 
 function modelFor(object: { apiVersion?: unknown; kind?: unknown }): ModelClass {
   const model = MODELS[`${String(object.apiVersion)}/${String(object.kind)}`];
-  if (!model) throw new Error(`no kubernetes-models class mapped for ${String(object.apiVersion)} ${String(object.kind)}: add it to MODELS`);
+  if (!model)
+    throw new Error(
+      `no kubernetes-models class mapped for ${String(object.apiVersion)} ${String(object.kind)}: add it to MODELS`,
+    );
   return model;
 }
 
@@ -64,7 +70,8 @@ function parseYaml(file: string): unknown[] {
   const docs = parseAllDocuments(text, { version: "1.1" });
   if (!Array.isArray(docs)) return [];
   return docs.map((doc, i) => {
-    if (doc.errors.length > 0) throw new Error(`${file}, document ${i + 1}: ${doc.errors.map((e) => e.message).join("; ")}`);
+    if (doc.errors.length > 0)
+      throw new Error(`${file}, document ${i + 1}: ${doc.errors.map((e) => e.message).join("; ")}`);
     return doc.toJS() as unknown;
   });
 }
@@ -101,7 +108,9 @@ function containers(d: IDeployment): IContainer[] {
   return d.spec?.template.spec?.containers ?? [];
 }
 function exposes(d: IDeployment, port: string | number | undefined): boolean {
-  return containers(d).some((c) => (c.ports ?? []).some((p) => (typeof port === "number" ? p.containerPort === port : p.name === port)));
+  return containers(d).some((c) =>
+    (c.ports ?? []).some((p) => (typeof port === "number" ? p.containerPort === port : p.name === port)),
+  );
 }
 
 /** CPU in millicores, memory in bytes; only the notations these files use. */
@@ -191,7 +200,11 @@ describe("infra/k8s manifests", () => {
   it("are all found, parsed and open with a # header", () => {
     expect(objectFiles.length).toBeGreaterThanOrEqual(10);
     for (const file of yamlFiles) expect(readFileSync(join(here, file), "utf8").startsWith("#"), file).toBe(true);
-    for (const file of objectFiles) expect(loaded.some((l) => l.file === file), `${file} holds no object`).toBe(true);
+    for (const file of objectFiles)
+      expect(
+        loaded.some((l) => l.file === file),
+        `${file} holds no object`,
+      ).toBe(true);
   });
 
   it("hold only objects that the Kubernetes API schema accepts (kubernetes-models)", () => {
@@ -224,16 +237,25 @@ describe("infra/k8s manifests", () => {
   });
 
   it("are listed in full by kustomization.yaml, all in namespace quanta", () => {
-    const [kustomization] = parseYaml("kustomization.yaml") as Array<{ kind: string; namespace: string; resources: string[] }>;
+    const [kustomization] = parseYaml("kustomization.yaml") as Array<{
+      kind: string;
+      namespace: string;
+      resources: string[];
+    }>;
     expect(kustomization!.kind).toBe("Kustomization");
     expect([...kustomization!.resources].sort()).toEqual(objectFiles);
     expect(kustomization!.namespace).toBe("quanta");
     expect(all<Manifest>("Namespace").map((n) => n.metadata.name)).toEqual(["quanta"]);
-    for (const { file, object } of loaded) if (object.kind !== "Namespace") expect(object.metadata.namespace, file).toBe("quanta");
+    for (const { file, object } of loaded)
+      if (object.kind !== "Namespace") expect(object.metadata.namespace, file).toBe("quanta");
   });
 
   it("run each Deployment with probes, resources and a locked-down security context", () => {
-    expect(deployments.map((d) => d.metadata.name).sort()).toEqual(["quanta-exporter", "quanta-ingress", "quanta-worker"]);
+    expect(deployments.map((d) => d.metadata.name).sort()).toEqual([
+      "quanta-exporter",
+      "quanta-ingress",
+      "quanta-worker",
+    ]);
     for (const d of deployments) {
       const name = d.metadata.name;
       expect(selects(d.spec?.selector.matchLabels, podLabels(d)), `${name}: selector matches its own pods`).toBe(true);
@@ -253,7 +275,9 @@ describe("infra/k8s manifests", () => {
           const limit = c.resources?.limits?.[resource];
           expect(request, `${where}: ${resource} request`).toBeDefined();
           expect(limit, `${where}: ${resource} limit`).toBeDefined();
-          expect(quantity(request, resource), `${where}: ${resource} request <= limit`).toBeLessThanOrEqual(quantity(limit, resource));
+          expect(quantity(request, resource), `${where}: ${resource} request <= limit`).toBeLessThanOrEqual(
+            quantity(limit, resource),
+          );
         }
         const sc = c.securityContext;
         expect(sc?.runAsNonRoot, where).toBe(true);
@@ -263,13 +287,20 @@ describe("infra/k8s manifests", () => {
         // The script the container runs is a build output of a source file in this repository.
         const script = c.command?.[1] ?? "";
         expect(c.command?.[0], where).toBe("node");
-        expect(existsSync(join(repoRoot, script.replace("/dist/", "/src/").replace(/\.js$/, ".ts"))), `${where}: ${script} has a source`).toBe(true);
+        expect(
+          existsSync(join(repoRoot, script.replace("/dist/", "/src/").replace(/\.js$/, ".ts"))),
+          `${where}: ${script} has a source`,
+        ).toBe(true);
       }
     }
   });
 
   it("open on each Deployment the port its setting names", () => {
-    const portSetting: Record<string, string> = { ingress: "PORT", worker: "QUANTA_WORKER_PORT", exporter: "QUANTA_EXPORTER_PORT" };
+    const portSetting: Record<string, string> = {
+      ingress: "PORT",
+      worker: "QUANTA_WORKER_PORT",
+      exporter: "QUANTA_EXPORTER_PORT",
+    };
     for (const d of deployments) {
       const component = podLabels(d)["app.kubernetes.io/component"] ?? "";
       const setting = portSetting[component];
@@ -284,7 +315,11 @@ describe("infra/k8s manifests", () => {
     const hpas = all<IHorizontalPodAutoscaler & Manifest>("HorizontalPodAutoscaler");
     expect(hpas).toHaveLength(1);
     const hpa = hpas[0]!;
-    expect(hpa.spec!.scaleTargetRef).toMatchObject({ apiVersion: "apps/v1", kind: "Deployment", name: "quanta-ingress" });
+    expect(hpa.spec!.scaleTargetRef).toMatchObject({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: "quanta-ingress",
+    });
     const target = named<IDeployment & Manifest>("Deployment", hpa.spec!.scaleTargetRef.name)!;
     expect(target).toBeDefined();
     expect(hpa.spec!.minReplicas).toBeGreaterThanOrEqual(2);
@@ -305,7 +340,10 @@ describe("infra/k8s manifests", () => {
     expect(pdbs.map((p) => p.metadata.name).sort()).toEqual(["quanta-ingress", "quanta-worker"]);
     for (const pdb of pdbs) {
       const matched = deployments.filter((d) => selects(pdb.spec?.selector?.matchLabels, podLabels(d)));
-      expect(matched.map((d) => d.metadata.name), pdb.metadata.name).toEqual([pdb.metadata.name]);
+      expect(
+        matched.map((d) => d.metadata.name),
+        pdb.metadata.name,
+      ).toEqual([pdb.metadata.name]);
     }
     expect(named<IPodDisruptionBudget>("PodDisruptionBudget", "quanta-worker")!.spec!.maxUnavailable).toBe(1);
 
@@ -315,7 +353,10 @@ describe("infra/k8s manifests", () => {
       const matched = deployments.filter((d) => selects(service.spec?.selector, podLabels(d)));
       expect(matched, `${service.metadata.name} selects one Deployment`).toHaveLength(1);
       for (const port of service.spec?.ports ?? []) {
-        expect(exposes(matched[0]!, port.targetPort ?? port.port), `${service.metadata.name}: targetPort ${port.targetPort}`).toBe(true);
+        expect(
+          exposes(matched[0]!, port.targetPort ?? port.port),
+          `${service.metadata.name}: targetPort ${port.targetPort}`,
+        ).toBe(true);
       }
     }
   });
@@ -323,15 +364,22 @@ describe("infra/k8s manifests", () => {
   it("take every environment variable from a ConfigMap or Secret key that exists", () => {
     const sources = { ConfigMap: all<IConfigMap & Manifest>("ConfigMap"), Secret: all<ISecret & Manifest>("Secret") };
     const keysOf = (kind: "ConfigMap" | "Secret", name: string | undefined): string[] | undefined => {
-      const o = (sources[kind] as Array<Manifest & { data?: Record<string, string>; stringData?: Record<string, string> }>).find((s) => s.metadata.name === name);
+      const o = (
+        sources[kind] as Array<Manifest & { data?: Record<string, string>; stringData?: Record<string, string> }>
+      ).find((s) => s.metadata.name === name);
       return o ? [...Object.keys(o.data ?? {}), ...Object.keys(o.stringData ?? {})] : undefined;
     };
     for (const d of deployments) {
       for (const c of containers(d)) {
         const where = `${d.metadata.name}/${c.name}`;
         for (const from of c.envFrom ?? []) {
-          if (from.configMapRef) expect(keysOf("ConfigMap", from.configMapRef.name), `${where}: ConfigMap ${from.configMapRef.name}`).toBeDefined();
-          if (from.secretRef) expect(keysOf("Secret", from.secretRef.name), `${where}: Secret ${from.secretRef.name}`).toBeDefined();
+          if (from.configMapRef)
+            expect(
+              keysOf("ConfigMap", from.configMapRef.name),
+              `${where}: ConfigMap ${from.configMapRef.name}`,
+            ).toBeDefined();
+          if (from.secretRef)
+            expect(keysOf("Secret", from.secretRef.name), `${where}: Secret ${from.secretRef.name}`).toBeDefined();
         }
         for (const env of c.env ?? []) {
           const cm = env.valueFrom?.configMapKeyRef;
@@ -343,7 +391,9 @@ describe("infra/k8s manifests", () => {
     }
     // The ingress cannot start without the acquirers' secrets (services/ingress/src/server.ts).
     const ingressEnv = containers(named<IDeployment>("Deployment", "quanta-ingress")!).flatMap((c) => c.env ?? []);
-    expect(ingressEnv.map((e) => e.name)).toEqual(expect.arrayContaining(["DATABASE_URL", "QUANTA_ACQUIRER_SECRETS", "QUANTA_PAYER_KEY"]));
+    expect(ingressEnv.map((e) => e.name)).toEqual(
+      expect.arrayContaining(["DATABASE_URL", "QUANTA_ACQUIRER_SECRETS", "QUANTA_PAYER_KEY"]),
+    );
   });
 
   it("set only settings that packages/config parses, with values it accepts", () => {
@@ -360,7 +410,12 @@ describe("infra/k8s manifests", () => {
     expect(secretTemplate).toBeDefined();
     expect(secretTemplate!.data).toBeUndefined();
     const values = secretTemplate!.stringData ?? {};
-    expect(Object.keys(values).sort()).toEqual(["DATABASE_URL", "QUANTA_ACQUIRER_SECRETS", "QUANTA_ADMIN_TOKENS", "QUANTA_PAYER_KEY"]);
+    expect(Object.keys(values).sort()).toEqual([
+      "DATABASE_URL",
+      "QUANTA_ACQUIRER_SECRETS",
+      "QUANTA_ADMIN_TOKENS",
+      "QUANTA_PAYER_KEY",
+    ]);
     for (const [key, value] of Object.entries(values)) {
       expect(Object.keys(envSchema.shape), key).toContain(key);
       expect(value, `${key} has no usable value`).toBe("");

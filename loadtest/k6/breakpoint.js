@@ -51,18 +51,21 @@ export default function () {
 /** Seconds in a k6 duration string such as "10m", "90s" or "1h30m". @param {string} d */
 function seconds(d) {
   let total = 0;
-  for (const [, n, unit] of d.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(n) * { ms: 0.001, s: 1, m: 60, h: 3600 }[/** @type {"ms"|"s"|"m"|"h"} */ (unit)];
+  for (const [, n, unit] of d.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g))
+    total += Number(n) * { ms: 0.001, s: 1, m: 60, h: 3600 }[/** @type {"ms"|"s"|"m"|"h"} */ (unit)];
   return total;
 }
 
 /** @param {any} data */
 export function handleSummary(data) {
   const elapsedS = data.state.testRunDurationMs / 1000;
-  const reached = Math.round(startRate + ((maxRate - startRate) * Math.min(1, elapsedS / seconds(duration))));
+  const reached = Math.round(startRate + (maxRate - startRate) * Math.min(1, elapsedS / seconds(duration)));
   const ended = elapsedS < seconds(duration) - 1 ? "a budget was over" : "the ramp reached MAX_RATE";
   return report(data, "breakpoint", {
     budgets: inForce,
     budgetOverIsResult: true,
-    extra: [`Offered rate when the run ended (${ended}): about ${reached}/s (ramp ${startRate} -> ${maxRate}/s over ${duration}).`],
+    extra: [
+      `Offered rate when the run ended (${ended}): about ${reached}/s (ramp ${startRate} -> ${maxRate}/s over ${duration}).`,
+    ],
   });
 }

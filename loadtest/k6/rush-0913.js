@@ -41,7 +41,9 @@ export const options = {
 const iterate = paymentIteration(scenario, seed, { seed: 20200913, payers: scenario.payers });
 
 export function setup() {
-  console.log(`${scenario.name}: ${expectedArrivals(scenario, config.scale)} arrivals over ${scenario.durationS} s, peak ${peak}/s, against ${config.baseUrl}`);
+  console.log(
+    `${scenario.name}: ${expectedArrivals(scenario, config.scale)} arrivals over ${scenario.durationS} s, peak ${peak}/s, against ${config.baseUrl}`,
+  );
 }
 
 export default function () {

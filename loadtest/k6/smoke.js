@@ -50,21 +50,30 @@ export default function () {
     check(conflict, { "another body for the txnId is 409 txn_conflict": (r) => r.status === 409 });
     if (grantedOrSoldOut && a.answer.status === "granted") {
       const second = postPayment(seed, payment({ payerId: first.payerId, amountFen: 120000 }), "payment");
-      check(second, { "the payer's second payment is already_redeemed": (r) => r.answer?.reason === "already_redeemed" });
+      check(second, {
+        "the payer's second payment is already_redeemed": (r) => r.answer?.reason === "already_redeemed",
+      });
     }
     const stored = getAttempt(seed, first.txnId);
     check(stored, { "GET gives the same decision": (r) => r.status === 200 && sameAnswer(bodyJson(r), a.answer) });
   });
 
   group("refusals that need no stock", () => {
-    check(postPayment(seed, payment({ amountFen: 5000 }), "payment"), { "below_threshold": (r) => r.answer?.reason === "below_threshold" });
-    check(postPayment(seed, payment({ merchantId: "M-NOT-LISTED" }), "payment"), { "merchant_not_eligible": (r) => r.answer?.reason === "merchant_not_eligible" });
-    check(postPayment(seed, payment({ paidAt: "2020-10-01T00:00:00+08:00" }), "payment"), { "outside_window": (r) => r.answer?.reason === "outside_window" });
+    check(postPayment(seed, payment({ amountFen: 5000 }), "payment"), {
+      below_threshold: (r) => r.answer?.reason === "below_threshold",
+    });
+    check(postPayment(seed, payment({ merchantId: "M-NOT-LISTED" }), "payment"), {
+      merchant_not_eligible: (r) => r.answer?.reason === "merchant_not_eligible",
+    });
+    check(postPayment(seed, payment({ paidAt: "2020-10-01T00:00:00+08:00" }), "payment"), {
+      outside_window: (r) => r.answer?.reason === "outside_window",
+    });
   });
 
   group("the flagship store (A1)", () => {
     check(postPayment(seed, payment({ merchantId: "M-FLAGSHIP", amountFen: 30000 }), "payment"), {
-      "200 granted A1-100 (or sold_out)": (r) => r.status === 200 && (r.answer.tierId === "A1-100" || r.answer.reason === "sold_out"),
+      "200 granted A1-100 (or sold_out)": (r) =>
+        r.status === 200 && (r.answer.tierId === "A1-100" || r.answer.reason === "sold_out"),
     });
   });
 
@@ -76,19 +85,34 @@ export default function () {
       headers: signedHeaders("acquirer-nobody-knows", config.secret, raw),
       responseCallback: http.expectedStatuses(401),
     });
-    check(unknown, { "unknown acquirer is 401 unknown_acquirer": (r) => r.status === 401 && r.json("error.code") === "unknown_acquirer" });
-    const missing = JSON.stringify({ txnId: `${config.runId}-smoke-bad`, payerId: "p", merchantId: "M-0001", paidAt: "2020-09-13T10:00:00+08:00" });
+    check(unknown, {
+      "unknown acquirer is 401 unknown_acquirer": (r) =>
+        r.status === 401 && r.json("error.code") === "unknown_acquirer",
+    });
+    const missing = JSON.stringify({
+      txnId: `${config.runId}-smoke-bad`,
+      payerId: "p",
+      merchantId: "M-0001",
+      paidAt: "2020-09-13T10:00:00+08:00",
+    });
     const invalid = http.post(`${config.baseUrl}/v1/callbacks/payment`, missing, {
       headers: signedHeaders(config.acquirerId, config.secret, missing),
       responseCallback: http.expectedStatuses(400),
     });
-    check(invalid, { "a body without amountFen is 400 invalid_body naming the field": (r) => r.status === 400 && r.json("error.field") === "amountFen" });
-    check(getAttempt(seed, `${config.runId}-never-sent`), { "GET of an unknown txn is 404 unknown_txn": (r) => r.status === 404 });
+    check(invalid, {
+      "a body without amountFen is 400 invalid_body naming the field": (r) =>
+        r.status === 400 && r.json("error.field") === "amountFen",
+    });
+    check(getAttempt(seed, `${config.runId}-never-sent`), {
+      "GET of an unknown txn is 404 unknown_txn": (r) => r.status === 404,
+    });
   });
 
   group("operations endpoints", () => {
     check(http.get(`${config.baseUrl}/readyz`), { "/readyz is 200": (r) => r.status === 200 });
-    check(http.get(`${config.baseUrl}/metrics`), { "/metrics serves quanta_ metrics": (r) => r.status === 200 && String(r.body).includes("quanta_") });
+    check(http.get(`${config.baseUrl}/metrics`), {
+      "/metrics serves quanta_ metrics": (r) => r.status === 200 && String(r.body).includes("quanta_"),
+    });
   });
   // A few idle seconds at the end (SMOKE_TAIL_S): k6's web dashboard skips the HTML report of a run
   // shorter than a few of its periods, and the pass itself takes a fraction of a second.

@@ -56,7 +56,12 @@ const iterate = paymentIteration(scenario, seed, { seed: 20200915, payers: 50000
 
 export default function () {
   const { arrival, answer: first } = iterate();
-  if (first.status === 200 && first.answer?.status === "granted" && arrival.kind === "payment" && Math.random() < refundShare) {
+  if (
+    first.status === 200 &&
+    first.answer?.status === "granted" &&
+    arrival.kind === "payment" &&
+    Math.random() < refundShare
+  ) {
     postRefund(seed, arrival.body, first.answer, refundsSent++ % 2 === 0 ? "full" : "partial");
     return;
   }
@@ -75,5 +80,10 @@ export default function () {
 
 /** @param {any} data */
 export function handleSummary(data) {
-  return report(data, "soak", { budgets: inForce, extra: [`${rate}/s for ${duration}, ${envNumber("PAYERS", 50000)} payers, ${refundShare * 100} % of grants refunded.`] });
+  return report(data, "soak", {
+    budgets: inForce,
+    extra: [
+      `${rate}/s for ${duration}, ${envNumber("PAYERS", 50000)} payers, ${refundShare * 100} % of grants refunded.`,
+    ],
+  });
 }

@@ -24,7 +24,10 @@ const calmS = envNumber("CALM_S", 30);
 const inForce = budgets({ overloadedMax: envNumber("OVERLOADED_MAX", 0.05), ackP99Ms: envNumber("ACK_P99_MS", 250) });
 
 /** @type {{ duration: string, target: number }[]} */
-const stages = [{ duration: "5s", target: base }, { duration: `${calmS}s`, target: base }];
+const stages = [
+  { duration: "5s", target: base },
+  { duration: `${calmS}s`, target: base },
+];
 for (let i = 0; i < spikes; i++) {
   stages.push({ duration: "2s", target: Math.round(base * factor) });
   stages.push({ duration: `${holdS}s`, target: Math.round(base * factor) });
@@ -57,5 +60,8 @@ export default function () {
 
 /** @param {any} data */
 export function handleSummary(data) {
-  return report(data, "spike", { budgets: inForce, extra: [`Base ${base}/s, ${spikes} spikes to ${Math.round(base * factor)}/s for ${holdS} s each.`] });
+  return report(data, "spike", {
+    budgets: inForce,
+    extra: [`Base ${base}/s, ${spikes} spikes to ${Math.round(base * factor)}/s for ${holdS} s each.`],
+  });
 }

@@ -1,5 +1,12 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { ACQUIRER_HEADER, SIGNATURE_HEADER, errorBody, parsePaymentBody, verifySignature, type ErrorCode } from "@quanta/contract";
+import {
+  ACQUIRER_HEADER,
+  SIGNATURE_HEADER,
+  errorBody,
+  parsePaymentBody,
+  verifySignature,
+  type ErrorCode,
+} from "@quanta/contract";
 import type { Payment } from "@quanta/domain";
 
 /**
@@ -7,14 +14,27 @@ import type { Payment } from "@quanta/domain";
  * 16 KiB limit, acquirer, HMAC, replay window, body. What happens after
  * (nothing, or one Postgres transaction) is the baseline's `decide`.
  */
-export type Decide = (acquirerId: string, payment: Payment, receivedAtMs: number) => Promise<{ status: number; body: unknown }>;
+export type Decide = (
+  acquirerId: string,
+  payment: Payment,
+  receivedAtMs: number,
+) => Promise<{ status: number; body: unknown }>;
 
-const STATUS: Partial<Record<ErrorCode, number>> = { invalid_body: 400, unknown_acquirer: 401, bad_signature: 401, stale_timestamp: 401, body_too_large: 413, unsupported_media_type: 415 };
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  invalid_body: 400,
+  unknown_acquirer: 401,
+  bad_signature: 401,
+  stale_timestamp: 401,
+  body_too_large: 413,
+  unsupported_media_type: 415,
+};
 
 export function contractServer(secrets: ReadonlyMap<string, string>, decide: Decide): FastifyInstance {
   const app = Fastify({ bodyLimit: 16 * 1024, logger: false });
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit: 16 * 1024 }, (_r, body, done) => done(null, body));
+  app.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit: 16 * 1024 }, (_r, body, done) =>
+    done(null, body),
+  );
   const fail = (reply: FastifyReply, code: ErrorCode) => reply.code(STATUS[code] ?? 400).send(errorBody(code));
   app.setErrorHandler((error: { code?: string }, _request, reply) => {
     if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") return fail(reply, "body_too_large");

@@ -22,26 +22,58 @@ export function directDecide(pool: pg.Pool, campaigns: readonly Campaign[]): Dec
     const c = classify(payment, campaigns);
     const row = await withRetry(() =>
       inTransaction(pool, async (client) => {
-        const stored = await client.query<AttemptRow>({ name: "direct_stored", text: STORED, values: [acquirerId, payment.txnId] });
+        const stored = await client.query<AttemptRow>({
+          name: "direct_stored",
+          text: STORED,
+          values: [acquirerId, payment.txnId],
+        });
         if (stored.rows[0]) return stored.rows[0];
         let decision: Decision;
         if (c.kind === "decided") decision = c.decision;
         else {
           const { campaignId, activityId, tierIds } = c.request;
-          const held = await client.query({ name: "direct_holder", text: HOLDER, values: [payment.payerId, campaignId, activityId] });
-          decision = { status: "rejected", reason: held.rowCount ? "already_redeemed" : "sold_out", campaignId, activityId };
+          const held = await client.query({
+            name: "direct_holder",
+            text: HOLDER,
+            values: [payment.payerId, campaignId, activityId],
+          });
+          decision = {
+            status: "rejected",
+            reason: held.rowCount ? "already_redeemed" : "sold_out",
+            campaignId,
+            activityId,
+          };
           if (!held.rowCount) {
             for (const tierId of tierIds) {
-              const took = await client.query<{ discount_fen: number }>({ name: "direct_take", text: TAKE, values: [campaignId, tierId] });
+              const took = await client.query<{ discount_fen: number }>({
+                name: "direct_take",
+                text: TAKE,
+                values: [campaignId, tierId],
+              });
               const discount = took.rows[0]?.discount_fen;
               if (discount !== undefined) {
-                decision = { status: "granted", campaignId, activityId, tierId, discountFen: discount, payableFen: payment.amountFen - discount };
+                decision = {
+                  status: "granted",
+                  campaignId,
+                  activityId,
+                  tierId,
+                  discountFen: discount,
+                  payableFen: payment.amountFen - discount,
+                };
                 break;
               }
             }
           }
         }
-        const v = recordValues({ acquirerId, bodyHash, payment, receivedAtMs, partition: partitionOf(payment.payerId, 1), decision, decidedBy: "worker" });
+        const v = recordValues({
+          acquirerId,
+          bodyHash,
+          payment,
+          receivedAtMs,
+          partition: partitionOf(payment.payerId, 1),
+          decision,
+          decidedBy: "worker",
+        });
         const cols = Object.keys(v);
         const inserted = await client.query<AttemptRow>(
           `insert into attempts (${cols.join(", ")}) values (${cols.map((_, i) => `$${i + 1}`).join(", ")}) returning *`,

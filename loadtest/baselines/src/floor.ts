@@ -13,7 +13,9 @@ export function floorDecide(campaigns: readonly Campaign[]): Decide {
     const c = classify(payment, campaigns);
     if (c.kind === "decided") return { status: 200, body: decisionBody(payment.txnId, c.decision) };
     const campaign = campaigns.find((x) => x.id === c.request.campaignId)!;
-    const tier = campaign.activities.find((a) => a.id === c.request.activityId)!.tiers.find((t) => t.id === c.request.tierIds[0])!;
+    const tier = campaign.activities
+      .find((a) => a.id === c.request.activityId)!
+      .tiers.find((t) => t.id === c.request.tierIds[0])!;
     return {
       status: 200,
       body: decisionBody(payment.txnId, {

@@ -17,7 +17,13 @@ export class CallbackClient {
     private readonly secret: string,
     connections: number,
   ) {
-    this.pool = new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: 60_000, bodyTimeout: 60_000 });
+    this.pool = new Pool(baseUrl, {
+      connections,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 60_000,
+      bodyTimeout: 60_000,
+    });
   }
 
   async postPayment(body: string, secret = this.secret): Promise<Answer> {
@@ -33,7 +39,11 @@ export class CallbackClient {
     const res = await this.pool.request({
       path,
       method: "POST",
-      headers: { "content-type": "application/json", [ACQUIRER_HEADER]: this.acquirerId, [SIGNATURE_HEADER]: sign(secret, t, body) },
+      headers: {
+        "content-type": "application/json",
+        [ACQUIRER_HEADER]: this.acquirerId,
+        [SIGNATURE_HEADER]: sign(secret, t, body),
+      },
       body,
     });
     return { status: res.statusCode, body: await readBody(res.body), headers: res.headers };
@@ -51,7 +61,12 @@ export class CallbackClient {
   }
 
   /** Raw request for hostile-input tests: any headers, any bytes. */
-  async raw(method: "GET" | "POST", path: string, headers: Record<string, string>, body?: string | Buffer): Promise<Answer> {
+  async raw(
+    method: "GET" | "POST",
+    path: string,
+    headers: Record<string, string>,
+    body?: string | Buffer,
+  ): Promise<Answer> {
     const res = await this.pool.request({ path, method, headers, ...(body === undefined ? {} : { body }) });
     return { status: res.statusCode, body: await readBody(res.body), headers: res.headers };
   }

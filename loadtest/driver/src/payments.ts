@@ -59,7 +59,8 @@ export class PaymentGenerator {
       const earlier = this.pickSent();
       return { kind: "conflict", body: { ...earlier, amountFen: earlier.amountFen + 1 } };
     }
-    if (r < s.resendShare + s.conflictShare + s.forgedShare) return { kind: "forged", body: this.fresh(elapsedS, false) };
+    if (r < s.resendShare + s.conflictShare + s.forgedShare)
+      return { kind: "forged", body: this.fresh(elapsedS, false) };
     const body = this.fresh(elapsedS, true);
     return { kind: "payment", body };
   }

@@ -63,8 +63,14 @@ export interface RushRun {
 
 export async function runRush(options: RushOptions): Promise<RushRun> {
   const { scenario } = options;
-  const client = options.client ?? new CallbackClient(options.baseUrl, options.acquirerId, options.secret, options.connections);
-  const clients = [client, ...(options.moreBaseUrls ?? []).map((url) => new CallbackClient(url, options.acquirerId, options.secret, options.connections))];
+  const client =
+    options.client ?? new CallbackClient(options.baseUrl, options.acquirerId, options.secret, options.connections);
+  const clients = [
+    client,
+    ...(options.moreBaseUrls ?? []).map(
+      (url) => new CallbackClient(url, options.acquirerId, options.secret, options.connections),
+    ),
+  ];
   const firstSentTo = new Map<string, number>();
   const generator = new PaymentGenerator(scenario, options.seed, options.runId);
   const due = cumulativeArrivals(scenario);
@@ -94,13 +100,21 @@ export async function runRush(options: RushOptions): Promise<RushRun> {
       if (first === undefined) firstSentTo.set(arrival.body.txnId, to);
       else if (first === to) to = (to + 1) % clients.length;
     }
-    const p = clients[to]!
-      .postPayment(body, arrival.kind === "forged" ? wrongSecret : options.secret)
+    const p = clients[to]!.postPayment(body, arrival.kind === "forged" ? wrongSecret : options.secret)
       .catch((error: unknown): Answer => ({ status: 0, body: String(error), headers: {} }))
       .then((answer) => {
         const key = String(answer.status);
         byStatus[key] = (byStatus[key] ?? 0) + 1;
-        records.push({ kind: arrival.kind, txnId: arrival.body.txnId, body, sentAtMs, ackMs: performance.now() - sentAt, status: answer.status, answer: answer.body, ingress: to });
+        records.push({
+          kind: arrival.kind,
+          txnId: arrival.body.txnId,
+          body,
+          sentAtMs,
+          ackMs: performance.now() - sentAt,
+          status: answer.status,
+          answer: answer.body,
+          ingress: to,
+        });
       })
       .finally(() => inflight.delete(p));
     inflight.add(p);
@@ -114,7 +128,15 @@ export async function runRush(options: RushOptions): Promise<RushRun> {
       while (sent + dropped < target) fire(elapsedS);
       if (options.onProgress && performance.now() - lastProgress >= (options.progressEveryMs ?? 1_000)) {
         lastProgress = performance.now();
-        options.onProgress({ elapsedS, offeredRatePerS: rateAt(scenario, elapsedS), sent, answered: records.length, inFlight: inflight.size, dropped, byStatus: { ...byStatus } });
+        options.onProgress({
+          elapsedS,
+          offeredRatePerS: rateAt(scenario, elapsedS),
+          sent,
+          answered: records.length,
+          inFlight: inflight.size,
+          dropped,
+          byStatus: { ...byStatus },
+        });
       }
       await new Promise((r) => setTimeout(r, 1));
     }

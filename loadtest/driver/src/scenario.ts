@@ -11,7 +11,10 @@ export const scenarioSchema = z.object({
   notes: z.array(z.string()).optional(),
   campaignId: z.string(),
   openingAt: z.string(),
-  durationS: z.number().positive().max(24 * 3600),
+  durationS: z
+    .number()
+    .positive()
+    .max(24 * 3600),
   arrival: z.object({
     peakRatePerS: z.number().positive().max(100_000),
     rampS: z.number().min(0),
@@ -26,7 +29,11 @@ export const scenarioSchema = z.object({
     designatedCount: z.number().int().min(1),
     ineligibleShare: share,
   }),
-  spendMixFen: z.array(z.object({ fromFen: z.number().int().min(1), toFen: z.number().int().min(1), weight: z.number().positive() })).min(1),
+  spendMixFen: z
+    .array(
+      z.object({ fromFen: z.number().int().min(1), toFen: z.number().int().min(1), weight: z.number().positive() }),
+    )
+    .min(1),
   outsideWindowShare: share,
   resendShare: share,
   conflictShare: share,
@@ -40,7 +47,9 @@ export const DEFAULT_SCENARIO_PATH = new URL("../../scenarios/rush-0913.json", i
 export function loadScenario(path: string | URL = DEFAULT_SCENARIO_PATH): Scenario {
   const result = scenarioSchema.safeParse(JSON.parse(readFileSync(path, "utf8")));
   if (!result.success) {
-    throw new Error(`scenario ${String(path)} is invalid: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    throw new Error(
+      `scenario ${String(path)} is invalid: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
   }
   return result.data;
 }

@@ -17,6 +17,9 @@ export function table(header: readonly string[], rows: readonly (readonly (strin
   const widths = header.map((_, i) => Math.max(...cells.map((r) => [...(r[i] ?? "")].length)));
   const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === "number"));
   const line = (r: readonly string[]) =>
-    r.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd();
+    r
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(cells[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
 }

@@ -24,8 +24,24 @@ export const unexpected5xx = new Rate("quanta_unexpected_5xx");
 /** A body that is none of the contract's answers (a decision, pending, or {error:{code}}). */
 export const unknownShape = new Rate("quanta_unknown_answer_shape");
 
-const REASONS = ["below_threshold", "merchant_not_eligible", "outside_window", "activity_paused", "already_redeemed", "sold_out", "budget_exhausted"];
-const ERROR_STATUS = { 400: "invalid_body", 401: "", 404: "unknown_txn", 409: "txn_conflict", 413: "body_too_large", 415: "unsupported_media_type", 503: "overloaded" };
+const REASONS = [
+  "below_threshold",
+  "merchant_not_eligible",
+  "outside_window",
+  "activity_paused",
+  "already_redeemed",
+  "sold_out",
+  "budget_exhausted",
+];
+const ERROR_STATUS = {
+  400: "invalid_body",
+  401: "",
+  404: "unknown_txn",
+  409: "txn_conflict",
+  413: "body_too_large",
+  415: "unsupported_media_type",
+  503: "overloaded",
+};
 
 /**
  * @param {Campaign} campaign
@@ -33,7 +49,8 @@ const ERROR_STATUS = { 400: "invalid_body", 401: "", 404: "unknown_txn", 409: "t
  */
 export function tierIndex(campaign) {
   const index = new Map();
-  for (const a of campaign.activities) for (const t of a.tiers) index.set(t.id, Object.assign({}, t, { activityId: a.id }));
+  for (const a of campaign.activities)
+    for (const t of a.tiers) index.set(t.id, Object.assign({}, t, { activityId: a.id }));
   return index;
 }
 
@@ -127,13 +144,17 @@ function judge(target, res, sent, kind) {
       checks["rejected: a contract reason"] = () => answer?.status === "rejected" && REASONS.includes(answer.reason);
     }
   } else if (status === 202) {
-    checks["202: pending with a location"] = () => answer?.status === "pending" && res.headers["Location"] === `/v1/attempts/${sent.txnId}`;
+    checks["202: pending with a location"] = () =>
+      answer?.status === "pending" && res.headers["Location"] === `/v1/attempts/${sent.txnId}`;
   } else if (status === 409) {
     checks["409 only for a conflicting body"] = () => kind === "conflict" && answer?.error?.code === "txn_conflict";
   } else if (status === 503) {
-    checks["503: overloaded with retry-after"] = () => answer?.error?.code === "overloaded" && res.headers["Retry-After"] !== undefined;
+    checks["503: overloaded with retry-after"] = () =>
+      answer?.error?.code === "overloaded" && res.headers["Retry-After"] !== undefined;
   } else {
-    checks[`unexpected status ${status} (${ERROR_STATUS[/** @type {keyof typeof ERROR_STATUS} */ (status)] ?? "not in the contract"})`] = () => false;
+    checks[
+      `unexpected status ${status} (${ERROR_STATUS[/** @type {keyof typeof ERROR_STATUS} */ (status)] ?? "not in the contract"})`
+    ] = () => false;
   }
   const ok = check(res, checks, { outcome });
   contractOk.add(ok);
@@ -152,7 +173,11 @@ function knownShape(status, a) {
   if (a === null || typeof a !== "object") return false;
   if (status === 200) {
     if (typeof a.txnId !== "string") return false;
-    if (a.status === "granted") return ["activityId", "tierId"].every((k) => typeof a[k] === "string") && ["discountFen", "payableFen"].every((k) => Number.isInteger(a[k]));
+    if (a.status === "granted")
+      return (
+        ["activityId", "tierId"].every((k) => typeof a[k] === "string") &&
+        ["discountFen", "payableFen"].every((k) => Number.isInteger(a[k]))
+      );
     return a.status === "rejected" && typeof a.reason === "string";
   }
   if (status === 202) return a.status === "pending" && typeof a.txnId === "string";
@@ -195,10 +220,13 @@ export function postRefund(target, paid, grant, kind) {
   const answer = bodyJson(first);
   const expected = partial ? "voucher_kept" : "voucher_returned";
   const ok = check(first, {
-    "refund: 200 with the outcome the partial-refund rule gives": () => first.status === 200 && answer?.status === expected,
-    "refund: the ids and totals sent": () => answer?.refundId === body.refundId && answer?.txnId === body.txnId && answer?.refundedTotalFen === body.amountFen,
+    "refund: 200 with the outcome the partial-refund rule gives": () =>
+      first.status === 200 && answer?.status === expected,
+    "refund: the ids and totals sent": () =>
+      answer?.refundId === body.refundId && answer?.txnId === body.txnId && answer?.refundedTotalFen === body.amountFen,
     "refund: the tier's discount comes back with the voucher": () =>
-      expected !== "voucher_returned" || (answer?.tierId === grant.tierId && answer?.discountReturnedFen === tier?.discountFen),
+      expected !== "voucher_returned" ||
+      (answer?.tierId === grant.tierId && answer?.discountReturnedFen === tier?.discountFen),
     "refund: a retry gets the same answer": () => again.status === first.status && again.body === first.body,
   });
   refundContractOk.add(ok);

@@ -41,7 +41,10 @@ export function paymentIteration(scenario, target, defaults) {
       if (firsts.size >= FIRST_ANSWERS_MAX) firsts.delete(/** @type {string} */ (firsts.keys().next().value));
       firsts.set(arrival.body.txnId, answer);
     } else if (arrival.kind === "resend" && first !== undefined && (first.status === 200 || first.status === 202)) {
-      const same = first.status === 200 ? answer.status === 200 && sameAnswer(answer.answer, first.answer) : answer.status === 200 || answer.status === 202;
+      const same =
+        first.status === 200
+          ? answer.status === 200 && sameAnswer(answer.answer, first.answer)
+          : answer.status === 200 || answer.status === 202;
       resendSame.add(same);
       if (first.status === 202 && answer.status === 200) firsts.set(arrival.body.txnId, answer);
     } else if (arrival.kind === "conflict" && first !== undefined && (first.status === 200 || first.status === 202)) {

@@ -39,13 +39,22 @@ export function report(data, script, opts = {}) {
   lines.push("");
   const budgetMetrics = new Set(inForce.map((b) => b.metric));
   const promisesBroken = Object.entries(m)
-    .filter(([name, metric]) => !budgetMetrics.has(name) && metric.thresholds && Object.values(metric.thresholds).some((t) => !(/** @type {any} */ (t).ok)))
+    .filter(
+      ([name, metric]) =>
+        !budgetMetrics.has(name) &&
+        metric.thresholds &&
+        Object.values(metric.thresholds).some((t) => !(/** @type {any} */ (t).ok)),
+    )
     .map(([name]) => name);
   const budgetsOver = inForce
     .map((b) => ({ metric: b.metric, what: b.what, limit: b.limit, value: value(m[b.metric], b.stat) ?? 0, budget: b }))
     .filter((b) => !(b.value < b.limit))
     .map((b) => ({ ...b, text: `${b.what} ${shown(b.budget, b.value)} (budget < ${shown(b.budget, b.limit)})` }));
-  lines.push(promisesBroken.length === 0 ? "Promises: all kept (answers keep the contract, resends get their first answer, other bodies 409, no 5xx but 503)." : `PROMISES BROKEN: ${promisesBroken.join(", ")}`);
+  lines.push(
+    promisesBroken.length === 0
+      ? "Promises: all kept (answers keep the contract, resends get their first answer, other bodies 409, no 5xx but 503)."
+      : `PROMISES BROKEN: ${promisesBroken.join(", ")}`,
+  );
   if (inForce.length > 0) {
     const mode = config.budgets === "gate" ? "they fail the run, BUDGETS=gate" : "reported only, BUDGETS=report";
     const overText = budgetsOver.map((b) => b.text).join("; ");
@@ -59,15 +68,22 @@ export function report(data, script, opts = {}) {
   lines.push(`| dropped arrivals | ${fmt(value(m.dropped_iterations, "count") ?? 0)} |`);
   lines.push(`| failed requests | ${fmt(100 * (value(m.http_req_failed, "rate") ?? 0), 2)} % |`);
   lines.push(`| answers keeping the contract | ${fmt(100 * (value(m.quanta_contract_ok, "rate") ?? 0), 3)} % |`);
-  lines.push(`| resends answered as first / other bodies 409 | ${fmt(100 * (value(m.quanta_resend_same_answer, "rate") ?? 1), 2)} % / ${fmt(100 * (value(m.quanta_conflict_409, "rate") ?? 1), 2)} % |`);
+  lines.push(
+    `| resends answered as first / other bodies 409 | ${fmt(100 * (value(m.quanta_resend_same_answer, "rate") ?? 1), 2)} % / ${fmt(100 * (value(m.quanta_conflict_409, "rate") ?? 1), 2)} % |`,
+  );
   lines.push(`| 202 pending | ${fmt(100 * (value(m.quanta_pending, "rate") ?? 0), 2)} % |`);
   lines.push(`| 503 overloaded | ${fmt(100 * (value(m.quanta_overloaded, "rate") ?? 0), 2)} % |`);
   const ack = m["http_req_duration{name:callback}"] ?? m.http_req_duration;
-  lines.push(`| answer p50 / p99 / p99.9 (ms) | ${fmt(value(ack, "med"), 1)} / ${fmt(value(ack, "p(99)"), 1)} / ${fmt(value(ack, "p(99.9)"), 1)} |`);
+  lines.push(
+    `| answer p50 / p99 / p99.9 (ms) | ${fmt(value(ack, "med"), 1)} / ${fmt(value(ack, "p(99)"), 1)} / ${fmt(value(ack, "p(99.9)"), 1)} |`,
+  );
   lines.push("");
   lines.push(`| outcome | answers |`);
   lines.push(`| --- | ---: |`);
-  for (const o of OUTCOMES) lines.push(`| ${o}${o === "error" ? " (401 forged, 409 conflicting bodies, 503, network)" : ""} | ${fmt(value(m[`quanta_answers{outcome:${o}}`], "count") ?? 0)} |`);
+  for (const o of OUTCOMES)
+    lines.push(
+      `| ${o}${o === "error" ? " (401 forged, 409 conflicting bodies, 503, network)" : ""} | ${fmt(value(m[`quanta_answers{outcome:${o}}`], "count") ?? 0)} |`,
+    );
   lines.push("");
   lines.push(`| tier | answers granting it (a resend of a grant counts again) |`);
   lines.push(`| --- | ---: |`);
@@ -84,7 +100,9 @@ export function report(data, script, opts = {}) {
   }
   for (const line of extra) lines.push(line);
   if (extra.length > 0) lines.push("");
-  lines.push("Check the invariants against the database the run used: npm run quanta -- verify --campaign qianan-2020-b2");
+  lines.push(
+    "Check the invariants against the database the run used: npm run quanta -- verify --campaign qianan-2020-b2",
+  );
   const text = lines.join("\n") + "\n";
   const dir = env("SUMMARY_DIR", ".").replace(/\/+$/, "");
   // SUMMARY_STAMP (set by npm run k6) keeps one run's files beside its HTML report.
@@ -96,7 +114,13 @@ export function report(data, script, opts = {}) {
     budgetOverIsResult: opts.budgetOverIsResult ?? false,
     promisesBroken,
     // `text` is how npm run k6 names a budget over: formatted once, here.
-    budgetsOver: budgetsOver.map(({ metric, what, limit, value: v, text: t }) => ({ metric, what, limit, value: v, text: t })),
+    budgetsOver: budgetsOver.map(({ metric, what, limit, value: v, text: t }) => ({
+      metric,
+      what,
+      limit,
+      value: v,
+      text: t,
+    })),
   };
   return {
     stdout: text,

@@ -7,5 +7,10 @@ import { tierIndex } from "./contract.js";
 
 /** @param {string} campaignText the seed campaign file's text (campaigns/qianan-2020-b2.json) */
 export function target(campaignText) {
-  return { baseUrl: config.baseUrl, acquirerId: config.acquirerId, secret: config.secret, tiers: tierIndex(JSON.parse(campaignText)) };
+  return {
+    baseUrl: config.baseUrl,
+    acquirerId: config.acquirerId,
+    secret: config.secret,
+    tiers: tierIndex(JSON.parse(campaignText)),
+  };
 }

@@ -30,13 +30,49 @@ export const TIERS = ["A1-100", "A2-20", "A2-50", "A2-100", "A2-200", "A2-400"];
 export function budgets(over = {}) {
   return [
     // Answer latency of the callback route, as the acquirer's till sees it.
-    { metric: "http_req_duration{name:callback}", stat: "p(99)", op: "<", limit: over.ackP99Ms ?? config.ackP99Ms, what: "answer p99", unit: " ms", scale: 1, keep: "max>=0" },
+    {
+      metric: "http_req_duration{name:callback}",
+      stat: "p(99)",
+      op: "<",
+      limit: over.ackP99Ms ?? config.ackP99Ms,
+      what: "answer p99",
+      unit: " ms",
+      scale: 1,
+      keep: "max>=0",
+    },
     // 503 overloaded: the bound on the backlog said no.
-    { metric: "quanta_overloaded", stat: "rate", op: "<", limit: over.overloadedMax ?? 0.01, what: "503 overloaded", unit: " %", scale: 100, keep: "rate>=0" },
+    {
+      metric: "quanta_overloaded",
+      stat: "rate",
+      op: "<",
+      limit: over.overloadedMax ?? 0.01,
+      what: "503 overloaded",
+      unit: " %",
+      scale: 100,
+      keep: "rate>=0",
+    },
     // 202 pending: the decision took longer than the ingress holds a callback open.
-    { metric: "quanta_pending", stat: "rate", op: "<", limit: over.pendingMax ?? 0.01, what: "202 pending", unit: " %", scale: 100, keep: "rate>=0" },
+    {
+      metric: "quanta_pending",
+      stat: "rate",
+      op: "<",
+      limit: over.pendingMax ?? 0.01,
+      what: "202 pending",
+      unit: " %",
+      scale: 100,
+      keep: "rate>=0",
+    },
     // Arrivals k6 could not start because every VU was busy: the offered load was not offered.
-    { metric: "dropped_iterations", stat: "count", op: "<", limit: 1, what: "dropped arrivals", unit: "", scale: 1, keep: "count>=0" },
+    {
+      metric: "dropped_iterations",
+      stat: "count",
+      op: "<",
+      limit: 1,
+      what: "dropped arrivals",
+      unit: "",
+      scale: 1,
+      keep: "count>=0",
+    },
   ];
 }
 
@@ -62,9 +98,10 @@ export function thresholds(inForce, opts = {}) {
     quanta_conflict_409: ["rate==1"],
   };
   for (const b of inForce) {
-    t[b.metric] = config.budgets === "gate"
-      ? [{ threshold: `${b.stat}${b.op}${b.limit}`, abortOnFail: abort, delayAbortEval: "10s" }]
-      : [b.keep];
+    t[b.metric] =
+      config.budgets === "gate"
+        ? [{ threshold: `${b.stat}${b.op}${b.limit}`, abortOnFail: abort, delayAbortEval: "10s" }]
+        : [b.keep];
   }
   t["http_reqs{name:callback}"] = ["count>=0"];
   for (const o of OUTCOMES) t[`quanta_answers{outcome:${o}}`] = ["count>=0"];

@@ -2,15 +2,26 @@ import { describe, expect, it } from "vitest";
 import type { SentRecord } from "@quanta/loadtest";
 import { copiesAgainstFirst } from "./answer-checks.js";
 
-const body = (amountFen: number) => JSON.stringify({ txnId: "t", payerId: "p", merchantId: "m", amountFen, paidAt: "2020-09-13T10:00:00+08:00" });
-const rec = (kind: SentRecord["kind"], sentAtMs: number, status: number, amountFen: number, answer: unknown = null): SentRecord =>
+const body = (amountFen: number) =>
+  JSON.stringify({ txnId: "t", payerId: "p", merchantId: "m", amountFen, paidAt: "2020-09-13T10:00:00+08:00" });
+const rec = (
+  kind: SentRecord["kind"],
+  sentAtMs: number,
+  status: number,
+  amountFen: number,
+  answer: unknown = null,
+): SentRecord =>
   ({ kind, txnId: "t", body: body(amountFen), sentAtMs, ackMs: 5, status, answer, ingress: 0 }) as SentRecord;
 const granted = { txnId: "t", status: "granted", tierId: "A2-20" };
 const refused = { txnId: "t", status: "rejected", reason: "sold_out" };
 
 describe("copiesAgainstFirst", () => {
   it("counts resends answered and conflicts answered 409 when every copy agrees", () => {
-    const c = copiesAgainstFirst([rec("payment", 0, 200, 100, granted), rec("resend", 10, 200, 100, granted), rec("conflict", 20, 409, 999)]);
+    const c = copiesAgainstFirst([
+      rec("payment", 0, 200, 100, granted),
+      rec("resend", 10, 200, 100, granted),
+      rec("conflict", 20, 409, 999),
+    ]);
     expect(c).toEqual({ resendsAnswered: 1, conflicts409: 1, wrong: [] });
   });
 

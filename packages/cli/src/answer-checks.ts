@@ -8,7 +8,10 @@ import type { SentRecord } from "@quanta/loadtest";
  * amount) gets 409, or no acceptance at all (no answer, 503), never a decision; a copy of the
  * stored body never gets 409. Returns the answers that break this, for the caller to assert empty.
  */
-export function answersAgainstStore(records: readonly SentRecord[], rows: readonly (DecisionRow & { amount_fen: number })[]): string[] {
+export function answersAgainstStore(
+  records: readonly SentRecord[],
+  rows: readonly (DecisionRow & { amount_fen: number })[],
+): string[] {
   const byTxn = new Map(rows.map((row) => [row.txn_id, row]));
   const wrong: string[] = [];
   for (const r of records) {
@@ -22,7 +25,8 @@ export function answersAgainstStore(records: readonly SentRecord[], rows: readon
     if (r.status === 200) {
       if (!row) wrong.push(`${r.txnId} (${r.kind}): 200 with nothing stored`);
       else if (!sameBody) wrong.push(`${r.txnId} (${r.kind}): 200 for another body than the stored one`);
-      else if (JSON.stringify(r.answer) !== JSON.stringify(decisionBody(row.txn_id, rowDecision(row)))) wrong.push(`${r.txnId} (${r.kind}): 200 differs from the stored decision`);
+      else if (JSON.stringify(r.answer) !== JSON.stringify(decisionBody(row.txn_id, rowDecision(row))))
+        wrong.push(`${r.txnId} (${r.kind}): 200 differs from the stored decision`);
     } else if (r.status === 409) {
       if (sameBody) wrong.push(`${r.txnId} (${r.kind}): 409 for the stored body`);
     } else if (r.status === 202) {
@@ -33,7 +37,6 @@ export function answersAgainstStore(records: readonly SentRecord[], rows: readon
   }
   return wrong;
 }
-
 
 /** What copies of a txn were answered, against each other (no store needed): see copiesAgainstFirst. */
 export interface CopyChecks {
@@ -72,7 +75,8 @@ export function copiesAgainstFirst(records: readonly SentRecord[]): CopyChecks {
     for (const r of copies) {
       const amount = amountOf(r);
       if (r.kind === "conflict") continue;
-      if (original && amount === amountOf(original) && (r.status === 200 || r.status === 202)) firstAckAtMs = Math.min(firstAckAtMs, r.sentAtMs + r.ackMs);
+      if (original && amount === amountOf(original) && (r.status === 200 || r.status === 202))
+        firstAckAtMs = Math.min(firstAckAtMs, r.sentAtMs + r.ackMs);
       if (r.status !== 200) continue;
       const answer = JSON.stringify(r.answer);
       const first = firstAnswer.get(amount);

@@ -32,8 +32,17 @@ export function canonicalJson(value: unknown): string {
 export async function checkAnswers(db: Kysely<Database>, answers: readonly ReceivedAnswer[]): Promise<InvariantCheck> {
   const decided = answers.filter((a) => a.status === 200);
   const pending = answers.filter((a) => a.status === 202).length;
-  if (decided.length === 0) return { id: "I4", ok: false, detail: `no 200 answers to compare with the stored decisions (${pending} answered 202)` };
-  const keys = [...new Map(decided.map((a) => [`${a.acquirerId}/${a.txnId}`, { acquirerId: a.acquirerId, txnId: a.txnId }])).values()];
+  if (decided.length === 0)
+    return {
+      id: "I4",
+      ok: false,
+      detail: `no 200 answers to compare with the stored decisions (${pending} answered 202)`,
+    };
+  const keys = [
+    ...new Map(
+      decided.map((a) => [`${a.acquirerId}/${a.txnId}`, { acquirerId: a.acquirerId, txnId: a.txnId }]),
+    ).values(),
+  ];
   const stored = new Map<string, string[]>();
   for (let i = 0; i < keys.length; i += 10_000) {
     for (const row of await findAttempts(db, keys.slice(i, i + 10_000))) {
@@ -62,7 +71,11 @@ export async function checkAnswers(db: Kysely<Database>, answers: readonly Recei
   }
   const n = decided.length.toLocaleString("en-US");
   return differing === 0
-    ? { id: "I4", ok: true, detail: `${n} answers 200 for ${keys.length.toLocaleString("en-US")} txns, each equal to the stored decision (${pending} answered 202: nothing to compare)` }
+    ? {
+        id: "I4",
+        ok: true,
+        detail: `${n} answers 200 for ${keys.length.toLocaleString("en-US")} txns, each equal to the stored decision (${pending} answered 202: nothing to compare)`,
+      }
     : {
         id: "I4",
         ok: false,

@@ -46,7 +46,8 @@ export class Probes {
     const field = (text: string, name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, "m").exec(text)?.[1] ?? 0);
     const sum = (texts: string[], name: string) => texts.reduce((s, t) => s + field(t, name), 0);
     let commands = 0;
-    for (const stats of statses) for (const m of stats.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) commands += Number(m[1]);
+    for (const stats of statses)
+      for (const m of stats.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) commands += Number(m[1]);
     const row = (
       await this.pg.query<{ commits: string; lsn: string }>(
         "select (select xact_commit from pg_stat_database where datname = $1) as commits, pg_current_wal_lsn()::text as lsn",
@@ -68,7 +69,9 @@ export class Probes {
   }
 
   async walBytes(from: string, to: string): Promise<number> {
-    return Number((await this.pg.query<{ d: string }>("select pg_wal_lsn_diff($2, $1)::bigint as d", [from, to])).rows[0]!.d);
+    return Number(
+      (await this.pg.query<{ d: string }>("select pg_wal_lsn_diff($2, $1)::bigint as d", [from, to])).rows[0]!.d,
+    );
   }
 
   async close(): Promise<void> {

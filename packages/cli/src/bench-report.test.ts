@@ -63,8 +63,14 @@ describe("bench report", () => {
   });
 
   it("names the processes the system's share is spent in", () => {
-    const withProcesses = (r: StepResult, ingress: number): StepResult => ({ ...r, cpuUsPerAttemptByProcess: { ingress, "worker-1": 10, "worker-2": 20 } });
-    const results = [1, 2, 3].flatMap((rep) => [withProcesses(step("quanta", rep, 1000, true, 300), 260 + rep), withProcesses(step("quanta", rep, 2000, false, 250), 1)]);
+    const withProcesses = (r: StepResult, ingress: number): StepResult => ({
+      ...r,
+      cpuUsPerAttemptByProcess: { ingress, "worker-1": 10, "worker-2": 20 },
+    });
+    const results = [1, 2, 3].flatMap((rep) => [
+      withProcesses(step("quanta", rep, 1000, true, 300), 260 + rep),
+      withProcesses(step("quanta", rep, 2000, false, 250), 1),
+    ]);
     const { markdown } = summarize(results, ["quanta"], "test box");
     expect(markdown).toContain("| quanta | 1,000 | 300 (ingress 262, worker-1 10, worker-2 20) | 100 |");
   });

@@ -1,6 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
-import { connect, deadlocksOnceQuiet, dropDatabase, findAttempts, inversionWindowMs, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
+import {
+  connect,
+  deadlocksOnceQuiet,
+  dropDatabase,
+  findAttempts,
+  inversionWindowMs,
+  verifyDatabaseInvariants,
+  waitUntilDecided,
+} from "@quanta/db";
 import { CallbackClient, loadScenario, percentiles, runRush, type Scenario, type SentRecord } from "@quanta/loadtest";
 import { answersAgainstStore, copiesAgainstFirst } from "./answer-checks.js";
 import { warmUpCampaign, warmUpScenario } from "./bench-warm-up.js";
@@ -37,7 +45,9 @@ export const ALL_SYSTEMS: readonly SystemName[] = [...SYSTEMS, "quanta-aof", "qu
  * the floor does (the load generator's own limit, about 12,000/s on a 2-core box), so that every
  * system's maximum is found and not the ladder's top.
  */
-export const DEFAULT_RATES: readonly number[] = [500, 600, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 10_000, 12_000, 14_000, 16_000];
+export const DEFAULT_RATES: readonly number[] = [
+  500, 600, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 10_000, 12_000, 14_000, 16_000,
+];
 
 export interface BenchSettings {
   databaseUrl: string;
@@ -122,7 +132,13 @@ export async function bench(settings: BenchSettings): Promise<StepResult[]> {
   return results;
 }
 
-async function step(settings: BenchSettings, system: SystemName, rep: number, rate: number, base: Scenario): Promise<StepResult> {
+async function step(
+  settings: BenchSettings,
+  system: SystemName,
+  rep: number,
+  rate: number,
+  base: Scenario,
+): Promise<StepResult> {
   const tag = `${system.replace(/-/g, "_")}_${rate}_${rep}_${randomBytes(2).toString("hex")}`;
   const dbName = `quanta_bench_${tag}`;
   const url = new URL(settings.databaseUrl);
@@ -136,12 +152,29 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
   await loadCampaign(databaseUrl, campaign, settings.partitions);
   await loadCampaign(databaseUrl, warmUpCampaign(SEED_CAMPAIGN_PATH), settings.partitions);
   // Started last before the try whose finally stops it.
-  const ownRedis = system === "quanta-aof" ? await PrivateRedis.start() : system === "quanta-cluster" ? await PrivateRedisCluster.start() : undefined;
+  const ownRedis =
+    system === "quanta-aof"
+      ? await PrivateRedis.start()
+      : system === "quanta-cluster"
+        ? await PrivateRedisCluster.start()
+        : undefined;
   const redisUrl = ownRedis?.url ?? settings.redisUrl;
-  const env = serviceEnv({ databaseUrl, redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: settings.partitions, logLevel: "error" });
+  const env = serviceEnv({
+    databaseUrl,
+    redisUrl,
+    prefix,
+    acquirerSecrets: `${acquirerId}=${secret}`,
+    partitions: settings.partitions,
+    logLevel: "error",
+  });
   const services: ServiceProcess[] = [];
   const probes = await Probes.open(redisUrl, databaseUrl);
-  const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 120_000, applicationName: "quanta-bench" });
+  const db = connect({
+    connectionString: databaseUrl,
+    poolMax: 2,
+    statementTimeoutMs: 120_000,
+    applicationName: "quanta-bench",
+  });
   try {
     if (system === "quanta" || system === "quanta-aof" || system === "quanta-1w" || system === "quanta-cluster") {
       await startQuanta(env, { workers: system === "quanta-1w" ? 1 : 2, partitions: settings.partitions, services });
@@ -165,8 +198,21 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
     const baseUrl = `http://127.0.0.1:${services[0]!.port}`;
     const client = new CallbackClient(baseUrl, acquirerId, secret, CONNECTIONS_MAX);
     const send = (s: Scenario, seed: number, runId: string) =>
-      runRush({ baseUrl, acquirerId, secret, scenario: s, seed, runId, connections: CONNECTIONS_MAX, maxInFlight: 10_000, client });
-    const steady = (ratePerS: number, durationS: number) => ({ durationS, arrival: { ...scenario.arrival, peakRatePerS: ratePerS, plateauS: durationS } });
+      runRush({
+        baseUrl,
+        acquirerId,
+        secret,
+        scenario: s,
+        seed,
+        runId,
+        connections: CONNECTIONS_MAX,
+        maxInFlight: 10_000,
+        client,
+      });
+    const steady = (ratePerS: number, durationS: number) => ({
+      durationS,
+      arrival: { ...scenario.arrival, peakRatePerS: ratePerS, plateauS: durationS },
+    });
     const servicesCpuS = () => services.reduce((sum, x) => sum + processCpuS(x.child.pid), 0);
     const perProcessCpuS = () => services.map((x) => processCpuS(x.child.pid));
     let cpuBefore: { services: number; postgres: number; driver: NodeJS.CpuUsage; perProcess: number[] };
@@ -175,16 +221,37 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
     let sampler: NodeJS.Timeout | undefined;
     let run: Awaited<ReturnType<typeof runRush>>;
     try {
-      await send({ ...warmUpScenario(scenario), ...steady(Math.min(rate, WARMUP_RATE_MAX_PER_S), WARMUP_S) }, 1, `w${rep}x${rate}`);
+      await send(
+        { ...warmUpScenario(scenario), ...steady(Math.min(rate, WARMUP_RATE_MAX_PER_S), WARMUP_S) },
+        1,
+        `w${rep}x${rate}`,
+      );
       const floorFen = Math.min(...campaign.activities.flatMap((a) => a.tiers.map((t) => t.thresholdFen)));
       if (rate > WARMUP_RATE_MAX_PER_S && floorFen > 1) {
-        await send({ ...scenario, ...steady(rate, WARMUP_AT_RATE_S), spendMixFen: [{ fromFen: 1, toFen: floorFen - 1, weight: 1 }], resendShare: 0 }, 2, `v${rep}x${rate}`);
+        await send(
+          {
+            ...scenario,
+            ...steady(rate, WARMUP_AT_RATE_S),
+            spendMixFen: [{ fromFen: 1, toFen: floorFen - 1, weight: 1 }],
+            resendShare: 0,
+          },
+          2,
+          `v${rep}x${rate}`,
+        );
       }
-      cpuBefore = { services: servicesCpuS(), postgres: postgresCpuS(), driver: process.cpuUsage(), perProcess: perProcessCpuS() };
+      cpuBefore = {
+        services: servicesCpuS(),
+        postgres: postgresCpuS(),
+        driver: process.cpuUsage(),
+        perProcess: perProcessCpuS(),
+      };
       before = await probes.read(dbName);
       peakBytes = before.redisUsedBytes;
       sampler = setInterval(() => {
-        probes.redisUsedBytes().then((b) => (peakBytes = Math.max(peakBytes, b)), () => undefined);
+        probes.redisUsedBytes().then(
+          (b) => (peakBytes = Math.max(peakBytes, b)),
+          () => undefined,
+        );
       }, 250);
       run = await send(scenario, rep * 1_000 + rate, `b${rep}x${rate}`);
     } catch (error) {
@@ -196,12 +263,19 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
 
     const acked = run.records.filter((r) => r.status === 200 || r.status === 202);
     const keys = [...new Set(acked.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId }));
-    const missing = system === "floor" ? [] : await waitUntilDecided(db.kysely, keys, { timeoutMs: 120_000, pollMs: 250 });
+    const missing =
+      system === "floor" ? [] : await waitUntilDecided(db.kysely, keys, { timeoutMs: 120_000, pollMs: 250 });
     clearInterval(sampler);
-    const cpuAfter = { services: servicesCpuS(), postgres: postgresCpuS(), driver: process.cpuUsage(cpuBefore.driver), perProcess: perProcessCpuS() };
+    const cpuAfter = {
+      services: servicesCpuS(),
+      postgres: postgresCpuS(),
+      driver: process.cpuUsage(cpuBefore.driver),
+      perProcess: perProcessCpuS(),
+    };
     await new Promise((r) => setTimeout(r, 1_200)); // Postgres publishes commit counts about once a second
     const after = await probes.read(dbName);
-    const processName = (s: ServiceProcess, i: number) => `${s.kind}${services.filter((x) => x.kind === s.kind).length > 1 ? `-${i}` : ""}`;
+    const processName = (s: ServiceProcess, i: number) =>
+      `${s.kind}${services.filter((x) => x.kind === s.kind).length > 1 ? `-${i}` : ""}`;
     const rssPeakMiB: Record<string, number> = {};
     services.forEach((s, i) => (rssPeakMiB[processName(s, i)] = peakRssMiB(s.child.pid)));
 
@@ -209,12 +283,19 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
     // A forged callback's right answer is 401 (I5), anything else from it is an error; a 409 is the
     // right answer to a conflicting body.
     const failed = run.records.filter((r) =>
-      r.kind === "forged" ? r.status !== 401 : r.status === 0 || r.status >= 500 || (r.status >= 400 && r.status !== 409),
+      r.kind === "forged"
+        ? r.status !== 401
+        : r.status === 0 || r.status >= 500 || (r.status >= 400 && r.status !== 409),
     );
     const errors = failed.length;
     const errorStatuses: Record<string, number> = {};
-    for (const r of failed) errorStatuses[`${r.status}${r.kind ? ` ${r.kind}` : ""}`] = (errorStatuses[`${r.status}${r.kind ? ` ${r.kind}` : ""}`] ?? 0) + 1;
-    const [p50, p99, p999] = percentiles(run.records.map((r) => r.ackMs), [50, 99, 99.9]) as [number, number, number];
+    for (const r of failed)
+      errorStatuses[`${r.status}${r.kind ? ` ${r.kind}` : ""}`] =
+        (errorStatuses[`${r.status}${r.kind ? ` ${r.kind}` : ""}`] ?? 0) + 1;
+    const [p50, p99, p999] = percentiles(
+      run.records.map((r) => r.ackMs),
+      [50, 99, 99.9],
+    ) as [number, number, number];
     const result: StepResult = {
       system,
       rep,
@@ -241,14 +322,21 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
         driver: (cpuAfter.driver.user + cpuAfter.driver.system) / attempts,
       },
       cpuUsPerAttemptByProcess: Object.fromEntries(
-        services.map((s, i) => [processName(s, i), ((cpuAfter.perProcess[i]! - cpuBefore.perProcess[i]!) * 1e6) / attempts]),
+        services.map((s, i) => [
+          processName(s, i),
+          ((cpuAfter.perProcess[i]! - cpuBefore.perProcess[i]!) * 1e6) / attempts,
+        ]),
       ),
       invariantsOk: null,
       invariantProblems: [],
       sustained: false,
       why: "",
     };
-    if (system !== "floor") Object.assign(result, await decisionFigures(db, campaign.id, run.startedAtMs, missing, keys.length, run.records, acquirerId));
+    if (system !== "floor")
+      Object.assign(
+        result,
+        await decisionFigures(db, campaign.id, run.startedAtMs, missing, keys.length, run.records, acquirerId),
+      );
     // A Postgres backend publishes its counters when it exits: stop the system, then count.
     await Promise.all(services.map((x) => stopService(x, 5_000)));
     result.deadlocks = await deadlocksOnceQuiet(db.kysely, ["quanta-bench", "quanta-bench-probe"]);
@@ -257,7 +345,12 @@ async function step(settings: BenchSettings, system: SystemName, rep: number, ra
       result.invariantProblems.push(`${result.deadlocks} deadlocks detected by Postgres`);
     }
     const reasons: string[] = [];
-    if (result.errors > 0) reasons.push(`${result.errors} errors (${Object.entries(result.errorStatuses).map(([k, n]) => `${k}: ${n}`).join(", ")})`);
+    if (result.errors > 0)
+      reasons.push(
+        `${result.errors} errors (${Object.entries(result.errorStatuses)
+          .map(([k, n]) => `${k}: ${n}`)
+          .join(", ")})`,
+      );
     if (result.dropped > 0) reasons.push(`${result.dropped} dropped`);
     if (result.achievedPerS < 0.95 * rate) reasons.push(`achieved ${result.achievedPerS.toFixed(0)}/s`);
     if (result.ackMs.p99 > P99_LIMIT_MS) reasons.push(`p99 ${result.ackMs.p99.toFixed(0)} ms`);
@@ -290,26 +383,36 @@ async function decisionFigures(
       from (select extract(epoch from decided_at - received_at) * 1000 as ms, decided_at from attempts
              where received_at >= ${new Date(startedAtMs)}) d`.execute(db.kysely);
   const granted = await sql<{ n: string; last: Date | null }>`
-    select count(*) as n, max(decided_at) as last from attempts where status = 'granted' and campaign_id = ${campaignId}`.execute(db.kysely);
-  const quota = await sql<{ q: string }>`select sum(quota) as q from tiers where campaign_id = ${campaignId}`.execute(db.kysely);
+    select count(*) as n, max(decided_at) as last from attempts where status = 'granted' and campaign_id = ${campaignId}`.execute(
+    db.kysely,
+  );
+  const quota = await sql<{ q: string }>`select sum(quota) as q from tiers where campaign_id = ${campaignId}`.execute(
+    db.kysely,
+  );
   const checks = await verifyDatabaseInvariants(db.kysely, campaignId);
   const problems = checks.filter((c) => !c.ok).map((c) => `${c.id}: ${c.detail}`);
   if (missing.length > 0) problems.push(`I3: ${missing.length} of ${acknowledged} acknowledged attempts undecided`);
   // I4 from the answers: each against the stored decision and against its txn's first answer, and
   // evidence that resends and other bodies were sent and answered (200 as before, 409).
-  const rows = await findAttempts(db.kysely, [...new Set(records.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId })));
+  const rows = await findAttempts(
+    db.kysely,
+    [...new Set(records.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId })),
+  );
   const copies = copiesAgainstFirst(records);
   const wrong = [...answersAgainstStore(records, rows), ...copies.wrong];
   if (wrong.length > 0) problems.push(`I4: ${wrong.length} answers disagree (${wrong.slice(0, 2).join("; ")})`);
-  if (records.some((r) => r.kind === "resend") && copies.resendsAnswered === 0) problems.push("I4: resends were sent and none was answered 200");
-  if (records.some((r) => r.kind === "conflict") && copies.conflicts409 === 0) problems.push("I4: other bodies were sent and none was answered 409");
+  if (records.some((r) => r.kind === "resend") && copies.resendsAnswered === 0)
+    problems.push("I4: resends were sent and none was answered 200");
+  if (records.some((r) => r.kind === "conflict") && copies.conflicts409 === 0)
+    problems.push("I4: other bodies were sent and none was answered 409");
   const l = lat.rows[0]!;
   const g = granted.rows[0]!;
   const lastMs = l.last ? new Date(l.last).getTime() : startedAtMs;
   return {
     decisionMs: { p50: l.p50 ?? Number.NaN, p99: l.p99 ?? Number.NaN },
     decidedPerS: Number(l.n) / Math.max(0.001, (lastMs - startedAtMs) / 1000),
-    allGrantedS: Number(g.n) === Number(quota.rows[0]!.q) && g.last ? (new Date(g.last).getTime() - startedAtMs) / 1000 : null,
+    allGrantedS:
+      Number(g.n) === Number(quota.rows[0]!.q) && g.last ? (new Date(g.last).getTime() - startedAtMs) / 1000 : null,
     inversionMs: await inversionWindowMs(db.kysely, campaignId),
     invariantsOk: problems.length === 0,
     invariantProblems: problems,

@@ -18,7 +18,8 @@ export function track(child: ChildProcess): ChildProcess {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     });
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
-      if (process.listenerCount(signal) === 0) process.once(signal, () => process.exit(signal === "SIGINT" ? 130 : 143));
+      if (process.listenerCount(signal) === 0)
+        process.once(signal, () => process.exit(signal === "SIGINT" ? 130 : 143));
     }
   }
   return child;

@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { judge, type K6Verdict } from "./k6.js";
 
-const p99Over = { metric: "http_req_duration{name:callback}", what: "answer p99", limit: 100, value: 157.9, text: "answer p99 157.9 ms (budget < 100.0 ms)" };
+const p99Over = {
+  metric: "http_req_duration{name:callback}",
+  what: "answer p99",
+  limit: 100,
+  value: 157.9,
+  text: "answer p99 157.9 ms (budget < 100.0 ms)",
+};
 const verdict = (over: Partial<K6Verdict>): K6Verdict => ({
   script: "rush-0913",
   budgets: "gate",
@@ -30,8 +36,25 @@ describe("judge (npm run k6's exit code)", () => {
   });
 
   it("passes a budget over that is only reported (BUDGETS=report), saying it was over", () => {
-    const j = judge(0, verdict({ budgets: "report", budgetsOver: [{ metric: "quanta_overloaded", what: "503 overloaded", limit: 0.01, value: 0.034, text: "503 overloaded 3.40 % (budget < 1.00 %)" }] }));
-    expect(j).toEqual({ exitCode: 0, text: "k6 exit 0 (every promise kept; budgets reported only, over: 503 overloaded 3.40 % (budget < 1.00 %))" });
+    const j = judge(
+      0,
+      verdict({
+        budgets: "report",
+        budgetsOver: [
+          {
+            metric: "quanta_overloaded",
+            what: "503 overloaded",
+            limit: 0.01,
+            value: 0.034,
+            text: "503 overloaded 3.40 % (budget < 1.00 %)",
+          },
+        ],
+      }),
+    );
+    expect(j).toEqual({
+      exitCode: 0,
+      text: "k6 exit 0 (every promise kept; budgets reported only, over: 503 overloaded 3.40 % (budget < 1.00 %))",
+    });
   });
 
   it("takes a breakpoint's budget over, k6's abort, for the breakpoint found", () => {

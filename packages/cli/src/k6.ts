@@ -48,7 +48,8 @@ export function k6Version(binary: string): { version: number[] } | { problem: st
   const run = spawnSync(binary, ["version"], { encoding: "utf8" });
   if (run.error) return { problem: `cannot run k6 at ${binary} (${run.error.message}); set K6 to its path` };
   const m = /v(\d+)\.(\d+)\.(\d+)/.exec(run.stdout);
-  if (!m) return { problem: `cannot read a version from \`${binary} version\`: ${run.stdout.trim() || run.stderr.trim()}` };
+  if (!m)
+    return { problem: `cannot read a version from \`${binary} version\`: ${run.stdout.trim() || run.stderr.trim()}` };
   return { version: [Number(m[1]), Number(m[2]), Number(m[3])] };
 }
 
@@ -60,14 +61,21 @@ export function atLeast(version: readonly number[], minimum: string): boolean {
 
 export async function runK6(settings: K6Settings): Promise<number> {
   const { out } = settings;
-  const scriptPath = existsSync(resolve(SCRIPTS, settings.script)) ? resolve(SCRIPTS, settings.script) : resolve(settings.script);
-  if (!existsSync(scriptPath)) throw new Error(`no k6 script ${settings.script} (the suite: ${["smoke", "rush-0913", "spike", "soak", "breakpoint"].map((s) => `${s}.js`).join(", ")})`);
+  const scriptPath = existsSync(resolve(SCRIPTS, settings.script))
+    ? resolve(SCRIPTS, settings.script)
+    : resolve(settings.script);
+  if (!existsSync(scriptPath))
+    throw new Error(
+      `no k6 script ${settings.script} (the suite: ${["smoke", "rush-0913", "spike", "soak", "breakpoint"].map((s) => `${s}.js`).join(", ")})`,
+    );
   const name = basename(scriptPath, ".js");
   const binary = k6Binary();
   const seen = k6Version(binary);
   if ("problem" in seen) throw new Error(seen.problem);
   if (!atLeast(seen.version, MIN_K6) && process.env.K6_SKIP_VERSION_CHECK !== "1") {
-    throw new Error(`needs k6 >= ${MIN_K6} (${binary} is v${seen.version.join(".")}); set K6 to a newer one, or K6_SKIP_VERSION_CHECK=1 to try anyway`);
+    throw new Error(
+      `needs k6 >= ${MIN_K6} (${binary} is v${seen.version.join(".")}); set K6 to a newer one, or K6_SKIP_VERSION_CHECK=1 to try anyway`,
+    );
   }
 
   const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
@@ -82,14 +90,46 @@ export async function runK6(settings: K6Settings): Promise<number> {
 
   await migrate(databaseUrl, settings.partitions);
   await loadCampaign(databaseUrl, readCampaignFile(SEED_CAMPAIGN_PATH), settings.partitions);
-  const env = serviceEnv({ databaseUrl, redisUrl: settings.redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: settings.partitions, logLevel: "error" });
+  const env = serviceEnv({
+    databaseUrl,
+    redisUrl: settings.redisUrl,
+    prefix,
+    acquirerSecrets: `${acquirerId}=${secret}`,
+    partitions: settings.partitions,
+    logLevel: "error",
+  });
   const services: ServiceProcess[] = [];
-  const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 120_000, applicationName: "quanta-k6" });
+  const db = connect({
+    connectionString: databaseUrl,
+    poolMax: 2,
+    statementTimeoutMs: 120_000,
+    applicationName: "quanta-k6",
+  });
   try {
-    const { baseUrl } = await startQuanta(env, { workers: settings.workers, partitions: settings.partitions, services });
-    out(`quanta k6 ${name}: k6 v${seen.version.join(".")} (${binary}) against ${baseUrl} (one ingress, ${settings.workers} workers, ${settings.partitions} partitions, database ${databaseUrl.replace(/\/\/[^@]*@/, "//")})`);
+    const { baseUrl } = await startQuanta(env, {
+      workers: settings.workers,
+      partitions: settings.partitions,
+      services,
+    });
+    out(
+      `quanta k6 ${name}: k6 v${seen.version.join(".")} (${binary}) against ${baseUrl} (one ingress, ${settings.workers} workers, ${settings.partitions} partitions, database ${databaseUrl.replace(/\/\/[^@]*@/, "//")})`,
+    );
 
-    const args = ["run", "-e", `BASE_URL=${baseUrl}`, "-e", `ACQUIRER_ID=${acquirerId}`, "-e", `ACQUIRER_SECRET=${secret}`, "-e", `SUMMARY_DIR=${results}`, "-e", `SUMMARY_STAMP=${stamp}`, ...settings.k6Args, scriptPath];
+    const args = [
+      "run",
+      "-e",
+      `BASE_URL=${baseUrl}`,
+      "-e",
+      `ACQUIRER_ID=${acquirerId}`,
+      "-e",
+      `ACQUIRER_SECRET=${secret}`,
+      "-e",
+      `SUMMARY_DIR=${results}`,
+      "-e",
+      `SUMMARY_STAMP=${stamp}`,
+      ...settings.k6Args,
+      scriptPath,
+    ];
     // The dashboard's HTML report, without its live server (port -1); a period of 1 s so that a run
     // of a few seconds has data (k6 skips the report of a run shorter than one period).
     const k6Env = {
@@ -112,7 +152,9 @@ export async function runK6(settings: K6Settings): Promise<number> {
     const judged = judge(code, readVerdict(resolve(results, `${name}-${stamp}-verdict.json`)));
     const verdict = [
       judged.text,
-      broken.length === 0 ? "invariants hold in the database" : `INVARIANTS BROKEN: ${broken.map((c) => `${c.id}: ${c.detail}`).join("; ")}`,
+      broken.length === 0
+        ? "invariants hold in the database"
+        : `INVARIANTS BROKEN: ${broken.map((c) => `${c.id}: ${c.detail}`).join("; ")}`,
       `${deadlocks} deadlocks`,
       `report ${html}${existsSync(html) ? "" : " (not written)"}`,
     ];
@@ -150,11 +192,21 @@ function readVerdict(path: string): K6Verdict | undefined {
 export function judge(k6Code: number, verdict: K6Verdict | undefined): { exitCode: number; text: string } {
   const over = (v: K6Verdict) => v.budgetsOver.map((b) => b.text).join("; ");
   if (verdict === undefined || (k6Code !== 0 && k6Code !== 99)) {
-    return { exitCode: k6Code === 0 ? 1 : k6Code, text: `k6 exit ${k6Code}${verdict === undefined ? " (no verdict written: the script did not finish its summary)" : " (k6 itself failed)"}` };
+    return {
+      exitCode: k6Code === 0 ? 1 : k6Code,
+      text: `k6 exit ${k6Code}${verdict === undefined ? " (no verdict written: the script did not finish its summary)" : " (k6 itself failed)"}`,
+    };
   }
-  if (verdict.promisesBroken.length > 0) return { exitCode: 99, text: `k6 exit ${k6Code}: PROMISES BROKEN: ${verdict.promisesBroken.join(", ")}` };
-  if (verdict.budgetsOver.length === 0) return { exitCode: 0, text: `k6 exit ${k6Code} (every promise kept, every budget within)` };
-  if (verdict.budgetOverIsResult) return { exitCode: 0, text: `k6 exit ${k6Code} (every promise kept; breakpoint found: ${over(verdict)})` };
-  if (verdict.budgets === "report") return { exitCode: 0, text: `k6 exit ${k6Code} (every promise kept; budgets reported only, over: ${over(verdict)})` };
+  if (verdict.promisesBroken.length > 0)
+    return { exitCode: 99, text: `k6 exit ${k6Code}: PROMISES BROKEN: ${verdict.promisesBroken.join(", ")}` };
+  if (verdict.budgetsOver.length === 0)
+    return { exitCode: 0, text: `k6 exit ${k6Code} (every promise kept, every budget within)` };
+  if (verdict.budgetOverIsResult)
+    return { exitCode: 0, text: `k6 exit ${k6Code} (every promise kept; breakpoint found: ${over(verdict)})` };
+  if (verdict.budgets === "report")
+    return {
+      exitCode: 0,
+      text: `k6 exit ${k6Code} (every promise kept; budgets reported only, over: ${over(verdict)})`,
+    };
   return { exitCode: 99, text: `k6 exit ${k6Code}: BUDGETS OVER: ${over(verdict)}` };
 }

@@ -3,7 +3,16 @@ import { parseArgs } from "node:util";
 import { parseEnv } from "@quanta/config";
 import { parsePayerKey, payerRef } from "@quanta/contract";
 import { CampaignFileError } from "@quanta/domain";
-import { CampaignExistsError, checkAcknowledged, closeSettlementDay, connect, isSettlementDay, settlement, settlementDay, verifyDatabaseInvariants } from "@quanta/db";
+import {
+  CampaignExistsError,
+  checkAcknowledged,
+  closeSettlementDay,
+  connect,
+  isSettlementDay,
+  settlement,
+  settlementDay,
+  verifyDatabaseInvariants,
+} from "@quanta/db";
 import { settlementDayText, settlementText, writeSettlement } from "./settle.js";
 import { table } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
@@ -74,7 +83,15 @@ async function main(argv: string[]): Promise<number> {
     const [script, ...k6Args] = rest;
     if (!script) throw new UsageError("k6 needs a script: smoke.js, rush-0913.js, spike.js, soak.js or breakpoint.js");
     const env = parseEnv();
-    return runK6({ script, k6Args, databaseUrl: env.DATABASE_URL, redisUrl: env.REDIS_URL, partitions: env.QUANTA_PARTITIONS, workers: 2, out: (line) => console.log(line) });
+    return runK6({
+      script,
+      k6Args,
+      databaseUrl: env.DATABASE_URL,
+      redisUrl: env.REDIS_URL,
+      partitions: env.QUANTA_PARTITIONS,
+      workers: 2,
+      out: (line) => console.log(line),
+    });
   }
   const { values, positionals } = parseArgs({
     args: rest,
@@ -124,7 +141,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case "check-campaign": {
       const campaign = readCampaignFile(positionals[0] ?? SEED_CAMPAIGN_PATH);
-      console.log(`campaign ${campaign.id} is valid: ${campaign.activities.length} activities, ${campaign.activities.flatMap((a) => a.tiers).length} tiers`);
+      console.log(
+        `campaign ${campaign.id} is valid: ${campaign.activities.length} activities, ${campaign.activities.flatMap((a) => a.tiers).length} tiers`,
+      );
       return 0;
     }
     case "load-campaign": {
@@ -138,21 +157,42 @@ async function main(argv: string[]): Promise<number> {
       if (!values.campaign) throw new UsageError("verify needs --campaign ID");
       // The files are read before the database: a wrong file is the operator's to fix, not a broken invariant.
       const listed = values.acknowledged === undefined ? undefined : entries(readAcknowledgedFile(values.acknowledged));
-      if (listed?.length === 0) throw new UsageError(`${values.acknowledged} lists no acknowledged txns: nothing to check I3 against`);
+      if (listed?.length === 0)
+        throw new UsageError(`${values.acknowledged} lists no acknowledged txns: nothing to check I3 against`);
       const answers = values.answers === undefined ? undefined : entries(readAnswersFile(values.answers));
       if (answers !== undefined && !answers.some(isAcknowledged)) {
-        throw new UsageError(`${values.answers} holds no 200 or 202 answers (${answers.length} lines): nothing to check I3 and I4 against`);
+        throw new UsageError(
+          `${values.answers} holds no 200 or 202 answers (${answers.length} lines): nothing to check I3 and I4 against`,
+        );
       }
-      const db = connect({ connectionString: env.DATABASE_URL, poolMax: 2, statementTimeoutMs: 300_000, applicationName: "quanta-verify" });
+      const db = connect({
+        connectionString: env.DATABASE_URL,
+        poolMax: 2,
+        statementTimeoutMs: 300_000,
+        applicationName: "quanta-verify",
+      });
       try {
         const checks = await verifyDatabaseInvariants(db.kysely, values.campaign);
         if (listed !== undefined || answers !== undefined) {
-          checks.push(await checkAcknowledged(db.kysely, [...(listed ?? []), ...(answers ?? []).filter(isAcknowledged)]));
+          checks.push(
+            await checkAcknowledged(db.kysely, [...(listed ?? []), ...(answers ?? []).filter(isAcknowledged)]),
+          );
         }
         if (answers !== undefined) checks.push(await checkAnswers(db.kysely, answers));
-        console.log(table(["", "holds", "evidence"], checks.map((c) => [c.id, c.ok ? "yes" : "NO", c.detail])));
-        const unchecked = [...(listed === undefined && answers === undefined ? ["I3"] : []), ...(answers === undefined ? ["I4"] : [])];
-        if (unchecked.length > 0) console.log(`not checked: ${unchecked.join(", ")} (they compare what acquirers were answered with the stored decisions: --answers FILE)`);
+        console.log(
+          table(
+            ["", "holds", "evidence"],
+            checks.map((c) => [c.id, c.ok ? "yes" : "NO", c.detail]),
+          ),
+        );
+        const unchecked = [
+          ...(listed === undefined && answers === undefined ? ["I3"] : []),
+          ...(answers === undefined ? ["I4"] : []),
+        ];
+        if (unchecked.length > 0)
+          console.log(
+            `not checked: ${unchecked.join(", ")} (they compare what acquirers were answered with the stored decisions: --answers FILE)`,
+          );
         return checks.every((c) => c.ok) ? 0 : 1;
       } finally {
         await db.close();
@@ -160,9 +200,16 @@ async function main(argv: string[]): Promise<number> {
     }
     case "settle": {
       if (!values.campaign) throw new UsageError("settle needs --campaign ID");
-      if (values.close && values.day === undefined) throw new UsageError("settle --close needs --day YYYY-MM-DD: the day to settle");
-      if (values.day !== undefined && !isSettlementDay(values.day)) throw new UsageError(`--day must be a day as YYYY-MM-DD, got ${values.day}`);
-      const db = connect({ connectionString: env.DATABASE_URL, poolMax: 2, statementTimeoutMs: 300_000, applicationName: "quanta-settle" });
+      if (values.close && values.day === undefined)
+        throw new UsageError("settle --close needs --day YYYY-MM-DD: the day to settle");
+      if (values.day !== undefined && !isSettlementDay(values.day))
+        throw new UsageError(`--day must be a day as YYYY-MM-DD, got ${values.day}`);
+      const db = connect({
+        connectionString: env.DATABASE_URL,
+        poolMax: 2,
+        statementTimeoutMs: 300_000,
+        applicationName: "quanta-settle",
+      });
       try {
         let s;
         if (values.day === undefined) s = await settlement(db.kysely, values.campaign);
@@ -173,7 +220,8 @@ async function main(argv: string[]): Promise<number> {
             console.error(`${values.day} is not over until ${closed.endsAt}: nothing was settled`);
             return 1;
           }
-          if (closed.kind === "already_settled") console.log(`${values.day} was settled before; its report as it was settled:\n`);
+          if (closed.kind === "already_settled")
+            console.log(`${values.day} was settled before; its report as it was settled:\n`);
           s = closed.report;
         }
         const files = writeSettlement(s, values.out ?? "settlement");
@@ -212,12 +260,21 @@ async function main(argv: string[]): Promise<number> {
       return result.ok ? 0 : 1;
     }
     case "pg-capacity": {
-      const list = (v: string | undefined, fallback: number[], name: string) => (v ? v.split(",").map((x) => positiveInt(x, name)!) : fallback);
+      const list = (v: string | undefined, fallback: number[], name: string) =>
+        v ? v.split(",").map((x) => positiveInt(x, name)!) : fallback;
       const roundSizes = list(values.rounds, [100, 200, 500], "--rounds");
       const concurrencies = list(values.partitions, [1, 2, 4], "--partitions");
       const seconds = positiveInt(values.seconds, "--seconds") ?? 10;
-      console.log(`quanta pg-capacity: rounds of ${roundSizes.join(", ")} decisions, ${concurrencies.join(", ")} partitions at once, ${seconds} s each, against ${new URL(env.DATABASE_URL).host}`);
-      const rows = await pgCapacity({ databaseUrl: env.DATABASE_URL, roundSizes, concurrencies, seconds, out: (line) => console.log(line) });
+      console.log(
+        `quanta pg-capacity: rounds of ${roundSizes.join(", ")} decisions, ${concurrencies.join(", ")} partitions at once, ${seconds} s each, against ${new URL(env.DATABASE_URL).host}`,
+      );
+      const rows = await pgCapacity({
+        databaseUrl: env.DATABASE_URL,
+        roundSizes,
+        concurrencies,
+        seconds,
+        out: (line) => console.log(line),
+      });
       console.log(`\n${pgCapacityText(rows)}`);
       const file = writePgCapacity(rows, { roundSizes, concurrencies, seconds });
       console.log(`\nwritten: ${file}`);
@@ -225,8 +282,12 @@ async function main(argv: string[]): Promise<number> {
     }
     case "bench": {
       const rates = values.rates ? values.rates.split(",").map((r) => positiveInt(r, "--rates")!) : [...DEFAULT_RATES];
-      const systems = (values.systems ?? (values["redis-cluster"] ? "quanta,quanta-cluster" : SYSTEMS.join(","))).split(",") as SystemName[];
-      for (const s of systems) if (!ALL_SYSTEMS.includes(s)) throw new UsageError(`unknown system ${s}; choose from ${ALL_SYSTEMS.join(", ")}`);
+      const systems = (values.systems ?? (values["redis-cluster"] ? "quanta,quanta-cluster" : SYSTEMS.join(","))).split(
+        ",",
+      ) as SystemName[];
+      for (const s of systems)
+        if (!ALL_SYSTEMS.includes(s))
+          throw new UsageError(`unknown system ${s}; choose from ${ALL_SYSTEMS.join(", ")}`);
       const settings = {
         databaseUrl: env.DATABASE_URL,
         redisUrl: env.REDIS_URL,
@@ -238,12 +299,18 @@ async function main(argv: string[]): Promise<number> {
         out: (line: string) => console.log(line),
       };
       const steps = settings.rates.length * settings.reps * systems.length;
-      console.log(`quanta bench: ${systems.join(", ")}; rates ${rates.join(", ")}/s; ${settings.reps} reps of ${settings.stepS} s steps (at most ${steps} steps)`);
+      console.log(
+        `quanta bench: ${systems.join(", ")}; rates ${rates.join(", ")}/s; ${settings.reps} reps of ${settings.stepS} s steps (at most ${steps} steps)`,
+      );
       const results = await bench(settings);
       const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
       const summary = summarize(results, systems, machine);
       console.log(`\n${terminalTable(results)}\n\n${summary.markdown}`);
-      const files = writeBenchResults(results, summary, chartSvg(results, systems), { ...settings, out: undefined, machine });
+      const files = writeBenchResults(results, summary, chartSvg(results, systems), {
+        ...settings,
+        out: undefined,
+        machine,
+      });
       console.log(`\nresults: ${files.json}\n         ${files.markdown}\n         ${files.svg}`);
       return results.some((r) => r.invariantsOk === false) ? 1 : 0;
     }
@@ -279,6 +346,7 @@ function entries<T>(read: FileRead<T>): T[] {
 function share(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || n > 1) throw new UsageError(`--refund-share must be a number from 0 to 1, got ${value}`);
+  if (!Number.isFinite(n) || n < 0 || n > 1)
+    throw new UsageError(`--refund-share must be a number from 0 to 1, got ${value}`);
   return n;
 }

@@ -3,7 +3,15 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import pg from "pg";
 import { partitionOf, type Campaign, type QueuedAttempt } from "@quanta/domain";
-import { CampaignCache, DEFAULT_RETRY, claimPartition, connect, decideRounds, dropDatabase, type PartitionBatch } from "@quanta/db";
+import {
+  CampaignCache,
+  DEFAULT_RETRY,
+  claimPartition,
+  connect,
+  decideRounds,
+  dropDatabase,
+  type PartitionBatch,
+} from "@quanta/db";
 import { percentiles, table } from "@quanta/loadtest";
 import { postgresCpuS } from "./bench-probes.js";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
@@ -52,12 +60,20 @@ export async function pgCapacity(settings: PgCapacitySettings): Promise<PgCapaci
   const campaign: Campaign = {
     ...seed,
     budgetFen: seed.budgetFen * STOCK_FACTOR,
-    activities: seed.activities.map((a) => ({ ...a, tiers: a.tiers.map((t) => ({ ...t, quota: t.quota * STOCK_FACTOR })) })),
+    activities: seed.activities.map((a) => ({
+      ...a,
+      tiers: a.tiers.map((t) => ({ ...t, quota: t.quota * STOCK_FACTOR })),
+    })),
   };
   await dropDatabase(databaseUrl);
   await migrate(databaseUrl, partitionsMax);
   await loadCampaign(databaseUrl, campaign, partitionsMax);
-  const db = connect({ connectionString: databaseUrl, poolMax: partitionsMax + 1, statementTimeoutMs: 60_000, applicationName: "quanta-pg-capacity" });
+  const db = connect({
+    connectionString: databaseUrl,
+    poolMax: partitionsMax + 1,
+    statementTimeoutMs: 60_000,
+    applicationName: "quanta-pg-capacity",
+  });
   const probe = new pg.Client({ connectionString: databaseUrl, application_name: "quanta-pg-capacity-probe" });
   await probe.connect();
   const rows: PgCapacityRow[] = [];
@@ -75,15 +91,26 @@ export async function pgCapacity(settings: PgCapacitySettings): Promise<PgCapaci
         return {
           acquirerId: "acq-capacity",
           bodyHash: `h${txnId}`,
-          payment: { txnId, payerId, merchantId: "M-0001", amountFen: 250_000, paidAtMs: Date.parse("2020-09-13T10:00:00+08:00") },
+          payment: {
+            txnId,
+            payerId,
+            merchantId: "M-0001",
+            amountFen: 250_000,
+            paidAtMs: Date.parse("2020-09-13T10:00:00+08:00"),
+          },
           receivedAtMs: Date.now(),
           partition,
-          request: { campaignId: campaign.id, activityId: "A2", tierIds: ["A2-400", "A2-200", "A2-100", "A2-50", "A2-20"] },
+          request: {
+            campaignId: campaign.id,
+            activityId: "A2",
+            tierIds: ["A2-400", "A2-200", "A2-100", "A2-50", "A2-20"],
+          },
         };
       }
     };
     const lsn = async () => (await probe.query<{ l: string }>("select pg_current_wal_lsn()::text as l")).rows[0]!.l;
-    const walDiff = async (from: string, to: string) => Number((await probe.query<{ d: string }>("select pg_wal_lsn_diff($2, $1)::bigint as d", [from, to])).rows[0]!.d);
+    const walDiff = async (from: string, to: string) =>
+      Number((await probe.query<{ d: string }>("select pg_wal_lsn_diff($2, $1)::bigint as d", [from, to])).rows[0]!.d);
 
     for (const roundSize of settings.roundSizes) {
       for (const partitions of settings.concurrencies) {
@@ -135,7 +162,11 @@ export async function pgCapacity(settings: PgCapacitySettings): Promise<PgCapaci
     return rows;
 
     async function round(partition: number, size: number, committed: (n: number) => void): Promise<void> {
-      const batch: PartitionBatch = { partition, epoch: epochs[partition]!, attempts: Array.from({ length: size }, () => attemptIn(partition)) };
+      const batch: PartitionBatch = {
+        partition,
+        epoch: epochs[partition]!,
+        attempts: Array.from({ length: size }, () => attemptIn(partition)),
+      };
       await decideRounds(db.pool, [batch], cache.byId(), partitionsMax, {
         retry: DEFAULT_RETRY,
         onCommit: (results) => committed(results.length),
@@ -152,7 +183,17 @@ export async function pgCapacity(settings: PgCapacitySettings): Promise<PgCapaci
 
 export function pgCapacityText(rows: readonly PgCapacityRow[]): string {
   return table(
-    ["round size", "partitions at once", "commits/s", "decisions/s", "WAL MiB/s", "WAL B/decision", "PG CPU µs/decision", "round p50 ms", "round p99 ms"],
+    [
+      "round size",
+      "partitions at once",
+      "commits/s",
+      "decisions/s",
+      "WAL MiB/s",
+      "WAL B/decision",
+      "PG CPU µs/decision",
+      "round p50 ms",
+      "round p99 ms",
+    ],
     rows.map((r) => [
       r.roundSize,
       r.partitions,
@@ -172,6 +213,9 @@ export function writePgCapacity(rows: readonly PgCapacityRow[], settings: Record
   const dir = new URL("../../../bench/results/", import.meta.url);
   mkdirSync(dir, { recursive: true });
   const file = new URL(`pg-capacity-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, dir);
-  writeFileSync(file, `${JSON.stringify({ settings, machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB`, rows }, null, 2)}\n`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ settings, machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB`, rows }, null, 2)}\n`,
+  );
   return file.pathname;
 }

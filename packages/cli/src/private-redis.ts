@@ -46,13 +46,20 @@ export class PrivateRedis {
 
   /** Starts (or restarts, replaying the AOF in its directory) and waits until it answers PING. */
   async start(): Promise<void> {
-    this.child = track(spawn("redis-server", [REDIS_CONF, "--port", String(this.port), "--dir", this.dir, "--bind", "127.0.0.1", "--daemonize", "no"], {
-      stdio: "ignore",
-    }));
+    this.child = track(
+      spawn(
+        "redis-server",
+        [REDIS_CONF, "--port", String(this.port), "--dir", this.dir, "--bind", "127.0.0.1", "--daemonize", "no"],
+        { stdio: "ignore" },
+      ),
+    );
     for (let i = 0; i < 100; i++) {
       const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       probe.on("error", () => undefined);
-      const ok = await probe.connect().then(() => probe.ping(), () => undefined);
+      const ok = await probe.connect().then(
+        () => probe.ping(),
+        () => undefined,
+      );
       probe.disconnect();
       if (ok === "PONG") return;
       await new Promise((r) => setTimeout(r, 100));

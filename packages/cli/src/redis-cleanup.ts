@@ -5,7 +5,8 @@ import { createRedis, keysMatching } from "@quanta/queue";
  * (keysMatching), then one UNLINK per key (on a cluster the keys span slots).
  */
 export async function deletePrefix(redisUrl: string, prefix: string): Promise<number> {
-  if (!/^[A-Za-z0-9_.-]{3,64}$/.test(prefix)) throw new Error(`refusing to delete keys under prefix ${JSON.stringify(prefix)}`);
+  if (!/^[A-Za-z0-9_.-]{3,64}$/.test(prefix))
+    throw new Error(`refusing to delete keys under prefix ${JSON.stringify(prefix)}`);
   const redis = createRedis(redisUrl, "quanta-cleanup");
   try {
     const found = await keysMatching(redis, `${prefix}:*`);

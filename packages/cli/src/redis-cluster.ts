@@ -60,17 +60,42 @@ export class PrivateRedisCluster {
       const port = await freePort();
       const dir = join(this.dir, String(port));
       mkdirSync(dir);
-      const child = track(spawn(
-        "redis-server",
-        [REDIS_CONF, "--port", String(port), "--dir", dir, "--bind", "127.0.0.1", "--daemonize", "no", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", String(NODE_TIMEOUT_MS)],
-        { stdio: "ignore" },
-      ));
+      const child = track(
+        spawn(
+          "redis-server",
+          [
+            REDIS_CONF,
+            "--port",
+            String(port),
+            "--dir",
+            dir,
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "no",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            String(NODE_TIMEOUT_MS),
+          ],
+          { stdio: "ignore" },
+        ),
+      );
       this.nodes.push({ port, child });
     }
     for (const n of this.nodes) await waitForPing(n.port);
     const create = spawnSync(
       "redis-cli",
-      ["--cluster", "create", ...this.nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-replicas", String(this.replicas), "--cluster-yes"],
+      [
+        "--cluster",
+        "create",
+        ...this.nodes.map((n) => `127.0.0.1:${n.port}`),
+        "--cluster-replicas",
+        String(this.replicas),
+        "--cluster-yes",
+      ],
       { encoding: "utf8", timeout: 60_000 },
     );
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
@@ -82,7 +107,8 @@ export class PrivateRedisCluster {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const states = await Promise.all(this.live().map((n) => info(n.port, "CLUSTER", "INFO").catch(() => "")));
-      if (states.length > 0 && states.every((s) => /cluster_state:ok/.test(s) && /cluster_slots_ok:16384/.test(s))) return;
+      if (states.length > 0 && states.every((s) => /cluster_state:ok/.test(s) && /cluster_slots_ok:16384/.test(s)))
+        return;
       if (Date.now() > deadline) throw new Error(`the Redis Cluster did not become healthy within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -138,7 +164,13 @@ async function waitForPing(port: number): Promise<void> {
 }
 
 async function command(port: number, ...args: string[]): Promise<unknown> {
-  const probe = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const probe = new Redis({
+    host: "127.0.0.1",
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   probe.on("error", () => undefined);
   try {
     await probe.connect();

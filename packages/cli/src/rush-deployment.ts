@@ -48,7 +48,8 @@ const us = (v: number) => (Number.isFinite(v) ? `${v.toLocaleString("en-US")} µ
 
 export async function deploymentReport(db: Kysely<Database>, input: DeploymentInput): Promise<DeploymentReport> {
   const answered = input.records.filter((r) => r.status !== 0).length;
-  const spent = (pid: number | undefined) => (pid ? (input.after.byPid.get(pid) ?? Number.NaN) - (input.before.byPid.get(pid) ?? Number.NaN) : Number.NaN);
+  const spent = (pid: number | undefined) =>
+    pid ? (input.after.byPid.get(pid) ?? Number.NaN) - (input.before.byPid.get(pid) ?? Number.NaN) : Number.NaN;
 
   const ingressRows = input.ingresses.map((s, i) => {
     const n = input.records.filter((r) => r.ingress === i && r.status !== 0).length;
@@ -68,10 +69,22 @@ export async function deploymentReport(db: Kysely<Database>, input: DeploymentIn
   const postgresS = input.after.postgresS - input.before.postgresS;
 
   const lines: string[] = [];
-  lines.push(`Deployment: ${input.ingresses.length} ingresses, ${input.owners.length} workers, ${input.partitions} partitions, ${input.cluster ? `a Redis Cluster of ${input.cluster.masters} masters (${input.cluster.replicas} replica each)` : "one Redis"}`);
+  lines.push(
+    `Deployment: ${input.ingresses.length} ingresses, ${input.owners.length} workers, ${input.partitions} partitions, ${input.cluster ? `a Redis Cluster of ${input.cluster.masters} masters (${input.cluster.replicas} replica each)` : "one Redis"}`,
+  );
   const rows: string[][] = [];
-  for (const r of ingressRows) rows.push([`ingress pid ${r.pid}`, `${r.answers.toLocaleString("en-US")} answers (${pct(r.answers, answered)})`, us(usPer(r.cpuS, r.answers))]);
-  for (const w of workerRows) rows.push([`worker pid ${w.pid} [${w.partitions.join(",")}]`, `${w.decided.toLocaleString("en-US")} decisions (${pct(w.decided, workerDecided)})`, us(usPer(w.cpuS, w.decided))]);
+  for (const r of ingressRows)
+    rows.push([
+      `ingress pid ${r.pid}`,
+      `${r.answers.toLocaleString("en-US")} answers (${pct(r.answers, answered)})`,
+      us(usPer(r.cpuS, r.answers)),
+    ]);
+  for (const w of workerRows)
+    rows.push([
+      `worker pid ${w.pid} [${w.partitions.join(",")}]`,
+      `${w.decided.toLocaleString("en-US")} decisions (${pct(w.decided, workerDecided)})`,
+      us(usPer(w.cpuS, w.decided)),
+    ]);
   const ingressCpu = ingressRows.reduce((s, r) => s + r.cpuS, 0);
   const workerCpu = workerRows.reduce((s, w) => s + w.cpuS, 0);
   rows.push(["all ingresses", `${answered.toLocaleString("en-US")} answers`, us(usPer(ingressCpu, answered))]);
@@ -89,14 +102,21 @@ export async function deploymentReport(db: Kysely<Database>, input: DeploymentIn
     }
     const all = await input.cluster.masterPorts();
     masters = all.map((m) => ({ node: `127.0.0.1:${m.port}`, partitions: byPort.get(m.port) ?? [] }));
-    lines.push(`partitions over the masters: ${masters.map((m) => `${m.node} [${m.partitions.join(",") || "none"}]`).join("; ")}`);
+    lines.push(
+      `partitions over the masters: ${masters.map((m) => `${m.node} [${m.partitions.join(",") || "none"}]`).join("; ")}`,
+    );
   }
   return {
     lines,
     json: {
       ingresses: ingressRows,
       workers: workerRows,
-      cpuUsPerAttempt: { ingress: usPer(ingressCpu, answered), worker: usPer(workerCpu, answered), redis: usPer(redisS, answered), postgres: usPer(postgresS, answered) },
+      cpuUsPerAttempt: {
+        ingress: usPer(ingressCpu, answered),
+        worker: usPer(workerCpu, answered),
+        redis: usPer(redisS, answered),
+        postgres: usPer(postgresS, answered),
+      },
       redis: input.cluster ? { mode: "cluster", masters } : { mode: "single" },
     },
   };

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { lineChartSvg, logRange, logTicks, niceTicks, remainingSeries, rushHtml, type RushSeries, type RushSummary } from "./rush-html.js";
+import {
+  lineChartSvg,
+  logRange,
+  logTicks,
+  niceTicks,
+  remainingSeries,
+  rushHtml,
+  type RushSeries,
+  type RushSummary,
+} from "./rush-html.js";
 
 /** What can be checked of the rush report without eyes (issue #21). */
 describe("rush report charts", () => {
@@ -19,7 +28,12 @@ describe("rush report charts", () => {
   });
 
   it("draws a legend entry for every series, a lone point as a dot, and thousands separators", () => {
-    const svg = lineChartSvg("t", "u", { granted: [1_500, 2_500], late: [null, null, 7], error: [0, 1, 0] }, { integer: true });
+    const svg = lineChartSvg(
+      "t",
+      "u",
+      { granted: [1_500, 2_500], late: [null, null, 7], error: [0, 1, 0] },
+      { integer: true },
+    );
     expect(svg.match(/<rect x="\d+" y="\d+" width="14"/g)).toHaveLength(3);
     for (const name of ["granted", "late", "error"]) expect(svg).toContain(`>${name}</text>`);
     expect(svg).toContain("<circle");
@@ -40,7 +54,9 @@ describe("rush report charts", () => {
     const html = rushHtml("rush", "text", series);
     expect(html).toContain('<meta name="viewport"');
     expect(html).not.toMatch(/<svg[^>]* width="820"/);
-    const axes = [...html.matchAll(/aria-label="(Answer|Decision) latency[^"]*"[\s\S]*?<\/svg>/g)].map((m) => [...m[0].matchAll(/text-anchor="end">([\d,]+)<\/text>/g)].map((t) => t[1]));
+    const axes = [...html.matchAll(/aria-label="(Answer|Decision) latency[^"]*"[\s\S]*?<\/svg>/g)].map((m) =>
+      [...m[0].matchAll(/text-anchor="end">([\d,]+)<\/text>/g)].map((t) => t[1]),
+    );
     expect(axes).toHaveLength(2);
     expect(axes[0]).toEqual(axes[1]);
     expect(axes[0]).toEqual(["1", "2", "5", "10", "20", "50", "100", "200", "500", "1,000"]);
@@ -66,8 +82,17 @@ describe("rush report summary", () => {
     ackMs: { p50: 21.5, p99: 100.25 },
     inversionMs: 5,
     refunds: { chosen: 500, returned: 141, kept: 359 },
-    settlement: { budgetFen: 200_000_000, grantedFen: 1_000_000, refundedFen: 10_000, netSpentFen: 990_000, leftoverFen: 199_010_000 },
-    settings: [["scenario", "rush-0913"], ["commit", "abc1234"]],
+    settlement: {
+      budgetFen: 200_000_000,
+      grantedFen: 1_000_000,
+      refundedFen: 10_000,
+      netSpentFen: 990_000,
+      leftoverFen: 199_010_000,
+    },
+    settings: [
+      ["scenario", "rush-0913"],
+      ["commit", "abc1234"],
+    ],
   };
 
   it("comes first: the verdict, every invariant named and judged, stock held against quota, the settings", () => {

@@ -40,14 +40,24 @@ export function remainingSeries(quota: number, grantsBy: readonly number[], retu
   });
 }
 
-export async function rushSeries(db: Kysely<Database>, records: readonly SentRecord[], startedAtMs: number, campaignId: string): Promise<RushSeries> {
+export async function rushSeries(
+  db: Kysely<Database>,
+  records: readonly SentRecord[],
+  startedAtMs: number,
+  campaignId: string,
+): Promise<RushSeries> {
   const rows = (
     await sql<{ r: number; d: number; v: number | null; status: string; tier_id: string | null; decided_by: string }>`
       select extract(epoch from received_at) * 1000 as r, extract(epoch from decided_at) * 1000 as d,
              extract(epoch from voucher_returned_at) * 1000 as v, status, tier_id, decided_by
         from attempts where campaign_id = ${campaignId} or campaign_id is null`.execute(db)
   ).rows.map((x) => ({ ...x, r: Number(x.r), d: Number(x.d), v: x.v === null ? null : Number(x.v) }));
-  const tiers = (await sql<{ id: string; quota: number }>`select id, quota from tiers where campaign_id = ${campaignId} order by activity_id, threshold_fen`.execute(db)).rows;
+  const tiers = (
+    await sql<{
+      id: string;
+      quota: number;
+    }>`select id, quota from tiers where campaign_id = ${campaignId} order by activity_id, threshold_fen`.execute(db)
+  ).rows;
 
   let lastMs = startedAtMs;
   for (const r of records) lastMs = Math.max(lastMs, r.sentAtMs + r.ackMs);
@@ -66,7 +76,9 @@ export async function rushSeries(db: Kysely<Database>, records: readonly SentRec
   }
   const decisionBy: number[][] = seconds.map(() => []);
   const grantsBy: Record<string, number[]> = Object.fromEntries(tiers.map((t) => [t.id, new Array<number>(n).fill(0)]));
-  const returnsBy: Record<string, number[]> = Object.fromEntries(tiers.map((t) => [t.id, new Array<number>(n).fill(0)]));
+  const returnsBy: Record<string, number[]> = Object.fromEntries(
+    tiers.map((t) => [t.id, new Array<number>(n).fill(0)]),
+  );
   const queuedDelta = new Array<number>(n + 1).fill(0);
   for (const x of rows) {
     if (x.decided_by === "worker") {
@@ -82,7 +94,12 @@ export async function rushSeries(db: Kysely<Database>, records: readonly SentRec
   }
   const pct = (xs: number[], p: number) => (xs.length === 0 ? null : percentiles(xs, [p])[0]!);
   const remainingByTier: Record<string, number[]> = {};
-  for (const t of tiers) remainingByTier[`${t.id} (quota ${t.quota.toLocaleString("en-US")})`] = remainingSeries(t.quota, grantsBy[t.id]!, returnsBy[t.id]!);
+  for (const t of tiers)
+    remainingByTier[`${t.id} (quota ${t.quota.toLocaleString("en-US")})`] = remainingSeries(
+      t.quota,
+      grantsBy[t.id]!,
+      returnsBy[t.id]!,
+    );
   let queued = 0;
   return {
     seconds,
@@ -97,8 +114,16 @@ export async function rushSeries(db: Kysely<Database>, records: readonly SentRec
 /** Series colours: no red (errors) and no green (granted), which keep one meaning on every chart. */
 const PALETTE = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79", "#8c6d31"];
 /** Fixed colours where a series name means the same on every page. */
-const NAMED_COLOURS: Record<string, string> = { granted: "#2ca02c", pending: "#ff7f0e", error: "#d62728", "rejected: sold_out": "#7f7f7f", p50: "#1f77b4", p99: "#9467bd" };
-const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+const NAMED_COLOURS: Record<string, string> = {
+  granted: "#2ca02c",
+  pending: "#ff7f0e",
+  error: "#d62728",
+  "rejected: sold_out": "#7f7f7f",
+  p50: "#1f77b4",
+  p99: "#9467bd",
+};
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 
 /** Ticks at 1, 2 or 5 times a power of ten, about `count` of them from 0 to at least `max`. */
 export function niceTicks(max: number, count = 5): number[] {
@@ -123,7 +148,8 @@ export function logTicks(lo: number, hi: number): number[] {
   return ticks;
 }
 
-const tickLabel = (v: number) => (Number.isInteger(v) ? v.toLocaleString("en-US") : v.toLocaleString("en-US", { maximumFractionDigits: 3 }));
+const tickLabel = (v: number) =>
+  Number.isInteger(v) ? v.toLocaleString("en-US") : v.toLocaleString("en-US", { maximumFractionDigits: 3 });
 
 export interface ChartOptions {
   /** A log axis (for latencies); `range` shares one axis between charts. */
@@ -135,7 +161,9 @@ export interface ChartOptions {
 
 /** The [lo, hi] of a log axis that holds every positive value of the given series. */
 export function logRange(...all: Record<string, readonly (number | null)[]>[]): [number, number] {
-  const positive = all.flatMap((series) => Object.values(series).flatMap((xs) => xs.filter((v): v is number => v !== null && Number.isFinite(v) && v > 0)));
+  const positive = all.flatMap((series) =>
+    Object.values(series).flatMap((xs) => xs.filter((v): v is number => v !== null && Number.isFinite(v) && v > 0)),
+  );
   if (positive.length === 0) return [1, 10];
   const lo = 10 ** Math.floor(Math.log10(Math.min(...positive)));
   const hi = 10 ** Math.ceil(Math.log10(Math.max(...positive) * 1.05));
@@ -143,9 +171,18 @@ export function logRange(...all: Record<string, readonly (number | null)[]>[]): 
 }
 
 /** One line chart: x = seconds of the run, any number of named series (null = no data that second). */
-export function lineChartSvg(title: string, unit: string, series: Record<string, readonly (number | null)[]>, options: ChartOptions = {}): string {
+export function lineChartSvg(
+  title: string,
+  unit: string,
+  series: Record<string, readonly (number | null)[]>,
+  options: ChartOptions = {},
+): string {
   const names = Object.keys(series);
-  const W = 820, H = 300, L = 70, T = 36, B = 40;
+  const W = 820,
+    H = 300,
+    L = 70,
+    T = 36,
+    B = 40;
   const R = Math.max(150, 44 + 7 * Math.max(0, ...names.map((k) => k.length))); // the legend's longest name fits
   const len = Math.max(1, ...names.map((k) => series[k]!.length));
   const values = names.flatMap((k) => series[k]!.filter((v): v is number => v !== null && Number.isFinite(v)));
@@ -156,17 +193,30 @@ export function lineChartSvg(title: string, unit: string, series: Record<string,
   const top = log ? hi : ticks.at(-1)!;
   const x = (i: number) => L + ((W - L - R) * i) / Math.max(1, len - 1);
   const y = (v: number) =>
-    log ? T + (H - T - B) * (1 - (Math.log10(Math.min(Math.max(v, lo), hi)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) : T + (H - T - B) * (1 - v / top);
+    log
+      ? T +
+        (H - T - B) *
+          (1 - (Math.log10(Math.min(Math.max(v, lo), hi)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)))
+      : T + (H - T - B) * (1 - v / top);
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" style="max-width:${W}px" font-family="sans-serif" font-size="12" role="img" aria-label="${escapeHtml(title)}">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" style="max-width:${W}px" font-family="sans-serif" font-size="12" role="img" aria-label="${escapeHtml(title)}">`,
+  );
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   parts.push(`<text x="${L}" y="20" font-size="14" font-weight="bold">${escapeHtml(title)}</text>`);
   for (const v of ticks) {
-    parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e5e5e5"/><text x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${tickLabel(v)}</text>`);
+    parts.push(
+      `<line x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e5e5e5"/><text x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${tickLabel(v)}</text>`,
+    );
   }
-  parts.push(`<text x="14" y="${(T + H - B) / 2}" transform="rotate(-90 14 ${(T + H - B) / 2})" text-anchor="middle">${escapeHtml(unit)}</text>`);
+  parts.push(
+    `<text x="14" y="${(T + H - B) / 2}" transform="rotate(-90 14 ${(T + H - B) / 2})" text-anchor="middle">${escapeHtml(unit)}</text>`,
+  );
   const step = Math.max(1, Math.round(niceTicks(len - 1, 8)[1] ?? 1)); // whole seconds
-  for (let i = 0; i < len; i += step) parts.push(`<text x="${x(i).toFixed(1)}" y="${H - B + 16}" text-anchor="middle">${i.toLocaleString("en-US")}</text>`);
+  for (let i = 0; i < len; i += step)
+    parts.push(
+      `<text x="${x(i).toFixed(1)}" y="${H - B + 16}" text-anchor="middle">${i.toLocaleString("en-US")}</text>`,
+    );
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">seconds since the first callback</text>`);
   names.forEach((name, k) => {
     const color = NAMED_COLOURS[name] ?? PALETTE[k % PALETTE.length]!;
@@ -179,9 +229,12 @@ export function lineChartSvg(title: string, unit: string, series: Record<string,
       if (seg.length === 1) {
         const [cx, cy] = seg[0]!.split(",");
         parts.push(`<circle cx="${cx}" cy="${cy}" r="3" fill="${color}"/>`); // a lone point: a one-point line draws nothing
-      } else if (seg.length > 1) parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${seg.join(" ")}"/>`);
+      } else if (seg.length > 1)
+        parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${seg.join(" ")}"/>`);
     }
-    parts.push(`<rect x="${W - R + 12}" y="${T + 6 + k * 20}" width="14" height="4" fill="${color}"/><text x="${W - R + 32}" y="${T + 12 + k * 20}">${escapeHtml(name)}</text>`);
+    parts.push(
+      `<rect x="${W - R + 12}" y="${T + 6 + k * 20}" width="14" height="4" fill="${color}"/><text x="${W - R + 32}" y="${T + 12 + k * 20}">${escapeHtml(name)}</text>`,
+    );
   });
   parts.push(`</svg>`);
   return parts.join("\n");
@@ -191,7 +244,14 @@ export function lineChartSvg(title: string, unit: string, series: Record<string,
 export interface RushSummary {
   ok: boolean;
   invariants: readonly { id: string; ok: boolean; detail: string }[];
-  tiers: readonly { tierId: string; quota: number; granted: number; returned: number; held: number; remaining: number }[];
+  tiers: readonly {
+    tierId: string;
+    quota: number;
+    granted: number;
+    returned: number;
+    held: number;
+    remaining: number;
+  }[];
   offeredPeakPerS: number;
   acknowledged: number;
   ackMs: { p50: number; p99: number };
@@ -217,31 +277,59 @@ export const INVARIANT_NAMES: Readonly<Record<string, string>> = {
 };
 
 const n = (v: number) => v.toLocaleString("en-US");
-const cny = (fen: number) => (fen / 100).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const cny = (fen: number) =>
+  (fen / 100).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
 function summaryHtml(sum: RushSummary, s: RushSeries): string {
-  const answeredPeak = Math.max(0, ...s.seconds.map((i) => Object.values(s.answersByOutcome).reduce((t, xs) => t + (xs[i] ?? 0), 0)));
+  const answeredPeak = Math.max(
+    0,
+    ...s.seconds.map((i) => Object.values(s.answersByOutcome).reduce((t, xs) => t + (xs[i] ?? 0), 0)),
+  );
   const held = sum.tiers.reduce((t, x) => t + x.held, 0);
   const quota = sum.tiers.reduce((t, x) => t + x.quota, 0);
   const verdict = sum.ok
     ? `<p class="verdict pass">PASS: all six invariants hold, and Postgres saw no deadlock.</p>`
-    : `<p class="verdict fail">FAIL: ${escapeHtml(sum.invariants.filter((c) => !c.ok).map((c) => c.id).join(", "))} broken; see below.</p>`;
+    : `<p class="verdict fail">FAIL: ${escapeHtml(
+        sum.invariants
+          .filter((c) => !c.ok)
+          .map((c) => c.id)
+          .join(", "),
+      )} broken; see below.</p>`;
   const rank = (id: string) => (/^I[1-6]$/.test(id) ? Number(id.slice(1)) : 10);
   const invariants = [...sum.invariants]
     .sort((a, b) => rank(a.id) - rank(b.id))
-    .map((c) => `<tr><td class="${c.ok ? "pass" : "fail"}">${c.ok ? "PASS" : "FAIL"}</td><td>${escapeHtml(INVARIANT_NAMES[c.id] ?? c.id)}</td><td class="detail">${escapeHtml(c.detail)}</td></tr>`)
+    .map(
+      (c) =>
+        `<tr><td class="${c.ok ? "pass" : "fail"}">${c.ok ? "PASS" : "FAIL"}</td><td>${escapeHtml(INVARIANT_NAMES[c.id] ?? c.id)}</td><td class="detail">${escapeHtml(c.detail)}</td></tr>`,
+    )
     .join("\n");
   const tiers = sum.tiers
-    .map((t) => `<tr><td>${escapeHtml(t.tierId)}</td><td>${n(t.quota)}</td><td>${n(t.held)}</td><td>${n(t.remaining)}</td><td>${n(t.granted)}</td><td>${n(t.returned)}</td></tr>`)
+    .map(
+      (t) =>
+        `<tr><td>${escapeHtml(t.tierId)}</td><td>${n(t.quota)}</td><td>${n(t.held)}</td><td>${n(t.remaining)}</td><td>${n(t.granted)}</td><td>${n(t.returned)}</td></tr>`,
+    )
     .join("\n");
   const figures: [string, string][] = [
     ["vouchers held / quota", `${n(held)} / ${n(quota)}`],
     ["peak rate offered / answered", `${n(sum.offeredPeakPerS)}/s / ${n(answeredPeak)}/s`],
     ["acknowledged attempts (200/202)", n(sum.acknowledged)],
     ["answer p50 / p99", `${sum.ackMs.p50.toFixed(1)} ms / ${sum.ackMs.p99.toFixed(1)} ms`],
-    ["first-come-first-served inversion window", sum.inversionMs === null ? "none seen" : `${n(Math.round(sum.inversionMs))} ms`],
-    ...(sum.refunds ? ([["refunds", `${n(sum.refunds.chosen)} payments refunded: ${n(sum.refunds.returned)} vouchers returned, ${n(sum.refunds.kept)} kept (partial)`]] as [string, string][]) : []),
-    ["settlement (CNY)", `granted ${cny(sum.settlement.grantedFen)}, refunded ${cny(sum.settlement.refundedFen)}, net ${cny(sum.settlement.netSpentFen)} of ${cny(sum.settlement.budgetFen)}; left ${cny(sum.settlement.leftoverFen)}`],
+    [
+      "first-come-first-served inversion window",
+      sum.inversionMs === null ? "none seen" : `${n(Math.round(sum.inversionMs))} ms`,
+    ],
+    ...(sum.refunds
+      ? ([
+          [
+            "refunds",
+            `${n(sum.refunds.chosen)} payments refunded: ${n(sum.refunds.returned)} vouchers returned, ${n(sum.refunds.kept)} kept (partial)`,
+          ],
+        ] as [string, string][])
+      : []),
+    [
+      "settlement (CNY)",
+      `granted ${cny(sum.settlement.grantedFen)}, refunded ${cny(sum.settlement.refundedFen)}, net ${cny(sum.settlement.netSpentFen)} of ${cny(sum.settlement.budgetFen)}; left ${cny(sum.settlement.leftoverFen)}`,
+    ],
   ];
   return `${verdict}
 <table class="figures">${figures.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("")}</table>
@@ -265,7 +353,12 @@ export function rushHtml(title: string, text: string, s: RushSeries, summary?: R
     lineChartSvg("Vouchers remaining per tier (quota minus held)", "vouchers", s.remainingByTier, { integer: true }),
     lineChartSvg("Attempts queued, not yet decided", "attempts", { queued: s.queued }, { integer: true }),
     lineChartSvg("Answer latency (load generator)", "ms (log scale)", ack, { log: true, range: latencyRange }),
-    lineChartSvg("Decision latency (received to committed; seconds with no decision have no point)", "ms (log scale)", decision, { log: true, range: latencyRange }),
+    lineChartSvg(
+      "Decision latency (received to committed; seconds with no decision have no point)",
+      "ms (log scale)",
+      decision,
+      { log: true, range: latencyRange },
+    ),
   ];
   return `<!doctype html>
 <html lang="en">

@@ -52,9 +52,12 @@ export async function refundPhase(
        where a.campaign_id = ${campaignId} and a.acquirer_id = ${acquirerId} and a.status = 'granted' and a.voucher_returned_at is null
        order by a.txn_id`.execute(db.kysely)
   ).rows;
-  const pick = (txnId: string) => createHash("sha256").update(`${seed}/${txnId}`).digest().readUInt32BE(0) / 2 ** 32 < share;
+  const pick = (txnId: string) =>
+    createHash("sha256").update(`${seed}/${txnId}`).digest().readUInt32BE(0) / 2 ** 32 < share;
   const chosen = granted.filter((g) => pick(g.txn_id));
-  out(`  refunds: ${chosen.length.toLocaleString("en-US")} of ${granted.length.toLocaleString("en-US")} granted payments (share ${share})`);
+  out(
+    `  refunds: ${chosen.length.toLocaleString("en-US")} of ${granted.length.toLocaleString("en-US")} granted payments (share ${share})`,
+  );
 
   const plans = chosen.map((g, i) => {
     const amount = Number(g.amount_fen);
@@ -63,7 +66,17 @@ export async function refundPhase(
     if (kind !== "full" && slack < 1) kind = "full";
     const refundFen = kind === "full" ? amount : kind === "keep" ? slack : slack + 1;
     const day = 14 + (i % 7);
-    return { g, kind, refundId: `rf-${g.txn_id}`, body: JSON.stringify({ refundId: `rf-${g.txn_id}`, txnId: g.txn_id, amountFen: refundFen, refundedAt: `2020-09-${day}T1${i % 10}:00:00+08:00` }) };
+    return {
+      g,
+      kind,
+      refundId: `rf-${g.txn_id}`,
+      body: JSON.stringify({
+        refundId: `rf-${g.txn_id}`,
+        txnId: g.txn_id,
+        amountFen: refundFen,
+        refundedAt: `2020-09-${day}T1${i % 10}:00:00+08:00`,
+      }),
+    };
   });
   const answers: string[] = [];
   let returned = 0;
@@ -76,23 +89,41 @@ export async function refundPhase(
         const body = first.body as { status?: string; error?: { code?: string } };
         answers.push(first.status === 200 ? `200 ${body.status}` : `${first.status} ${body.error?.code}`);
         const expected = p.kind === "keep" ? "voucher_kept" : "voucher_returned";
-        if (first.status !== 200 || body.status !== expected) problems.push(`refund ${p.refundId} (${p.kind}): ${first.status} ${JSON.stringify(first.body)}`);
-        if (JSON.stringify(retry.body) !== JSON.stringify(first.body)) problems.push(`refund ${p.refundId} retried: ${JSON.stringify(retry.body)} after ${JSON.stringify(first.body)}`);
+        if (first.status !== 200 || body.status !== expected)
+          problems.push(`refund ${p.refundId} (${p.kind}): ${first.status} ${JSON.stringify(first.body)}`);
+        if (JSON.stringify(retry.body) !== JSON.stringify(first.body))
+          problems.push(
+            `refund ${p.refundId} retried: ${JSON.stringify(retry.body)} after ${JSON.stringify(first.body)}`,
+          );
         if (body.status === "voucher_returned") returned++;
         if (body.status === "voucher_kept") kept++;
       }),
     );
   }
-  const unknown = await client.postRefund(JSON.stringify({ refundId: "rf-unknown", txnId: "no-such-payment", amountFen: 100, refundedAt: "2020-09-15T10:00:00+08:00" }));
+  const unknown = await client.postRefund(
+    JSON.stringify({
+      refundId: "rf-unknown",
+      txnId: "no-such-payment",
+      amountFen: 100,
+      refundedAt: "2020-09-15T10:00:00+08:00",
+    }),
+  );
   answers.push(`${unknown.status} ${(unknown.body as { error?: { code?: string } }).error?.code}`);
-  if (unknown.status !== 404) problems.push(`refund of an unknown payment: ${unknown.status} ${JSON.stringify(unknown.body)}`);
+  if (unknown.status !== 404)
+    problems.push(`refund of an unknown payment: ${unknown.status} ${JSON.stringify(unknown.body)}`);
   const keptOne = plans.find((p) => p.kind === "keep");
   if (keptOne) {
     const over = await client.postRefund(
-      JSON.stringify({ refundId: "rf-over", txnId: keptOne.g.txn_id, amountFen: Number(keptOne.g.amount_fen), refundedAt: "2020-09-15T10:00:00+08:00" }),
+      JSON.stringify({
+        refundId: "rf-over",
+        txnId: keptOne.g.txn_id,
+        amountFen: Number(keptOne.g.amount_fen),
+        refundedAt: "2020-09-15T10:00:00+08:00",
+      }),
     );
     answers.push(`${over.status} ${(over.body as { error?: { code?: string } }).error?.code}`);
-    if (over.status !== 422) problems.push(`refund above the payment's amount: ${over.status} ${JSON.stringify(over.body)}`);
+    if (over.status !== 422)
+      problems.push(`refund above the payment's amount: ${over.status} ${JSON.stringify(over.body)}`);
   }
   out(`  refunds answered: ${[...countBy(answers, (a) => a)].map(([k, n]) => `${k} ${n}`).join(", ")}`);
 
@@ -100,8 +131,18 @@ export async function refundPhase(
   const returnedPlans = plans.filter((p) => p.kind !== "keep");
   const extra = Math.ceil(returnedPlans.length / 5);
   const reclaims = [
-    ...returnedPlans.map((p, i) => ({ txnId: `reclaim-${i}`, payerId: `reclaim-payer-${i}`, merchantId: p.g.merchant_id, amountFen: Number(p.g.amount_fen) })),
-    ...Array.from({ length: extra }, (_, i) => ({ txnId: `reclaim-top-${i}`, payerId: `reclaim-top-${i}`, merchantId: i % 2 ? "M-FLAGSHIP" : "M-0001", amountFen: 250_000 })),
+    ...returnedPlans.map((p, i) => ({
+      txnId: `reclaim-${i}`,
+      payerId: `reclaim-payer-${i}`,
+      merchantId: p.g.merchant_id,
+      amountFen: Number(p.g.amount_fen),
+    })),
+    ...Array.from({ length: extra }, (_, i) => ({
+      txnId: `reclaim-top-${i}`,
+      payerId: `reclaim-top-${i}`,
+      merchantId: i % 2 ? "M-FLAGSHIP" : "M-0001",
+      amountFen: 250_000,
+    })),
   ];
   let reclaimGranted = 0;
   const pending: { acquirerId: string; txnId: string }[] = [];
@@ -119,14 +160,32 @@ export async function refundPhase(
   if (undecided.length > 0) problems.push(`${undecided.length} reclaim payments undecided`);
   if (pending.length > 0) {
     reclaimGranted += Number(
-      (await sql<{ n: string }>`select count(*) as n from attempts where acquirer_id = ${acquirerId} and txn_id = any(${pending.map((p) => p.txnId)}::text[]) and status = 'granted'`.execute(db.kysely))
-        .rows[0]!.n,
+      (
+        await sql<{
+          n: string;
+        }>`select count(*) as n from attempts where acquirer_id = ${acquirerId} and txn_id = any(${pending.map((p) => p.txnId)}::text[]) and status = 'granted'`.execute(
+          db.kysely,
+        )
+      ).rows[0]!.n,
     );
   }
   const remainingAfter = (await tierReport(db.kysely, campaignId)).reduce((n, t) => n + t.remaining, 0);
   // After a sold-out rush, the returned vouchers are the only stock: all of it must be claimed again.
-  if (remainingBefore === 0 && reclaimGranted !== returned) problems.push(`${returned} vouchers returned, ${reclaimGranted} granted again`);
-  if (remainingBefore === 0 && remainingAfter !== 0) problems.push(`${remainingAfter} vouchers left in stock after the reclaim wave (stranded?)`);
-  out(`  reclaim: ${reclaims.length} new payers, ${reclaimGranted} granted the ${returned} returned vouchers; ${remainingAfter} left in stock`);
-  return { chosen: chosen.length, answers: Object.fromEntries(countBy(answers, (a) => a)), returned, kept, reclaimSent: reclaims.length, reclaimGranted, remainingAfter, problems };
+  if (remainingBefore === 0 && reclaimGranted !== returned)
+    problems.push(`${returned} vouchers returned, ${reclaimGranted} granted again`);
+  if (remainingBefore === 0 && remainingAfter !== 0)
+    problems.push(`${remainingAfter} vouchers left in stock after the reclaim wave (stranded?)`);
+  out(
+    `  reclaim: ${reclaims.length} new payers, ${reclaimGranted} granted the ${returned} returned vouchers; ${remainingAfter} left in stock`,
+  );
+  return {
+    chosen: chosen.length,
+    answers: Object.fromEntries(countBy(answers, (a) => a)),
+    returned,
+    kept,
+    reclaimSent: reclaims.length,
+    reclaimGranted,
+    remainingAfter,
+    problems,
+  };
 }

@@ -19,7 +19,16 @@ import {
   type TierReport,
 } from "@quanta/db";
 import { decisionBody } from "@quanta/contract";
-import { CallbackClient, countBy, loadScenario, percentiles, runRush, table, type Scenario, type SentRecord } from "@quanta/loadtest";
+import {
+  CallbackClient,
+  countBy,
+  loadScenario,
+  percentiles,
+  runRush,
+  table,
+  type Scenario,
+  type SentRecord,
+} from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { serviceEnv, startQuanta, stopService, type ServiceProcess } from "./stack.js";
 import { deletePrefix } from "./redis-cleanup.js";
@@ -98,26 +107,56 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
 
   const ingressCount = settings.ingresses ?? 1;
   out(`quanta rush: ${scenario.name}`);
-  out(`  database ${redactUrl(databaseUrl)} (recreated), redis prefix ${prefix}, ${settings.partitions} partitions, ${ingressCount} ingresses, ${settings.workers} workers`);
-  out(`  offered load: peak ${scenario.arrival.peakRatePerS}/s over ${scenario.durationS} s, ${scenario.payers.toLocaleString("en-US")} payers`);
+  out(
+    `  database ${redactUrl(databaseUrl)} (recreated), redis prefix ${prefix}, ${settings.partitions} partitions, ${ingressCount} ingresses, ${settings.workers} workers`,
+  );
+  out(
+    `  offered load: peak ${scenario.arrival.peakRatePerS}/s over ${scenario.durationS} s, ${scenario.payers.toLocaleString("en-US")} payers`,
+  );
 
   await dropDatabase(databaseUrl);
   await migrate(databaseUrl, settings.partitions);
   await loadCampaign(databaseUrl, campaign, settings.partitions);
-  out(`  campaign ${campaign.id} loaded: ${campaign.activities.flatMap((a) => a.tiers).reduce((n, t) => n + t.quota, 0).toLocaleString("en-US")} vouchers`);
+  out(
+    `  campaign ${campaign.id} loaded: ${campaign.activities
+      .flatMap((a) => a.tiers)
+      .reduce((n, t) => n + t.quota, 0)
+      .toLocaleString("en-US")} vouchers`,
+  );
 
   const cluster = settings.redisCluster ? await PrivateRedisCluster.start() : undefined;
   const redisUrl = cluster?.url ?? settings.redisUrl;
-  if (cluster) out(`  Redis Cluster: ${cluster.masters} masters, ${cluster.replicas} replica each, AOF always (${redisUrl})`);
-  const env = serviceEnv({ databaseUrl, redisUrl, prefix, acquirerSecrets: `${acquirerId}=${secret}`, partitions: settings.partitions });
+  if (cluster)
+    out(`  Redis Cluster: ${cluster.masters} masters, ${cluster.replicas} replica each, AOF always (${redisUrl})`);
+  const env = serviceEnv({
+    databaseUrl,
+    redisUrl,
+    prefix,
+    acquirerSecrets: `${acquirerId}=${secret}`,
+    partitions: settings.partitions,
+  });
   const services: ServiceProcess[] = [];
-  const db = connect({ connectionString: databaseUrl, poolMax: 4, statementTimeoutMs: 120_000, applicationName: "quanta-rush" });
+  const db = connect({
+    connectionString: databaseUrl,
+    poolMax: 4,
+    statementTimeoutMs: 120_000,
+    applicationName: "quanta-rush",
+  });
   try {
     // The opening minute starts on a settled deployment: every partition with its worker.
-    const { ingresses, baseUrl, baseUrls, owners } = await startQuanta(env, { ingresses: ingressCount, workers: settings.workers, partitions: settings.partitions, services, stdio: "inherit" });
+    const { ingresses, baseUrl, baseUrls, owners } = await startQuanta(env, {
+      ingresses: ingressCount,
+      workers: settings.workers,
+      partitions: settings.partitions,
+      services,
+      stdio: "inherit",
+    });
     out(`  ${ingresses.map((s, i) => `ingress on ${baseUrls[i]} (pid ${s.child.pid})`).join("; ")}`);
     out(`  ${owners.map((o) => `worker pid ${o.pid} owns partitions ${o.partitions.join(", ")}`).join("; ")}`);
-    if (ingressCount > 1) out("  callbacks go round robin over the ingresses, as a load balancer spreads them; a resend goes to another ingress than its first copy");
+    if (ingressCount > 1)
+      out(
+        "  callbacks go round robin over the ingresses, as a load balancer spreads them; a resend goes to another ingress than its first copy",
+      );
     out("");
 
     const cpuBefore = cpuSnapshot(services);
@@ -134,12 +173,19 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
       progressEveryMs: 2_000,
       onProgress: (p) =>
         out(
-          `  t=${p.elapsedS.toFixed(0).padStart(3)}s offered ${Math.round(p.offeredRatePerS).toString().padStart(5)}/s  sent ${p.sent.toLocaleString("en-US").padStart(7)}  answered ${p.answered.toLocaleString("en-US").padStart(7)}  in flight ${String(p.inFlight).padStart(5)}  dropped ${p.dropped}  ${Object.entries(p.byStatus).map(([s, n]) => `${s}:${n}`).join(" ")}`,
+          `  t=${p.elapsedS.toFixed(0).padStart(3)}s offered ${Math.round(p.offeredRatePerS).toString().padStart(5)}/s  sent ${p.sent.toLocaleString("en-US").padStart(7)}  answered ${p.answered.toLocaleString("en-US").padStart(7)}  in flight ${String(p.inFlight).padStart(5)}  dropped ${p.dropped}  ${Object.entries(
+            p.byStatus,
+          )
+            .map(([s, n]) => `${s}:${n}`)
+            .join(" ")}`,
         ),
     });
     out(`  load done in ${((run.endedAtMs - run.startedAtMs) / 1000).toFixed(1)} s; waiting for the backlog to drain`);
 
-    const acked = uniqueKeys(run.records.filter((r) => r.kind !== "forged" && (r.status === 200 || r.status === 202)), acquirerId);
+    const acked = uniqueKeys(
+      run.records.filter((r) => r.kind !== "forged" && (r.status === 200 || r.status === 202)),
+      acquirerId,
+    );
     // What is still undecided after the wait is reported by the I3 check below.
     await waitUntilDecided(db.kysely, acked, {
       timeoutMs: settings.drainTimeoutS * 1000,
@@ -149,7 +195,16 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
 
     // Every process's CPU once the backlog drained: what the rush cost, before the checks and refunds add theirs.
     const cpuAfter = cpuSnapshot(services);
-    const deployment = await deploymentReport(db.kysely, { ingresses, owners, records: run.records, before: cpuBefore, after: cpuAfter, prefix, partitions: settings.partitions, cluster });
+    const deployment = await deploymentReport(db.kysely, {
+      ingresses,
+      owners,
+      records: run.records,
+      before: cpuBefore,
+      after: cpuAfter,
+      prefix,
+      partitions: settings.partitions,
+      cluster,
+    });
     const client = new CallbackClient(baseUrl, acquirerId, secret, 32);
     let getChecks;
     let refunds: RefundPhaseResult | undefined;
@@ -169,8 +224,23 @@ export async function rushWith(settings: RushSettings, shape: (s: Scenario) => S
     await Promise.all(services.map((s) => stopService(s)));
     const deadlocks = await deadlocksOnceQuiet(db.kysely, ["quanta-rush"]);
     return await report({
-      db, settings, scenario, campaignId: campaign.id, records: run.records, dropped: run.dropped, startedAtMs: run.startedAtMs,
-      endedAtMs: run.endedAtMs, acked, getChecks, acquirerId, databaseUrl, rushTiers, refunds, owners, deadlocks, deployment,
+      db,
+      settings,
+      scenario,
+      campaignId: campaign.id,
+      records: run.records,
+      dropped: run.dropped,
+      startedAtMs: run.startedAtMs,
+      endedAtMs: run.endedAtMs,
+      acked,
+      getChecks,
+      acquirerId,
+      databaseUrl,
+      rushTiers,
+      refunds,
+      owners,
+      deadlocks,
+      deployment,
     });
   } finally {
     await Promise.all(services.map((s) => stopService(s)));
@@ -218,14 +288,20 @@ async function checkThroughGet(
   records: readonly SentRecord[],
   getChecksMax: number,
 ): Promise<GetChecks> {
-  const accepted = records.filter((r) => r.kind !== "forged" && r.kind !== "conflict" && (r.status === 200 || r.status === 202));
-  const rows = await findAttempts(db.kysely, [...new Set(accepted.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId })));
+  const accepted = records.filter(
+    (r) => r.kind !== "forged" && r.kind !== "conflict" && (r.status === 200 || r.status === 202),
+  );
+  const rows = await findAttempts(
+    db.kysely,
+    [...new Set(accepted.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId })),
+  );
   const stored = new Map(rows.map((row) => [row.txn_id, JSON.stringify(decisionBody(row.txn_id, rowDecision(row)))]));
   const mismatches: string[] = [];
   for (const r of accepted) {
     if (r.status !== 200) continue;
     const expected = stored.get(r.txnId);
-    if (JSON.stringify(r.answer) !== expected) mismatches.push(`${r.txnId}: answered ${JSON.stringify(r.answer)}, stored ${expected}`);
+    if (JSON.stringify(r.answer) !== expected)
+      mismatches.push(`${r.txnId}: answered ${JSON.stringify(r.answer)}, stored ${expected}`);
   }
   const counts = countBy(accepted, (r) => r.txnId);
   const toAsk = new Set<string>();
@@ -286,8 +362,15 @@ async function report(input: ReportInput): Promise<RushReport> {
     return `${r.status} ${a?.error?.code ?? "(no answer)"}`;
   };
   const answers = [...countBy(records, answerKey)].sort((a, b) => a[0].localeCompare(b[0]));
-  lines.push(`Answers (${records.length.toLocaleString("en-US")} callbacks in ${runS.toFixed(1)} s, ${input.dropped} dropped by the load generator)`);
-  lines.push(table(["status", "count", "share"], answers.map(([k, n]) => [k, n, `${((100 * n) / records.length).toFixed(1)} %`])));
+  lines.push(
+    `Answers (${records.length.toLocaleString("en-US")} callbacks in ${runS.toFixed(1)} s, ${input.dropped} dropped by the load generator)`,
+  );
+  lines.push(
+    table(
+      ["status", "count", "share"],
+      answers.map(([k, n]) => [k, n, `${((100 * n) / records.length).toFixed(1)} %`]),
+    ),
+  );
   lines.push("");
   const kinds = [...countBy(records, (r) => r.kind)].map(([k, n]) => `${k} ${n.toLocaleString("en-US")}`).join(", ");
   lines.push(`Callback kinds sent: ${kinds}`);
@@ -308,7 +391,10 @@ async function report(input: ReportInput): Promise<RushReport> {
         t.returned,
         t.remaining,
         formatFen(t.held * t.discountFen),
-        soldOutAt(input.rushTiers.find((r) => r.tierId === t.tierId), input.startedAtMs),
+        soldOutAt(
+          input.rushTiers.find((r) => r.tierId === t.tierId),
+          input.startedAtMs,
+        ),
       ]),
     ),
   );
@@ -323,20 +409,46 @@ async function report(input: ReportInput): Promise<RushReport> {
 
   // Latency.
   const acked = records.filter((r) => r.status === 200 || r.status === 202);
-  const [a50, a90, a99, a999, aMax] = percentiles(acked.map((r) => r.ackMs), [50, 90, 99, 99.9, 100]);
-  const decided = await sql<{ p50: number | null; p90: number | null; p99: number | null; max: number | null; n: string }>`
+  const [a50, a90, a99, a999, aMax] = percentiles(
+    acked.map((r) => r.ackMs),
+    [50, 90, 99, 99.9, 100],
+  );
+  const decided = await sql<{
+    p50: number | null;
+    p90: number | null;
+    p99: number | null;
+    max: number | null;
+    n: string;
+  }>`
     select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.9) within group (order by ms) as p90,
            percentile_cont(0.99) within group (order by ms) as p99, max(ms) as max, count(*) as n
-      from (select extract(epoch from decided_at - received_at) * 1000 as ms from attempts where decided_by = 'worker') d`.execute(db.kysely);
+      from (select extract(epoch from decided_at - received_at) * 1000 as ms from attempts where decided_by = 'worker') d`.execute(
+    db.kysely,
+  );
   const d = decided.rows[0]!;
-  const fmt = (ms: number | null | undefined) => (ms === null || ms === undefined || Number.isNaN(ms) ? "-" : `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`);
+  const fmt = (ms: number | null | undefined) =>
+    ms === null || ms === undefined || Number.isNaN(ms) ? "-" : `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
   lines.push("Latency");
   lines.push(
     table(
       ["", "p50", "p90", "p99", "p99.9", "max"],
       [
-        [`acknowledgement (client, ${acked.length.toLocaleString("en-US")} answers 200/202)`, fmt(a50), fmt(a90), fmt(a99), fmt(a999), fmt(aMax)],
-        [`decision (received -> committed, ${Number(d.n).toLocaleString("en-US")} needing stock)`, fmt(d.p50), fmt(d.p90), fmt(d.p99), "", fmt(d.max)],
+        [
+          `acknowledgement (client, ${acked.length.toLocaleString("en-US")} answers 200/202)`,
+          fmt(a50),
+          fmt(a90),
+          fmt(a99),
+          fmt(a999),
+          fmt(aMax),
+        ],
+        [
+          `decision (received -> committed, ${Number(d.n).toLocaleString("en-US")} needing stock)`,
+          fmt(d.p50),
+          fmt(d.p90),
+          fmt(d.p99),
+          "",
+          fmt(d.max),
+        ],
       ],
     ),
   );
@@ -344,7 +456,9 @@ async function report(input: ReportInput): Promise<RushReport> {
     select count(*) as n, min(decided_at) as first, max(decided_at) as last from attempts`.execute(db.kysely);
   const tp = throughput.rows[0]!;
   const spanS = tp.first && tp.last ? (new Date(tp.last).getTime() - new Date(tp.first).getTime()) / 1000 : 0;
-  lines.push(`decided ${Number(tp.n).toLocaleString("en-US")} attempts over ${spanS.toFixed(1)} s (${spanS > 0 ? Math.round(Number(tp.n) / spanS) : "-"}/s)`);
+  lines.push(
+    `decided ${Number(tp.n).toLocaleString("en-US")} attempts over ${spanS.toFixed(1)} s (${spanS > 0 ? Math.round(Number(tp.n) / spanS) : "-"}/s)`,
+  );
   const inversionMs = await inversionWindowMs(db.kysely, campaignId);
   lines.push(
     inversionMs === null
@@ -356,8 +470,15 @@ async function report(input: ReportInput): Promise<RushReport> {
   // Refunds and settlement.
   if (input.refunds) {
     const r = input.refunds;
-    lines.push(`Refunds after the rush (${r.chosen.toLocaleString("en-US")} payments refunded, each sent twice; dated 2020-09-14..20)`);
-    lines.push(table(["answer", "count"], Object.entries(r.answers).sort((a, b) => a[0].localeCompare(b[0]))));
+    lines.push(
+      `Refunds after the rush (${r.chosen.toLocaleString("en-US")} payments refunded, each sent twice; dated 2020-09-14..20)`,
+    );
+    lines.push(
+      table(
+        ["answer", "count"],
+        Object.entries(r.answers).sort((a, b) => a[0].localeCompare(b[0])),
+      ),
+    );
     lines.push(
       `${r.returned} vouchers returned, ${r.kept} kept (partial refunds above the threshold); ${r.reclaimSent} new payers then claimed them: ` +
         `${r.reclaimGranted} granted, ${r.remainingAfter} left in stock`,
@@ -369,7 +490,8 @@ async function report(input: ReportInput): Promise<RushReport> {
   lines.push("");
 
   // Invariants.
-  const checks: (Omit<InvariantCheck, "id"> & { id: InvariantCheck["id"] | "deadlocks" })[] = await verifyDatabaseInvariants(db.kysely, campaignId);
+  const checks: (Omit<InvariantCheck, "id"> & { id: InvariantCheck["id"] | "deadlocks" })[] =
+    await verifyDatabaseInvariants(db.kysely, campaignId);
   if (input.refunds) {
     checks.push({
       id: "refund-phase",
@@ -396,7 +518,11 @@ async function report(input: ReportInput): Promise<RushReport> {
   ];
   checks.push({
     id: "I4",
-    ok: disagreeing.length === 0 && copies.wrong.length === 0 && evidenceMissing.length === 0 && input.getChecks.mismatches.length === 0,
+    ok:
+      disagreeing.length === 0 &&
+      copies.wrong.length === 0 &&
+      evidenceMissing.length === 0 &&
+      input.getChecks.mismatches.length === 0,
     detail:
       `every answer against the stored decision and against the txn's first answer (${copies.resendsAnswered.toLocaleString("en-US")} resends answered as the first time, ${copies.conflicts409.toLocaleString("en-US")} other bodies answered 409): ` +
       `${disagreeing.length + copies.wrong.length} disagree${disagreeing.length + copies.wrong.length ? ` (${[...disagreeing, ...copies.wrong].slice(0, 2).join("; ")})` : ""}; ` +
@@ -405,7 +531,10 @@ async function report(input: ReportInput): Promise<RushReport> {
   });
   const forged = records.filter((r) => r.kind === "forged");
   const forgedAccepted = forged.filter((r) => r.status !== 401);
-  const forgedStored = await findAttempts(db.kysely, forged.map((r) => ({ acquirerId: input.acquirerId, txnId: r.txnId })));
+  const forgedStored = await findAttempts(
+    db.kysely,
+    forged.map((r) => ({ acquirerId: input.acquirerId, txnId: r.txnId })),
+  );
   checks.push({
     id: "I5",
     ok: forgedAccepted.length === 0 && forgedStored.length === 0,
@@ -419,10 +548,19 @@ async function report(input: ReportInput): Promise<RushReport> {
     detail: `${input.deadlocks} deadlocks detected by Postgres in the run's database (${input.owners.length} workers: ${input.owners.map((o) => `[${o.partitions.join(",")}]`).join(" ")})`,
   });
   lines.push("Invariants");
-  lines.push(table(["", "holds", "evidence"], checks.map((c) => [c.id, c.ok ? "yes" : "NO", c.detail])));
+  lines.push(
+    table(
+      ["", "holds", "evidence"],
+      checks.map((c) => [c.id, c.ok ? "yes" : "NO", c.detail]),
+    ),
+  );
   const ok = checks.every((c) => c.ok);
   lines.push("");
-  lines.push(ok ? "All six invariants hold, and Postgres saw no deadlock." : "INVARIANT VIOLATED or deadlock seen: see the table above.");
+  lines.push(
+    ok
+      ? "All six invariants hold, and Postgres saw no deadlock."
+      : "INVARIANT VIOLATED or deadlock seen: see the table above.",
+  );
 
   const json = {
     scenario: input.scenario,
@@ -447,41 +585,54 @@ async function report(input: ReportInput): Promise<RushReport> {
   const text = lines.join("\n");
   const series = await rushSeries(db.kysely, records, input.startedAtMs, campaignId);
   const ingresses = new Set(records.map((r) => r.ingress)).size;
-  const html = rushHtml(`quanta rush: ${input.scenario.name}, ${new Date(input.startedAtMs).toISOString()}`, text, series, {
-    ok,
-    invariants: checks,
-    tiers,
-    offeredPeakPerS: input.scenario.arrival.peakRatePerS,
-    acknowledged: input.acked.length,
-    ackMs: { p50: a50 ?? Number.NaN, p99: a99 ?? Number.NaN },
-    inversionMs,
-    refunds: input.refunds ? { chosen: input.refunds.chosen, returned: input.refunds.returned, kept: input.refunds.kept } : null,
-    settlement: settled,
-    settings: [
-      ["scenario", input.scenario.name],
-      ["peak rate", `${input.scenario.arrival.peakRatePerS.toLocaleString("en-US")}/s`],
-      ["duration", `${input.scenario.durationS} s`],
-      ["payers", input.scenario.payers.toLocaleString("en-US")],
-      ["callbacks sent", records.length.toLocaleString("en-US")],
-      ["ingresses", String(ingresses)],
-      ["workers", String(input.owners.length)],
-      ["commit", commitOf()],
-    ],
-  });
+  const html = rushHtml(
+    `quanta rush: ${input.scenario.name}, ${new Date(input.startedAtMs).toISOString()}`,
+    text,
+    series,
+    {
+      ok,
+      invariants: checks,
+      tiers,
+      offeredPeakPerS: input.scenario.arrival.peakRatePerS,
+      acknowledged: input.acked.length,
+      ackMs: { p50: a50 ?? Number.NaN, p99: a99 ?? Number.NaN },
+      inversionMs,
+      refunds: input.refunds
+        ? { chosen: input.refunds.chosen, returned: input.refunds.returned, kept: input.refunds.kept }
+        : null,
+      settlement: settled,
+      settings: [
+        ["scenario", input.scenario.name],
+        ["peak rate", `${input.scenario.arrival.peakRatePerS.toLocaleString("en-US")}/s`],
+        ["duration", `${input.scenario.durationS} s`],
+        ["payers", input.scenario.payers.toLocaleString("en-US")],
+        ["callbacks sent", records.length.toLocaleString("en-US")],
+        ["ingresses", String(ingresses)],
+        ["workers", String(input.owners.length)],
+        ["commit", commitOf()],
+      ],
+    },
+  );
   return { ok, text, json: { ...json, series }, html };
 }
 
 /** The checkout's commit, for the report's settings ("unknown" outside a git checkout). */
 function commitOf(): string {
   try {
-    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: new URL(".", import.meta.url), encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+      cwd: new URL(".", import.meta.url),
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
   } catch {
     return "unknown";
   }
 }
 
 function soldOutAt(t: TierReport | undefined, startedAtMs: number): string {
-  return t && t.remaining === 0 && t.lastGrantAt ? `+${((new Date(t.lastGrantAt).getTime() - startedAtMs) / 1000).toFixed(2)} s` : "-";
+  return t && t.remaining === 0 && t.lastGrantAt
+    ? `+${((new Date(t.lastGrantAt).getTime() - startedAtMs) / 1000).toFixed(2)} s`
+    : "-";
 }
 
 /** Writes the JSON and the HTML report under rush-results/; returns both paths. */
@@ -501,4 +652,3 @@ function redactUrl(url: string): string {
   if (u.password) u.password = "***";
   return u.toString();
 }
-

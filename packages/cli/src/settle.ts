@@ -25,7 +25,12 @@ export function settlementText(s: Settlement): string {
       s.rows.slice(0, 10).map((r) => [r.day, r.merchantId, r.vouchers, r.vouchersReturned, formatFen(r.netFen)]),
     ),
   ];
-  if (s.adjustments.length > 0) lines.push("", `${s.adjustments.length.toLocaleString("en-US")} adjustments of settled days; the first ones:`, adjustmentTable(s.adjustments.slice(0, 10)));
+  if (s.adjustments.length > 0)
+    lines.push(
+      "",
+      `${s.adjustments.length.toLocaleString("en-US")} adjustments of settled days; the first ones:`,
+      adjustmentTable(s.adjustments.slice(0, 10)),
+    );
   return lines.join("\n");
 }
 
@@ -44,14 +49,25 @@ export function settlementDayText(d: DaySettlement): string {
     "",
     `${d.rows.length.toLocaleString("en-US")} merchants`,
   ];
-  if (d.adjustments.length > 0) lines.push("", `${d.adjustments.length.toLocaleString("en-US")} adjustments of settled days:`, adjustmentTable(d.adjustments));
+  if (d.adjustments.length > 0)
+    lines.push(
+      "",
+      `${d.adjustments.length.toLocaleString("en-US")} adjustments of settled days:`,
+      adjustmentTable(d.adjustments),
+    );
   return lines.join("\n");
 }
 
 function adjustmentTable(adjustments: readonly SettlementAdjustment[]): string {
   return table(
     ["booked on", "adjusts", "merchant", "what", "net (CNY)"],
-    adjustments.map((a) => [a.day, a.adjustsDay, a.merchantId, a.refundId === null ? `grant ${a.acquirerId}/${a.txnId}` : `refund ${a.acquirerId}/${a.refundId} of ${a.txnId}`, formatFen(a.netFen)]),
+    adjustments.map((a) => [
+      a.day,
+      a.adjustsDay,
+      a.merchantId,
+      a.refundId === null ? `grant ${a.acquirerId}/${a.txnId}` : `refund ${a.acquirerId}/${a.refundId} of ${a.txnId}`,
+      formatFen(a.netFen),
+    ]),
   );
 }
 

@@ -1,7 +1,14 @@
 import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { parseCampaignFile, type Campaign } from "@quanta/domain";
-import { CampaignLoadRefusedError, connect, ensureDatabase, ensurePartitionCount, insertCampaign, migrateToLatest } from "@quanta/db";
+import {
+  CampaignLoadRefusedError,
+  connect,
+  ensureDatabase,
+  ensurePartitionCount,
+  insertCampaign,
+  migrateToLatest,
+} from "@quanta/db";
 
 export const SEED_CAMPAIGN_PATH = new URL("../../../campaigns/qianan-2020-b2.json", import.meta.url);
 
@@ -18,7 +25,12 @@ export function readCampaignFile(path: string | URL): Campaign {
 /** Creates the database if needed and brings its schema to the latest migration. */
 export async function migrate(databaseUrl: string, partitionCount: number): Promise<string[]> {
   await ensureDatabase(databaseUrl);
-  const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 60_000, applicationName: "quanta-migrate" });
+  const db = connect({
+    connectionString: databaseUrl,
+    poolMax: 2,
+    statementTimeoutMs: 60_000,
+    applicationName: "quanta-migrate",
+  });
   try {
     const applied = await migrateToLatest(db.kysely);
     await ensurePartitionCount(db.kysely, partitionCount);
@@ -32,8 +44,18 @@ export async function migrate(databaseUrl: string, partitionCount: number): Prom
  * Loads a campaign with its audit record, as the admin API does; the actor is `cli:<OS user>`
  * (a ':' no admin token's name can hold). Throws CampaignLoadRefusedError when refused.
  */
-export async function loadCampaign(databaseUrl: string, campaign: Campaign, partitionCount: number, actor = cliActor()): Promise<void> {
-  const db = connect({ connectionString: databaseUrl, poolMax: 2, statementTimeoutMs: 60_000, applicationName: "quanta-load" });
+export async function loadCampaign(
+  databaseUrl: string,
+  campaign: Campaign,
+  partitionCount: number,
+  actor = cliActor(),
+): Promise<void> {
+  const db = connect({
+    connectionString: databaseUrl,
+    poolMax: 2,
+    statementTimeoutMs: 60_000,
+    applicationName: "quanta-load",
+  });
   try {
     await ensurePartitionCount(db.kysely, partitionCount);
     const load = await insertCampaign(db.kysely, campaign, partitionCount, actor);

@@ -34,7 +34,13 @@ export async function startService(
   const profileDir = env.QUANTA_PROFILE_DIR;
   const execArgv = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
   const [entry, ...args] = SERVICE_ENTRY[kind];
-  const child = track(fork(entry, args, { execArgv, env, stdio: ["ignore", options.stdio ?? "ignore", options.stdio === "ignore" ? "ignore" : "inherit", "ipc"] }));
+  const child = track(
+    fork(entry, args, {
+      execArgv,
+      env,
+      stdio: ["ignore", options.stdio ?? "ignore", options.stdio === "ignore" ? "ignore" : "inherit", "ipc"],
+    }),
+  );
   const timeoutMs = options.readyTimeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -62,8 +68,21 @@ export async function startService(
  */
 export async function startQuanta(
   env: NodeJS.ProcessEnv,
-  options: { ingresses?: number; workers: number; partitions: number; services: ServiceProcess[]; stdio?: "inherit" | "ignore"; settleTimeoutMs?: number },
-): Promise<{ ingress: ServiceProcess; baseUrl: string; ingresses: ServiceProcess[]; baseUrls: string[]; owners: Owners }> {
+  options: {
+    ingresses?: number;
+    workers: number;
+    partitions: number;
+    services: ServiceProcess[];
+    stdio?: "inherit" | "ignore";
+    settleTimeoutMs?: number;
+  },
+): Promise<{
+  ingress: ServiceProcess;
+  baseUrl: string;
+  ingresses: ServiceProcess[];
+  baseUrls: string[];
+  owners: Owners;
+}> {
   const ingresses: ServiceProcess[] = [];
   for (let i = 0; i < (options.ingresses ?? 1); i++) {
     ingresses.push(await startService("ingress", env, { stdio: options.stdio }));

@@ -37,8 +37,14 @@ export async function createTestWorld(
   const secret = randomBytes(16).toString("hex");
 
   await migrate(databaseUrl, partitions);
-  for (const campaign of options.campaigns ?? [readCampaignFile(SEED_CAMPAIGN_PATH)]) await loadCampaign(databaseUrl, campaign, partitions);
-  const db = connect({ connectionString: databaseUrl, poolMax: 4, statementTimeoutMs: 120_000, applicationName: "quanta-test" });
+  for (const campaign of options.campaigns ?? [readCampaignFile(SEED_CAMPAIGN_PATH)])
+    await loadCampaign(databaseUrl, campaign, partitions);
+  const db = connect({
+    connectionString: databaseUrl,
+    poolMax: 4,
+    statementTimeoutMs: 120_000,
+    applicationName: "quanta-test",
+  });
   const env: NodeJS.ProcessEnv = {
     ...serviceEnv({
       databaseUrl,
@@ -71,7 +77,12 @@ export async function createTestWorld(
  * on a lock (pg_stat_activity: wait_event_type 'Lock'), and returns what they run. How lock tests
  * prove that a statement waits for another session: by looking at it, not at a clock.
  */
-export async function sessionsWaitingOnLock(world: TestWorld, applicationName: string, count = 1, timeoutMs = 30_000): Promise<string[]> {
+export async function sessionsWaitingOnLock(
+  world: TestWorld,
+  applicationName: string,
+  count = 1,
+  timeoutMs = 30_000,
+): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const rows = (
@@ -82,7 +93,10 @@ export async function sessionsWaitingOnLock(world: TestWorld, applicationName: s
       )
     ).rows;
     if (rows.length >= count) return rows.map((r) => r.query);
-    if (Date.now() > deadline) throw new Error(`${count} session(s) of ${applicationName} waiting on a lock: not within ${timeoutMs} ms (saw ${rows.length})`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${count} session(s) of ${applicationName} waiting on a lock: not within ${timeoutMs} ms (saw ${rows.length})`,
+      );
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -64,9 +64,11 @@ export function readAnswersFile(path: string): FileRead<ReceivedAnswer> {
     const r = value as Record<string, unknown>;
     if (typeof r.acquirerId !== "string" || r.acquirerId === "") wrong("no acquirerId");
     else if (typeof r.txnId !== "string" || r.txnId === "") wrong("no txnId");
-    else if (typeof r.status !== "number" || !Number.isInteger(r.status) || r.status < 100 || r.status > 599) wrong("no HTTP status");
+    else if (typeof r.status !== "number" || !Number.isInteger(r.status) || r.status < 100 || r.status > 599)
+      wrong("no HTTP status");
     else if (!("answer" in r)) wrong("no answer");
-    else if (r.status === 200 && (r.answer === null || typeof r.answer !== "object")) wrong("a 200 whose answer is not a JSON object");
+    else if (r.status === 200 && (r.answer === null || typeof r.answer !== "object"))
+      wrong("a 200 whose answer is not a JSON object");
     else entries.push({ acquirerId: r.acquirerId, txnId: r.txnId, status: r.status, answer: r.answer });
   }
   return bad.length > 0 ? problems(path, bad, ANSWER_SHAPE) : { ok: true, entries };

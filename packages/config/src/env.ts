@@ -10,9 +10,16 @@ const int = (min: number, max: number, fallback: number) => z.coerce.number().in
 export const envSchema = z.object({
   DATABASE_URL: z.string().min(1).default("postgres://postgres@127.0.0.1:5432/quanta"),
   /** `redis://host:port` (one Redis), or `redis-cluster://host:port[,host:port…]` (seed nodes of a Redis Cluster). */
-  REDIS_URL: z.string().min(1).regex(/^(rediss?|redis-cluster):\/\//, "redis://host:port or redis-cluster://host:port[,host:port…]").default("redis://127.0.0.1:6379"),
+  REDIS_URL: z
+    .string()
+    .min(1)
+    .regex(/^(rediss?|redis-cluster):\/\//, "redis://host:port or redis-cluster://host:port[,host:port…]")
+    .default("redis://127.0.0.1:6379"),
   /** Every Redis key and BullMQ queue of this deployment lives under this prefix. */
-  QUANTA_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default("quanta"),
+  QUANTA_REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+    .default("quanta"),
   QUANTA_ACQUIRER_SECRETS: z.string().optional(),
   /**
    * `id:secret` (secret at least 32 chars; required by the ingress and `quanta payer-ref`): payer
@@ -146,12 +153,14 @@ export class ConfigError extends Error {
 
 /** Settings that no longer do anything: a process that is given one says so at start. */
 export const RETIRED_SETTINGS: Readonly<Record<string, string>> = {
-  QUANTA_INGRESS_DECIDES: "ingresses never decide attempts that need stock any more: they queue them for the workers (issue #16)",
+  QUANTA_INGRESS_DECIDES:
+    "ingresses never decide attempts that need stock any more: they queue them for the workers (issue #16)",
 };
 
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
   for (const [name, why] of Object.entries(RETIRED_SETTINGS)) {
-    if (source[name] !== undefined) process.emitWarning(`${name} is ignored: ${why}`, { code: "QUANTA_RETIRED_SETTING" });
+    if (source[name] !== undefined)
+      process.emitWarning(`${name} is ignored: ${why}`, { code: "QUANTA_RETIRED_SETTING" });
   }
   const result = envSchema.safeParse(source);
   if (!result.success) {

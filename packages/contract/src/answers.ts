@@ -7,9 +7,30 @@ export type DecisionBody =
 
 /** The refund callback's 200 answers. */
 export type RefundBody =
-  | { refundId: string; txnId: string; status: "voucher_returned"; tierId: string; discountReturnedFen: number; slot: "released" | "kept"; refundedTotalFen: number }
-  | { refundId: string; txnId: string; status: "voucher_kept"; tierId: string; refundedTotalFen: number; remainingFen: number }
-  | { refundId: string; txnId: string; status: "no_voucher"; reason: "payment_rejected" | "voucher_already_returned"; refundedTotalFen: number };
+  | {
+      refundId: string;
+      txnId: string;
+      status: "voucher_returned";
+      tierId: string;
+      discountReturnedFen: number;
+      slot: "released" | "kept";
+      refundedTotalFen: number;
+    }
+  | {
+      refundId: string;
+      txnId: string;
+      status: "voucher_kept";
+      tierId: string;
+      refundedTotalFen: number;
+      remainingFen: number;
+    }
+  | {
+      refundId: string;
+      txnId: string;
+      status: "no_voucher";
+      reason: "payment_rejected" | "voucher_already_returned";
+      refundedTotalFen: number;
+    };
 
 export type PendingBody = { txnId: string; status: "pending" };
 

@@ -20,12 +20,17 @@ export const PAYER_KEY_SECRET_MIN_CHARS = 32;
 
 /** `QUANTA_PAYER_KEY`: `id:secret`, id 1-8 chars of [A-Za-z0-9], secret at least 32 chars. */
 export function parsePayerKey(text: string | undefined): PayerKey {
-  if (!text) throw new Error("QUANTA_PAYER_KEY is required: id:secret (the key that pseudonymises payer ids; see the README)");
+  if (!text)
+    throw new Error("QUANTA_PAYER_KEY is required: id:secret (the key that pseudonymises payer ids; see the README)");
   const colon = text.indexOf(":");
   const id = colon < 0 ? "" : text.slice(0, colon).trim();
   const secret = colon < 0 ? "" : text.slice(colon + 1).trim();
-  if (!/^[A-Za-z0-9]{1,8}$/.test(id)) throw new Error("QUANTA_PAYER_KEY: expected id:secret with an id of 1-8 letters or digits");
-  if (secret.length < PAYER_KEY_SECRET_MIN_CHARS) throw new Error(`QUANTA_PAYER_KEY: the secret of key ${id} is shorter than ${PAYER_KEY_SECRET_MIN_CHARS} characters`);
+  if (!/^[A-Za-z0-9]{1,8}$/.test(id))
+    throw new Error("QUANTA_PAYER_KEY: expected id:secret with an id of 1-8 letters or digits");
+  if (secret.length < PAYER_KEY_SECRET_MIN_CHARS)
+    throw new Error(
+      `QUANTA_PAYER_KEY: the secret of key ${id} is shorter than ${PAYER_KEY_SECRET_MIN_CHARS} characters`,
+    );
   return { id, secret };
 }
 

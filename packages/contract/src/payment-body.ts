@@ -25,9 +25,7 @@ export function isRealIsoDateTime(s: string): boolean {
   return d! >= 1 && d! <= daysInMonth && Number.isFinite(Date.parse(s));
 }
 
-export type ParsedBody =
-  | { ok: true; payment: Payment }
-  | { ok: false; message: string; field?: string };
+export type ParsedBody = { ok: true; payment: Payment } | { ok: false; message: string; field?: string };
 
 export function parsePaymentBody(raw: Buffer): ParsedBody {
   const parsed = parseJsonBody(raw, paymentBodySchema);
@@ -35,7 +33,13 @@ export function parsePaymentBody(raw: Buffer): ParsedBody {
   const b = parsed.value;
   return {
     ok: true,
-    payment: { txnId: b.txnId, payerId: b.payerId, merchantId: b.merchantId, amountFen: b.amountFen, paidAtMs: Date.parse(b.paidAt) },
+    payment: {
+      txnId: b.txnId,
+      payerId: b.payerId,
+      merchantId: b.merchantId,
+      amountFen: b.amountFen,
+      paidAtMs: Date.parse(b.paidAt),
+    },
   };
 }
 
@@ -43,7 +47,10 @@ export function parsePaymentBody(raw: Buffer): ParsedBody {
  * A callback body: a JSON object checked against its schema. A failure names the first field at
  * fault (the contract's 400 `invalid_body` with `field`).
  */
-export function parseJsonBody<T>(raw: Buffer, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; message: string; field?: string } {
+export function parseJsonBody<T>(
+  raw: Buffer,
+  schema: z.ZodType<T>,
+): { ok: true; value: T } | { ok: false; message: string; field?: string } {
   let json: unknown;
   try {
     json = JSON.parse(raw.toString("utf8"));

@@ -18,7 +18,10 @@ describe("parseRefundBody", () => {
     expect(parseRefundBody(body({ ...valid, amountFen: 0 }))).toMatchObject({ ok: false, field: "amountFen" });
     expect(parseRefundBody(body({ ...valid, amountFen: 1.5 }))).toMatchObject({ ok: false, field: "amountFen" });
     expect(parseRefundBody(body({ ...valid, refundId: "a b" }))).toMatchObject({ ok: false, field: "refundId" });
-    expect(parseRefundBody(body({ ...valid, refundedAt: "2020-02-30T00:00:00Z" }))).toMatchObject({ ok: false, field: "refundedAt" });
+    expect(parseRefundBody(body({ ...valid, refundedAt: "2020-02-30T00:00:00Z" }))).toMatchObject({
+      ok: false,
+      field: "refundedAt",
+    });
     expect(parseRefundBody(body({ refundId: "r" }))).toMatchObject({ ok: false, field: "txnId" });
     expect(parseRefundBody(Buffer.from("[1]"))).toMatchObject({ ok: false, message: "body must be a JSON object" });
     expect(parseRefundBody(Buffer.from("{"))).toMatchObject({ ok: false, message: "body is not valid JSON" });
@@ -28,7 +31,9 @@ describe("parseRefundBody", () => {
 describe("refundHash", () => {
   it("is the same for the same refund spelled differently, and differs when a field does", () => {
     const a = parseRefundBody(body(valid));
-    const b = parseRefundBody(Buffer.from(`{ "refundedAt": "2020-09-14T01:30:00Z", "amountFen": 12000, "txnId": "t-1", "refundId": "rf-1" }`));
+    const b = parseRefundBody(
+      Buffer.from(`{ "refundedAt": "2020-09-14T01:30:00Z", "amountFen": 12000, "txnId": "t-1", "refundId": "rf-1" }`),
+    );
     const c = parseRefundBody(body({ ...valid, amountFen: 12_001 }));
     if (!a.ok || !b.ok || !c.ok) throw new Error("expected valid bodies");
     expect(refundHash(a.refund)).toBe(refundHash(b.refund));

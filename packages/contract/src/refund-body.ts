@@ -30,10 +30,16 @@ export function parseRefundBody(raw: Buffer): ParsedRefund {
   const parsed = parseJsonBody(raw, refundBodySchema);
   if (!parsed.ok) return parsed;
   const b = parsed.value;
-  return { ok: true, refund: { refundId: b.refundId, txnId: b.txnId, amountFen: b.amountFen, refundedAtMs: Date.parse(b.refundedAt) } };
+  return {
+    ok: true,
+    refund: { refundId: b.refundId, txnId: b.txnId, amountFen: b.amountFen, refundedAtMs: Date.parse(b.refundedAt) },
+  };
 }
 
 /** "Same refund" means the same four fields, refundedAt as an instant (as for payments). */
 export function refundHash(r: Refund): string {
-  return createHash("sha256").update(`refund\n${r.refundId}\n${r.txnId}\n${r.amountFen}\n${r.refundedAtMs}`).digest("base64url").slice(0, 22);
+  return createHash("sha256")
+    .update(`refund\n${r.refundId}\n${r.txnId}\n${r.amountFen}\n${r.refundedAtMs}`)
+    .digest("base64url")
+    .slice(0, 22);
 }

@@ -3,7 +3,9 @@ import { parseAcquirerSecrets, sign, verifySignature } from "./signature.js";
 import { parsePaymentBody, paymentHash } from "./payment-body.js";
 
 const secret = "0123456789abcdef-secret";
-const body = Buffer.from('{"txnId":"t1","payerId":"p1","merchantId":"M-0001","amountFen":250000,"paidAt":"2020-09-13T10:00:01+08:00"}');
+const body = Buffer.from(
+  '{"txnId":"t1","payerId":"p1","merchantId":"M-0001","amountFen":250000,"paidAt":"2020-09-13T10:00:01+08:00"}',
+);
 const nowMs = 1_600_000_000_000;
 
 describe("signature", () => {
@@ -11,7 +13,10 @@ describe("signature", () => {
     const header = sign(secret, nowMs / 1000, body);
     expect(header).toMatch(/^t=1600000000,v1=[0-9a-f]{64}$/);
     expect(verifySignature(header, secret, body, nowMs)).toEqual({ ok: true });
-    expect(verifySignature(header, secret, Buffer.concat([body, Buffer.from(" ")]), nowMs)).toEqual({ ok: false, code: "bad_signature" });
+    expect(verifySignature(header, secret, Buffer.concat([body, Buffer.from(" ")]), nowMs)).toEqual({
+      ok: false,
+      code: "bad_signature",
+    });
     expect(verifySignature(header, `${secret}x`, body, nowMs)).toEqual({ ok: false, code: "bad_signature" });
     expect(verifySignature(header.toUpperCase(), secret, body, nowMs).ok).toBe(false);
     expect(verifySignature(undefined, secret, body, nowMs).ok).toBe(false);
@@ -40,23 +45,48 @@ describe("signature", () => {
 describe("payment body", () => {
   it("parses the contract's body and names the bad field", () => {
     const ok = parsePaymentBody(body);
-    expect(ok).toMatchObject({ ok: true, payment: { txnId: "t1", amountFen: 250_000, paidAtMs: Date.parse("2020-09-13T02:00:01Z") } });
+    expect(ok).toMatchObject({
+      ok: true,
+      payment: { txnId: "t1", amountFen: 250_000, paidAtMs: Date.parse("2020-09-13T02:00:01Z") },
+    });
     const bad = (json: string) => parsePaymentBody(Buffer.from(json));
     expect(bad("{")).toMatchObject({ ok: false });
     expect(bad("[]")).toMatchObject({ ok: false });
-    expect(bad('{"txnId":"t1","payerId":"p1","merchantId":"M","amountFen":"100","paidAt":"2020-09-13T10:00:01Z"}')).toMatchObject({ ok: false, field: "amountFen" });
-    expect(bad('{"txnId":"t1","payerId":"p1","merchantId":"M","amountFen":1.5,"paidAt":"2020-09-13T10:00:01Z"}')).toMatchObject({ field: "amountFen" });
-    expect(bad('{"txnId":"t1","payerId":"p1","merchantId":"M","amountFen":100000001,"paidAt":"2020-09-13T10:00:01Z"}')).toMatchObject({ field: "amountFen" });
-    expect(bad('{"txnId":"t 1","payerId":"p1","merchantId":"M","amountFen":1,"paidAt":"2020-09-13T10:00:01Z"}')).toMatchObject({ field: "txnId" });
-    expect(bad('{"txnId":"t1","payerId":"p1","merchantId":"M","amountFen":1,"paidAt":"2020-09-13T10:00:01"}')).toMatchObject({ field: "paidAt" });
-    expect(bad('{"txnId":"t1","payerId":"p1","merchantId":"M","amountFen":1,"paidAt":"2020-02-30T10:00:01Z"}')).toMatchObject({ field: "paidAt" });
-    expect(bad('{"payerId":"p1","merchantId":"M","amountFen":1,"paidAt":"2020-09-13T10:00:01Z"}')).toMatchObject({ field: "txnId" });
-    expect(bad(`{"txnId":"${"x".repeat(65)}","payerId":"p1","merchantId":"M","amountFen":1,"paidAt":"2020-09-13T10:00:01Z"}`)).toMatchObject({ field: "txnId" });
+    expect(
+      bad('{"txnId":"t1","payerId":"p1","merchantId":"M","amountFen":"100","paidAt":"2020-09-13T10:00:01Z"}'),
+    ).toMatchObject({ ok: false, field: "amountFen" });
+    expect(
+      bad('{"txnId":"t1","payerId":"p1","merchantId":"M","amountFen":1.5,"paidAt":"2020-09-13T10:00:01Z"}'),
+    ).toMatchObject({ field: "amountFen" });
+    expect(
+      bad('{"txnId":"t1","payerId":"p1","merchantId":"M","amountFen":100000001,"paidAt":"2020-09-13T10:00:01Z"}'),
+    ).toMatchObject({ field: "amountFen" });
+    expect(
+      bad('{"txnId":"t 1","payerId":"p1","merchantId":"M","amountFen":1,"paidAt":"2020-09-13T10:00:01Z"}'),
+    ).toMatchObject({ field: "txnId" });
+    expect(
+      bad('{"txnId":"t1","payerId":"p1","merchantId":"M","amountFen":1,"paidAt":"2020-09-13T10:00:01"}'),
+    ).toMatchObject({ field: "paidAt" });
+    expect(
+      bad('{"txnId":"t1","payerId":"p1","merchantId":"M","amountFen":1,"paidAt":"2020-02-30T10:00:01Z"}'),
+    ).toMatchObject({ field: "paidAt" });
+    expect(bad('{"payerId":"p1","merchantId":"M","amountFen":1,"paidAt":"2020-09-13T10:00:01Z"}')).toMatchObject({
+      field: "txnId",
+    });
+    expect(
+      bad(
+        `{"txnId":"${"x".repeat(65)}","payerId":"p1","merchantId":"M","amountFen":1,"paidAt":"2020-09-13T10:00:01Z"}`,
+      ),
+    ).toMatchObject({ field: "txnId" });
   });
 
   it("hashes the payment, not its spelling", () => {
     const a = parsePaymentBody(body);
-    const b = parsePaymentBody(Buffer.from('{ "paidAt":"2020-09-13T02:00:01Z","amountFen":250000,"merchantId":"M-0001","payerId":"p1","txnId":"t1","extra":1}'));
+    const b = parsePaymentBody(
+      Buffer.from(
+        '{ "paidAt":"2020-09-13T02:00:01Z","amountFen":250000,"merchantId":"M-0001","payerId":"p1","txnId":"t1","extra":1}',
+      ),
+    );
     const c = parsePaymentBody(Buffer.from(body.toString().replace("250000", "250001")));
     if (!a.ok || !b.ok || !c.ok) throw new Error("parse failed");
     expect(paymentHash(a.payment)).toBe(paymentHash(b.payment));

@@ -63,8 +63,12 @@ export function parseAcquirerSecrets(text: string): Map<string, string> {
     const eq = trimmed.indexOf("=");
     const id = eq > 0 ? trimmed.slice(0, eq) : "";
     const secret = eq > 0 ? trimmed.slice(eq + 1) : "";
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new Error(`QUANTA_ACQUIRER_SECRETS: bad acquirer id in entry ${JSON.stringify(id || trimmed.slice(0, 20))}`);
-    if (secret.length < 16) throw new Error(`QUANTA_ACQUIRER_SECRETS: secret of acquirer ${id} is shorter than 16 characters`);
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id))
+      throw new Error(
+        `QUANTA_ACQUIRER_SECRETS: bad acquirer id in entry ${JSON.stringify(id || trimmed.slice(0, 20))}`,
+      );
+    if (secret.length < 16)
+      throw new Error(`QUANTA_ACQUIRER_SECRETS: secret of acquirer ${id} is shorter than 16 characters`);
     if (secrets.has(id)) throw new Error(`QUANTA_ACQUIRER_SECRETS: acquirer ${id} listed twice`);
     secrets.set(id, secret);
   }

@@ -8,9 +8,13 @@ import type { InvariantCheck } from "./verify.js";
  * restore or a hand-made table) is reported as well as one never decided. An empty list fails:
  * it proves nothing, and is far more likely a wrong or truncated file than a quiet day.
  */
-export async function checkAcknowledged(db: Kysely<Database>, acknowledged: readonly { acquirerId: string; txnId: string }[]): Promise<InvariantCheck> {
+export async function checkAcknowledged(
+  db: Kysely<Database>,
+  acknowledged: readonly { acquirerId: string; txnId: string }[],
+): Promise<InvariantCheck> {
   const keys = [...new Map(acknowledged.map((k) => [`${k.acquirerId}/${k.txnId}`, k])).values()];
-  if (keys.length === 0) return { id: "I3", ok: false, detail: "no acknowledged txns to check: an empty list proves nothing" };
+  if (keys.length === 0)
+    return { id: "I3", ok: false, detail: "no acknowledged txns to check: an empty list proves nothing" };
   const missing: string[] = [];
   const twice: string[] = [];
   for (let i = 0; i < keys.length; i += 10_000) {
@@ -28,10 +32,15 @@ export async function checkAcknowledged(db: Kysely<Database>, acknowledged: read
     }
   }
   const n = keys.length.toLocaleString("en-US");
-  if (missing.length === 0 && twice.length === 0) return { id: "I3", ok: true, detail: `${n} acknowledged txns, each with exactly one stored decision` };
+  if (missing.length === 0 && twice.length === 0)
+    return { id: "I3", ok: true, detail: `${n} acknowledged txns, each with exactly one stored decision` };
   const problems = [
-    ...(missing.length > 0 ? [`${missing.length} of ${n} acknowledged txns have no decision, e.g. ${missing.slice(0, 3).join(", ")}`] : []),
-    ...(twice.length > 0 ? [`${twice.length} of ${n} acknowledged txns were decided more than once, e.g. ${twice.slice(0, 3).join(", ")}`] : []),
+    ...(missing.length > 0
+      ? [`${missing.length} of ${n} acknowledged txns have no decision, e.g. ${missing.slice(0, 3).join(", ")}`]
+      : []),
+    ...(twice.length > 0
+      ? [`${twice.length} of ${n} acknowledged txns were decided more than once, e.g. ${twice.slice(0, 3).join(", ")}`]
+      : []),
   ];
   return { id: "I3", ok: false, detail: problems.join("; ") };
 }

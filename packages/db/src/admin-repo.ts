@@ -19,13 +19,28 @@ export interface AuditRecord {
 
 /** Writes an audit record; called with the transaction of the change it records, never after it. */
 export async function writeAudit(trx: Kysely<Database>, a: AuditRecord): Promise<void> {
-  await trx.insertInto("admin_audit").values({ actor: a.actor, action: a.action, target: a.target, details: JSON.stringify(a.details) }).execute();
+  await trx
+    .insertInto("admin_audit")
+    .values({ actor: a.actor, action: a.action, target: a.target, details: JSON.stringify(a.details) })
+    .execute();
 }
 
 /** Pauses (emergency stop) or resumes one activity. Returns whether the state changed. */
-export async function setActivityPaused(db: Kysely<Database>, campaignId: string, activityId: string, paused: boolean, actor: string): Promise<boolean> {
+export async function setActivityPaused(
+  db: Kysely<Database>,
+  campaignId: string,
+  activityId: string,
+  paused: boolean,
+  actor: string,
+): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
-    const row = await trx.selectFrom("activities").select("paused_at").where("campaign_id", "=", campaignId).where("id", "=", activityId).forUpdate().executeTakeFirst();
+    const row = await trx
+      .selectFrom("activities")
+      .select("paused_at")
+      .where("campaign_id", "=", campaignId)
+      .where("id", "=", activityId)
+      .forUpdate()
+      .executeTakeFirst();
     if (!row) throw new NotFound(`activity ${campaignId}/${activityId} does not exist`);
     const changed = (row.paused_at !== null) !== paused;
     if (changed) {
@@ -36,7 +51,12 @@ export async function setActivityPaused(db: Kysely<Database>, campaignId: string
         .where("id", "=", activityId)
         .execute();
     }
-    await writeAudit(trx, { actor, action: paused ? "activity.pause" : "activity.resume", target: `${campaignId}/${activityId}`, details: { changed } });
+    await writeAudit(trx, {
+      actor,
+      action: paused ? "activity.pause" : "activity.resume",
+      target: `${campaignId}/${activityId}`,
+      details: { changed },
+    });
     return changed;
   });
 }
@@ -50,28 +70,53 @@ export async function replaceActivityMerchants(
   actor: string,
 ): Promise<{ added: number; removed: number }> {
   return db.transaction().execute(async (trx) => {
-    const activity = await trx.selectFrom("activities").select("id").where("campaign_id", "=", campaignId).where("id", "=", activityId).forUpdate().executeTakeFirst();
+    const activity = await trx
+      .selectFrom("activities")
+      .select("id")
+      .where("campaign_id", "=", campaignId)
+      .where("id", "=", activityId)
+      .forUpdate()
+      .executeTakeFirst();
     if (!activity) throw new NotFound(`activity ${campaignId}/${activityId} does not exist`);
     const before = new Set(
-      (await trx.selectFrom("activity_merchants").select("merchant_id").where("campaign_id", "=", campaignId).where("activity_id", "=", activityId).execute()).map((m) => m.merchant_id),
+      (
+        await trx
+          .selectFrom("activity_merchants")
+          .select("merchant_id")
+          .where("campaign_id", "=", campaignId)
+          .where("activity_id", "=", activityId)
+          .execute()
+      ).map((m) => m.merchant_id),
     );
     const after = new Set(merchants);
     const added = [...after].filter((m) => !before.has(m));
     const removed = [...before].filter((m) => !after.has(m));
     if (removed.length > 0) {
-      await trx.deleteFrom("activity_merchants").where("campaign_id", "=", campaignId).where("activity_id", "=", activityId).where("merchant_id", "in", removed).execute();
+      await trx
+        .deleteFrom("activity_merchants")
+        .where("campaign_id", "=", campaignId)
+        .where("activity_id", "=", activityId)
+        .where("merchant_id", "in", removed)
+        .execute();
     }
     for (let i = 0; i < added.length; i += 5_000) {
       await trx
         .insertInto("activity_merchants")
-        .values(added.slice(i, i + 5_000).map((m) => ({ campaign_id: campaignId, activity_id: activityId, merchant_id: m })))
+        .values(
+          added.slice(i, i + 5_000).map((m) => ({ campaign_id: campaignId, activity_id: activityId, merchant_id: m })),
+        )
         .execute();
     }
     await writeAudit(trx, {
       actor,
       action: "activity.merchants",
       target: `${campaignId}/${activityId}`,
-      details: { added: added.slice(0, 100), removed: removed.slice(0, 100), addedCount: added.length, removedCount: removed.length },
+      details: {
+        added: added.slice(0, 100),
+        removed: removed.slice(0, 100),
+        addedCount: added.length,
+        removedCount: removed.length,
+      },
     });
     return { added: added.length, removed: removed.length };
   });

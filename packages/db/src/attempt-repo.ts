@@ -10,11 +10,21 @@ export type AttemptRow = Selectable<AttemptTable>;
  * does not use (docs/decisions/0008).
  */
 export const DECISION_COLUMNS = [
-  "acquirer_id", "txn_id", "body_hash", "status", "reason", "campaign_id", "activity_id", "tier_id", "discount_fen", "payable_fen",
+  "acquirer_id",
+  "txn_id",
+  "body_hash",
+  "status",
+  "reason",
+  "campaign_id",
+  "activity_id",
+  "tier_id",
+  "discount_fen",
+  "payable_fen",
 ] as const;
 export type DecisionRow = Pick<AttemptRow, (typeof DECISION_COLUMNS)[number]>;
 /** DECISION_COLUMNS as a select list, optionally qualified by a table alias. */
-export const decisionColumnList = (alias?: string): string => DECISION_COLUMNS.map((c) => (alias ? `${alias}.${c}` : c)).join(", ");
+export const decisionColumnList = (alias?: string): string =>
+  DECISION_COLUMNS.map((c) => (alias ? `${alias}.${c}` : c)).join(", ");
 
 export { attemptKey } from "@quanta/domain";
 
@@ -35,16 +45,30 @@ export function rowDecision(row: DecisionRow): Decision {
     : { status: "rejected", reason, campaignId: row.campaign_id, activityId: row.activity_id ?? undefined };
 }
 
-export async function findAttempt(db: Kysely<Database>, acquirerId: string, txnId: string): Promise<AttemptRow | undefined> {
-  return db.selectFrom("attempts").selectAll().where("acquirer_id", "=", acquirerId).where("txn_id", "=", txnId).executeTakeFirst();
+export async function findAttempt(
+  db: Kysely<Database>,
+  acquirerId: string,
+  txnId: string,
+): Promise<AttemptRow | undefined> {
+  return db
+    .selectFrom("attempts")
+    .selectAll()
+    .where("acquirer_id", "=", acquirerId)
+    .where("txn_id", "=", txnId)
+    .executeTakeFirst();
 }
 
 /** Stored rows of many txns, each looked up through the primary key (one pair at a time, whatever the plan). */
-export async function findAttempts(db: Kysely<Database>, keys: readonly { acquirerId: string; txnId: string }[]): Promise<AttemptRow[]> {
+export async function findAttempts(
+  db: Kysely<Database>,
+  keys: readonly { acquirerId: string; txnId: string }[],
+): Promise<AttemptRow[]> {
   if (keys.length === 0) return [];
   const rows = await sql<AttemptRow>`
     select a.* from unnest(${keys.map((k) => k.acquirerId)}::text[], ${keys.map((k) => k.txnId)}::text[]) as k(acquirer_id, txn_id)
-     cross join lateral (select * from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a`.execute(db);
+     cross join lateral (select * from attempts x where x.acquirer_id = k.acquirer_id and x.txn_id = k.txn_id) a`.execute(
+    db,
+  );
   return rows.rows;
 }
 

@@ -29,7 +29,8 @@ export type CampaignLoadRefusal =
   | { readonly code: "campaign_overlap"; readonly message: string; readonly overlaps: readonly CampaignOverlap[] }
   | { readonly code: "override_not_loaded"; readonly message: string; readonly campaignIds: readonly string[] };
 
-export type CampaignLoad = { readonly loaded: true } | { readonly loaded: false; readonly refusal: CampaignLoadRefusal };
+export type CampaignLoad =
+  { readonly loaded: true } | { readonly loaded: false; readonly refusal: CampaignLoadRefusal };
 
 /** A refusal, for callers whose way to stop is to throw (the `quanta` CLI). */
 export class CampaignLoadRefusedError extends Error {
@@ -51,7 +52,12 @@ export const CampaignExistsError = CampaignLoadRefusedError;
  * loaded, an overlap with a loaded campaign that the file does not declare (campaign-overlap.ts),
  * an `overrides` naming a campaign that is not loaded.
  */
-export async function insertCampaign(db: Kysely<Database>, campaign: Campaign, partitionCount: number, actor: string): Promise<CampaignLoad> {
+export async function insertCampaign(
+  db: Kysely<Database>,
+  campaign: Campaign,
+  partitionCount: number,
+  actor: string,
+): Promise<CampaignLoad> {
   return db.transaction().execute(async (trx): Promise<CampaignLoad> => {
     // Loads take turns: two overlapping campaigns loaded at once would each pass the check
     // against what is committed. A lock of its own, so decision rounds (which update campaign
@@ -65,7 +71,11 @@ export async function insertCampaign(db: Kysely<Database>, campaign: Campaign, p
       return refused({ code: "override_not_loaded", message, campaignIds: check.campaignIds });
     }
     if (check.kind === "overlap") {
-      return refused({ code: "campaign_overlap", message: check.overlaps.map((o) => describeOverlap(campaign.id, o)).join("\n"), overlaps: check.overlaps });
+      return refused({
+        code: "campaign_overlap",
+        message: check.overlaps.map((o) => describeOverlap(campaign.id, o)).join("\n"),
+        overlaps: check.overlaps,
+      });
     }
     await trx
       .insertInto("campaigns")
@@ -83,12 +93,19 @@ export async function insertCampaign(db: Kysely<Database>, campaign: Campaign, p
       })
       .execute();
     for (const [position, activity] of campaign.activities.entries()) {
-      await trx.insertInto("activities").values({ campaign_id: campaign.id, id: activity.id, position, name: activity.name }).execute();
+      await trx
+        .insertInto("activities")
+        .values({ campaign_id: campaign.id, id: activity.id, position, name: activity.name })
+        .execute();
       const merchants = [...activity.merchants];
       for (let i = 0; i < merchants.length; i += 5_000) {
         await trx
           .insertInto("activity_merchants")
-          .values(merchants.slice(i, i + 5_000).map((m) => ({ campaign_id: campaign.id, activity_id: activity.id, merchant_id: m })))
+          .values(
+            merchants
+              .slice(i, i + 5_000)
+              .map((m) => ({ campaign_id: campaign.id, activity_id: activity.id, merchant_id: m })),
+          )
           .execute();
       }
       for (const tier of activity.tiers) {
@@ -109,7 +126,14 @@ export async function insertCampaign(db: Kysely<Database>, campaign: Campaign, p
           .execute();
         await trx
           .insertInto("tier_shares")
-          .values(Array.from({ length: partitionCount }, (_, p) => ({ campaign_id: campaign.id, tier_id: tier.id, partition: p, remaining: split.share })))
+          .values(
+            Array.from({ length: partitionCount }, (_, p) => ({
+              campaign_id: campaign.id,
+              tier_id: tier.id,
+              partition: p,
+              remaining: split.share,
+            })),
+          )
           .execute();
       }
     }
@@ -150,11 +174,19 @@ export async function readCampaigns(db: Kysely<Database>): Promise<Campaign[]> {
         id: a.id,
         name: a.name,
         paused: a.paused_at !== null,
-        merchants: new Set(merchants.filter((m) => m.campaign_id === c.id && m.activity_id === a.id).map((m) => m.merchant_id)),
+        merchants: new Set(
+          merchants.filter((m) => m.campaign_id === c.id && m.activity_id === a.id).map((m) => m.merchant_id),
+        ),
         tiers: sortTiersForChoice(
           tiers
             .filter((t) => t.campaign_id === c.id && t.activity_id === a.id)
-            .map((t): Tier => ({ id: t.id, activityId: a.id, thresholdFen: t.threshold_fen, discountFen: t.discount_fen, quota: t.quota })),
+            .map((t): Tier => ({
+              id: t.id,
+              activityId: a.id,
+              thresholdFen: t.threshold_fen,
+              discountFen: t.discount_fen,
+              quota: t.quota,
+            })),
         ),
       })),
   }));

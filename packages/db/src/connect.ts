@@ -106,10 +106,14 @@ export function connect(options: ConnectOptions): Db {
  * Runs work on the server's maintenance database with the target database's
  * name, checked to be a plain identifier (it is interpolated into DDL).
  */
-async function withAdmin(connectionString: string, work: (client: pg.Client, name: string) => Promise<void>): Promise<void> {
+async function withAdmin(
+  connectionString: string,
+  work: (client: pg.Client, name: string) => Promise<void>,
+): Promise<void> {
   const url = new URL(connectionString);
   const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
-  if (!/^[A-Za-z0-9_]{1,63}$/.test(name)) throw new Error(`database name ${JSON.stringify(name)} must be 1-63 chars of [A-Za-z0-9_]`);
+  if (!/^[A-Za-z0-9_]{1,63}$/.test(name))
+    throw new Error(`database name ${JSON.stringify(name)} must be 1-63 chars of [A-Za-z0-9_]`);
   url.pathname = "/postgres";
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();

@@ -7,7 +7,11 @@ import type { Database } from "./schema.js";
  * when the process that held it is gone). `ourApplications` are the caller's own sessions, which
  * stay. After timeoutMs the count is read anyway.
  */
-export async function deadlocksOnceQuiet(db: Kysely<Database>, ourApplications: readonly string[], timeoutMs = 15_000): Promise<number> {
+export async function deadlocksOnceQuiet(
+  db: Kysely<Database>,
+  ourApplications: readonly string[],
+  timeoutMs = 15_000,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const others = await sql<{ n: string }>`
@@ -17,6 +21,8 @@ export async function deadlocksOnceQuiet(db: Kysely<Database>, ourApplications: 
     if (Number(others.rows[0]!.n) === 0 || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const row = (await sql<{ n: string }>`select deadlocks as n from pg_stat_database where datname = current_database()`.execute(db)).rows[0];
+  const row = (
+    await sql<{ n: string }>`select deadlocks as n from pg_stat_database where datname = current_database()`.execute(db)
+  ).rows[0];
   return Number(row?.n ?? 0);
 }

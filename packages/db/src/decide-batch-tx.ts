@@ -78,7 +78,8 @@ export async function decideGroupTx(
   probe: RoundProbe = {},
 ): Promise<RoundOutcome> {
   const live = [...batches].filter((b) => b.attempts.length > 0).sort((a, b) => a.partition - b.partition);
-  for (let i = 1; i < live.length; i++) invariant(live[i]!.partition !== live[i - 1]!.partition, "two batches of one partition in a round");
+  for (let i = 1; i < live.length; i++)
+    invariant(live[i]!.partition !== live[i - 1]!.partition, "two batches of one partition in a round");
   if (live.length === 0) return { results: [], deferred: [], refills: [] };
   return inPipelinedTransaction(pool, async (tx) => {
     const { round, stored } = await readRound(tx, live, campaigns);
@@ -103,7 +104,12 @@ export async function decideGroupTx(
  * marked: its attempts are refused sold_out, the row now locked against a refund until commit, as
  * KEY SHARE would), or "deferred" (row busy, or pool empty: refillTx after the round).
  */
-async function takeFromPool(client: pg.PoolClient, round: Round, need: RefillNeed, partitionCount: number): Promise<RefillResult | "deferred"> {
+async function takeFromPool(
+  client: pg.PoolClient,
+  round: Round,
+  need: RefillNeed,
+  partitionCount: number,
+): Promise<RefillResult | "deferred"> {
   const tier = (
     await client.query<{ pool: number; chunk: number; sold_out: boolean }>({
       name: "round_refill_tier",
@@ -130,7 +136,11 @@ async function takeFromPool(client: pg.PoolClient, round: Round, need: RefillNee
 }
 
 /** Every attempt's result, batch after batch; the deferred ones (repeats of them too) in arrival order. */
-function results(batches: readonly PartitionBatch[], round: Round, stored: ReadonlyMap<string, DecisionRow>): { results: BatchResult[]; deferred: QueuedAttempt[] } {
+function results(
+  batches: readonly PartitionBatch[],
+  round: Round,
+  stored: ReadonlyMap<string, DecisionRow>,
+): { results: BatchResult[]; deferred: QueuedAttempt[] } {
   const deferredKeys = new Set(round.pending.map((a) => attemptKey(a.acquirerId, a.payment.txnId)));
   const fresh = new Set(round.decided.map((d) => d.attempt));
   const out: BatchResult[] = [];
@@ -144,7 +154,11 @@ function results(batches: readonly PartitionBatch[], round: Round, stored: Reado
       }
       const row = stored.get(key);
       invariant(row, `attempt ${key} left undecided by its round`);
-      out.push(row.body_hash === attempt.bodyHash ? { kind: "decided", attempt, row, fresh: fresh.has(attempt) } : { kind: "conflict", attempt, row });
+      out.push(
+        row.body_hash === attempt.bodyHash
+          ? { kind: "decided", attempt, row, fresh: fresh.has(attempt) }
+          : { kind: "conflict", attempt, row },
+      );
     }
   }
   deferred.sort((x, y) => x.receivedAtMs - y.receivedAtMs);

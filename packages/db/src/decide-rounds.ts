@@ -37,7 +37,10 @@ export async function decideRounds(
   for (let refills = 0; ; refills++) {
     invariant(refills <= REFILLS_MAX, "refills did not converge");
     const started = performance.now();
-    const outcome = await withRetry(() => decideGroupTx(pool, todo, campaigns, partitionCount, hooks.probe), hooks.retry);
+    const outcome = await withRetry(
+      () => decideGroupTx(pool, todo, campaigns, partitionCount, hooks.probe),
+      hooks.retry,
+    );
     hooks.onRound?.(performance.now() - started);
     for (const result of outcome.refills) hooks.onRefill?.({ result }, 0);
     await hooks.onCommit(outcome.results);

@@ -26,7 +26,12 @@ export class FencedOutError extends Error {
  * former owner frozen inside its round is ended by the server's idle_in_transaction_session_timeout
  * (see connect.ts), which is what lets a later claim through (docs/decisions/0013).
  */
-export async function claimPartition(db: Kysely<Database>, partition: number, owner: string, lockTimeoutMs = 5_000): Promise<number> {
+export async function claimPartition(
+  db: Kysely<Database>,
+  partition: number,
+  owner: string,
+  lockTimeoutMs = 5_000,
+): Promise<number> {
   return db.transaction().execute(async (trx) => {
     await sql`select set_config('lock_timeout', ${String(lockTimeoutMs)}, true)`.execute(trx);
     const row = await trx

@@ -1,6 +1,13 @@
 import type pg from "pg";
 import { ATTEMPT_COLUMNS, columnArrays } from "./attempt-columns.js";
-import { attemptKey, decisionColumnList, findAttempts, recordValues, type AttemptRecord, type DecisionRow } from "./attempt-repo.js";
+import {
+  attemptKey,
+  decisionColumnList,
+  findAttempts,
+  recordValues,
+  type AttemptRecord,
+  type DecisionRow,
+} from "./attempt-repo.js";
 import type { Kysely } from "kysely";
 import type { Database } from "./schema.js";
 
@@ -114,21 +121,35 @@ export async function recordImmediateBatch(
  * The insert, one autocommit statement, with the rows other copies stored before: settleImmediate
  * needs a query of its own only for a copy committed while the statement ran.
  */
-export async function insertImmediate(client: pg.Pool | pg.PoolClient, records: readonly ImmediateRecord[]): Promise<DecisionRow[]> {
+export async function insertImmediate(
+  client: pg.Pool | pg.PoolClient,
+  records: readonly ImmediateRecord[],
+): Promise<DecisionRow[]> {
   const rows = [...uniqueByTxn(records).values()];
   if (rows.length === 0) return [];
-  return (await client.query<DecisionRow>({ name: "immediate_write", text: INSERT, values: immediateInsertValues(rows) })).rows;
+  return (
+    await client.query<DecisionRow>({ name: "immediate_write", text: INSERT, values: immediateInsertValues(rows) })
+  ).rows;
 }
 
 /** Every record's stored row (inserted now, or stored before by another copy) and the stale ones. */
-export async function settleImmediate(db: Kysely<Database>, records: readonly ImmediateRecord[], inserted: readonly DecisionRow[]): Promise<ImmediateOutcome> {
+export async function settleImmediate(
+  db: Kysely<Database>,
+  records: readonly ImmediateRecord[],
+  inserted: readonly DecisionRow[],
+): Promise<ImmediateOutcome> {
   const stored = new Map<string, DecisionRow>();
   const stale = new Set<string>();
   const unique = uniqueByTxn(records);
   for (const row of inserted) stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
-  const missing = [...unique.values()].filter((r) => !stored.has(attemptKey(r.record.acquirerId, r.record.payment.txnId)));
+  const missing = [...unique.values()].filter(
+    (r) => !stored.has(attemptKey(r.record.acquirerId, r.record.payment.txnId)),
+  );
   if (missing.length > 0) {
-    for (const row of await findAttempts(db, missing.map((r) => ({ acquirerId: r.record.acquirerId, txnId: r.record.payment.txnId })))) {
+    for (const row of await findAttempts(
+      db,
+      missing.map((r) => ({ acquirerId: r.record.acquirerId, txnId: r.record.payment.txnId })),
+    )) {
       stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
     }
   }

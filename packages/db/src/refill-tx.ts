@@ -43,7 +43,12 @@ export interface RefillMove {
  * per asking partition while there is plenty; in the tail (less than a chunk per partition), what
  * the waiting attempts need or a fair part per asking partition, whichever is more.
  */
-export function refillTake(stock: number, chunk: number, need: Pick<RefillNeed, "need" | "partitionsAsking">, partitionCount: number): number {
+export function refillTake(
+  stock: number,
+  chunk: number,
+  need: Pick<RefillNeed, "need" | "partitionsAsking">,
+  partitionCount: number,
+): number {
   const tail = stock < chunk * partitionCount;
   const fair = tail ? Math.ceil((stock * need.partitionsAsking) / partitionCount) : chunk * need.partitionsAsking;
   return Math.min(stock, Math.max(need.need, fair));
@@ -56,7 +61,10 @@ export async function refillTx(pool: pg.Pool, need: RefillNeed, partitionCount: 
 /** The refill's statements, on a client whose transaction holds nothing else (see the header). */
 export async function refillInTx(client: pg.PoolClient, need: RefillNeed, partitionCount: number): Promise<RefillMove> {
   const { partition, campaignId, tierId, partitionsAsking } = need;
-  invariant(partitionsAsking >= 1 && partitionsAsking <= partitionCount, `refill for ${partitionsAsking} of ${partitionCount} partitions`);
+  invariant(
+    partitionsAsking >= 1 && partitionsAsking <= partitionCount,
+    `refill for ${partitionsAsking} of ${partitionCount} partitions`,
+  );
   const tier = (
     await client.query<{ pool: number; chunk: number; sold_out: boolean }>({
       name: "refill_tier",
@@ -71,10 +79,10 @@ export async function refillInTx(client: pg.PoolClient, need: RefillNeed, partit
   let result: RefillResult = "pool";
   let swept: number[] = [];
   if (stock === 0) {
+    // The asking partition's share is locked here too, in partition order, even when empty: the
+    // take below must not lock a share out of order (a new owner's round holding it, and waiting
+    // for a share this sweep holds, would be a cycle).
     const holders = (
-      // The asking partition's share is locked here too, in partition order, even when empty: the
-      // take below must not lock a share out of order (a new owner's round holding it, and waiting
-      // for a share this sweep holds, would be a cycle).
       await client.query<{ partition: number; remaining: number }>({
         name: "refill_holders",
         text: `select partition, remaining from tier_shares

@@ -68,8 +68,17 @@ class ConcurrentRefund extends Error {
 }
 
 type PaymentRow = {
-  status: "granted" | "rejected"; amount_fen: number; paid_at: Date; received_at: Date; campaign_id: string | null; tier_id: string | null; discount_fen: number | null;
-  voucher_returned: boolean; threshold_fen: number | null; refund_slot: RefundSlotPolicy | null; budget_capped: boolean | null;
+  status: "granted" | "rejected";
+  amount_fen: number;
+  paid_at: Date;
+  received_at: Date;
+  campaign_id: string | null;
+  tier_id: string | null;
+  discount_fen: number | null;
+  voucher_returned: boolean;
+  threshold_fen: number | null;
+  refund_slot: RefundSlotPolicy | null;
+  budget_capped: boolean | null;
 };
 
 const refunded = (p: Pick<PaymentRow, "amount_fen" | "tier_id" | "discount_fen">): RefundedPayment => ({
@@ -81,14 +90,24 @@ const refunded = (p: Pick<PaymentRow, "amount_fen" | "tier_id" | "discount_fen">
 export async function refundTx(db: Kysely<Database>, input: RefundInput): Promise<RefundTxResult> {
   return db.transaction().execute(async (trx) => {
     const stored = (
-      await sql<RefundRow & { payment_amount_fen: number; payment_tier_id: string | null; payment_discount_fen: number | null }>`
+      await sql<
+        RefundRow & { payment_amount_fen: number; payment_tier_id: string | null; payment_discount_fen: number | null }
+      >`
         select r.*, a.amount_fen as payment_amount_fen, a.tier_id as payment_tier_id, a.discount_fen as payment_discount_fen
           from refunds r join attempts a on a.acquirer_id = r.acquirer_id and a.txn_id = r.txn_id
          where r.acquirer_id = ${input.acquirerId} and r.refund_id = ${input.refundId}`.execute(trx)
     ).rows[0];
     if (stored) {
       const { payment_amount_fen, payment_tier_id, payment_discount_fen, ...row } = stored;
-      return { kind: "stored", row, payment: refunded({ amount_fen: payment_amount_fen, tier_id: payment_tier_id, discount_fen: payment_discount_fen }) };
+      return {
+        kind: "stored",
+        row,
+        payment: refunded({
+          amount_fen: payment_amount_fen,
+          tier_id: payment_tier_id,
+          discount_fen: payment_discount_fen,
+        }),
+      };
     }
 
     const payment = (
@@ -111,19 +130,28 @@ export async function refundTx(db: Kysely<Database>, input: RefundInput): Promis
     // The payment's row is locked: its refunds so far cannot change under us.
     const before = (
       await sql<{ n: string; fen: string }>`select count(*) as n, coalesce(sum(amount_fen), 0) as fen from refunds
-                                             where acquirer_id = ${input.acquirerId} and txn_id = ${input.txnId}`.execute(trx)
+                                             where acquirer_id = ${input.acquirerId} and txn_id = ${input.txnId}`.execute(
+        trx,
+      )
     ).rows[0]!;
     const amountFen = Number(payment.amount_fen);
     const refundedBeforeFen = Number(before.fen);
     const outcome = decideRefund(
       payment.status === "granted"
-        ? { status: "granted", amountFen, thresholdFen: Number(payment.threshold_fen), discountFen: Number(payment.discount_fen), voucherReturned: payment.voucher_returned }
+        ? {
+            status: "granted",
+            amountFen,
+            thresholdFen: Number(payment.threshold_fen),
+            discountFen: Number(payment.discount_fen),
+            voucherReturned: payment.voucher_returned,
+          }
         : { status: "rejected", amountFen },
       { count: Number(before.n), fen: refundedBeforeFen },
       input.amountFen,
       payment.refund_slot ?? "kept",
     );
-    if (outcome.kind === "exceeds_payment") return { kind: "exceeds_payment", refundedBeforeFen, paymentAmountFen: amountFen };
+    if (outcome.kind === "exceeds_payment")
+      return { kind: "exceeds_payment", refundedBeforeFen, paymentAmountFen: amountFen };
     if (outcome.kind === "too_many_refunds") return { kind: "too_many_refunds", refundsBefore: outcome.refundsBefore };
 
     if (outcome.kind === "voucher_returned") {
@@ -136,12 +164,17 @@ export async function refundTx(db: Kysely<Database>, input: RefundInput): Promis
       }
       // FOR UPDATE explicitly: the UPDATE alone takes FOR NO KEY UPDATE, which does not conflict with
       // the KEY SHARE that batches hold on a sold-out mark, and would not wait for them.
-      const locked = await sql`select 1 from tiers where campaign_id = ${campaignId} and id = ${tierId} for update`.execute(trx);
+      const locked =
+        await sql`select 1 from tiers where campaign_id = ${campaignId} and id = ${tierId} for update`.execute(trx);
       invariant(locked.rows.length === 1, `tier ${campaignId}/${tierId} vanished during a refund`);
-      await sql`update tiers set pool = pool + 1, sold_out_at = null where campaign_id = ${campaignId} and id = ${tierId}`.execute(trx);
+      await sql`update tiers set pool = pool + 1, sold_out_at = null where campaign_id = ${campaignId} and id = ${tierId}`.execute(
+        trx,
+      );
       const marked = await sql`update attempts set voucher_returned_at = clock_timestamp(),
                                       slot_released_at = case when ${outcome.slotReleased} then clock_timestamp() end
-                                where acquirer_id = ${input.acquirerId} and txn_id = ${input.txnId} and voucher_returned_at is null`.execute(trx);
+                                where acquirer_id = ${input.acquirerId} and txn_id = ${input.txnId} and voucher_returned_at is null`.execute(
+        trx,
+      );
       invariant(Number(marked.numAffectedRows ?? 0) === 1, `payment ${input.txnId}'s voucher was returned twice`);
     }
 

@@ -1,4 +1,12 @@
-import { Round, attemptHolderKey, holderKey, invariant, tierKey, type Campaign, type QueuedAttempt } from "@quanta/domain";
+import {
+  Round,
+  attemptHolderKey,
+  holderKey,
+  invariant,
+  tierKey,
+  type Campaign,
+  type QueuedAttempt,
+} from "@quanta/domain";
 import { attemptKey, decisionColumnList, type DecisionRow } from "./attempt-repo.js";
 import { FencedOutError } from "./partition-repo.js";
 import type { PipelinedTx } from "./transaction.js";
@@ -66,9 +74,15 @@ export async function readRound(
       invariant(a.partition === b.partition, `attempt queued to partition ${a.partition} reached ${b.partition}`);
       invariant(campaigns.has(a.request.campaignId), `attempt names unknown campaign ${a.request.campaignId}`);
       all.push(a);
-      for (const t of a.request.tierIds) tiers.set(tierKey(a.request.campaignId, t), { campaignId: a.request.campaignId, tierId: t });
+      for (const t of a.request.tierIds)
+        tiers.set(tierKey(a.request.campaignId, t), { campaignId: a.request.campaignId, tierId: t });
       const key = attemptHolderKey(a);
-      if (!holderByKey.has(key)) holderByKey.set(key, { payerId: a.payment.payerId, campaignId: a.request.campaignId, activityId: a.request.activityId });
+      if (!holderByKey.has(key))
+        holderByKey.set(key, {
+          payerId: a.payment.payerId,
+          campaignId: a.request.campaignId,
+          activityId: a.request.activityId,
+        });
     }
   }
   // Every partition of the round, every tier its attempts name: the stock the round holds together.
@@ -101,7 +115,10 @@ export async function readRound(
   const epochs = new Map(read.epochs.map(([p, e]) => [Number(p), Number(e)] as const));
   for (const b of batches) {
     if (epochs.get(b.partition) !== b.epoch) {
-      throw new FencedOutError(`partition ${b.partition} moved on to epoch ${epochs.get(b.partition)}; this owner holds ${b.epoch}`, b.partition);
+      throw new FencedOutError(
+        `partition ${b.partition} moved on to epoch ${epochs.get(b.partition)}; this owner holds ${b.epoch}`,
+        b.partition,
+      );
     }
   }
   const stored = new Map<string, DecisionRow>();
@@ -117,4 +134,3 @@ export async function readRound(
   });
   return { round, stored };
 }
-

@@ -36,7 +36,9 @@ const WRITE = `
 /** Step 3: the round's one write, sent with the COMMIT (a round that decided nothing just commits). */
 export async function writeRound(tx: PipelinedTx, round: Round, stored: Map<string, DecisionRow>): Promise<void> {
   if (round.decided.length === 0) return;
-  const records = round.decided.map(({ attempt, decision }) => recordValues(toRecord(attempt, decision)) as Record<string, unknown>);
+  const records = round.decided.map(
+    ({ attempt, decision }) => recordValues(toRecord(attempt, decision)) as Record<string, unknown>,
+  );
   const usedRows = round.usedStock();
   const spentBy = round.budgetSpent();
   const written = await tx.commit<DecisionRow>({

@@ -96,7 +96,11 @@ const amounts = (r: AmountColumns) => ({
 });
 
 /** Rows and adjustments booked on `day`, or on every day when it is null. */
-async function booked(trx: Trx, campaignId: string, day: string | null): Promise<{ rows: SettlementRow[]; adjustments: SettlementAdjustment[] }> {
+async function booked(
+  trx: Trx,
+  campaignId: string,
+  day: string | null,
+): Promise<{ rows: SettlementRow[]; adjustments: SettlementAdjustment[] }> {
   const rows = (
     await sql<AmountColumns & { day: string; merchant_id: string }>`
       with ${bookedItems(campaignId, null)}
@@ -108,7 +112,16 @@ async function booked(trx: Trx, campaignId: string, day: string | null): Promise
        order by booked.day, merchant_id`.execute(trx)
   ).rows.map((r) => ({ day: r.day, merchantId: r.merchant_id, ...amounts(r) }));
   const adjustments = (
-    await sql<AmountColumns & { day: string; own_day: string; merchant_id: string; acquirer_id: string; txn_id: string; refund_id: string | null }>`
+    await sql<
+      AmountColumns & {
+        day: string;
+        own_day: string;
+        merchant_id: string;
+        acquirer_id: string;
+        txn_id: string;
+        refund_id: string | null;
+      }
+    >`
       with ${bookedItems(campaignId, null)}
       select to_char(day, 'YYYY-MM-DD') as day, to_char(own_day, 'YYYY-MM-DD') as own_day, merchant_id, acquirer_id, txn_id, refund_id,
              vouchers, discount_fen, returned, refunded_fen
@@ -128,7 +141,11 @@ async function booked(trx: Trx, campaignId: string, day: string | null): Promise
 }
 
 async function campaignBudget(trx: Trx, campaignId: string): Promise<number> {
-  const campaign = await trx.selectFrom("campaigns").select(["id", "budget_fen"]).where("id", "=", campaignId).executeTakeFirst();
+  const campaign = await trx
+    .selectFrom("campaigns")
+    .select(["id", "budget_fen"])
+    .where("id", "=", campaignId)
+    .executeTakeFirst();
   if (!campaign) throw new Error(`campaign ${campaignId} is not loaded`);
   return Number(campaign.budget_fen);
 }
@@ -138,7 +155,9 @@ const total = (lines: readonly SettlementRow[], f: (r: SettlementRow) => number)
 async function dayReport(trx: Trx, campaignId: string, day: string): Promise<DaySettlement> {
   await campaignBudget(trx, campaignId);
   const closed = (
-    await sql<{ closed_at: Date }>`select closed_at from settled_days where campaign_id = ${campaignId} and day = ${day}::date`.execute(trx)
+    await sql<{
+      closed_at: Date;
+    }>`select closed_at from settled_days where campaign_id = ${campaignId} and day = ${day}::date`.execute(trx)
   ).rows[0];
   const { rows, adjustments } = await booked(trx, campaignId, day);
   const lines = [...rows, ...adjustments];
@@ -160,7 +179,10 @@ async function dayReport(trx: Trx, campaignId: string, day: string): Promise<Day
 export async function settlementDay(db: Kysely<Database>, campaignId: string, day: string): Promise<DaySettlement> {
   if (!isSettlementDay(day)) throw new Error(`${day} is not a day (YYYY-MM-DD)`);
   // One snapshot for every read, so a refund committing meanwhile cannot make the parts disagree.
-  return db.transaction().setIsolationLevel("repeatable read").execute((trx) => dayReport(trx, campaignId, day));
+  return db
+    .transaction()
+    .setIsolationLevel("repeatable read")
+    .execute((trx) => dayReport(trx, campaignId, day));
 }
 
 /**
@@ -171,7 +193,11 @@ export async function settlementDay(db: Kysely<Database>, campaignId: string, da
  * booked on its arrival day instead (settlement-booking.ts), so the day holds exactly what its
  * report showed. A day that has not ended on the campaign's clock is not closed.
  */
-export async function closeSettlementDay(db: Kysely<Database>, campaignId: string, day: string): Promise<CloseDayResult> {
+export async function closeSettlementDay(
+  db: Kysely<Database>,
+  campaignId: string,
+  day: string,
+): Promise<CloseDayResult> {
   if (!isSettlementDay(day)) throw new Error(`${day} is not a day (YYYY-MM-DD)`);
   return db.transaction().execute(async (trx) => {
     await sql`lock table settled_days in share row exclusive mode`.execute(trx);
@@ -188,53 +214,60 @@ export async function closeSettlementDay(db: Kysely<Database>, campaignId: strin
     await sql`
       with ${bookedItems(campaignId, day)}
       insert into settled_entries (campaign_id, day, acquirer_id, txn_id, refund_id)
-      select ${campaignId}, ${day}::date, acquirer_id, txn_id, refund_id from booked where entry_day is null and day = ${day}::date`.execute(trx);
+      select ${campaignId}, ${day}::date, acquirer_id, txn_id, refund_id from booked where entry_day is null and day = ${day}::date`.execute(
+      trx,
+    );
     return { kind: "closed", report: await dayReport(trx, campaignId, day) };
   });
 }
 
 export async function settlement(db: Kysely<Database>, campaignId: string): Promise<Settlement> {
   // One snapshot for every read, so a refund committing meanwhile cannot make the sums disagree.
-  return db.transaction().setIsolationLevel("repeatable read").execute(async (trx) => {
-    const budgetFen = await campaignBudget(trx, campaignId);
-    const { rows, adjustments } = await booked(trx, campaignId, null);
-    // The second sum: grants by tier, returns by the payments' own marks (not by refund rows).
-    const check = (
-      await sql<{ vouchers: string; fen: string; returned: string; returned_fen: string }>`
+  return db
+    .transaction()
+    .setIsolationLevel("repeatable read")
+    .execute(async (trx) => {
+      const budgetFen = await campaignBudget(trx, campaignId);
+      const { rows, adjustments } = await booked(trx, campaignId, null);
+      // The second sum: grants by tier, returns by the payments' own marks (not by refund rows).
+      const check = (
+        await sql<{ vouchers: string; fen: string; returned: string; returned_fen: string }>`
         select count(a.*) as vouchers, coalesce(sum(t.discount_fen), 0) as fen,
                count(a.voucher_returned_at) as returned,
                coalesce(sum(t.discount_fen) filter (where a.voucher_returned_at is not null), 0) as returned_fen
           from attempts a join tiers t on t.campaign_id = a.campaign_id and t.id = a.tier_id
          where a.campaign_id = ${campaignId} and a.status = 'granted'`.execute(trx)
-    ).rows[0]!;
-    const lines = [...rows, ...adjustments];
-    const grantedVouchers = total(lines, (r) => r.vouchers);
-    const grantedFen = total(lines, (r) => r.discountFen);
-    const returnedVouchers = total(lines, (r) => r.vouchersReturned);
-    const refundedFen = total(lines, (r) => r.refundedFen);
-    const mismatch =
-      grantedVouchers !== Number(check.vouchers) || grantedFen !== Number(check.fen) ||
-      returnedVouchers !== Number(check.returned) || refundedFen !== Number(check.returned_fen);
-    if (mismatch) {
-      throw new SettlementMismatch(
-        `settlement of ${campaignId} does not reconcile: by merchant and day ${grantedVouchers} vouchers / ${grantedFen} fen granted, ` +
-          `${returnedVouchers} / ${refundedFen} returned; by tier ${check.vouchers} / ${check.fen} granted, ${check.returned} / ${check.returned_fen} returned`,
-      );
-    }
-    const netSpentFen = grantedFen - refundedFen;
-    return {
-      campaignId,
-      budgetFen,
-      grantedVouchers,
-      grantedFen,
-      returnedVouchers,
-      refundedFen,
-      netSpentFen,
-      leftoverFen: budgetFen - netSpentFen,
-      rows,
-      adjustments,
-    };
-  });
+      ).rows[0]!;
+      const lines = [...rows, ...adjustments];
+      const grantedVouchers = total(lines, (r) => r.vouchers);
+      const grantedFen = total(lines, (r) => r.discountFen);
+      const returnedVouchers = total(lines, (r) => r.vouchersReturned);
+      const refundedFen = total(lines, (r) => r.refundedFen);
+      const mismatch =
+        grantedVouchers !== Number(check.vouchers) ||
+        grantedFen !== Number(check.fen) ||
+        returnedVouchers !== Number(check.returned) ||
+        refundedFen !== Number(check.returned_fen);
+      if (mismatch) {
+        throw new SettlementMismatch(
+          `settlement of ${campaignId} does not reconcile: by merchant and day ${grantedVouchers} vouchers / ${grantedFen} fen granted, ` +
+            `${returnedVouchers} / ${refundedFen} returned; by tier ${check.vouchers} / ${check.fen} granted, ${check.returned} / ${check.returned_fen} returned`,
+        );
+      }
+      const netSpentFen = grantedFen - refundedFen;
+      return {
+        campaignId,
+        budgetFen,
+        grantedVouchers,
+        grantedFen,
+        returnedVouchers,
+        refundedFen,
+        netSpentFen,
+        leftoverFen: budgetFen - netSpentFen,
+        rows,
+        adjustments,
+      };
+    });
 }
 
 /**
@@ -245,8 +278,17 @@ export async function settlement(db: Kysely<Database>, campaignId: string): Prom
 export function settlementCsv(s: Pick<Settlement, "rows" | "adjustments">): string {
   const cny = (fen: number) => (fen / 100).toFixed(2);
   const field = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-  const amountsOf = (r: SettlementRow) => [r.vouchers, r.discountFen, r.vouchersReturned, r.refundedFen, r.netFen, cny(r.netFen)];
-  const lines = ["day,merchant_id,vouchers,discount_fen,vouchers_returned,refunded_fen,net_fen,net_cny,adjusts_day,acquirer_id,txn_id,refund_id"];
+  const amountsOf = (r: SettlementRow) => [
+    r.vouchers,
+    r.discountFen,
+    r.vouchersReturned,
+    r.refundedFen,
+    r.netFen,
+    cny(r.netFen),
+  ];
+  const lines = [
+    "day,merchant_id,vouchers,discount_fen,vouchers_returned,refunded_fen,net_fen,net_cny,adjusts_day,acquirer_id,txn_id,refund_id",
+  ];
   const byDay = new Map<string, string[]>();
   const add = (day: string, line: string) => {
     const dayLines = byDay.get(day);
@@ -255,7 +297,18 @@ export function settlementCsv(s: Pick<Settlement, "rows" | "adjustments">): stri
   };
   for (const r of s.rows) add(r.day, [r.day, field(r.merchantId), ...amountsOf(r), "", "", "", ""].join(","));
   for (const a of s.adjustments) {
-    add(a.day, [a.day, field(a.merchantId), ...amountsOf(a), a.adjustsDay, field(a.acquirerId), field(a.txnId), field(a.refundId ?? "")].join(","));
+    add(
+      a.day,
+      [
+        a.day,
+        field(a.merchantId),
+        ...amountsOf(a),
+        a.adjustsDay,
+        field(a.acquirerId),
+        field(a.txnId),
+        field(a.refundId ?? ""),
+      ].join(","),
+    );
   }
   for (const day of [...byDay.keys()].sort()) for (const line of byDay.get(day)!) lines.push(line);
   return `${lines.join("\r\n")}\r\n`;

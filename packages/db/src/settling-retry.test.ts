@@ -22,41 +22,53 @@ describe("provedNotCommitted", () => {
 describe("withSettlingRetry", () => {
   it("throws the last error after attemptsMax when every failure proved nothing committed", async () => {
     let tries = 0;
-    const run = withSettlingRetry(async () => {
-      tries++;
-      throw refused();
-    }, { ...fast, settleMs: 60_000 });
+    const run = withSettlingRetry(
+      async () => {
+        tries++;
+        throw refused();
+      },
+      { ...fast, settleMs: 60_000 },
+    );
     await expect(run).rejects.toMatchObject({ code: "ECONNREFUSED" });
     expect(tries).toBe(3);
   });
 
   it("after a failure that may have committed, retries past attemptsMax until the write is answered", async () => {
     let tries = 0;
-    const value = await withSettlingRetry(async () => {
-      tries++;
-      if (tries === 1) throw lost();
-      if (tries < 7) throw refused(); // Postgres away for a while
-      return "stored row";
-    }, { ...fast, settleMs: 60_000 });
+    const value = await withSettlingRetry(
+      async () => {
+        tries++;
+        if (tries === 1) throw lost();
+        if (tries < 7) throw refused(); // Postgres away for a while
+        return "stored row";
+      },
+      { ...fast, settleMs: 60_000 },
+    );
     expect(value).toBe("stored row");
     expect(tries).toBe(7);
   });
 
   it("says OutcomeUnknownError, not the last error, when the outcome is still unknown after settleMs", async () => {
     let settling = 0;
-    const run = withSettlingRetry(async () => {
-      throw lost();
-    }, { ...fast, settleMs: 30, onSettling: () => settling++ });
+    const run = withSettlingRetry(
+      async () => {
+        throw lost();
+      },
+      { ...fast, settleMs: 30, onSettling: () => settling++ },
+    );
     await expect(run).rejects.toBeInstanceOf(OutcomeUnknownError);
     expect(settling).toBe(1);
   });
 
   it("a non-transient error after a maybe-committed try is still an unknown outcome", async () => {
     let tries = 0;
-    const run = withSettlingRetry(async () => {
-      if (++tries === 1) throw lost();
-      throw new Error("a bug");
-    }, { ...fast, settleMs: 60_000 });
+    const run = withSettlingRetry(
+      async () => {
+        if (++tries === 1) throw lost();
+        throw new Error("a bug");
+      },
+      { ...fast, settleMs: 60_000 },
+    );
     await expect(run).rejects.toMatchObject({ code: "outcome_unknown" });
   });
 });

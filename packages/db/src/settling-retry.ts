@@ -65,7 +65,10 @@ export async function withSettlingRetry<T>(work: () => Promise<T>, options: Sett
         // Nothing committed so far: the usual bounded retries, then the error itself.
         if (cls === undefined || attempt >= options.attemptsMax) throw error;
       } else if (cls === undefined || performance.now() - settlingSinceMs >= options.settleMs) {
-        throw new OutcomeUnknownError(`a write that may have committed could not be confirmed within ${options.settleMs} ms`, { cause: error });
+        throw new OutcomeUnknownError(
+          `a write that may have committed could not be confirmed within ${options.settleMs} ms`,
+          { cause: error },
+        );
       }
       if (cls !== undefined) options.onRetry?.(cls, attempt, error);
       const ceiling = Math.min(options.delayMaxMs, options.baseDelayMs * 2 ** Math.min(attempt - 1, 20));

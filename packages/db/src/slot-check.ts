@@ -2,7 +2,8 @@ import { sql, type Kysely } from "kysely";
 import type { Database } from "./schema.js";
 import type { InvariantCheck } from "./verify.js";
 
-type SlotProblem = "regranted" | "granted_while_held" | "released_with_voucher" | "released_against_policy" | "kept_against_policy";
+type SlotProblem =
+  "regranted" | "granted_while_held" | "released_with_voucher" | "released_against_policy" | "kept_against_policy";
 
 const PROBLEM_TEXT: Record<SlotProblem, string> = {
   regranted: "granted again although the policy keeps the slot",
@@ -21,7 +22,11 @@ const PROBLEM_TEXT: Record<SlotProblem, string> = {
  * what the worker could have known.
  */
 export async function checkSlots(db: Kysely<Database>, campaignId: string): Promise<InvariantCheck> {
-  const policy = (await sql<{ refund_slot: "kept" | "released" }>`select refund_slot from campaigns where id = ${campaignId}`.execute(db)).rows[0]?.refund_slot;
+  const policy = (
+    await sql<{ refund_slot: "kept" | "released" }>`select refund_slot from campaigns where id = ${campaignId}`.execute(
+      db,
+    )
+  ).rows[0]?.refund_slot;
   if (policy === undefined) return { id: "I2", ok: false, detail: `campaign ${campaignId} not found` };
   const problems = await sql<{ problem: SlotProblem; payers: string; sample: string }>`
     with g as materialized (

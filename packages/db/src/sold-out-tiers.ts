@@ -27,7 +27,12 @@ export class SoldOutTiers extends PeriodicRefresh {
   }
 
   override async refresh(): Promise<void> {
-    const rows = (await sql<{ campaign_id: string; id: string }>`select campaign_id, id from tiers where sold_out_at is not null`.execute(this.db)).rows;
+    const rows = (
+      await sql<{
+        campaign_id: string;
+        id: string;
+      }>`select campaign_id, id from tiers where sold_out_at is not null`.execute(this.db)
+    ).rows;
     this.keys = new Set(rows.map((r) => tierKey(r.campaign_id, r.id)));
   }
 

@@ -52,7 +52,8 @@ function pipelinedTx(client: pg.PoolClient, at: TxState): PipelinedTx {
     commit: async <R extends pg.QueryResultRow>(query: pg.QueryConfig) => {
       if (at.state !== "open") throw new Error("commit called on a pipelined transaction not begun");
       const [last, done] = await pipelined(client, [query, { text: "commit" }]);
-      if (done!.command !== "COMMIT") throw new Error(`COMMIT was answered ${done!.command}: the transaction was rolled back`);
+      if (done!.command !== "COMMIT")
+        throw new Error(`COMMIT was answered ${done!.command}: the transaction was rolled back`);
       at.state = "committed";
       return last as pg.QueryResult<R>;
     },
@@ -63,7 +64,10 @@ function pipelinedTx(client: pg.PoolClient, at: TxState): PipelinedTx {
  * One pooled client for a transaction that work opens: committed at the end if work left it open,
  * rolled back on any error; a client whose connection broke is destroyed, not returned.
  */
-async function onTransactionClient<T>(pool: pg.Pool, work: (client: pg.PoolClient, at: TxState) => Promise<T>): Promise<T> {
+async function onTransactionClient<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient, at: TxState) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   const at: TxState = { state: "new" };
@@ -93,7 +97,8 @@ async function onTransactionClient<T>(pool: pg.Pool, work: (client: pg.PoolClien
  * for all; the first failure is thrown once every one has settled, so none is left running.
  */
 async function pipelined(client: pg.PoolClient, queries: readonly pg.QueryConfig[]): Promise<pg.QueryResult[]> {
-  const stream = (client as unknown as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
+  const stream = (client as unknown as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } })
+    .connection?.stream;
   stream?.cork?.();
   let pending: Promise<pg.QueryResult>[];
   try {

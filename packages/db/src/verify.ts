@@ -46,8 +46,17 @@ export interface InvariantCheck {
 
 export async function tierReport(db: Kysely<Database>, campaignId?: string): Promise<TierReport[]> {
   const rows = await sql<{
-    campaign_id: string; id: string; activity_id: string; quota: number; pool: number; discount_fen: number;
-    sold_out_at: Date | null; shares: string; granted: string; returned: string; last_grant_at: Date | null;
+    campaign_id: string;
+    id: string;
+    activity_id: string;
+    quota: number;
+    pool: number;
+    discount_fen: number;
+    sold_out_at: Date | null;
+    shares: string;
+    granted: string;
+    returned: string;
+    last_grant_at: Date | null;
   }>`
     select t.campaign_id, t.id, t.activity_id, t.quota, t.pool, t.discount_fen, t.sold_out_at,
            (select coalesce(sum(remaining), 0) from tier_shares s where s.campaign_id = t.campaign_id and s.tier_id = t.id) as shares,
@@ -74,7 +83,9 @@ export async function tierReport(db: Kysely<Database>, campaignId?: string): Pro
 
 export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId: string): Promise<InvariantCheck[]> {
   const tiers = await tierReport(db, campaignId);
-  const broken = tiers.filter((t) => t.held > t.quota || t.held + t.remaining !== t.quota || t.remaining < 0 || t.returned > t.granted);
+  const broken = tiers.filter(
+    (t) => t.held > t.quota || t.held + t.remaining !== t.quota || t.remaining < 0 || t.returned > t.granted,
+  );
   const i1: InvariantCheck = {
     id: "I1",
     ok: tiers.length > 0 && broken.length === 0,
@@ -83,7 +94,12 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
         ? `no tiers found for campaign ${campaignId}`
         : broken.length === 0
           ? `${tiers.length} tiers: held <= quota and held + remaining = quota (${tiers.reduce((n, t) => n + t.returned, 0)} vouchers returned by refunds)`
-          : broken.map((t) => `${t.tierId}: held ${t.held} (granted ${t.granted} - returned ${t.returned}) + remaining ${t.remaining} vs quota ${t.quota}`).join("; "),
+          : broken
+              .map(
+                (t) =>
+                  `${t.tierId}: held ${t.held} (granted ${t.granted} - returned ${t.returned}) + remaining ${t.remaining} vs quota ${t.quota}`,
+              )
+              .join("; "),
   };
 
   const i2 = await checkSlots(db, campaignId);
@@ -115,7 +131,9 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
       from running r join tiers_c t on t.id = r.tier_id
      where r.ord = 1 and r.held <> t.quota`.execute(db);
   const strandedCount = Number(stranded.rows[0]?.n ?? 0);
-  const refusals = await sql<{ n: string }>`select count(*) as n from attempts where campaign_id = ${campaignId} and reason = 'sold_out'`.execute(db);
+  const refusals = await sql<{
+    n: string;
+  }>`select count(*) as n from attempts where campaign_id = ${campaignId} and reason = 'sold_out'`.execute(db);
   const i6: InvariantCheck = {
     id: "I6",
     ok: strandedCount === 0,
@@ -124,7 +142,13 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
         ? `${Number(refusals.rows[0]?.n ?? 0)} sold_out refusals, each on tiers empty everywhere when it was decided`
         : `${strandedCount} sold_out refusals while stock remained, e.g. ${stranded.rows[0]?.sample}`,
   };
-  const spent = await sql<{ budget_fen: number | null; budget_capped: boolean; budget_left_fen: number; spent_fen: string | null; grants_without_discount: string }>`
+  const spent = await sql<{
+    budget_fen: number | null;
+    budget_capped: boolean;
+    budget_left_fen: number;
+    spent_fen: string | null;
+    grants_without_discount: string;
+  }>`
     select c.budget_fen, c.budget_capped, c.budget_left_fen,
            (select sum(a.discount_fen) from attempts a where a.campaign_id = c.id and a.status = 'granted' and a.voucher_returned_at is null) as spent_fen,
            (select count(*) from attempts a where a.campaign_id = c.id and a.status = 'granted'
@@ -135,7 +159,8 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
   const spentFen = Number(b?.spent_fen ?? 0);
   const wrongDiscount = Number(b?.grants_without_discount ?? 0);
   // A capped campaign's counter must agree with its grants net of returns: budget left + spent = budget.
-  const counterOff = b !== undefined && b.budget_capped && Number(b.budget_left_fen) + spentFen !== Number(b.budget_fen);
+  const counterOff =
+    b !== undefined && b.budget_capped && Number(b.budget_left_fen) + spentFen !== Number(b.budget_fen);
   const budget: InvariantCheck = {
     id: "budget",
     ok: b !== undefined && b.budget_fen !== null && spentFen <= b.budget_fen && wrongDiscount === 0 && !counterOff,
@@ -143,10 +168,17 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
       b === undefined
         ? `campaign ${campaignId} not found`
         : `discounts held (granted net of refunds) ${(spentFen / 100).toFixed(2)} of a ${(Number(b.budget_fen) / 100).toFixed(2)} CNY budget` +
-          (b.budget_capped ? ` (capped: ${(Number(b.budget_left_fen) / 100).toFixed(2)} CNY left${counterOff ? ", which does not match the grants" : ""})` : "") +
+          (b.budget_capped
+            ? ` (capped: ${(Number(b.budget_left_fen) / 100).toFixed(2)} CNY left${counterOff ? ", which does not match the grants" : ""})`
+            : "") +
           `; ${wrongDiscount} grants whose discount differs from their tier's`,
   };
-  const refundCheck = await sql<{ returned_without: string; returns_without: string; over_refunded: string; refunds: string }>`
+  const refundCheck = await sql<{
+    returned_without: string;
+    returns_without: string;
+    over_refunded: string;
+    refunds: string;
+  }>`
     with campaign_refunds as materialized (
       select r.outcome, r.amount_fen, a.acquirer_id, a.txn_id, a.amount_fen as paid, a.voucher_returned_at
         from refunds r join attempts a on a.acquirer_id = r.acquirer_id and a.txn_id = r.txn_id
@@ -167,7 +199,10 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
     id: "refunds",
     ok: refundProblems.every(([n]) => n === 0),
     detail: refundProblems.some(([n]) => n > 0)
-      ? refundProblems.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`).join("; ")
+      ? refundProblems
+          .filter(([n]) => n > 0)
+          .map(([n, what]) => `${n} ${what}`)
+          .join("; ")
       : `${Number(rc.refunds)} refunds: each returned voucher returned once, no payment refunded above its amount`,
   };
   return [i1, i2, i6, budget, refundsCheck];
@@ -177,14 +212,19 @@ export async function verifyDatabaseInvariants(db: Kysely<Database>, campaignId:
  * I3 from the caller's side: every acknowledged (200/202) txn has exactly one
  * stored decision. Returns the keys that have none.
  */
-export async function undecided(db: Kysely<Database>, acknowledged: readonly { acquirerId: string; txnId: string }[]): Promise<string[]> {
+export async function undecided(
+  db: Kysely<Database>,
+  acknowledged: readonly { acquirerId: string; txnId: string }[],
+): Promise<string[]> {
   const missing: string[] = [];
   for (let i = 0; i < acknowledged.length; i += 10_000) {
     const slice = acknowledged.slice(i, i + 10_000);
     const rows = await sql<{ acquirer_id: string; txn_id: string }>`
       select k.acquirer_id, k.txn_id
         from unnest(${slice.map((k) => k.acquirerId)}::text[], ${slice.map((k) => k.txnId)}::text[]) as k(acquirer_id, txn_id)
-       where not exists (select 1 from attempts a where a.acquirer_id = k.acquirer_id and a.txn_id = k.txn_id)`.execute(db);
+       where not exists (select 1 from attempts a where a.acquirer_id = k.acquirer_id and a.txn_id = k.txn_id)`.execute(
+      db,
+    );
     for (const r of rows.rows) missing.push(`${r.acquirer_id}/${r.txn_id}`);
   }
   return missing;

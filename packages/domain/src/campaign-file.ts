@@ -52,34 +52,53 @@ export const campaignFileSchema = z
     }
     const overridden = new Set<string>();
     file.overrides?.forEach((other, oi) => {
-      if (other === file.id) ctx.addIssue({ code: "custom", path: ["overrides", oi], message: "a campaign cannot override itself" });
-      if (overridden.has(other)) ctx.addIssue({ code: "custom", path: ["overrides", oi], message: `duplicate campaign ${other}` });
+      if (other === file.id)
+        ctx.addIssue({ code: "custom", path: ["overrides", oi], message: "a campaign cannot override itself" });
+      if (overridden.has(other))
+        ctx.addIssue({ code: "custom", path: ["overrides", oi], message: `duplicate campaign ${other}` });
       overridden.add(other);
     });
     const activityIds = new Set<string>();
     const tierIds = new Set<string>();
     file.activities.forEach((activity, ai) => {
       if (activityIds.has(activity.id)) {
-        ctx.addIssue({ code: "custom", path: ["activities", ai, "id"], message: `duplicate activity id ${activity.id}` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["activities", ai, "id"],
+          message: `duplicate activity id ${activity.id}`,
+        });
       }
       activityIds.add(activity.id);
       const merchants = new Set<string>();
       activity.merchants.forEach((m, mi) => {
         if (merchants.has(m)) {
-          ctx.addIssue({ code: "custom", path: ["activities", ai, "merchants", mi], message: `duplicate merchant ${m}` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["activities", ai, "merchants", mi],
+            message: `duplicate merchant ${m}`,
+          });
         }
         merchants.add(m);
       });
       const thresholds = new Set<number>();
       activity.tiers.forEach((tier, ti) => {
         const at = ["activities", ai, "tiers", ti];
-        if (tierIds.has(tier.id)) ctx.addIssue({ code: "custom", path: [...at, "id"], message: `duplicate tier id ${tier.id}` });
+        if (tierIds.has(tier.id))
+          ctx.addIssue({ code: "custom", path: [...at, "id"], message: `duplicate tier id ${tier.id}` });
         tierIds.add(tier.id);
         if (tier.discountFen >= tier.thresholdFen) {
-          ctx.addIssue({ code: "custom", path: [...at, "discountFen"], message: "discount must be below the threshold" });
+          ctx.addIssue({
+            code: "custom",
+            path: [...at, "discountFen"],
+            message: "discount must be below the threshold",
+          });
         }
         if (thresholds.has(tier.thresholdFen)) {
-          ctx.addIssue({ code: "custom", path: [...at, "thresholdFen"], message: "two tiers of one activity share a threshold" });
+          ctx.addIssue({
+            code: "custom",
+            path: [...at, "thresholdFen"],
+            message: "two tiers of one activity share a threshold",
+          });
         }
         thresholds.add(tier.thresholdFen);
       });
@@ -113,20 +132,19 @@ export function parseCampaignFile(input: unknown): Campaign {
     tierPolicy: file.tierPolicy,
     refundSlot: file.refundSlot,
     overrides: file.overrides ?? [],
-    activities: file.activities.map(
-      (a): Activity => ({
-        id: a.id,
-        name: a.name,
-        merchants: new Set(a.merchants),
-        tiers: sortTiersForChoice(
-          a.tiers.map((t): Tier => ({ ...t, activityId: a.id })),
-        ),
-      }),
-    ),
+    activities: file.activities.map((a): Activity => ({
+      id: a.id,
+      name: a.name,
+      merchants: new Set(a.merchants),
+      tiers: sortTiersForChoice(a.tiers.map((t): Tier => ({ ...t, activityId: a.id }))),
+    })),
   };
   return campaign;
 }
 
 function formatPath(path: readonly PropertyKey[]): string {
-  return path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "");
+  return path
+    .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+    .join("")
+    .replace(/^\./, "");
 }

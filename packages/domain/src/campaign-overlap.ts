@@ -53,7 +53,13 @@ export function campaignOverlap(a: Campaign, b: Campaign): CampaignOverlap | und
   const shared = [...merchantsOf(b)].filter((m) => ofA.has(m));
   if (shared.length === 0) return undefined;
   shared.sort();
-  return { campaignId: b.id, startMs, endMs, merchantCount: shared.length, merchants: shared.slice(0, OVERLAP_MERCHANTS_SHOWN) };
+  return {
+    campaignId: b.id,
+    startMs,
+    endMs,
+    merchantCount: shared.length,
+    merchants: shared.slice(0, OVERLAP_MERCHANTS_SHOWN),
+  };
 }
 
 /** One line an operator can act on: which campaign, when, where, and how to say which wins. */

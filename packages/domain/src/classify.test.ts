@@ -20,7 +20,9 @@ describe("classify", () => {
       kind: "needs_stock",
       request: { campaignId: "c1", activityId: "A2", tierIds: ["A2-400", "A2-100", "A2-20"] },
     });
-    expect(classify(pay({ amountFen: 60_000 }), [campaign])).toMatchObject({ request: { tierIds: ["A2-100", "A2-20"] } });
+    expect(classify(pay({ amountFen: 60_000 }), [campaign])).toMatchObject({
+      request: { tierIds: ["A2-100", "A2-20"] },
+    });
   });
 
   it("offers only the highest qualifying tier under exact", () => {
@@ -43,7 +45,10 @@ describe("classify", () => {
   });
 
   it("rejects merchants no activity lists", () => {
-    expect(classify(pay({ merchantId: "M-9999" }), [campaign])).toEqual({ kind: "decided", decision: { status: "rejected", reason: "merchant_not_eligible" } });
+    expect(classify(pay({ merchantId: "M-9999" }), [campaign])).toEqual({
+      kind: "decided",
+      decision: { status: "rejected", reason: "merchant_not_eligible" },
+    });
     expect(classify(pay({}), [])).toMatchObject({ decision: { reason: "merchant_not_eligible" } });
   });
 
@@ -61,9 +66,14 @@ describe("classify", () => {
   });
 
   it("uses the campaign whose window holds the payment when two list the merchant", () => {
-    const first = seedLike({ id: "b1", window: { start: "2020-08-01T00:00:00+08:00", end: "2020-08-31T23:59:59+08:00" } });
+    const first = seedLike({
+      id: "b1",
+      window: { start: "2020-08-01T00:00:00+08:00", end: "2020-08-31T23:59:59+08:00" },
+    });
     const second = seedLike({ id: "b2" });
     expect(classify(pay({}), [first, second])).toMatchObject({ request: { campaignId: "b2" } });
-    expect(classify(pay({ paidAtMs: Date.parse("2020-08-15T12:00:00+08:00") }), [first, second])).toMatchObject({ request: { campaignId: "b1" } });
+    expect(classify(pay({ paidAtMs: Date.parse("2020-08-15T12:00:00+08:00") }), [first, second])).toMatchObject({
+      request: { campaignId: "b1" },
+    });
   });
 });

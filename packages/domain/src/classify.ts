@@ -78,7 +78,10 @@ export function orderCampaigns(campaigns: readonly Campaign[]): Campaign[] {
   const left = byWindow;
   while (left.length > 0) {
     // Loads keep the relation free of loops; should edited rows make one, window order breaks it.
-    const next = Math.max(0, left.findIndex((c) => (overriddenBy.get(c.id) ?? 0) === 0));
+    const next = Math.max(
+      0,
+      left.findIndex((c) => (overriddenBy.get(c.id) ?? 0) === 0),
+    );
     const [campaign] = left.splice(next, 1);
     ordered.push(campaign!);
     for (const id of campaign!.overrides ?? []) overriddenBy.set(id, (overriddenBy.get(id) ?? 0) - 1);

@@ -25,16 +25,31 @@ export type RefundSlotPolicy = "kept" | "released";
 export const REFUNDS_PER_PAYMENT_MAX = 32;
 
 export type RefundPayment =
-  | { readonly status: "granted"; readonly amountFen: Fen; readonly thresholdFen: Fen; readonly discountFen: Fen; readonly voucherReturned: boolean }
+  | {
+      readonly status: "granted";
+      readonly amountFen: Fen;
+      readonly thresholdFen: Fen;
+      readonly discountFen: Fen;
+      readonly voucherReturned: boolean;
+    }
   | { readonly status: "rejected"; readonly amountFen: Fen };
 
 export type RefundOutcome =
   /** This refund returned the voucher to its tier's stock. */
-  | { readonly kind: "voucher_returned"; readonly refundedTotalFen: Fen; readonly discountReturnedFen: Fen; readonly slotReleased: boolean }
+  | {
+      readonly kind: "voucher_returned";
+      readonly refundedTotalFen: Fen;
+      readonly discountReturnedFen: Fen;
+      readonly slotReleased: boolean;
+    }
   /** A partial refund: what is left of the payment still meets the tier's threshold. */
   | { readonly kind: "voucher_kept"; readonly refundedTotalFen: Fen; readonly remainingFen: Fen }
   /** Nothing to return: the payment got no voucher, or an earlier refund returned it. */
-  | { readonly kind: "no_voucher"; readonly refundedTotalFen: Fen; readonly reason: "payment_rejected" | "voucher_already_returned" }
+  | {
+      readonly kind: "no_voucher";
+      readonly refundedTotalFen: Fen;
+      readonly reason: "payment_rejected" | "voucher_already_returned";
+    }
   /** Refunds would add up to more than was paid: refused, nothing recorded. */
   | { readonly kind: "exceeds_payment"; readonly refundedBeforeFen: Fen; readonly amountFen: Fen }
   /** The payment already has REFUNDS_PER_PAYMENT_MAX refunds: refused, nothing recorded. */
@@ -46,18 +61,32 @@ export interface RefundsBefore {
   readonly fen: Fen;
 }
 
-export function decideRefund(payment: RefundPayment, before: RefundsBefore, amountFen: Fen, slot: RefundSlotPolicy): RefundOutcome {
+export function decideRefund(
+  payment: RefundPayment,
+  before: RefundsBefore,
+  amountFen: Fen,
+  slot: RefundSlotPolicy,
+): RefundOutcome {
   const refundedBeforeFen = before.fen;
   invariant(Number.isSafeInteger(amountFen) && amountFen > 0, `refund amount must be a positive integer: ${amountFen}`);
-  invariant(refundedBeforeFen >= 0 && refundedBeforeFen <= payment.amountFen, `earlier refunds ${refundedBeforeFen} outside 0..${payment.amountFen}`);
+  invariant(
+    refundedBeforeFen >= 0 && refundedBeforeFen <= payment.amountFen,
+    `earlier refunds ${refundedBeforeFen} outside 0..${payment.amountFen}`,
+  );
   if (before.count >= REFUNDS_PER_PAYMENT_MAX) return { kind: "too_many_refunds", refundsBefore: before.count };
   const refundedTotalFen = refundedBeforeFen + amountFen;
-  if (refundedTotalFen > payment.amountFen) return { kind: "exceeds_payment", refundedBeforeFen, amountFen: payment.amountFen };
+  if (refundedTotalFen > payment.amountFen)
+    return { kind: "exceeds_payment", refundedBeforeFen, amountFen: payment.amountFen };
   if (payment.status === "rejected") return { kind: "no_voucher", refundedTotalFen, reason: "payment_rejected" };
   if (payment.voucherReturned) return { kind: "no_voucher", refundedTotalFen, reason: "voucher_already_returned" };
   const remainingFen = payment.amountFen - refundedTotalFen;
   if (remainingFen >= payment.thresholdFen) return { kind: "voucher_kept", refundedTotalFen, remainingFen };
-  return { kind: "voucher_returned", refundedTotalFen, discountReturnedFen: payment.discountFen, slotReleased: slot === "released" };
+  return {
+    kind: "voucher_returned",
+    refundedTotalFen,
+    discountReturnedFen: payment.discountFen,
+    slotReleased: slot === "released",
+  };
 }
 
 /**
@@ -79,7 +108,11 @@ export type RefundedAtCheck =
  */
 export function checkRefundedAt(refundedAtMs: number, paidAtMs: number, receivedAtMs: number): RefundedAtCheck {
   if (refundedAtMs < paidAtMs) {
-    return { ok: false, bound: "before_payment", message: `refundedAt ${iso(refundedAtMs)} is before the payment's paidAt ${iso(paidAtMs)}` };
+    return {
+      ok: false,
+      bound: "before_payment",
+      message: `refundedAt ${iso(refundedAtMs)} is before the payment's paidAt ${iso(paidAtMs)}`,
+    };
   }
   if (refundedAtMs > receivedAtMs + CLOCK_SKEW_MS) {
     return {

@@ -73,7 +73,8 @@ export class Round {
 
   constructor(batches: readonly { partition: number; attempts: readonly QueuedAttempt[] }[], found: RoundRead) {
     this.partitions = batches.map((b) => b.partition);
-    for (let i = 1; i < this.partitions.length; i++) invariant(this.partitions[i]! > this.partitions[i - 1]!, "a round's partitions must be distinct and ascending");
+    for (let i = 1; i < this.partitions.length; i++)
+      invariant(this.partitions[i]! > this.partitions[i - 1]!, "a round's partitions must be distinct and ascending");
     for (const p of this.partitions) {
       const share = new Map(found.shares.get(p) ?? []);
       this.shares.set(p, share);
@@ -111,7 +112,12 @@ export class Round {
     if (pending.length === 0) return undefined;
     const outcome = decideBatch(
       pending.map((a) => ({ payerId: a.payment.payerId, amountFen: a.payment.amountFen, request: a.request })),
-      { share: this.combined, empty: this.empty, holders: this.holders, budgetLeft: this.budgetLeft } satisfies BatchState,
+      {
+        share: this.combined,
+        empty: this.empty,
+        holders: this.holders,
+        budgetLeft: this.budgetLeft,
+      } satisfies BatchState,
       campaigns,
     );
     outcome.decisions.forEach((decision, i) => {
@@ -129,7 +135,9 @@ export class Round {
       partition: this.pendingAttempts[0]!.partition,
       campaignId,
       tierId,
-      need: this.pendingAttempts.filter((a) => a.request.campaignId === campaignId && a.request.tierIds.includes(tierId)).length,
+      need: this.pendingAttempts.filter(
+        (a) => a.request.campaignId === campaignId && a.request.tierIds.includes(tierId),
+      ).length,
       partitionsAsking: this.partitions.length,
     };
   }
@@ -192,4 +200,5 @@ export class Round {
 }
 
 /** The holderKey of an attempt's payer in its activity (what the round's read looks up). */
-export const attemptHolderKey = (a: QueuedAttempt): string => holderKey(a.request.campaignId, a.request.activityId, a.payment.payerId);
+export const attemptHolderKey = (a: QueuedAttempt): string =>
+  holderKey(a.request.campaignId, a.request.activityId, a.payment.payerId);

@@ -9,7 +9,12 @@ export const seedLike = (overrides: Record<string, unknown> = {}): Campaign =>
     budgetFen: 200_000_000,
     window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
     activities: [
-      { id: "A1", name: "flagship", merchants: ["M-FLAGSHIP"], tiers: [{ id: "A1-100", thresholdFen: 20_000, discountFen: 10_000, quota: 4_000 }] },
+      {
+        id: "A1",
+        name: "flagship",
+        merchants: ["M-FLAGSHIP"],
+        tiers: [{ id: "A1-100", thresholdFen: 20_000, discountFen: 10_000, quota: 4_000 }],
+      },
       {
         id: "A2",
         name: "designated",
@@ -23,4 +28,3 @@ export const seedLike = (overrides: Record<string, unknown> = {}): Campaign =>
     ],
     ...overrides,
   });
-

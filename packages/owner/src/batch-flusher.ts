@@ -12,7 +12,15 @@ import {
   type RetryOptions,
 } from "@quanta/db";
 import { deleteKeys, keys, waitKey, type QuantaRedis } from "@quanta/queue";
-import { batchSize, decisionLatency, decisions, refills, txnDuration, txnRetries, type Logger } from "@quanta/telemetry";
+import {
+  batchSize,
+  decisionLatency,
+  decisions,
+  refills,
+  txnDuration,
+  txnRetries,
+  type Logger,
+} from "@quanta/telemetry";
 import type pg from "pg";
 
 /**
@@ -56,7 +64,12 @@ export interface FlusherOptions {
   faultStopAfterReadRound?: number;
 }
 
-const RETRY: RetryOptions = { attemptsMax: 8, baseDelayMs: 10, delayMaxMs: 2_000, onRetry: (cls) => txnRetries.inc({ code: cls }) };
+const RETRY: RetryOptions = {
+  attemptsMax: 8,
+  baseDelayMs: 10,
+  delayMaxMs: 2_000,
+  onRetry: (cls) => txnRetries.inc({ code: cls }),
+};
 
 export class BatchFlusher {
   private parked: FlushItem[] = [];
@@ -75,11 +88,15 @@ export class BatchFlusher {
 
   /** Attempts of a drain (partition and epoch) parked or being decided (a closing drain waits for them). */
   busy(partition: number, epoch: number): boolean {
-    return this.parked.some((i) => i.partition === partition && i.epoch === epoch) || this.inFlight.has(`${partition}@${epoch}`);
+    return (
+      this.parked.some((i) => i.partition === partition && i.epoch === epoch) ||
+      this.inFlight.has(`${partition}@${epoch}`)
+    );
   }
 
   park(item: FlushItem): void {
-    for (const a of item.attempts) invariant(a.partition === item.partition, `attempt of partition ${a.partition} parked for ${item.partition}`);
+    for (const a of item.attempts)
+      invariant(a.partition === item.partition, `attempt of partition ${a.partition} parked for ${item.partition}`);
     this.parked.push(item);
     if (!this.flushing) setImmediate(() => void this.flushLoop());
   }
@@ -105,7 +122,10 @@ export class BatchFlusher {
 
   private async faultStopAfterRead(): Promise<void> {
     if (++this.roundsRead !== this.options.faultStopAfterReadRound) return;
-    this.log.warn({ round: this.roundsRead }, "fault injection: stopping this process inside a round (QUANTA_FAULT_STOP_AFTER_READ_ROUND)");
+    this.log.warn(
+      { round: this.roundsRead },
+      "fault injection: stopping this process inside a round (QUANTA_FAULT_STOP_AFTER_READ_ROUND)",
+    );
     process.kill(process.pid, "SIGSTOP");
     // Resumed by SIGCONT: the round goes on to its write, which the server has ended by now.
     await new Promise((r) => setImmediate(r));
@@ -116,9 +136,16 @@ export class BatchFlusher {
     // A partition lost and taken again can have items of its old drain still parked: only the
     // newest epoch is decided; the older ones are fenced (their drain is gone already).
     const newest = new Map<number, number>();
-    for (const i of take) newest.set(i.partition, Math.max(newest.get(i.partition) ?? Number.NEGATIVE_INFINITY, i.epoch));
+    for (const i of take)
+      newest.set(i.partition, Math.max(newest.get(i.partition) ?? Number.NEGATIVE_INFINITY, i.epoch));
     for (const i of take) {
-      if (i.epoch !== newest.get(i.partition)) i.reject(new FencedOutError(`partition ${i.partition} was taken again at epoch ${newest.get(i.partition)}`, i.partition));
+      if (i.epoch !== newest.get(i.partition))
+        i.reject(
+          new FencedOutError(
+            `partition ${i.partition} was taken again at epoch ${newest.get(i.partition)}`,
+            i.partition,
+          ),
+        );
     }
     let items = take.filter((i) => i.epoch === newest.get(i.partition));
     const results = new Map<QueuedAttempt, BatchResult>();
@@ -137,7 +164,9 @@ export class BatchFlusher {
       try {
         await decideRounds(this.pool, [...batches.values()], this.campaigns.byId(), this.options.partitionCount, {
           retry: RETRY,
-          ...((this.options.faultStopAfterReadRound ?? 0) > 0 ? { probe: { afterRead: () => this.faultStopAfterRead() } } : {}),
+          ...((this.options.faultStopAfterReadRound ?? 0) > 0
+            ? { probe: { afterRead: () => this.faultStopAfterRead() } }
+            : {}),
           onRound: (ms) => txnDuration.observe({ kind: "batch" }, ms / 1000),
           onRefill: (move, ms) => {
             if (ms > 0) txnDuration.observe({ kind: "refill" }, ms / 1000);
@@ -203,7 +232,11 @@ export class BatchFlusher {
       const a = r.attempt;
       if (r.kind === "decided" && r.fresh) {
         const d = rowDecision(r.row);
-        decisions.inc({ outcome: d.status, reason: d.status === "rejected" ? d.reason : "", tier: d.status === "granted" ? d.tierId : "" });
+        decisions.inc({
+          outcome: d.status,
+          reason: d.status === "rejected" ? d.reason : "",
+          tier: d.status === "granted" ? d.tierId : "",
+        });
         decisionLatency.observe(Math.max(0, nowMs - a.receivedAtMs) / 1000);
       }
       forget.push(keys.txn(this.options.prefix, a.acquirerId, a.payment.txnId));
@@ -216,7 +249,9 @@ export class BatchFlusher {
     }
     // Not one pipeline: on a cluster the channels and the registry shards live on several masters.
     await Promise.all([
-      ...[...byChannel].map(([target, answers]) => this.redis.spublish(keys.decisions(this.options.prefix, target), JSON.stringify({ answers }))),
+      ...[...byChannel].map(([target, answers]) =>
+        this.redis.spublish(keys.decisions(this.options.prefix, target), JSON.stringify({ answers })),
+      ),
       deleteKeys(this.redis, forget),
     ]).catch((error: unknown) => this.log.warn({ err: error }, "publishing decisions failed; waiters will answer 202"));
   }

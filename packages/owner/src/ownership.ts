@@ -95,7 +95,14 @@ export class Ownership {
         const due = [...this.roomToRelease];
         this.roomToRelease.clear();
         for (const [p, n] of due) {
-          this.redis.decrby(keys.backlog(this.options.prefix, p), n).catch((error) => this.log.warn({ err: error, partition: p, room: n }, "giving backlog room back failed; the idle-time reset takes it back"));
+          this.redis
+            .decrby(keys.backlog(this.options.prefix, p), n)
+            .catch((error) =>
+              this.log.warn(
+                { err: error, partition: p, room: n },
+                "giving backlog room back failed; the idle-time reset takes it back",
+              ),
+            );
         }
       });
     }
@@ -113,13 +120,17 @@ export class Ownership {
     try {
       const { prefix, workerId, leaseMs, partitionCount } = this.options;
       const nowMs = Date.now();
-      const beat = this.redis.multi().zadd(keys.workers(prefix), nowMs, workerId).zremrangebyscore(keys.workers(prefix), "-inf", nowMs - leaseMs);
+      const beat = this.redis
+        .multi()
+        .zadd(keys.workers(prefix), nowMs, workerId)
+        .zremrangebyscore(keys.workers(prefix), "-inf", nowMs - leaseMs);
       await beat.exec();
       const live = Math.max(1, await this.redis.zcount(keys.workers(prefix), nowMs - leaseMs, "+inf"));
       this.share = Math.ceil(partitionCount / live);
 
       for (const p of this.owned()) {
-        if ((await this.redis.leaseRenew(keys.lease(prefix, p), workerId, leaseMs)) !== 1) await this.lose(p, "lease expired");
+        if ((await this.redis.leaseRenew(keys.lease(prefix, p), workerId, leaseMs)) !== 1)
+          await this.lose(p, "lease expired");
       }
       const mine = this.owned().filter((p) => !this.releasing.has(p));
       for (const p of mine.slice(this.share)) void this.release(p);
@@ -167,7 +178,9 @@ export class Ownership {
   private async acquire(wanted: number): Promise<void> {
     const { prefix, workerId, leaseMs, partitionCount } = this.options;
     // One GET per lease, not MGET: on a cluster each lease lives in its partition's slot.
-    const holders = await Promise.all(Array.from({ length: partitionCount }, (_, p) => this.redis.get(keys.lease(prefix, p))));
+    const holders = await Promise.all(
+      Array.from({ length: partitionCount }, (_, p) => this.redis.get(keys.lease(prefix, p))),
+    );
     // Start from a worker-specific offset so that workers starting together do not all race for partition 0.
     const offset = Number.parseInt(workerId.slice(-4), 16) % partitionCount || 0;
     for (let i = 0; i < partitionCount && wanted > 0; i++) {
@@ -240,13 +253,21 @@ export class Ownership {
     for (const p of this.owned()) {
       // The same streams option as the ingress's queues: a Queue writes it into the queue's meta,
       // so one without it would set the events stream's cap back to BullMQ's default (docs/decisions/0015).
-      const queue = new Queue(queueName(p), { connection: this.redis, prefix: queuePrefix(prefix, p), skipVersionCheck: true, streams: QUEUE_STREAMS });
+      const queue = new Queue(queueName(p), {
+        connection: this.redis,
+        prefix: queuePrefix(prefix, p),
+        skipVersionCheck: true,
+        streams: QUEUE_STREAMS,
+      });
       try {
         const failed = await queue.getFailed(0, 99);
         for (const job of failed) {
           if (job.failedReason?.includes(UNDECIDABLE)) continue;
           this.log.warn({ partition: p, jobId: job.id, reason: job.failedReason }, "re-queueing a failed job");
-          await job.retry("failed").then(() => requeuedJobs.inc(), () => undefined);
+          await job.retry("failed").then(
+            () => requeuedJobs.inc(),
+            () => undefined,
+          );
         }
       } finally {
         await queue.close();

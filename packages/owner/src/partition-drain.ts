@@ -60,7 +60,9 @@ export class PartitionDrain {
       skipVersionCheck: true,
       autorun: true,
     });
-    this.worker.on("error", (error) => this.log.warn({ err: error, partition: options.partition }, "queue worker error"));
+    this.worker.on("error", (error) =>
+      this.log.warn({ err: error, partition: options.partition }, "queue worker error"),
+    );
     // Once per job, after BullMQ marked it completed: a job handed out again (stalled, fenced, a
     // round failed after some of its attempts were published) gives its room back only then.
     this.worker.on("completed", (job) => {
@@ -88,7 +90,10 @@ export class PartitionDrain {
     if (raw.length > ATTEMPTS_PER_JOB_MAX) {
       // Past the bound nothing is read: counted and logged as poisoned, never dropped silently.
       poisonedAttempts.inc(raw.length - ATTEMPTS_PER_JOB_MAX);
-      this.log.error({ jobId: job.id, partition: this.options.partition, records: raw.length }, "queue job over the attempts bound: the excess is set aside");
+      this.log.error(
+        { jobId: job.id, partition: this.options.partition, records: raw.length },
+        "queue job over the attempts bound: the excess is set aside",
+      );
     }
     for (const candidate of raw.slice(0, ATTEMPTS_PER_JOB_MAX)) {
       const attempt = attemptSchema.safeParse(candidate);
@@ -96,7 +101,11 @@ export class PartitionDrain {
       else {
         poisonedAttempts.inc();
         this.log.error(
-          { jobId: job.id, partition: this.options.partition, issues: attempt.success ? ["queued to another partition"] : attempt.error.issues.slice(0, 3) },
+          {
+            jobId: job.id,
+            partition: this.options.partition,
+            issues: attempt.success ? ["queued to another partition"] : attempt.error.issues.slice(0, 3),
+          },
           "poisoned attempt in a queue job: set aside, the rest of the job is decided",
         );
       }
@@ -104,10 +113,16 @@ export class PartitionDrain {
     if (attempts.length === 0) {
       // Unrecoverable: retrying cannot make it decidable, so it fails at once for an operator
       // instead of backing off through the job's attempts (docs/decisions/0014).
-      return Promise.reject(new UnrecoverableError(`job ${job.id} ${UNDECIDABLE} (${raw.length} records); kept failed for an operator`));
+      return Promise.reject(
+        new UnrecoverableError(`job ${job.id} ${UNDECIDABLE} (${raw.length} records); kept failed for an operator`),
+      );
     }
-    if (!parsed.success) this.log.warn({ jobId: job.id }, "queue job without a reply channel: decisions are stored, nobody is told");
-    invariant(attempts.every((a) => a.partition === this.options.partition), "a job attempt of another partition");
+    if (!parsed.success)
+      this.log.warn({ jobId: job.id }, "queue job without a reply channel: decisions are stored, nobody is told");
+    invariant(
+      attempts.every((a) => a.partition === this.options.partition),
+      "a job attempt of another partition",
+    );
     return new Promise((resolve, reject) => {
       this.flusher.park({
         partition: this.options.partition,

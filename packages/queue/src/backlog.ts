@@ -8,7 +8,9 @@ export async function releaseBacklog(redis: QuantaRedis, prefix: string, partiti
 
 /** Attempts queued and not yet decided, per partition (a counter that drifted below 0 reads 0). */
 export async function readBacklogs(redis: QuantaRedis, prefix: string, partitionCount: number): Promise<number[]> {
-  const values = await Promise.all(Array.from({ length: partitionCount }, (_, p) => redis.get(keys.backlog(prefix, p))));
+  const values = await Promise.all(
+    Array.from({ length: partitionCount }, (_, p) => redis.get(keys.backlog(prefix, p))),
+  );
   return values.map((v) => Math.max(0, Number(v ?? 0)));
 }
 
@@ -20,7 +22,14 @@ export async function readBacklog(redis: QuantaRedis, prefix: string, partitionC
 export async function resetBacklogIfIdle(redis: QuantaRedis, prefix: string, partitionCount: number): Promise<number> {
   const corrected = await Promise.all(
     Array.from({ length: partitionCount }, (_, p) =>
-      redis.backlogReset("5", keys.backlog(prefix, p), keys.bull(prefix, p, "wait"), keys.bull(prefix, p, "active"), keys.bull(prefix, p, "delayed"), keys.bull(prefix, p, "prioritized")),
+      redis.backlogReset(
+        "5",
+        keys.backlog(prefix, p),
+        keys.bull(prefix, p, "wait"),
+        keys.bull(prefix, p, "active"),
+        keys.bull(prefix, p, "delayed"),
+        keys.bull(prefix, p, "prioritized"),
+      ),
     ),
   );
   return corrected.filter((c) => Number(c) === 1).length;

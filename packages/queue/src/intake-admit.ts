@@ -45,7 +45,12 @@ export interface AdmitLimits {
  * (room given back, first registrations deleted) before the error reaches the caller: a batch
  * refused for an error leaves nothing behind.
  */
-export async function admitBatch(redis: QuantaRedis, prefix: string, entries: readonly AdmitEntry[], limits: AdmitLimits): Promise<{ codes: AdmitCode[] }> {
+export async function admitBatch(
+  redis: QuantaRedis,
+  prefix: string,
+  entries: readonly AdmitEntry[],
+  limits: AdmitLimits,
+): Promise<{ codes: AdmitCode[] }> {
   const codes = new Array<AdmitCode>(entries.length);
   const indexed = entries.map((e, i) => ({ e, i, key: keys.txn(prefix, e.acquirerId, e.txnId) }));
   const mayQueue = (x: (typeof indexed)[number]) => x.e.mode !== "immediate";
@@ -57,7 +62,12 @@ export async function admitBatch(redis: QuantaRedis, prefix: string, entries: re
   const full = new Set<number>();
   const reservations = await Promise.allSettled(
     bySlot(redis, [...want.keys()], (p) => hashTag(keys.backlog(prefix, p))).map(async (group) => {
-      const reply = await redis.backlogReserve(group.length, ...group.map((p) => keys.backlog(prefix, p)), limits.backlogMaxPerPartition, ...group.map((p) => want.get(p)!));
+      const reply = await redis.backlogReserve(
+        group.length,
+        ...group.map((p) => keys.backlog(prefix, p)),
+        limits.backlogMaxPerPartition,
+        ...group.map((p) => want.get(p)!),
+      );
       group.forEach((p, j) => (Number(reply[j]) < 0 ? full.add(p) : reserved.set(p, want.get(p)!)));
     }),
   );
@@ -76,7 +86,8 @@ export async function admitBatch(redis: QuantaRedis, prefix: string, entries: re
       const args: (string | number)[] = [group.length, ...group.map((x) => x.key), limits.ttlS, limits.immediateTtlS];
       for (const x of group) args.push(x.e.bodyHash, MODE_ARG[x.e.mode]);
       const reply = await redis.intakeRegister(...args);
-      if (reply.length !== group.length) throw new Error(`intake-register answered ${reply.length} codes for ${group.length} attempts`);
+      if (reply.length !== group.length)
+        throw new Error(`intake-register answered ${reply.length} codes for ${group.length} attempts`);
       group.forEach((x, j) => {
         const code = CODES[Number(reply[j])];
         if (!code) throw new Error(`intake-register gave unknown code ${reply[j]}`);
@@ -86,14 +97,21 @@ export async function admitBatch(redis: QuantaRedis, prefix: string, entries: re
   );
   const registerFailed = registrations.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (registerFailed) {
-    await Promise.allSettled([giveBack(redis, prefix, reserved), deleteKeys(redis, toRegister.filter((x) => codes[x.i] === "first").map((x) => x.key))]);
+    await Promise.allSettled([
+      giveBack(redis, prefix, reserved),
+      deleteKeys(
+        redis,
+        toRegister.filter((x) => codes[x.i] === "first").map((x) => x.key),
+      ),
+    ]);
     throw registerFailed.reason;
   }
 
   // (3) Room of what is not queued after all (a repeat, a conflict) goes back.
   const surplus = new Map(reserved);
   for (const x of indexed) {
-    if (mayQueue(x) && reserved.has(x.e.partition) && (codes[x.i] === "first" || codes[x.i] === "requeued")) surplus.set(x.e.partition, surplus.get(x.e.partition)! - 1);
+    if (mayQueue(x) && reserved.has(x.e.partition) && (codes[x.i] === "first" || codes[x.i] === "requeued"))
+      surplus.set(x.e.partition, surplus.get(x.e.partition)! - 1);
   }
   // Best effort: room left reserved is taken back by the workers' idle-time reset.
   await giveBack(redis, prefix, surplus).catch(() => undefined);
@@ -110,8 +128,15 @@ async function giveBack(redis: QuantaRedis, prefix: string, room: ReadonlyMap<nu
  * attempts decided (their decision is stored: Postgres answers for the txn from then on, whatever
  * body a later copy carries, so the key goes whichever body it names).
  */
-export async function forgetTxns(redis: QuantaRedis, prefix: string, txns: readonly { acquirerId: string; txnId: string }[]): Promise<void> {
-  await deleteKeys(redis, txns.map((t) => keys.txn(prefix, t.acquirerId, t.txnId)));
+export async function forgetTxns(
+  redis: QuantaRedis,
+  prefix: string,
+  txns: readonly { acquirerId: string; txnId: string }[],
+): Promise<void> {
+  await deleteKeys(
+    redis,
+    txns.map((t) => keys.txn(prefix, t.acquirerId, t.txnId)),
+  );
 }
 
 /** DEL of many keys: one command on a single Redis, one per slot on a cluster. */

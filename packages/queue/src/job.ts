@@ -45,4 +45,5 @@ export interface DecisionMessage {
  * be queued at once (another body arriving after the first one's decision was stored and its
  * registration deleted); each must hear its own answer, never the other's.
  */
-export const waitKey = (acquirerId: string, txnId: string, bodyHash: string): string => `${acquirerId}/${txnId}#${bodyHash}`;
+export const waitKey = (acquirerId: string, txnId: string, bodyHash: string): string =>
+  `${acquirerId}/${txnId}#${bodyHash}`;

@@ -19,7 +19,8 @@ const pad = (n: number, width: number) => String(n).padStart(width, "0");
 export const partitionTag = (partition: number): string => `{p${pad(partition, 3)}}`;
 
 /** The registry shard of a txn: a stable hash, so every ingress and worker finds the same key. */
-export const registryShard = (acquirerId: string, txnId: string): number => partitionOf(`${acquirerId}/${txnId}`, REGISTRY_SHARDS);
+export const registryShard = (acquirerId: string, txnId: string): number =>
+  partitionOf(`${acquirerId}/${txnId}`, REGISTRY_SHARDS);
 
 export function queueName(partition: number): string {
   return `attempts-p${pad(partition, 3)}`;
@@ -33,7 +34,8 @@ export function queuePrefix(prefix: string, partition: number): string {
 export const keys = {
   /** Attempts queued for the partition and not yet decided (the backlog bound holds per partition). */
   backlog: (prefix: string, partition: number) => `${prefix}:${partitionTag(partition)}:backlog`,
-  txn: (prefix: string, acquirerId: string, txnId: string) => `${prefix}:{r${pad(registryShard(acquirerId, txnId), 2)}}:txn:${acquirerId}:${txnId}`,
+  txn: (prefix: string, acquirerId: string, txnId: string) =>
+    `${prefix}:{r${pad(registryShard(acquirerId, txnId), 2)}}:txn:${acquirerId}:${txnId}`,
   /** A SCAN/KEYS pattern for every registration (tests, clean-up). */
   txnPattern: (prefix: string) => `${prefix}:{r*}:txn:*`,
   lease: (prefix: string, partition: number) => `${prefix}:${partitionTag(partition)}:lease`,

@@ -29,12 +29,16 @@ export function isClusterUrl(url: string): boolean {
 /** Seed nodes of a cluster URL. */
 export function clusterSeeds(url: string): { host: string; port: number }[] {
   const list = url.slice(`${CLUSTER_SCHEME}//`.length).replace(/\/.*$/, "");
-  const seeds = list.split(",").filter(Boolean).map((hp) => {
-    const [host, port] = hp.split(":");
-    const n = Number(port);
-    if (!host || !Number.isInteger(n) || n <= 0 || n > 65_535) throw new Error(`REDIS_URL ${url}: "${hp}" is not host:port`);
-    return { host, port: n };
-  });
+  const seeds = list
+    .split(",")
+    .filter(Boolean)
+    .map((hp) => {
+      const [host, port] = hp.split(":");
+      const n = Number(port);
+      if (!host || !Number.isInteger(n) || n <= 0 || n > 65_535)
+        throw new Error(`REDIS_URL ${url}: "${hp}" is not host:port`);
+      return { host, port: n };
+    });
   if (seeds.length === 0) throw new Error(`REDIS_URL ${url}: no seed node (redis-cluster://host:port[,host:port…])`);
   return seeds;
 }
@@ -152,7 +156,12 @@ export async function keysMatching(redis: QuantaRedis, pattern: string): Promise
  * writes of the connection it runs on). Returns how many confirmed within timeoutMs; throws when
  * the master is gone.
  */
-export async function waitForReplicas(redis: Cluster, key: string, replicas: number, timeoutMs: number): Promise<number> {
+export async function waitForReplicas(
+  redis: Cluster,
+  key: string,
+  replicas: number,
+  timeoutMs: number,
+): Promise<number> {
   const node = masterFor(redis, key);
   return Number(await node.call("WAIT", String(replicas), String(timeoutMs)));
 }

@@ -9,6 +9,11 @@ import { keys } from "./keys.js";
  * answers for the txn), or taken back when the attempt was not accepted after all. Read by
  * GET /v1/attempts (pending or unknown). See docs/decisions/0010.
  */
-export async function lookupTxn(redis: QuantaRedis, prefix: string, acquirerId: string, txnId: string): Promise<string | undefined> {
+export async function lookupTxn(
+  redis: QuantaRedis,
+  prefix: string,
+  acquirerId: string,
+  txnId: string,
+): Promise<string | undefined> {
   return (await redis.get(keys.txn(prefix, acquirerId, txnId))) ?? undefined;
 }

@@ -7,7 +7,11 @@ import { redactDeep } from "./redact.js";
  * spellings of the payer id, Postgres's quoted values in error details). Payer ids are also
  * pseudonymised at the ingress before anything is logged; this is the second line.
  */
-export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info", destination?: DestinationStream): Logger {
+export function createLogger(
+  service: string,
+  level = process.env.LOG_LEVEL ?? "info",
+  destination?: DestinationStream,
+): Logger {
   const options = {
     name: service,
     level,
@@ -24,7 +28,11 @@ export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "
   // pino applies formatters.bindings to the root's bindings only; a child's (and a grandchild's,
   // which inherits this) pass through redactDeep here.
   const child = logger.child;
-  logger.child = function (this: Logger, bindings: Record<string, unknown>, childOptions?: Parameters<Logger["child"]>[1]) {
+  logger.child = function (
+    this: Logger,
+    bindings: Record<string, unknown>,
+    childOptions?: Parameters<Logger["child"]>[1],
+  ) {
     return child.call(this, redactDeep(bindings) as Record<string, unknown>, childOptions);
   } as Logger["child"];
   return logger;

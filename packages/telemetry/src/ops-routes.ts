@@ -35,7 +35,9 @@ export function registerOpsRoutes(app: RoutesHost, options: OpsRoutesOptions): v
     }
   });
   app.get("/metrics", async (_request, reply) =>
-    reply.type(options.contentType ?? defaultRegistry.contentType).send(await (options.metrics ?? (() => defaultRegistry.metrics()))()),
+    reply
+      .type(options.contentType ?? defaultRegistry.contentType)
+      .send(await (options.metrics ?? (() => defaultRegistry.metrics()))()),
   );
 }
 

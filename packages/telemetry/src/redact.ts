@@ -41,7 +41,15 @@ export function redactDeep(value: unknown, depth = 0, seen: WeakSet<object> = ne
   seen.add(value);
   if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1, seen));
   const source: Record<string, unknown> =
-    value instanceof Error ? { type: value.name, message: value.message, stack: value.stack, ...(value as unknown as Record<string, unknown>), ...(value.cause === undefined ? {} : { cause: value.cause }) } : (value as Record<string, unknown>);
+    value instanceof Error
+      ? {
+          type: value.name,
+          message: value.message,
+          stack: value.stack,
+          ...(value as unknown as Record<string, unknown>),
+          ...(value.cause === undefined ? {} : { cause: value.cause }),
+        }
+      : (value as Record<string, unknown>);
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(source)) {
     const lower = key.toLowerCase();

@@ -14,10 +14,15 @@ export interface RunningAdmin {
 
 export async function startAdmin(env: Env, options: { host?: string } = {}): Promise<RunningAdmin> {
   const log = createLogger("admin", env.LOG_LEVEL);
-  const acquirers = env.QUANTA_ACQUIRER_SECRETS ? parseAcquirerSecrets(env.QUANTA_ACQUIRER_SECRETS) : new Map<string, string>();
+  const acquirers = env.QUANTA_ACQUIRER_SECRETS
+    ? parseAcquirerSecrets(env.QUANTA_ACQUIRER_SECRETS)
+    : new Map<string, string>();
   const tokens = new AdminTokens(env.QUANTA_ADMIN_TOKENS ?? "", acquirers);
   if (tokens.unscoped.length > 0) {
-    log.warn({ names: tokens.unscoped }, "QUANTA_ADMIN_TOKENS: tokens without a scope (name=token) may only read; give them one as name:operate=token or name:administer=token");
+    log.warn(
+      { names: tokens.unscoped },
+      "QUANTA_ADMIN_TOKENS: tokens without a scope (name=token) may only read; give them one as name:operate=token or name:administer=token",
+    );
   }
   const db = connectFromEnv(env, "quanta-admin");
   // The admin loads campaigns, splitting stock over QUANTA_PARTITIONS: with a count other than

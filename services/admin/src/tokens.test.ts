@@ -27,7 +27,9 @@ describe("admin tokens", () => {
   });
 
   it("refuses to start with an unknown scope, a shared token, a short one or an acquirer's", () => {
-    expect(() => new AdminTokens(`bob:admin=${token("b")}`)).toThrow(/QUANTA_ADMIN_TOKENS: bob has scope "admin"; scopes are read, operate, administer/);
+    expect(() => new AdminTokens(`bob:admin=${token("b")}`)).toThrow(
+      /QUANTA_ADMIN_TOKENS: bob has scope "admin"; scopes are read, operate, administer/,
+    );
     expect(() => new AdminTokens(`bob:=${token("b")}`)).toThrow(/bob has scope ""/);
     expect(() => new AdminTokens(`a:read=${token("s")},b:administer=${token("s")}`)).toThrow(/a and b share a token/);
     expect(() => new AdminTokens("bob:read=short")).toThrow(/shorter than 32/);
@@ -36,8 +38,18 @@ describe("admin tokens", () => {
   });
 
   it("orders scopes read < operate < administer", () => {
-    expect([grants("read", "read"), grants("read", "operate"), grants("read", "administer")]).toEqual([true, false, false]);
-    expect([grants("operate", "read"), grants("operate", "operate"), grants("operate", "administer")]).toEqual([true, true, false]);
-    expect([grants("administer", "read"), grants("administer", "operate"), grants("administer", "administer")]).toEqual([true, true, true]);
+    expect([grants("read", "read"), grants("read", "operate"), grants("read", "administer")]).toEqual([
+      true,
+      false,
+      false,
+    ]);
+    expect([grants("operate", "read"), grants("operate", "operate"), grants("operate", "administer")]).toEqual([
+      true,
+      true,
+      false,
+    ]);
+    expect([grants("administer", "read"), grants("administer", "operate"), grants("administer", "administer")]).toEqual(
+      [true, true, true],
+    );
   });
 });

@@ -24,7 +24,10 @@ export class AdminTokens {
   readonly unscoped: readonly string[];
 
   constructor(text: string, acquirerSecrets: ReadonlyMap<string, string> = new Map()) {
-    const entries = text.split(",").map((e) => e.trim()).filter((e) => e.length > 0);
+    const entries = text
+      .split(",")
+      .map((e) => e.trim())
+      .filter((e) => e.length > 0);
     if (entries.length === 0) throw new Error(`QUANTA_ADMIN_TOKENS is required: ${FORMAT}`);
     const forbidden = new Set(acquirerSecrets.values());
     const unscoped: string[] = [];
@@ -35,16 +38,27 @@ export class AdminTokens {
       const name = colon < 0 ? head : head.slice(0, colon);
       const scope = colon < 0 ? "read" : head.slice(colon + 1);
       const token = entry.slice(eq + 1);
-      if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(name)) throw new Error(`QUANTA_ADMIN_TOKENS: "${name || entry.slice(0, 8)}…" needs a name of [A-Za-z0-9_.@-] (${FORMAT})`);
-      if (!isAdminScope(scope)) throw new Error(`QUANTA_ADMIN_TOKENS: ${name} has scope "${scope.slice(0, 20)}"; scopes are ${ADMIN_SCOPES.join(", ")}`);
-      if (token.length < TOKEN_MIN_LENGTH) throw new Error(`QUANTA_ADMIN_TOKENS: the token of ${name} is shorter than ${TOKEN_MIN_LENGTH} characters`);
-      if (forbidden.has(token)) throw new Error(`QUANTA_ADMIN_TOKENS: the token of ${name} is an acquirer secret; the admin API needs its own`);
+      if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(name))
+        throw new Error(
+          `QUANTA_ADMIN_TOKENS: "${name || entry.slice(0, 8)}…" needs a name of [A-Za-z0-9_.@-] (${FORMAT})`,
+        );
+      if (!isAdminScope(scope))
+        throw new Error(
+          `QUANTA_ADMIN_TOKENS: ${name} has scope "${scope.slice(0, 20)}"; scopes are ${ADMIN_SCOPES.join(", ")}`,
+        );
+      if (token.length < TOKEN_MIN_LENGTH)
+        throw new Error(`QUANTA_ADMIN_TOKENS: the token of ${name} is shorter than ${TOKEN_MIN_LENGTH} characters`);
+      if (forbidden.has(token))
+        throw new Error(`QUANTA_ADMIN_TOKENS: the token of ${name} is an acquirer secret; the admin API needs its own`);
       if (colon < 0) unscoped.push(name);
       return { identity: { name, scope }, digest: sha256(token) };
     });
     this.holders.forEach((a, i) => {
       const twin = this.holders.slice(i + 1).find((b) => timingSafeEqual(a.digest, b.digest));
-      if (twin) throw new Error(`QUANTA_ADMIN_TOKENS: ${a.identity.name} and ${twin.identity.name} share a token; each holder needs its own`);
+      if (twin)
+        throw new Error(
+          `QUANTA_ADMIN_TOKENS: ${a.identity.name} and ${twin.identity.name} share a token; each holder needs its own`,
+        );
     });
     this.unscoped = unscoped;
   }

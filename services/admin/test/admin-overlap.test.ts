@@ -43,15 +43,30 @@ const lateSeptember = (extra: Record<string, unknown> = {}) => ({
   name: "a top-up for the last days, at a few of the seed's shops",
   budgetFen: 1_000_000,
   window: { start: "2020-09-25T00:00:00+08:00", end: "2020-10-10T23:59:59+08:00" },
-  activities: [{ id: "L", name: "top-up", merchants: ["M-NEW", "M-0500", "M-0499"], tiers: [{ id: "L-50", thresholdFen: 10_000, discountFen: 5_000, quota: 10 }] }],
+  activities: [
+    {
+      id: "L",
+      name: "top-up",
+      merchants: ["M-NEW", "M-0500", "M-0499"],
+      tiers: [{ id: "L-50", thresholdFen: 10_000, discountFen: 5_000, quota: 10 }],
+    },
+  ],
   ...extra,
 });
-const loaded = async () => (await sql<{ id: string }>`select id from campaigns order by id`.execute(world.db.kysely)).rows.map((r) => r.id);
-const audited = async () => (await sql<{ target: string }>`select target from admin_audit where action = 'campaign.load' order by id`.execute(world.db.kysely)).rows.map((r) => r.target);
+const loaded = async () =>
+  (await sql<{ id: string }>`select id from campaigns order by id`.execute(world.db.kysely)).rows.map((r) => r.id);
+const audited = async () =>
+  (
+    await sql<{ target: string }>`select target from admin_audit where action = 'campaign.load' order by id`.execute(
+      world.db.kysely,
+    )
+  ).rows.map((r) => r.target);
 let seq = 0;
 const pay = async (merchantId: string, paidAt: string) => {
   const txnId = `overlap-${++seq}`;
-  const answer = await client.postPayment(JSON.stringify({ txnId, payerId: `payer-${txnId}`, merchantId, amountFen: 250_000, paidAt }));
+  const answer = await client.postPayment(
+    JSON.stringify({ txnId, payerId: `payer-${txnId}`, merchantId, amountFen: 250_000, paidAt }),
+  );
   return answer.body as { status: string; activityId?: string };
 };
 
@@ -77,35 +92,64 @@ describe("overlapping campaigns", () => {
         },
       },
     });
-    const cli = await loadCampaign(world.databaseUrl, parseCampaignFile(lateSeptember()), 4).catch((error: unknown) => error);
+    const cli = await loadCampaign(world.databaseUrl, parseCampaignFile(lateSeptember()), 4).catch(
+      (error: unknown) => error,
+    );
     expect(cli).toBeInstanceOf(CampaignLoadRefusedError);
-    expect((cli as CampaignLoadRefusedError).refusal).toMatchObject({ code: "campaign_overlap", overlaps: [{ campaignId: "qianan-2020-b2", merchantCount: 2 }] });
-    expect((cli as Error).message).toMatch(/^campaign_overlap: campaign late-september overlaps loaded campaign qianan-2020-b2/);
+    expect((cli as CampaignLoadRefusedError).refusal).toMatchObject({
+      code: "campaign_overlap",
+      overlaps: [{ campaignId: "qianan-2020-b2", merchantCount: 2 }],
+    });
+    expect((cli as Error).message).toMatch(
+      /^campaign_overlap: campaign late-september overlaps loaded campaign qianan-2020-b2/,
+    );
     expect(await loaded()).toEqual(["qianan-2020-b2"]);
     expect(await audited()).toEqual(["qianan-2020-b2"]);
   });
 
   it("refuses an override of a campaign that is not loaded", async () => {
     const refused = await load(lateSeptember({ overrides: ["qianan-2020-b2", "qianan-2020-b3"] }));
-    expect(refused).toMatchObject({ status: 409, body: { error: { code: "override_not_loaded", campaignIds: ["qianan-2020-b3"] } } });
+    expect(refused).toMatchObject({
+      status: 409,
+      body: { error: { code: "override_not_loaded", campaignIds: ["qianan-2020-b3"] } },
+    });
     expect(await loaded()).toEqual(["qianan-2020-b2"]);
   });
 
   it("loads a declared overlap; payments in it go to the overriding campaign, the rest to the loaded one", async () => {
-    expect(await load(lateSeptember({ overrides: ["qianan-2020-b2"] }))).toMatchObject({ status: 201, body: { loaded: "late-september" } });
+    expect(await load(lateSeptember({ overrides: ["qianan-2020-b2"] }))).toMatchObject({
+      status: 201,
+      body: { loaded: "late-september" },
+    });
     await ingress.campaigns.refresh();
     // Activity L is late-september's, A2 the seed's (the stored rows below say which campaign).
     expect(await pay("M-0500", "2020-09-26T10:00:00+08:00")).toMatchObject({ status: "granted", activityId: "L" });
     expect(await pay("M-0500", "2020-09-20T10:00:00+08:00")).toMatchObject({ status: "granted", activityId: "A2" });
     expect(await pay("M-0001", "2020-09-26T10:00:00+08:00")).toMatchObject({ status: "granted", activityId: "A2" });
     expect(await pay("M-0499", "2020-10-05T10:00:00+08:00")).toMatchObject({ status: "granted", activityId: "L" });
-    const stored = await sql<{ campaign_id: string; n: string }>`select campaign_id, count(*) as n from attempts group by campaign_id order by campaign_id`.execute(world.db.kysely);
-    expect(stored.rows.map((r) => [r.campaign_id, Number(r.n)])).toEqual([["late-september", 2], ["qianan-2020-b2", 2]]);
+    const stored = await sql<{
+      campaign_id: string;
+      n: string;
+    }>`select campaign_id, count(*) as n from attempts group by campaign_id order by campaign_id`.execute(
+      world.db.kysely,
+    );
+    expect(stored.rows.map((r) => [r.campaign_id, Number(r.n)])).toEqual([
+      ["late-september", 2],
+      ["qianan-2020-b2", 2],
+    ]);
     expect(await audited()).toEqual(["qianan-2020-b2", "late-september"]);
   });
 
   it("checks a later campaign against every loaded one, the overriding one included", async () => {
-    const third = { ...lateSeptember(), id: "third", overrides: ["qianan-2020-b2"], window: { start: "2020-10-01T00:00:00+08:00", end: "2020-10-02T23:59:59+08:00" } };
-    expect(await load(third)).toMatchObject({ status: 409, body: { error: { code: "campaign_overlap", overlaps: [{ campaignId: "late-september", merchantCount: 3 }] } } });
+    const third = {
+      ...lateSeptember(),
+      id: "third",
+      overrides: ["qianan-2020-b2"],
+      window: { start: "2020-10-01T00:00:00+08:00", end: "2020-10-02T23:59:59+08:00" },
+    };
+    expect(await load(third)).toMatchObject({
+      status: 409,
+      body: { error: { code: "campaign_overlap", overlaps: [{ campaignId: "late-september", merchantCount: 3 }] } },
+    });
   });
 });

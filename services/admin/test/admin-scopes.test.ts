@@ -21,7 +21,10 @@ let base = "";
 
 beforeAll(async () => {
   world = await createTestWorld("admin_scopes", {
-    env: { QUANTA_ADMIN_TOKENS: `carol:read=${READ},olga:operate=${OPERATE},ada:administer=${ADMINISTER},legacy=${LEGACY}`, QUANTA_ADMIN_PORT: "0" },
+    env: {
+      QUANTA_ADMIN_TOKENS: `carol:read=${READ},olga:operate=${OPERATE},ada:administer=${ADMINISTER},legacy=${LEGACY}`,
+      QUANTA_ADMIN_PORT: "0",
+    },
   });
   admin = await startAdmin(parseEnv(world.env));
   base = `http://127.0.0.1:${admin.port}`;
@@ -35,22 +38,46 @@ afterAll(async () => {
 const call = async (token: string, method: string, path: string, body?: unknown) => {
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: res.status, challenge: res.headers.get("www-authenticate"), body: res.headers.get("content-type")?.includes("json") ? await res.json() : await res.text() };
+  return {
+    status: res.status,
+    challenge: res.headers.get("www-authenticate"),
+    body: res.headers.get("content-type")?.includes("json") ? await res.json() : await res.text(),
+  };
 };
 const seed = JSON.parse(readFileSync(SEED_CAMPAIGN_PATH, "utf8"));
 // The same merchants as the seed in May: no overlap, so only the scope decides.
-const may = (id: string) => ({ ...seed, id, window: { start: "2020-05-01T00:00:00+08:00", end: "2020-05-31T23:59:59+08:00" } });
+const may = (id: string) => ({
+  ...seed,
+  id,
+  window: { start: "2020-05-01T00:00:00+08:00", end: "2020-05-31T23:59:59+08:00" },
+});
 const pause = "/admin/v1/campaigns/qianan-2020-b2/activities/A2/pause";
 const resume = "/admin/v1/campaigns/qianan-2020-b2/activities/A2/resume";
 const merchants = "/admin/v1/campaigns/qianan-2020-b2/activities/A1/merchants";
 const paused = async () =>
-  (await sql<{ paused: boolean }>`select paused_at is not null as paused from activities where campaign_id = 'qianan-2020-b2' and id = 'A2'`.execute(world.db.kysely)).rows[0]!.paused;
-const loaded = async () => (await sql<{ id: string }>`select id from campaigns order by id`.execute(world.db.kysely)).rows.map((r) => r.id);
+  (
+    await sql<{
+      paused: boolean;
+    }>`select paused_at is not null as paused from activities where campaign_id = 'qianan-2020-b2' and id = 'A2'`.execute(
+      world.db.kysely,
+    )
+  ).rows[0]!.paused;
+const loaded = async () =>
+  (await sql<{ id: string }>`select id from campaigns order by id`.execute(world.db.kysely)).rows.map((r) => r.id);
 const flagship = async () =>
-  (await sql<{ merchant_id: string }>`select merchant_id from activity_merchants where campaign_id = 'qianan-2020-b2' and activity_id = 'A1'`.execute(world.db.kysely)).rows.map((r) => r.merchant_id);
+  (
+    await sql<{
+      merchant_id: string;
+    }>`select merchant_id from activity_merchants where campaign_id = 'qianan-2020-b2' and activity_id = 'A1'`.execute(
+      world.db.kysely,
+    )
+  ).rows.map((r) => r.merchant_id);
 const refused = (needed: string) => ({
   status: 403,
   challenge: `Bearer error="insufficient_scope", scope="${needed}"`,
@@ -85,16 +112,31 @@ describe("admin token scopes", () => {
   });
 
   it("administer: everything", async () => {
-    expect(await call(ADMINISTER, "POST", "/admin/v1/campaigns", may("by-admin"))).toMatchObject({ status: 201, body: { loaded: "by-admin" } });
-    expect(await call(ADMINISTER, "PUT", merchants, { merchants: ["M-FLAGSHIP", "M-OTHER"] })).toMatchObject({ status: 200, body: { added: 1 } });
+    expect(await call(ADMINISTER, "POST", "/admin/v1/campaigns", may("by-admin"))).toMatchObject({
+      status: 201,
+      body: { loaded: "by-admin" },
+    });
+    expect(await call(ADMINISTER, "PUT", merchants, { merchants: ["M-FLAGSHIP", "M-OTHER"] })).toMatchObject({
+      status: 200,
+      body: { added: 1 },
+    });
     expect(await call(ADMINISTER, "POST", pause)).toMatchObject({ status: 200, body: { paused: true } });
     expect(await call(ADMINISTER, "POST", resume)).toMatchObject({ status: 200, body: { paused: false } });
     expect((await call(ADMINISTER, "GET", "/admin/v1/audit")).status).toBe(200);
   });
 
   it("audits what was done, by whom, and none of the refused requests", async () => {
-    const audit = (await call(READ, "GET", "/admin/v1/audit?limit=100")).body.records as { actor: string; action: string; target: string }[];
-    expect(audit.filter((r) => !r.actor.startsWith("cli:")).map((r) => `${r.actor} ${r.action} ${r.target}`).reverse()).toEqual([
+    const audit = (await call(READ, "GET", "/admin/v1/audit?limit=100")).body.records as {
+      actor: string;
+      action: string;
+      target: string;
+    }[];
+    expect(
+      audit
+        .filter((r) => !r.actor.startsWith("cli:"))
+        .map((r) => `${r.actor} ${r.action} ${r.target}`)
+        .reverse(),
+    ).toEqual([
       "olga activity.pause qianan-2020-b2/A2",
       "olga activity.resume qianan-2020-b2/A2",
       "ada campaign.load by-admin",
@@ -111,7 +153,9 @@ describe("admin start", () => {
     await expect(startAdmin(parseEnv({ ...world.env, QUANTA_PARTITIONS: "3" }))).rejects.toThrow(
       "QUANTA_PARTITIONS=3 but this database was set up with 4 partitions",
     );
-    const count = await sql<{ value: string }>`select value from settings where key = 'partition_count'`.execute(world.db.kysely);
+    const count = await sql<{ value: string }>`select value from settings where key = 'partition_count'`.execute(
+      world.db.kysely,
+    );
     expect(count.rows[0]!.value).toBe("4");
   });
 });

@@ -20,20 +20,59 @@ export interface Exporter {
 
 export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix: string): Exporter {
   const registry = new Registry();
-  const remaining = new Gauge({ name: "quanta_tier_remaining", help: "Vouchers not yet granted (pool + every partition's share).", labelNames: ["campaign", "activity", "tier"], registers: [registry] });
-  const granted = new Gauge({ name: "quanta_tier_granted", help: "Vouchers granted (ever, including those a refund returned later).", labelNames: ["campaign", "activity", "tier"], registers: [registry] });
-  const returned = new Gauge({ name: "quanta_tier_returned", help: "Granted vouchers that a refund returned to the stock.", labelNames: ["campaign", "activity", "tier"], registers: [registry] });
-  const quota = new Gauge({ name: "quanta_tier_quota", help: "Vouchers in the campaign plan.", labelNames: ["campaign", "activity", "tier"], registers: [registry] });
+  const remaining = new Gauge({
+    name: "quanta_tier_remaining",
+    help: "Vouchers not yet granted (pool + every partition's share).",
+    labelNames: ["campaign", "activity", "tier"],
+    registers: [registry],
+  });
+  const granted = new Gauge({
+    name: "quanta_tier_granted",
+    help: "Vouchers granted (ever, including those a refund returned later).",
+    labelNames: ["campaign", "activity", "tier"],
+    registers: [registry],
+  });
+  const returned = new Gauge({
+    name: "quanta_tier_returned",
+    help: "Granted vouchers that a refund returned to the stock.",
+    labelNames: ["campaign", "activity", "tier"],
+    registers: [registry],
+  });
+  const quota = new Gauge({
+    name: "quanta_tier_quota",
+    help: "Vouchers in the campaign plan.",
+    labelNames: ["campaign", "activity", "tier"],
+    registers: [registry],
+  });
   const conservation = new Gauge({
     name: "quanta_tier_conservation_error",
     help: "held (granted - returned) + remaining - quota; anything but 0 is a broken invariant (I1).",
     labelNames: ["campaign", "activity", "tier"],
     registers: [registry],
   });
-  const soldOut = new Gauge({ name: "quanta_tier_sold_out_timestamp_seconds", help: "When the tier was seen empty everywhere (absent until then).", labelNames: ["campaign", "activity", "tier"], registers: [registry] });
-  const spent = new Gauge({ name: "quanta_activity_discount_granted_fen", help: "Discounts granted net of refunds (vouchers held), in fen.", labelNames: ["campaign", "activity"], registers: [registry] });
-  const budget = new Gauge({ name: "quanta_campaign_budget_fen", help: "The campaign's budget, in fen.", labelNames: ["campaign"], registers: [registry] });
-  const backlog = new Gauge({ name: "quanta_backlog_attempts", help: "Attempts queued and not yet decided (all partitions).", registers: [registry] });
+  const soldOut = new Gauge({
+    name: "quanta_tier_sold_out_timestamp_seconds",
+    help: "When the tier was seen empty everywhere (absent until then).",
+    labelNames: ["campaign", "activity", "tier"],
+    registers: [registry],
+  });
+  const spent = new Gauge({
+    name: "quanta_activity_discount_granted_fen",
+    help: "Discounts granted net of refunds (vouchers held), in fen.",
+    labelNames: ["campaign", "activity"],
+    registers: [registry],
+  });
+  const budget = new Gauge({
+    name: "quanta_campaign_budget_fen",
+    help: "The campaign's budget, in fen.",
+    labelNames: ["campaign"],
+    registers: [registry],
+  });
+  const backlog = new Gauge({
+    name: "quanta_backlog_attempts",
+    help: "Attempts queued and not yet decided (all partitions).",
+    registers: [registry],
+  });
   const budgetLeft = new Gauge({
     name: "quanta_campaign_budget_left_fen",
     help: "Budget left of a budget-capped campaign (额满即止), in fen; absent for campaigns whose budget covers every voucher.",
@@ -63,11 +102,27 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
     labelNames: ["partition"],
     registers: [registry],
   });
-  const redisUsed = new Gauge({ name: "quanta_redis_memory_used_bytes", help: "Redis used_memory.", registers: [registry] });
-  const redisMax = new Gauge({ name: "quanta_redis_memory_max_bytes", help: "Redis maxmemory (0: no limit set).", registers: [registry] });
-  const up = new Gauge({ name: "quanta_exporter_collect_success", help: "1 when the last collection read Postgres and Redis.", registers: [registry] });
+  const redisUsed = new Gauge({
+    name: "quanta_redis_memory_used_bytes",
+    help: "Redis used_memory.",
+    registers: [registry],
+  });
+  const redisMax = new Gauge({
+    name: "quanta_redis_memory_max_bytes",
+    help: "Redis maxmemory (0: no limit set).",
+    registers: [registry],
+  });
+  const up = new Gauge({
+    name: "quanta_exporter_collect_success",
+    help: "1 when the last collection read Postgres and Redis.",
+    registers: [registry],
+  });
 
-  const duration = new Gauge({ name: "quanta_exporter_collect_duration_seconds", help: "Time the last collection took.", registers: [registry] });
+  const duration = new Gauge({
+    name: "quanta_exporter_collect_duration_seconds",
+    help: "Time the last collection took.",
+    registers: [registry],
+  });
 
   async function collect(): Promise<void> {
     const started = performance.now();
@@ -84,16 +139,27 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
     paused.reset();
     try {
       const rows = await sql<{
-        campaign_id: string; activity_id: string; id: string; quota: number; discount_fen: number; budget_fen: number;
-        budget_capped: boolean; budget_left_fen: string;
-        remaining: string; granted: string; returned: string; sold_out_at: Date | null;
+        campaign_id: string;
+        activity_id: string;
+        id: string;
+        quota: number;
+        discount_fen: number;
+        budget_fen: number;
+        budget_capped: boolean;
+        budget_left_fen: string;
+        remaining: string;
+        granted: string;
+        returned: string;
+        sold_out_at: Date | null;
       }>`
         select t.campaign_id, t.activity_id, t.id, t.quota, t.discount_fen, c.budget_fen, c.budget_capped, c.budget_left_fen, t.sold_out_at,
                t.pool + coalesce((select sum(remaining) from tier_shares s where s.campaign_id = t.campaign_id and s.tier_id = t.id), 0) as remaining,
                g.granted, g.returned
           from tiers t
           cross join lateral (select count(*) as granted, count(a.voucher_returned_at) as returned from attempts a
-                               where a.status = 'granted' and a.campaign_id = t.campaign_id and a.tier_id = t.id) g join campaigns c on c.id = t.campaign_id`.execute(db);
+                               where a.status = 'granted' and a.campaign_id = t.campaign_id and a.tier_id = t.id) g join campaigns c on c.id = t.campaign_id`.execute(
+        db,
+      );
       const spentBy = new Map<string, number>();
       for (const r of rows.rows) {
         const labels = { campaign: r.campaign_id, activity: r.activity_id, tier: r.id };
@@ -132,7 +198,12 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
       Array.from({ length: partitions }, async (_, p) => {
         const q = `${queuePrefix(prefix, p)}:${queueName(p)}`;
         const pipeline = redis.pipeline();
-        pipeline.llen(`${q}:wait`).llen(`${q}:active`).zcard(`${q}:delayed`).zcard(`${q}:prioritized`).zcard(`${q}:failed`);
+        pipeline
+          .llen(`${q}:wait`)
+          .llen(`${q}:active`)
+          .zcard(`${q}:delayed`)
+          .zcard(`${q}:prioritized`)
+          .zcard(`${q}:failed`);
         // BullMQ pushes new jobs on the left and takes from the right: the oldest is at index -1.
         pipeline.lindex(`${q}:wait`, -1).lindex(`${q}:active`, -1);
         pipeline.exists(keys.lease(prefix, p));
@@ -147,7 +218,15 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
     let queued = 0;
     for (let p = 0; p < partitions; p++) {
       const [wait, active, delayed, prioritized, failed, oldestWait, oldestActive, lease, room] = perPartition[p] as [
-        number, number, number, number, number, string | null, string | null, number, string | null,
+        number,
+        number,
+        number,
+        number,
+        number,
+        string | null,
+        string | null,
+        number,
+        string | null,
       ];
       queued += Math.max(0, Number(room ?? 0));
       const partition = String(p);
@@ -161,13 +240,19 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
     }
     backlog.set(queued);
     // On a cluster: memory summed over the masters, and the smallest maxmemory among them.
-    const infos = await Promise.all((isCluster(redis) ? redis.nodes("master") : [redis]).map((node) => node.info("memory")));
+    const infos = await Promise.all(
+      (isCluster(redis) ? redis.nodes("master") : [redis]).map((node) => node.info("memory")),
+    );
     redisUsed.set(infos.reduce((sum, info) => sum + Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0), 0));
     // maxmemory 0 is "no limit": the smallest limit set, or 0 when no master sets one.
     const limits = infos.map((info) => Number(/maxmemory:(\d+)/.exec(info)?.[1] ?? 0)).filter((n) => n > 0);
     redisMax.set(limits.length > 0 ? Math.min(...limits) : 0);
     let oldestMs = Date.now();
-    const stamps = await Promise.all(oldestIds.map(([p, id]) => redis.hget(`${queuePrefix(prefix, p)}:${queueName(p)}:${id}`, "timestamp").catch(() => null)));
+    const stamps = await Promise.all(
+      oldestIds.map(([p, id]) =>
+        redis.hget(`${queuePrefix(prefix, p)}:${queueName(p)}:${id}`, "timestamp").catch(() => null),
+      ),
+    );
     for (const value of stamps) if (value) oldestMs = Math.min(oldestMs, Number(value));
     oldest.set(Math.max(0, (Date.now() - oldestMs) / 1000));
   }

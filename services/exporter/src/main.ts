@@ -8,7 +8,12 @@ import { createExporter } from "./collect.js";
 
 const env = parseEnv();
 const log = createLogger("exporter", env.LOG_LEVEL);
-const db = connect({ connectionString: env.DATABASE_URL, poolMax: 2, statementTimeoutMs: 5_000, applicationName: "quanta-exporter" });
+const db = connect({
+  connectionString: env.DATABASE_URL,
+  poolMax: 2,
+  statementTimeoutMs: 5_000,
+  applicationName: "quanta-exporter",
+});
 const redis = createRedis(env.REDIS_URL, "quanta-exporter");
 const exporter = createExporter(db.kysely, redis, env.QUANTA_REDIS_PREFIX);
 

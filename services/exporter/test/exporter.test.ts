@@ -29,7 +29,9 @@ describe("exporter", () => {
 
     // Stock appearing from nowhere must show, not be hidden.
     await sql`update tiers set pool = pool + 1 where id = 'A2-20'`.execute(world.db.kysely);
-    expect(await exporter.scrape()).toContain('quanta_tier_conservation_error{campaign="qianan-2020-b2",activity="A2",tier="A2-20"} 1');
+    expect(await exporter.scrape()).toContain(
+      'quanta_tier_conservation_error{campaign="qianan-2020-b2",activity="A2",tier="A2-20"} 1',
+    );
   });
 
   it("counts a voucher a refund returned as stock again, not as a broken conservation", async () => {
@@ -39,7 +41,9 @@ describe("exporter", () => {
     // A grant of A2-50 (stock taken from the pool), then its refund (the voucher back in the pool).
     await sql`insert into attempts (acquirer_id, txn_id, body_hash, payer_id, merchant_id, amount_fen, paid_at, received_at, partition,
                                     decided_by, status, campaign_id, activity_id, tier_id, discount_fen, payable_fen)
-              values ('acq', 'ex-1', 'h', 'ex-payer', 'M-0001', 30000, now(), now(), 0, 'worker', 'granted', 'qianan-2020-b2', 'A2', 'A2-50', 5000, 25000)`.execute(db);
+              values ('acq', 'ex-1', 'h', 'ex-payer', 'M-0001', 30000, now(), now(), 0, 'worker', 'granted', 'qianan-2020-b2', 'A2', 'A2-50', 5000, 25000)`.execute(
+      db,
+    );
     await sql`update tiers set pool = pool - 1 where id = 'A2-50'`.execute(db);
     const label = '{campaign="qianan-2020-b2",activity="A2",tier="A2-50"}';
     let text = await exporter.scrape();

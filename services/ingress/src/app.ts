@@ -16,9 +16,26 @@ import {
   type ErrorCode,
   type PayerKey,
 } from "@quanta/contract";
-import { findAttempt, refundTx, rowDecision, withSettlingRetry, type DecisionRow, type Database, type SoldOutTiers } from "@quanta/db";
+import {
+  findAttempt,
+  refundTx,
+  rowDecision,
+  withSettlingRetry,
+  type DecisionRow,
+  type Database,
+  type SoldOutTiers,
+} from "@quanta/db";
 import { lookupTxn, type QuantaRedis } from "@quanta/queue";
-import { attemptsAnswered, callbacksUnanswered, httpDuration, refundsAnswered, httpRequests, registerOpsRoutes, writesSettling, type Logger } from "@quanta/telemetry";
+import {
+  attemptsAnswered,
+  callbacksUnanswered,
+  httpDuration,
+  refundsAnswered,
+  httpRequests,
+  registerOpsRoutes,
+  writesSettling,
+  type Logger,
+} from "@quanta/telemetry";
 import { sql, type Kysely } from "kysely";
 import type { DecisionWaiter } from "./decision-waiter.js";
 import type { Intake, IntakeEntry } from "./intake.js";
@@ -63,7 +80,13 @@ const STATUS_FOR: Record<ErrorCode, number> = {
 
 type AnswerCounter = typeof attemptsAnswered;
 
-function fail(reply: FastifyReply, code: ErrorCode, message?: string, field?: string, counter: AnswerCounter = attemptsAnswered) {
+function fail(
+  reply: FastifyReply,
+  code: ErrorCode,
+  message?: string,
+  field?: string,
+  counter: AnswerCounter = attemptsAnswered,
+) {
   if (code === "overloaded" || code === "txn_pending") reply.header("retry-after", "1");
   counter.inc({ outcome: "error", reason: code });
   return reply.code(STATUS_FOR[code]).send(errorBody(code, message, field));
@@ -71,11 +94,13 @@ function fail(reply: FastifyReply, code: ErrorCode, message?: string, field?: st
 
 export function buildApp(deps: IngressDeps): FastifyInstance {
   const now = deps.now ?? Date.now;
-  const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, return503OnClosing: true});
+  const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, return503OnClosing: true });
 
   // The signature covers the raw bytes: keep them, parse JSON only after the HMAC checks out.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit: BODY_LIMIT_BYTES }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit: BODY_LIMIT_BYTES }, (_req, body, done) =>
+    done(null, body),
+  );
 
   app.setErrorHandler((error: { code?: string; statusCode?: number; message: string }, request, reply) => {
     switch (error.code) {
@@ -84,7 +109,10 @@ export function buildApp(deps: IngressDeps): FastifyInstance {
         // request alone: neither 503 ("nothing was accepted") nor 202 is true. Close the
         // connection unanswered, like a timeout: the acquirer resends, and the resend is answered
         // from what was stored (the same answer, or 409 for another body; docs/decisions/0012).
-        deps.log.warn({ err: error, route: request.routeOptions.url }, "outcome unknown; closing the callback unanswered");
+        deps.log.warn(
+          { err: error, route: request.routeOptions.url },
+          "outcome unknown; closing the callback unanswered",
+        );
         callbacksUnanswered.inc({ route: request.routeOptions.url === "/v1/callbacks/refund" ? "refund" : "payment" });
         reply.hijack();
         request.raw.socket.destroy();
@@ -118,7 +146,9 @@ export function buildApp(deps: IngressDeps): FastifyInstance {
 
   app.post("/v1/callbacks/payment", async (request, reply) => handlePayment(deps, now, request, reply));
   app.post("/v1/callbacks/refund", async (request, reply) => handleRefund(deps, now, request, reply));
-  app.get<{ Params: { txnId: string } }>("/v1/attempts/:txnId", async (request, reply) => handleGet(deps, now, request, reply));
+  app.get<{ Params: { txnId: string } }>("/v1/attempts/:txnId", async (request, reply) =>
+    handleGet(deps, now, request, reply),
+  );
 
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: { code: "not_found" } }));
   return app;
@@ -170,7 +200,13 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
   // stored row and any log line see only that (the same payer always gets the same one;
   // docs/decisions/0011).
   const payment = { ...parsed.payment, payerId: payerRef(deps.payerKey, parsed.payment.payerId) };
-  const base = { acquirerId, bodyHash: paymentHash(payment), payment, receivedAtMs, partition: partitionOf(payment.payerId, deps.partitionCount) };
+  const base = {
+    acquirerId,
+    bodyHash: paymentHash(payment),
+    payment,
+    receivedAtMs,
+    partition: partitionOf(payment.payerId, deps.partitionCount),
+  };
   const classification = classify(payment, deps.campaigns());
 
   let entry: IntakeEntry;
@@ -182,7 +218,11 @@ async function handlePayment(deps: IngressDeps, now: () => number, request: Fast
     const { campaignId, activityId, tierIds } = classification.request;
     entry = {
       attempt: base,
-      immediate: { decision: { status: "rejected", reason: "sold_out", campaignId, activityId }, checkHolder: true, soldOutTiers: tierIds },
+      immediate: {
+        decision: { status: "rejected", reason: "sold_out", campaignId, activityId },
+        checkHolder: true,
+        soldOutTiers: tierIds,
+      },
     };
   } else {
     if (!deps.waiter.hasRoom()) return fail(reply, "overloaded", "too many callbacks held open");
@@ -262,9 +302,21 @@ async function handleRefund(deps: IngressDeps, now: () => number, request: Fasti
   switch (result.kind) {
     case "no_payment":
       if ((await lookupTxn(deps.redis, deps.prefix, acquirerId, refund.txnId)) !== undefined) {
-        return fail(reply, "txn_pending", "the payment is accepted but not decided yet; retry after its decision", "txnId", refundsAnswered);
+        return fail(
+          reply,
+          "txn_pending",
+          "the payment is accepted but not decided yet; retry after its decision",
+          "txnId",
+          refundsAnswered,
+        );
       }
-      return fail(reply, "unknown_txn", "no payment with this txnId was decided for this acquirer", "txnId", refundsAnswered);
+      return fail(
+        reply,
+        "unknown_txn",
+        "no payment with this txnId was decided for this acquirer",
+        "txnId",
+        refundsAnswered,
+      );
     case "exceeds_payment":
       return fail(
         reply,
@@ -274,12 +326,24 @@ async function handleRefund(deps: IngressDeps, now: () => number, request: Fasti
         refundsAnswered,
       );
     case "too_many_refunds":
-      return fail(reply, "too_many_refunds", `the payment has ${result.refundsBefore} refunds, the most one payment may have`, "txnId", refundsAnswered);
+      return fail(
+        reply,
+        "too_many_refunds",
+        `the payment has ${result.refundsBefore} refunds, the most one payment may have`,
+        "txnId",
+        refundsAnswered,
+      );
     case "refunded_at_out_of_bounds":
       return fail(reply, "refunded_at_out_of_bounds", result.message, "refundedAt", refundsAnswered);
     case "stored":
       if (result.row.body_hash !== bodyHash) {
-        return fail(reply, "refund_conflict", "this refundId was seen before with a different body", "refundId", refundsAnswered);
+        return fail(
+          reply,
+          "refund_conflict",
+          "this refundId was seen before with a different body",
+          "refundId",
+          refundsAnswered,
+        );
       }
       break;
     case "recorded":

@@ -116,7 +116,8 @@ export class DecisionWaiter {
   }
 
   private deliver(message: DecisionMessage): void {
-    for (const [key, body] of message.answers) this.settle(key, body === null ? { kind: "conflict" } : { kind: "decided", body });
+    for (const [key, body] of message.answers)
+      this.settle(key, body === null ? { kind: "conflict" } : { kind: "decided", body });
   }
 
   private remove(key: string, waiter: Waiter): void {

@@ -1,6 +1,15 @@
 import type pg from "pg";
 import type { Kysely } from "kysely";
-import { paceStart, recordImmediateBatch, takeUpTo, withSettlingRetry, type Database, type ImmediateOutcome, type ImmediateRecord, type RetryOptions } from "@quanta/db";
+import {
+  paceStart,
+  recordImmediateBatch,
+  takeUpTo,
+  withSettlingRetry,
+  type Database,
+  type ImmediateOutcome,
+  type ImmediateRecord,
+  type RetryOptions,
+} from "@quanta/db";
 import { immediateBatchSize, txnRetries, writesSettling } from "@quanta/telemetry";
 
 /**
@@ -31,7 +40,12 @@ interface Parked {
   reject: (error: unknown) => void;
 }
 
-const RETRY: RetryOptions = { attemptsMax: 4, baseDelayMs: 20, delayMaxMs: 500, onRetry: (cls) => txnRetries.inc({ code: cls }) };
+const RETRY: RetryOptions = {
+  attemptsMax: 4,
+  baseDelayMs: 20,
+  delayMaxMs: 500,
+  onRetry: (cls) => txnRetries.inc({ code: cls }),
+};
 
 export class ImmediateStore {
   private parked: Parked[] = [];

@@ -1,8 +1,31 @@
 import type { Queue } from "bullmq";
 import type { Kysely } from "kysely";
 import type { Decision, QueuedAttempt } from "@quanta/domain";
-import { OutcomeUnknownError, attemptKey, findAttempts, type AttemptRow, type Database, type DecisionRow, type ImmediateOutcome, type ImmediateRecord } from "@quanta/db";
-import { admitBatch, forgetTxns, jobOptions, keys, releaseBacklog, waitForReplicas, waitKey, type AdmitCode, type AdmitMode, type BatchJob, type Cluster, type QuantaRedis, type ReplicaCounts } from "@quanta/queue";
+import {
+  OutcomeUnknownError,
+  attemptKey,
+  findAttempts,
+  type AttemptRow,
+  type Database,
+  type DecisionRow,
+  type ImmediateOutcome,
+  type ImmediateRecord,
+} from "@quanta/db";
+import {
+  admitBatch,
+  forgetTxns,
+  jobOptions,
+  keys,
+  releaseBacklog,
+  waitForReplicas,
+  waitKey,
+  type AdmitCode,
+  type AdmitMode,
+  type BatchJob,
+  type Cluster,
+  type QuantaRedis,
+  type ReplicaCounts,
+} from "@quanta/queue";
 import { intakeAttempts, intakeBatchSize, intakeJobs, intakeJobsUnreplicated, writesSettling } from "@quanta/telemetry";
 import type { WaitResult } from "./decision-waiter.js";
 
@@ -158,8 +181,18 @@ export class Intake {
     const admission = admitBatch(
       this.stores.redis,
       this.options.prefix,
-      batch.map((p) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId, bodyHash: p.entry.attempt.bodyHash, mode: modeOf(p), partition: p.entry.attempt.partition })),
-      { backlogMaxPerPartition: this.options.backlogMaxPerPartition, ttlS: this.options.txnRegistryTtlS, immediateTtlS: this.options.txnInFlightTtlS },
+      batch.map((p) => ({
+        acquirerId: p.entry.attempt.acquirerId,
+        txnId: p.entry.attempt.payment.txnId,
+        bodyHash: p.entry.attempt.bodyHash,
+        mode: modeOf(p),
+        partition: p.entry.attempt.partition,
+      })),
+      {
+        backlogMaxPerPartition: this.options.backlogMaxPerPartition,
+        ttlS: this.options.txnRegistryTtlS,
+        immediateTtlS: this.options.txnInFlightTtlS,
+      },
     );
     try {
       codes = (await withTimeout(admission, this.options.admitTimeoutMs)).codes;
@@ -171,7 +204,9 @@ export class Intake {
       // Answered 503 (nothing accepted): when the script does run after all, what it registered
       // and reserved for these attempts is taken back, so that a later body of the txn is free.
       for (const p of batch) p.resolve({ kind: "unavailable" });
-      void admission.then(({ codes: late }) => this.undo(batch.map((p, i) => ({ ...p, code: late[i]! })))).catch(() => undefined);
+      void admission
+        .then(({ codes: late }) => this.undo(batch.map((p, i) => ({ ...p, code: late[i]! }))))
+        .catch(() => undefined);
       return;
     }
     batch.forEach((p, i) => (p.code = codes[i]));
@@ -221,7 +256,11 @@ export class Intake {
       room.set(p.entry.attempt.partition, (room.get(p.entry.attempt.partition) ?? 0) + 1);
     }
     const registered = ps.filter((p) => p.code === "first").map(txnOf);
-    await Promise.all([...room].map(([partition, n]) => releaseBacklog(this.stores.redis, this.options.prefix, partition, n).catch(() => undefined)));
+    await Promise.all(
+      [...room].map(([partition, n]) =>
+        releaseBacklog(this.stores.redis, this.options.prefix, partition, n).catch(() => undefined),
+      ),
+    );
     await forgetTxns(this.stores.redis, this.options.prefix, registered).catch(() => undefined);
   }
 
@@ -232,12 +271,24 @@ export class Intake {
   private async enqueue(partition: number, toQueue: Pending[]): Promise<void> {
     if (toQueue.length === 0) return;
     // Every attempt queued here took backlog room at admission (codes first and requeued).
-    const job: BatchJob = { replyTo: this.options.replyTo, room: toQueue.length, attempts: toQueue.map((p) => p.entry.attempt as QueuedAttempt) };
-    const waits = toQueue.map((p) => this.stores.waits.wait(waitKey(p.entry.attempt.acquirerId, p.entry.attempt.payment.txnId, p.entry.attempt.bodyHash), this.options.decisionWaitMs));
+    const job: BatchJob = {
+      replyTo: this.options.replyTo,
+      room: toQueue.length,
+      attempts: toQueue.map((p) => p.entry.attempt as QueuedAttempt),
+    };
+    const waits = toQueue.map((p) =>
+      this.stores.waits.wait(
+        waitKey(p.entry.attempt.acquirerId, p.entry.attempt.payment.txnId, p.entry.attempt.bodyHash),
+        this.options.decisionWaitMs,
+      ),
+    );
     const queue = this.stores.queues[partition]!;
     // A job id of its own: an add sent again (a resend by the client after a lost connection, or
     // after a failover) finds the job if it landed and adds nothing twice.
-    const options = { ...jobOptions(this.options.retentionS), jobId: `${this.options.replyTo.replace(/:/g, "-")}-${++this.jobSerial}` };
+    const options = {
+      ...jobOptions(this.options.retentionS),
+      jobId: `${this.options.replyTo.replace(/:/g, "-")}-${++this.jobSerial}`,
+    };
     try {
       await this.addSettled(queue, job, options);
       await this.confirmReplicated(queue, partition, job, options);
@@ -258,7 +309,11 @@ export class Intake {
    * OutcomeUnknownError (the callback is closed unanswered, never told "nothing was accepted";
    * docs/decisions/0012).
    */
-  private async addSettled(queue: Queue, job: BatchJob, options: ReturnType<typeof jobOptions> & { jobId: string }): Promise<void> {
+  private async addSettled(
+    queue: Queue,
+    job: BatchJob,
+    options: ReturnType<typeof jobOptions> & { jobId: string },
+  ): Promise<void> {
     let failure: unknown;
     try {
       await queue.add("batch", job, options);
@@ -276,9 +331,18 @@ export class Intake {
     const deadline = performance.now() + this.options.settleMs;
     while (performance.now() < deadline) {
       await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
-      if (await queue.add("batch", job, options).then(() => true, () => false)) return;
+      if (
+        await queue.add("batch", job, options).then(
+          () => true,
+          () => false,
+        )
+      )
+        return;
     }
-    throw new OutcomeUnknownError(`queue job ${options.jobId} may or may not have been added; Redis did not say within ${this.options.settleMs} ms`, { cause: failure });
+    throw new OutcomeUnknownError(
+      `queue job ${options.jobId} may or may not have been added; Redis did not say within ${this.options.settleMs} ms`,
+      { cause: failure },
+    );
   }
 
   /**
@@ -293,7 +357,12 @@ export class Intake {
    * every job (docs/decisions/0003).
    * Never throws once the first add succeeded: the attempts are queued, whatever it says.
    */
-  private async confirmReplicated(queue: Queue, partition: number, job: BatchJob, options: ReturnType<typeof jobOptions> & { jobId: string }): Promise<void> {
+  private async confirmReplicated(
+    queue: Queue,
+    partition: number,
+    job: BatchJob,
+    options: ReturnType<typeof jobOptions> & { jobId: string },
+  ): Promise<void> {
     const { redisWaitReplicas: wanted, redisWaitTimeoutMs: timeoutMs } = this.options;
     const replication = this.stores.replication;
     if (wanted === 0 || !replication) return;
@@ -305,7 +374,10 @@ export class Intake {
         return;
       }
       try {
-        const confirmed = await withTimeout(waitForReplicas(replication.queueRedis, key, replicas, timeoutMs), timeoutMs + 1_000);
+        const confirmed = await withTimeout(
+          waitForReplicas(replication.queueRedis, key, replicas, timeoutMs),
+          timeoutMs + 1_000,
+        );
         if (confirmed < replicas) {
           // A late replica would hold this master's connection for the whole timeout on every job:
           // ask it for none until the next count of its replicas.
@@ -325,7 +397,10 @@ export class Intake {
           return;
         }
         // The same job id: if the first copy reached the promoted replica, this adds nothing.
-        const added = await queue.add("batch", job, options).then(() => true, () => false);
+        const added = await queue.add("batch", job, options).then(
+          () => true,
+          () => false,
+        );
         if (!added) {
           intakeJobsUnreplicated.inc({ why: "master_lost" });
           return;
@@ -363,7 +438,8 @@ export class Intake {
       (error: unknown) => {
         // Proved not stored (the caller answers 503, "nothing was accepted"): their registrations
         // go, so that a GET says unknown_txn and another body is free. An unknown outcome keeps them.
-        if (!(error instanceof OutcomeUnknownError)) void forgetTxns(this.stores.redis, this.options.prefix, toStore.map(txnOf)).catch(() => undefined);
+        if (!(error instanceof OutcomeUnknownError))
+          void forgetTxns(this.stores.redis, this.options.prefix, toStore.map(txnOf)).catch(() => undefined);
         for (const p of toStore) p.reject(error);
       },
     );

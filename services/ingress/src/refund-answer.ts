@@ -10,9 +10,22 @@ export function refundAnswer(row: RefundRow, payment: RefundedPayment): RefundBo
   const refundedTotalFen = Number(row.refunded_total_fen);
   switch (row.outcome) {
     case "voucher_returned":
-      return { ...base, status: "voucher_returned", tierId: payment.tierId!, discountReturnedFen: payment.discountFen!, slot: row.slot_released ? "released" : "kept", refundedTotalFen };
+      return {
+        ...base,
+        status: "voucher_returned",
+        tierId: payment.tierId!,
+        discountReturnedFen: payment.discountFen!,
+        slot: row.slot_released ? "released" : "kept",
+        refundedTotalFen,
+      };
     case "voucher_kept":
-      return { ...base, status: "voucher_kept", tierId: payment.tierId!, refundedTotalFen, remainingFen: payment.amountFen - refundedTotalFen };
+      return {
+        ...base,
+        status: "voucher_kept",
+        tierId: payment.tierId!,
+        refundedTotalFen,
+        remainingFen: payment.amountFen - refundedTotalFen,
+      };
     case "no_voucher":
       return { ...base, status: "no_voucher", reason: row.reason!, refundedTotalFen };
   }

@@ -5,7 +5,15 @@ import type { FastifyInstance } from "fastify";
 import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets, parsePayerKey } from "@quanta/contract";
 import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount } from "@quanta/db";
-import { QUEUE_STREAMS, ReplicaCounts, backlogMaxPerPartition, createRedis, isCluster, queueName, queuePrefix } from "@quanta/queue";
+import {
+  QUEUE_STREAMS,
+  ReplicaCounts,
+  backlogMaxPerPartition,
+  createRedis,
+  isCluster,
+  queueName,
+  queuePrefix,
+} from "@quanta/queue";
 import { createLogger, watchPgPool } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
 import { DecisionWaiter } from "./decision-waiter.js";
@@ -45,22 +53,47 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   const subscriber = createRedis(env.REDIS_URL, `quanta-ingress-sub-${ingressId}`, { subscriber: true });
   const queues = Array.from(
     { length: env.QUANTA_PARTITIONS },
-    (_, p) => new Queue(queueName(p), { connection: redis, prefix: queuePrefix(prefix, p), skipVersionCheck: true, streams: QUEUE_STREAMS }),
+    (_, p) =>
+      new Queue(queueName(p), {
+        connection: redis,
+        prefix: queuePrefix(prefix, p),
+        skipVersionCheck: true,
+        streams: QUEUE_STREAMS,
+      }),
   );
 
   // 1 s: a paused activity (emergency stop) or a new merchant list reaches the tills within a second.
-  const campaigns = new CampaignCache(db.kysely, (error) => log.warn({ err: error }, "campaign refresh failed; serving the last copy"), CAMPAIGN_REFRESH_MS);
+  const campaigns = new CampaignCache(
+    db.kysely,
+    (error) => log.warn({ err: error }, "campaign refresh failed; serving the last copy"),
+    CAMPAIGN_REFRESH_MS,
+  );
   await campaigns.start();
   const waiter = new DecisionWaiter(subscriber, prefix, ingressId, log, env.QUANTA_INGRESS_HELD_MAX);
   await waiter.start(redis);
-  const soldOut = new SoldOutTiers(db.kysely, (error) => log.warn({ err: error }, "sold-out refresh failed"), SOLD_OUT_REFRESH_MS);
+  const soldOut = new SoldOutTiers(
+    db.kysely,
+    (error) => log.warn({ err: error }, "sold-out refresh failed"),
+    SOLD_OUT_REFRESH_MS,
+  );
   await soldOut.start();
   // On a cluster: how many replicas each master has, so that a job is confirmed on one (intake.ts).
   const replicas = isCluster(redis) && env.QUANTA_REDIS_WAIT_REPLICAS > 0 ? new ReplicaCounts(redis, 1_000) : undefined;
   await replicas?.start();
-  const immediates = new ImmediateStore(db.pool, db.kysely, { gapMs: env.QUANTA_GROUP_COMMIT_MS, batchMax: env.QUANTA_WORKER_BATCH_MAX, settleMs: env.QUANTA_OUTCOME_SETTLE_MS });
+  const immediates = new ImmediateStore(db.pool, db.kysely, {
+    gapMs: env.QUANTA_GROUP_COMMIT_MS,
+    batchMax: env.QUANTA_WORKER_BATCH_MAX,
+    settleMs: env.QUANTA_OUTCOME_SETTLE_MS,
+  });
   const intake = new Intake(
-    { redis: registryRedis, queues, db: db.kysely, immediates, waits: waiter, ...(replicas && isCluster(redis) ? { replication: { queueRedis: redis, replicas } } : {}) },
+    {
+      redis: registryRedis,
+      queues,
+      db: db.kysely,
+      immediates,
+      waits: waiter,
+      ...(replicas && isCluster(redis) ? { replication: { queueRedis: redis, replicas } } : {}),
+    },
     {
       prefix,
       replyTo: ingressId,

@@ -39,7 +39,14 @@ let other: CallbackClient;
 let seq = 0;
 
 const body = (over: Record<string, unknown> = {}) =>
-  JSON.stringify({ txnId: `t${++seq}`, payerId: `p${seq}`, merchantId: "M-0001", amountFen: 250_000, paidAt: "2020-09-13T10:00:01+08:00", ...over });
+  JSON.stringify({
+    txnId: `t${++seq}`,
+    payerId: `p${seq}`,
+    merchantId: "M-0001",
+    amountFen: 250_000,
+    paidAt: "2020-09-13T10:00:01+08:00",
+    ...over,
+  });
 
 beforeAll(async () => {
   world = await createTestWorld("contract", { campaigns: [readCampaignFile(SEED_CAMPAIGN_PATH), tiny] });
@@ -63,27 +70,69 @@ describe("POST /v1/callbacks/payment", () => {
   it("200 granted: highest tier, payable = amount - discount", async () => {
     const a = await client.postPayment(body({ amountFen: 250_000 }));
     expect(a.status).toBe(200);
-    expect(a.body).toEqual({ txnId: `t${seq}`, status: "granted", activityId: "A2", tierId: "A2-400", discountFen: 40_000, payableFen: 210_000 });
+    expect(a.body).toEqual({
+      txnId: `t${seq}`,
+      status: "granted",
+      activityId: "A2",
+      tierId: "A2-400",
+      discountFen: 40_000,
+      payableFen: 210_000,
+    });
     const flagship = await client.postPayment(body({ merchantId: "M-FLAGSHIP", amountFen: 20_000 }));
-    expect(flagship.body).toMatchObject({ status: "granted", activityId: "A1", tierId: "A1-100", discountFen: 10_000, payableFen: 10_000 });
+    expect(flagship.body).toMatchObject({
+      status: "granted",
+      activityId: "A1",
+      tierId: "A1-100",
+      discountFen: 10_000,
+      payableFen: 10_000,
+    });
   });
 
   it("200 rejected for each reason that needs no stock", async () => {
-    expect((await client.postPayment(body({ amountFen: 9_999 }))).body).toEqual({ txnId: `t${seq}`, status: "rejected", reason: "below_threshold" });
-    expect((await client.postPayment(body({ merchantId: "M-9999" }))).body).toMatchObject({ status: "rejected", reason: "merchant_not_eligible" });
-    expect((await client.postPayment(body({ paidAt: "2020-10-01T00:00:00+08:00" }))).body).toMatchObject({ status: "rejected", reason: "outside_window" });
+    expect((await client.postPayment(body({ amountFen: 9_999 }))).body).toEqual({
+      txnId: `t${seq}`,
+      status: "rejected",
+      reason: "below_threshold",
+    });
+    expect((await client.postPayment(body({ merchantId: "M-9999" }))).body).toMatchObject({
+      status: "rejected",
+      reason: "merchant_not_eligible",
+    });
+    expect((await client.postPayment(body({ paidAt: "2020-10-01T00:00:00+08:00" }))).body).toMatchObject({
+      status: "rejected",
+      reason: "outside_window",
+    });
   });
 
   it("200 rejected already_redeemed: one voucher per payer per activity, another activity still open", async () => {
-    expect((await client.postPayment(body({ payerId: "same", amountFen: 60_000 }))).body).toMatchObject({ status: "granted", tierId: "A2-100" });
-    expect((await client.postPayment(body({ payerId: "same", amountFen: 250_000 }))).body).toMatchObject({ status: "rejected", reason: "already_redeemed" });
-    expect((await client.postPayment(body({ payerId: "same", merchantId: "M-FLAGSHIP" }))).body).toMatchObject({ status: "granted", activityId: "A1" });
+    expect((await client.postPayment(body({ payerId: "same", amountFen: 60_000 }))).body).toMatchObject({
+      status: "granted",
+      tierId: "A2-100",
+    });
+    expect((await client.postPayment(body({ payerId: "same", amountFen: 250_000 }))).body).toMatchObject({
+      status: "rejected",
+      reason: "already_redeemed",
+    });
+    expect((await client.postPayment(body({ payerId: "same", merchantId: "M-FLAGSHIP" }))).body).toMatchObject({
+      status: "granted",
+      activityId: "A1",
+    });
   });
 
   it("200 rejected sold_out only once every qualifying tier is empty everywhere (best_available falls to a lower tier)", async () => {
     const t = (over: Record<string, unknown>) => client.postPayment(body({ merchantId: "T-1", ...over }));
-    expect((await t({ amountFen: 2_000 })).body).toMatchObject({ status: "granted", tierId: "T-high", discountFen: 100, payableFen: 1_900 });
-    expect((await t({ amountFen: 2_000 })).body).toMatchObject({ status: "granted", tierId: "T-low", discountFen: 10, payableFen: 1_990 });
+    expect((await t({ amountFen: 2_000 })).body).toMatchObject({
+      status: "granted",
+      tierId: "T-high",
+      discountFen: 100,
+      payableFen: 1_900,
+    });
+    expect((await t({ amountFen: 2_000 })).body).toMatchObject({
+      status: "granted",
+      tierId: "T-low",
+      discountFen: 10,
+      payableFen: 1_990,
+    });
     expect((await t({ amountFen: 2_000 })).body).toMatchObject({ status: "rejected", reason: "sold_out" });
     expect((await t({ amountFen: 500 })).body).toMatchObject({ status: "rejected", reason: "sold_out" });
   });
@@ -101,9 +150,16 @@ describe("POST /v1/callbacks/payment", () => {
     // The holder's own payer id (its row stores only the pseudonym of it).
     const redeemed = await t({ amountFen: 5_000, payerId: `p${seq - 3}` });
     expect(redeemed).toMatchObject({ status: 200, body: { status: "rejected", reason: "already_redeemed" } });
-    for (const txn of [freshTxn, `t${seq}`]) expect((await findAttempt(world.db.kysely, world.acquirerId, txn))?.decided_by).toBe("ingress");
+    for (const txn of [freshTxn, `t${seq}`])
+      expect((await findAttempt(world.db.kysely, world.acquirerId, txn))?.decided_by).toBe("ingress");
     expect(await client.getAttempt(freshTxn)).toMatchObject({ status: 200, body: fresh.body });
-    const again = JSON.stringify({ txnId: freshTxn, payerId: `p${seq - 1}`, merchantId: "T-1", amountFen: 5_000, paidAt: "2020-09-13T10:00:01+08:00" });
+    const again = JSON.stringify({
+      txnId: freshTxn,
+      payerId: `p${seq - 1}`,
+      merchantId: "T-1",
+      amountFen: 5_000,
+      paidAt: "2020-09-13T10:00:01+08:00",
+    });
     expect(await client.postPayment(again)).toMatchObject({ status: 200, body: fresh.body });
     expect(await client.postPayment(again.replace("5000", "5001"))).toMatchObject({ status: 409 });
   });
@@ -123,7 +179,9 @@ describe("POST /v1/callbacks/payment", () => {
   });
 
   it("400 invalid_body names the field; nothing is stored", async () => {
-    const missing = await client.postPayment(JSON.stringify({ txnId: "bad-1", payerId: "p", merchantId: "M-0001", paidAt: "2020-09-13T10:00:01+08:00" }));
+    const missing = await client.postPayment(
+      JSON.stringify({ txnId: "bad-1", payerId: "p", merchantId: "M-0001", paidAt: "2020-09-13T10:00:01+08:00" }),
+    );
     expect(missing).toMatchObject({ status: 400, body: { error: { code: "invalid_body", field: "amountFen" } } });
     const typed = await client.postPayment(body({ txnId: "bad-2", amountFen: "250000" }));
     expect(typed).toMatchObject({ status: 400, body: { error: { code: "invalid_body", field: "amountFen" } } });
@@ -131,19 +189,38 @@ describe("POST /v1/callbacks/payment", () => {
     expect(range).toMatchObject({ status: 400, body: { error: { field: "amountFen" } } });
     const json = await client.postPayment('{"txnId": "bad-4",');
     expect(json).toMatchObject({ status: 400, body: { error: { code: "invalid_body" } } });
-    for (const txnId of ["bad-1", "bad-2", "bad-3", "bad-4"]) expect(await findAttempt(world.db.kysely, world.acquirerId, txnId)).toBeUndefined();
+    for (const txnId of ["bad-1", "bad-2", "bad-3", "bad-4"])
+      expect(await findAttempt(world.db.kysely, world.acquirerId, txnId)).toBeUndefined();
   });
 
   it("401 unknown_acquirer, bad_signature, stale_timestamp; nothing is stored", async () => {
     const b = body({ txnId: "forged-1" });
     const t = Math.floor(Date.now() / 1000);
-    const headers = (acquirer: string, signature: string) => ({ "content-type": "application/json", [ACQUIRER_HEADER]: acquirer, [SIGNATURE_HEADER]: signature });
+    const headers = (acquirer: string, signature: string) => ({
+      "content-type": "application/json",
+      [ACQUIRER_HEADER]: acquirer,
+      [SIGNATURE_HEADER]: signature,
+    });
     const path = "/v1/callbacks/payment";
-    expect(await client.raw("POST", path, headers("nobody", sign(world.secret, t, b)), b)).toMatchObject({ status: 401, body: { error: { code: "unknown_acquirer" } } });
-    expect(await client.raw("POST", path, headers(world.acquirerId, sign("wrong-secret-0123456789", t, b)), b)).toMatchObject({ status: 401, body: { error: { code: "bad_signature" } } });
-    expect(await client.raw("POST", path, headers(world.acquirerId, "t=1,v1=zz"), b)).toMatchObject({ status: 401, body: { error: { code: "bad_signature" } } });
-    expect(await client.raw("POST", path, headers(world.acquirerId, sign(world.secret, t - 301, b)), b)).toMatchObject({ status: 401, body: { error: { code: "stale_timestamp" } } });
-    expect(await client.raw("POST", path, headers(world.acquirerId, sign(world.secret, t + 301, b)), b)).toMatchObject({ status: 401, body: { error: { code: "stale_timestamp" } } });
+    expect(await client.raw("POST", path, headers("nobody", sign(world.secret, t, b)), b)).toMatchObject({
+      status: 401,
+      body: { error: { code: "unknown_acquirer" } },
+    });
+    expect(
+      await client.raw("POST", path, headers(world.acquirerId, sign("wrong-secret-0123456789", t, b)), b),
+    ).toMatchObject({ status: 401, body: { error: { code: "bad_signature" } } });
+    expect(await client.raw("POST", path, headers(world.acquirerId, "t=1,v1=zz"), b)).toMatchObject({
+      status: 401,
+      body: { error: { code: "bad_signature" } },
+    });
+    expect(await client.raw("POST", path, headers(world.acquirerId, sign(world.secret, t - 301, b)), b)).toMatchObject({
+      status: 401,
+      body: { error: { code: "stale_timestamp" } },
+    });
+    expect(await client.raw("POST", path, headers(world.acquirerId, sign(world.secret, t + 301, b)), b)).toMatchObject({
+      status: 401,
+      body: { error: { code: "stale_timestamp" } },
+    });
     expect(await findAttempt(world.db.kysely, world.acquirerId, "forged-1")).toBeUndefined();
   });
 
@@ -151,10 +228,14 @@ describe("POST /v1/callbacks/payment", () => {
     const big = JSON.stringify({ ...JSON.parse(body()), pad: "x".repeat(17 * 1024) });
     const t = Math.floor(Date.now() / 1000);
     const h = { [ACQUIRER_HEADER]: world.acquirerId, [SIGNATURE_HEADER]: sign(world.secret, t, big) };
-    expect(await client.raw("POST", "/v1/callbacks/payment", { ...h, "content-type": "application/json" }, big)).toMatchObject({ status: 413, body: { error: { code: "body_too_large" } } });
+    expect(
+      await client.raw("POST", "/v1/callbacks/payment", { ...h, "content-type": "application/json" }, big),
+    ).toMatchObject({ status: 413, body: { error: { code: "body_too_large" } } });
     const b = body();
     const h2 = { [ACQUIRER_HEADER]: world.acquirerId, [SIGNATURE_HEADER]: sign(world.secret, t, b) };
-    expect(await client.raw("POST", "/v1/callbacks/payment", { ...h2, "content-type": "text/plain" }, b)).toMatchObject({ status: 415, body: { error: { code: "unsupported_media_type" } } });
+    expect(await client.raw("POST", "/v1/callbacks/payment", { ...h2, "content-type": "text/plain" }, b)).toMatchObject(
+      { status: 415, body: { error: { code: "unsupported_media_type" } } },
+    );
   });
 });
 
@@ -164,10 +245,16 @@ describe("GET /v1/attempts/{txnId}", () => {
     const posted = await client.postPayment(b);
     const txnId = JSON.parse(b).txnId as string;
     expect(await client.getAttempt(txnId)).toMatchObject({ status: 200, body: posted.body });
-    expect(await client.getAttempt("never-sent")).toMatchObject({ status: 404, body: { error: { code: "unknown_txn" } } });
+    expect(await client.getAttempt("never-sent")).toMatchObject({
+      status: 404,
+      body: { error: { code: "unknown_txn" } },
+    });
     expect(await other.getAttempt(txnId)).toMatchObject({ status: 404 });
     const t = Math.floor(Date.now() / 1000);
-    const bad = await client.raw("GET", `/v1/attempts/${txnId}`, { [ACQUIRER_HEADER]: world.acquirerId, [SIGNATURE_HEADER]: sign(world.secret, t, `GET /v1/attempts/other`) });
+    const bad = await client.raw("GET", `/v1/attempts/${txnId}`, {
+      [ACQUIRER_HEADER]: world.acquirerId,
+      [SIGNATURE_HEADER]: sign(world.secret, t, `GET /v1/attempts/other`),
+    });
     expect(bad).toMatchObject({ status: 401, body: { error: { code: "bad_signature" } } });
   });
 });

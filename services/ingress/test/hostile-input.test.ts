@@ -37,7 +37,14 @@ afterAll(async () => {
 
 const now = () => Math.floor(Date.now() / 1000);
 const good = (over: Record<string, unknown> = {}) =>
-  JSON.stringify({ txnId: "h-1", payerId: "p-1", merchantId: "M-0001", amountFen: 250_000, paidAt: "2020-09-13T10:00:01+08:00", ...over });
+  JSON.stringify({
+    txnId: "h-1",
+    payerId: "p-1",
+    merchantId: "M-0001",
+    amountFen: 250_000,
+    paidAt: "2020-09-13T10:00:01+08:00",
+    ...over,
+  });
 const signed = (body: string | Buffer, extra: Record<string, string> = {}) => ({
   "content-type": "application/json",
   [ACQUIRER_HEADER]: world.acquirerId,
@@ -94,12 +101,21 @@ describe("signatures and timestamps", () => {
       [signed(b, { [ACQUIRER_HEADER]: "nobody" }), "unknown_acquirer"],
     ];
     for (const [headers, code] of cases) {
-      expect(await client.raw("POST", PATH, headers, b), code).toMatchObject({ status: 401, body: { error: { code } } });
+      expect(await client.raw("POST", PATH, headers, b), code).toMatchObject({
+        status: 401,
+        body: { error: { code } },
+      });
     }
     const missing = { "content-type": "application/json", [ACQUIRER_HEADER]: world.acquirerId };
-    expect(await client.raw("POST", PATH, missing, b)).toMatchObject({ status: 401, body: { error: { code: "bad_signature" } } });
+    expect(await client.raw("POST", PATH, missing, b)).toMatchObject({
+      status: 401,
+      body: { error: { code: "bad_signature" } },
+    });
     const noAcquirer = { "content-type": "application/json", [SIGNATURE_HEADER]: sign(world.secret, now(), b) };
-    expect(await client.raw("POST", PATH, noAcquirer, b)).toMatchObject({ status: 401, body: { error: { code: "unknown_acquirer" } } });
+    expect(await client.raw("POST", PATH, noAcquirer, b)).toMatchObject({
+      status: 401,
+      body: { error: { code: "unknown_acquirer" } },
+    });
     expect((await errorCount("bad_signature")) - before).toBe(7);
     await nothingAccepted();
   });
@@ -108,15 +124,31 @@ describe("signatures and timestamps", () => {
 describe("bodies", () => {
   it("refuses oversized, empty, truncated and mistyped bodies with the contract's error", async () => {
     const big = Buffer.alloc(2 * 1024 * 1024, "a");
-    expect(await client.raw("POST", PATH, signed(big), big)).toMatchObject({ status: 413, body: { error: { code: "body_too_large" } } });
-    expect(await client.raw("POST", PATH, signed(""), "")).toMatchObject({ status: 400, body: { error: { code: "invalid_body" } } });
+    expect(await client.raw("POST", PATH, signed(big), big)).toMatchObject({
+      status: 413,
+      body: { error: { code: "body_too_large" } },
+    });
+    expect(await client.raw("POST", PATH, signed(""), "")).toMatchObject({
+      status: 400,
+      body: { error: { code: "invalid_body" } },
+    });
     const truncated = good().slice(0, 40);
-    expect(await client.raw("POST", PATH, signed(truncated), truncated)).toMatchObject({ status: 400, body: { error: { code: "invalid_body" } } });
+    expect(await client.raw("POST", PATH, signed(truncated), truncated)).toMatchObject({
+      status: 400,
+      body: { error: { code: "invalid_body" } },
+    });
     const b = good();
-    expect(await client.raw("POST", PATH, signed(b, { "content-type": "text/plain" }), b)).toMatchObject({ status: 415 });
-    expect(await client.raw("POST", PATH, signed(b, { "content-type": "application/x-www-form-urlencoded" }), b)).toMatchObject({ status: 415 });
+    expect(await client.raw("POST", PATH, signed(b, { "content-type": "text/plain" }), b)).toMatchObject({
+      status: 415,
+    });
+    expect(
+      await client.raw("POST", PATH, signed(b, { "content-type": "application/x-www-form-urlencoded" }), b),
+    ).toMatchObject({ status: 415 });
     for (const body of ["[]", "null", "42", '"x"']) {
-      expect(await client.raw("POST", PATH, signed(body), body), body).toMatchObject({ status: 400, body: { error: { code: "invalid_body" } } });
+      expect(await client.raw("POST", PATH, signed(body), body), body).toMatchObject({
+        status: 400,
+        body: { error: { code: "invalid_body" } },
+      });
     }
     await nothingAccepted();
   });
@@ -141,7 +173,10 @@ describe("bodies", () => {
     ];
     for (const [over, field] of cases) {
       const b = good(over);
-      expect(await client.raw("POST", PATH, signed(b), b), JSON.stringify(over)).toMatchObject({ status: 400, body: { error: { code: "invalid_body", field } } });
+      expect(await client.raw("POST", PATH, signed(b), b), JSON.stringify(over)).toMatchObject({
+        status: 400,
+        body: { error: { code: "invalid_body", field } },
+      });
     }
     await nothingAccepted();
   });
@@ -149,11 +184,17 @@ describe("bodies", () => {
   it("treats __proto__ and constructor keys as plain data: no pollution, the fields are still required", async () => {
     // Written as text: a "__proto__" key in a JS object literal would set the prototype instead.
     const onlyProto = `{"__proto__":{"txnId":"h-2","payerId":"p","merchantId":"M-0001","amountFen":1,"paidAt":"2020-09-13T10:00:01+08:00"}}`;
-    expect(await client.raw("POST", PATH, signed(onlyProto), onlyProto)).toMatchObject({ status: 400, body: { error: { code: "invalid_body" } } });
+    expect(await client.raw("POST", PATH, signed(onlyProto), onlyProto)).toMatchObject({
+      status: 400,
+      body: { error: { code: "invalid_body" } },
+    });
     const withProto = `{"__proto__":{"amountFen":"x"},"txnId":"h-4","payerId":"p","merchantId":"M-0001","amountFen":5000,"paidAt":"2020-09-13T10:00:01+08:00"}`;
     // Extra fields are ignored by the contract: this one is a valid (below-threshold) payment.
     const answer = await client.raw("POST", PATH, signed(withProto), withProto);
-    expect(answer).toMatchObject({ status: 200, body: { txnId: "h-4", status: "rejected", reason: "below_threshold" } });
+    expect(answer).toMatchObject({
+      status: 200,
+      body: { txnId: "h-4", status: "rejected", reason: "below_threshold" },
+    });
     await sql`delete from attempts where txn_id = 'h-4'`.execute(world.db.kysely);
     await redis.del(keys.txn(world.prefix, world.acquirerId, "h-4"));
     const constructorKey = `{"constructor":{"prototype":{"polluted":true}},"txnId":"h-3","payerId":"p","merchantId":"M-0001","amountFen":"x","paidAt":"2020-09-13T10:00:01+08:00"}`;

@@ -28,7 +28,13 @@ const entry = (i: number): IntakeEntry => ({
   attempt: {
     acquirerId: "acq",
     bodyHash: `h${i}`,
-    payment: { txnId: `b-${i}`, payerId: `p-${i}`, merchantId: "M-0001", amountFen: 250_000, paidAtMs: Date.parse("2020-09-13T10:00:00+08:00") },
+    payment: {
+      txnId: `b-${i}`,
+      payerId: `p-${i}`,
+      merchantId: "M-0001",
+      amountFen: 250_000,
+      paidAtMs: Date.parse("2020-09-13T10:00:00+08:00"),
+    },
     receivedAtMs: Date.now(),
     partition: 0,
     request: { campaignId: "qianan-2020-b2", activityId: "A2", tierIds: ["A2-400"] },
@@ -38,12 +44,37 @@ const entry = (i: number): IntakeEntry => ({
 describe("intake limits", () => {
   it("holds at most pendingMax attempts and answers unavailable when Redis stalls past the admit timeout", async () => {
     const conn = createRedis(redis.url, "intake-bounds", { autoPipelining: true });
-    const queue = new Queue(queueName(0), { connection: conn, prefix: queuePrefix("bounds", 0), skipVersionCheck: true });
+    const queue = new Queue(queueName(0), {
+      connection: conn,
+      prefix: queuePrefix("bounds", 0),
+      skipVersionCheck: true,
+    });
     const admin = new Redis(redis.url);
     const intake = new Intake(
       // Nobody decides here: a queued attempt's wait simply ends (the ingress would answer 202).
-      { redis: conn, queues: [queue], db: world.db.kysely, immediates: { store: () => Promise.reject(new Error("nothing here needs no stock")) }, waits: { wait: () => ({ result: Promise.resolve({ kind: "timeout" as const }), cancel: () => undefined }) } },
-      { prefix: "bounds", replyTo: "test", batchMax: 64, flushMs: 1, backlogMaxPerPartition: 1_000, retentionS: 0, txnRegistryTtlS: 60, txnInFlightTtlS: 60, decisionWaitMs: 100, admitTimeoutMs: 300, pendingMax: 3, redisWaitReplicas: 0, redisWaitTimeoutMs: 100, settleMs: 1_000 },
+      {
+        redis: conn,
+        queues: [queue],
+        db: world.db.kysely,
+        immediates: { store: () => Promise.reject(new Error("nothing here needs no stock")) },
+        waits: { wait: () => ({ result: Promise.resolve({ kind: "timeout" as const }), cancel: () => undefined }) },
+      },
+      {
+        prefix: "bounds",
+        replyTo: "test",
+        batchMax: 64,
+        flushMs: 1,
+        backlogMaxPerPartition: 1_000,
+        retentionS: 0,
+        txnRegistryTtlS: 60,
+        txnInFlightTtlS: 60,
+        decisionWaitMs: 100,
+        admitTimeoutMs: 300,
+        pendingMax: 3,
+        redisWaitReplicas: 0,
+        redisWaitTimeoutMs: 100,
+        settleMs: 1_000,
+      },
     );
     try {
       await admin.call("CLIENT", "PAUSE", "2000", "ALL");
@@ -54,7 +85,11 @@ describe("intake limits", () => {
       // Refused at once: settled before any of the held three, which wait on the paused Redis.
       expect(settled).toEqual([3]);
       // "unavailable" comes only from the admit timeout: had Redis come back first, they were queued.
-      expect(await Promise.all(held)).toEqual([{ kind: "unavailable" }, { kind: "unavailable" }, { kind: "unavailable" }]);
+      expect(await Promise.all(held)).toEqual([
+        { kind: "unavailable" },
+        { kind: "unavailable" },
+        { kind: "unavailable" },
+      ]);
       // Postponed by the pause, and behind the admission's first step on the intake's own
       // connection (one connection's commands run in order): once this answers, the late
       // admission has reserved its room (3), and registers next; the counter is back at 0 only

@@ -47,7 +47,21 @@ describe.skipIf(!usable)("smoke.js in real k6", () => {
     const run = await new Promise<{ status: number | null; output: string }>((done) => {
       const child = spawn(
         k6!,
-        ["run", "--quiet", "-e", `BASE_URL=http://127.0.0.1:${ingress.port}`, "-e", `ACQUIRER_ID=${world.acquirerId}`, "-e", `ACQUIRER_SECRET=${world.secret}`, "-e", `SUMMARY_DIR=${out}`, "-e", "SMOKE_TAIL_S=0", SMOKE],
+        [
+          "run",
+          "--quiet",
+          "-e",
+          `BASE_URL=http://127.0.0.1:${ingress.port}`,
+          "-e",
+          `ACQUIRER_ID=${world.acquirerId}`,
+          "-e",
+          `ACQUIRER_SECRET=${world.secret}`,
+          "-e",
+          `SUMMARY_DIR=${out}`,
+          "-e",
+          "SMOKE_TAIL_S=0",
+          SMOKE,
+        ],
         { env: { ...process.env, K6_NO_USAGE_REPORT: "true" } },
       );
       let output = "";
@@ -59,8 +73,14 @@ describe.skipIf(!usable)("smoke.js in real k6", () => {
     expect(readdirSync(out).sort()).toEqual(["smoke-summary.json", "smoke-summary.md", "smoke-verdict.json"]);
     const summary = readFileSync(join(out, "smoke-summary.md"), "utf8");
     expect(summary).toContain("Promises: all kept");
-    expect(JSON.parse(readFileSync(join(out, "smoke-verdict.json"), "utf8"))).toMatchObject({ script: "smoke", promisesBroken: [], budgetsOver: [] });
-    const data = JSON.parse(readFileSync(join(out, "smoke-summary.json"), "utf8")) as { metrics: { checks: { values: { passes: number; fails: number } } } };
+    expect(JSON.parse(readFileSync(join(out, "smoke-verdict.json"), "utf8"))).toMatchObject({
+      script: "smoke",
+      promisesBroken: [],
+      budgetsOver: [],
+    });
+    const data = JSON.parse(readFileSync(join(out, "smoke-summary.json"), "utf8")) as {
+      metrics: { checks: { values: { passes: number; fails: number } } };
+    };
     expect(data.metrics.checks.values.fails).toBe(0);
     expect(data.metrics.checks.values.passes).toBeGreaterThanOrEqual(25);
   });

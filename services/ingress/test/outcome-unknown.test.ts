@@ -76,7 +76,13 @@ let patientClient: CallbackClient;
 let hastyClient: CallbackClient;
 
 const payment = (txnId: string, amountFen = 250_000) =>
-  JSON.stringify({ txnId, payerId: `payer-${txnId}`, merchantId: "M-NOT-LISTED", amountFen, paidAt: "2020-09-13T10:00:01+08:00" });
+  JSON.stringify({
+    txnId,
+    payerId: `payer-${txnId}`,
+    merchantId: "M-NOT-LISTED",
+    amountFen,
+    paidAt: "2020-09-13T10:00:01+08:00",
+  });
 
 type Outcome = { status: number; body?: unknown; error?: string };
 const send = (client: CallbackClient, body: string): Promise<Outcome> =>
@@ -100,7 +106,13 @@ beforeAll(async () => {
   await proxy.up();
   const viaProxy = new URL(world.databaseUrl);
   viaProxy.port = String(proxy.port);
-  const env = { ...world.env, DATABASE_URL: viaProxy.toString(), QUANTA_GROUP_COMMIT_MS: "0", QUANTA_INTAKE_FLUSH_MS: "0", PORT: "0" };
+  const env = {
+    ...world.env,
+    DATABASE_URL: viaProxy.toString(),
+    QUANTA_GROUP_COMMIT_MS: "0",
+    QUANTA_INTAKE_FLUSH_MS: "0",
+    PORT: "0",
+  };
   patient = await startIngress(parseEnv({ ...env, QUANTA_OUTCOME_SETTLE_MS: "20000" }));
   hasty = await startIngress(parseEnv({ ...env, QUANTA_OUTCOME_SETTLE_MS: "1000" }));
   patientClient = new CallbackClient(`http://127.0.0.1:${patient.port}`, world.acquirerId, world.secret, 2);
@@ -131,7 +143,10 @@ describe("a write whose reply was lost", () => {
     const got = await answer;
     const stored = await findAttempt(world.db.kysely, world.acquirerId, "lost-ack-1");
     expect(stored).toBeDefined();
-    expect(got).toEqual({ status: 200, body: { txnId: "lost-ack-1", status: "rejected", reason: "merchant_not_eligible" } });
+    expect(got).toEqual({
+      status: 200,
+      body: { txnId: "lost-ack-1", status: "rejected", reason: "merchant_not_eligible" },
+    });
     expect(await patientClient.getAttempt("lost-ack-1")).toMatchObject({ status: 200, body: got.body });
   });
 
@@ -147,7 +162,10 @@ describe("a write whose reply was lost", () => {
     await proxy.up();
     expect(got.status).toBe(0);
     const resend = await send(hastyClient, payment("lost-ack-2"));
-    expect(resend).toEqual({ status: 200, body: { txnId: "lost-ack-2", status: "rejected", reason: "merchant_not_eligible" } });
+    expect(resend).toEqual({
+      status: 200,
+      body: { txnId: "lost-ack-2", status: "rejected", reason: "merchant_not_eligible" },
+    });
     // Another body for the txn: 409, as for any decided txn.
     expect((await send(hastyClient, payment("lost-ack-2", 300_000))).status).toBe(409);
     const metrics = await (await fetch(`http://127.0.0.1:${hasty.port}/metrics`)).text();

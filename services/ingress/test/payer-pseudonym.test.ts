@@ -73,22 +73,40 @@ describe("payer ids", () => {
     expect(queued).toContain(ref);
     expect(queued).not.toContain(RAW);
     // Needs no stock: stored by the ingress itself.
-    expect(await client.postPayment(body("ps-immediate", "M-NOT-LISTED", "RAW-OTHER-1"))).toMatchObject({ status: 200 });
+    expect(await client.postPayment(body("ps-immediate", "M-NOT-LISTED", "RAW-OTHER-1"))).toMatchObject({
+      status: 200,
+    });
 
     worker = await startWorker(parseEnv(world.env));
-    for (let i = 0; i < 200 && !(await findAttempt(world.db.kysely, world.acquirerId, "ps-queued")); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 200 && !(await findAttempt(world.db.kysely, world.acquirerId, "ps-queued")); i++)
+      await new Promise((r) => setTimeout(r, 50));
     expect((await findAttempt(world.db.kysely, world.acquirerId, "ps-queued"))?.payer_id).toBe(ref);
-    expect((await findAttempt(world.db.kysely, world.acquirerId, "ps-immediate"))?.payer_id).toBe(payerRef(key(), "RAW-OTHER-1"));
-    const raw = await sql<{ n: number }>`select count(*)::int as n from attempts where payer_id like 'RAW-%'`.execute(world.db.kysely);
+    expect((await findAttempt(world.db.kysely, world.acquirerId, "ps-immediate"))?.payer_id).toBe(
+      payerRef(key(), "RAW-OTHER-1"),
+    );
+    const raw = await sql<{ n: number }>`select count(*)::int as n from attempts where payer_id like 'RAW-%'`.execute(
+      world.db.kysely,
+    );
     expect(raw.rows[0]!.n).toBe(0);
     // One payer, one pseudonym: the second payment of the same payer in the activity is refused.
-    expect((await client.postPayment(body("ps-second", "M-0002"))).body).toMatchObject({ status: "rejected", reason: "already_redeemed" });
+    expect((await client.postPayment(body("ps-second", "M-0002"))).body).toMatchObject({
+      status: "rejected",
+      reason: "already_redeemed",
+    });
   });
 
   it("quanta payer-ref prints the stored form, for support look-ups", () => {
-    const printed = execFileSync(process.execPath, [MAIN, "payer-ref", RAW], { env: world.env, encoding: "utf8" }).trim();
+    const printed = execFileSync(process.execPath, [MAIN, "payer-ref", RAW], {
+      env: world.env,
+      encoding: "utf8",
+    }).trim();
     expect(printed).toBe(payerRef(key(), RAW));
-    expect(() => execFileSync(process.execPath, [MAIN, "payer-ref", RAW], { env: { ...world.env, QUANTA_PAYER_KEY: "" }, stdio: "pipe" })).toThrow(/QUANTA_PAYER_KEY is required/);
+    expect(() =>
+      execFileSync(process.execPath, [MAIN, "payer-ref", RAW], {
+        env: { ...world.env, QUANTA_PAYER_KEY: "" },
+        stdio: "pipe",
+      }),
+    ).toThrow(/QUANTA_PAYER_KEY is required/);
   });
 
   it("a real unique violation of the one-grant-per-payer index is logged without the values Postgres quotes", async () => {
@@ -100,11 +118,17 @@ describe("payer ids", () => {
       values (${world.acquirerId}, 'ps-dup', 'h', ${held.payer_id}, 'M-0001', 250000, now(), now(), 0,
               ${held.campaign_id}, ${held.activity_id}, ${held.tier_id}, ${held.discount_fen}, 'granted', 'worker')`
       .execute(world.db.kysely)
-      .then(() => undefined, (e: unknown) => e as { code?: string; detail?: string });
+      .then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; detail?: string },
+      );
     expect(error?.code).toBe("23505");
     expect(error?.detail).toContain(held.payer_id); // what Postgres says, before the logger
     const lines: string[] = [];
-    createLogger("test", "info", { write: (line: string) => void lines.push(line) }).error({ err: error }, "insert failed");
+    createLogger("test", "info", { write: (line: string) => void lines.push(line) }).error(
+      { err: error },
+      "insert failed",
+    );
     expect(lines.join("")).not.toContain(held.payer_id);
     expect(lines.join("")).toContain("=([redacted])");
   });

@@ -22,7 +22,10 @@ const body = (txnId: string, payerId: string) =>
 beforeAll(async () => {
   // One partition: the backlog bound holds per partition (QUANTA_BACKLOG_MAX / partitions), and
   // this test counts the three slots of one.
-  world = await createTestWorld("pending", { partitions: 1, env: { QUANTA_BACKLOG_MAX: "3", QUANTA_DECISION_WAIT_MS: "300", QUANTA_INTAKE_FLUSH_MS: "0" } });
+  world = await createTestWorld("pending", {
+    partitions: 1,
+    env: { QUANTA_BACKLOG_MAX: "3", QUANTA_DECISION_WAIT_MS: "300", QUANTA_INTAKE_FLUSH_MS: "0" },
+  });
   ingress = await startIngress(parseEnv(world.env));
   client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 4);
 });
@@ -39,7 +42,10 @@ describe("without a worker", () => {
     expect(first.status).toBe(202);
     expect(first.body).toEqual({ txnId: "pend-1", status: "pending" });
     expect(first.headers.location).toBe("/v1/attempts/pend-1");
-    expect(await client.getAttempt("pend-1")).toMatchObject({ status: 202, body: { txnId: "pend-1", status: "pending" } });
+    expect(await client.getAttempt("pend-1")).toMatchObject({
+      status: 202,
+      body: { txnId: "pend-1", status: "pending" },
+    });
     // A repeat of a pending txn is queued again (it covers an ingress killed between registering
     // and queueing), so it takes room in the backlog: three slots hold pend-1 twice and pend-2.
     expect((await client.postPayment(body("pend-1", "pa"))).status).toBe(202);

@@ -5,7 +5,16 @@ import { createTestWorld, type TestWorld } from "@quanta/cli";
 import { CallbackClient, type Answer } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";
-import { createRedis, keys, keysMatching, queueName, queuePrefix, readBacklog, waitKey, type QuantaRedis } from "@quanta/queue";
+import {
+  createRedis,
+  keys,
+  keysMatching,
+  queueName,
+  queuePrefix,
+  readBacklog,
+  waitKey,
+  type QuantaRedis,
+} from "@quanta/queue";
 import { parsePaymentBody, paymentHash } from "@quanta/contract";
 import { registry } from "@quanta/telemetry";
 
@@ -56,7 +65,8 @@ async function stop(): Promise<void> {
 
 const registrations = () => keysMatching(redis, keys.txnPattern(world.prefix));
 /** A counter of the process's registry (the workers run in this process). */
-const metricValue = async (name: string) => Number(/\S+ (\d+)$/m.exec(await registry.getSingleMetricAsString(name))?.[1] ?? 0);
+const metricValue = async (name: string) =>
+  Number(/\S+ (\d+)$/m.exec(await registry.getSingleMetricAsString(name))?.[1] ?? 0);
 const jobsAdded = async () => {
   let n = 0;
   for (let p = 0; p < 4; p++) n += Number((await redis.get(`${queuePrefix(world.prefix, p)}:${queueName(p)}:id`)) ?? 0);
@@ -78,20 +88,26 @@ afterAll(async () => {
 describe("stateless ingresses, deciding workers", () => {
   it("queues what needs stock for the workers, stores the rest itself, and leaves nothing in Redis once decided", async () => {
     const answers = await Promise.all(
-      Array.from({ length: 400 }, (_, i) => clients[i % 2]!.postPayment(body(`q-${i}`, `payer-${i}`, i % 10 === 0 ? 1_000 : 250_000))),
+      Array.from({ length: 400 }, (_, i) =>
+        clients[i % 2]!.postPayment(body(`q-${i}`, `payer-${i}`, i % 10 === 0 ? 1_000 : 250_000)),
+      ),
     );
     expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
     expect(answers.filter((a) => (a.body as { status: string }).status === "granted")).toHaveLength(360);
     expect(answers.filter((a) => (a.body as { reason?: string }).reason === "below_threshold")).toHaveLength(40);
 
-    const rows = await findAttempts(world.db.kysely, answers.map((_, i) => ({ acquirerId: world.acquirerId, txnId: `q-${i}` })));
+    const rows = await findAttempts(
+      world.db.kysely,
+      answers.map((_, i) => ({ acquirerId: world.acquirerId, txnId: `q-${i}` })),
+    );
     expect(rows.filter((r) => r.decided_by === "worker")).toHaveLength(360);
     expect(rows.filter((r) => r.decided_by === "ingress")).toHaveLength(40);
     // Both workers decided: each owned two partitions throughout, and each one's partitions have
     // rows decided by a worker, queued in jobs.
     const owned = workers.map((w) => w.ownership.owned());
     expect(owned.map((o) => o.length)).toEqual([2, 2]);
-    for (const partitions of owned) expect(rows.some((r) => r.decided_by === "worker" && partitions.includes(r.partition))).toBe(true);
+    for (const partitions of owned)
+      expect(rows.some((r) => r.decided_by === "worker" && partitions.includes(r.partition))).toBe(true);
     expect(await jobsAdded()).toBeGreaterThanOrEqual(4);
 
     // Every job gave its room back on completion (not the idle-time reset: it corrected nothing),
@@ -106,7 +122,10 @@ describe("stateless ingresses, deciding workers", () => {
     expect(first).toMatchObject({ status: 200, body: { txnId: "rep-1", status: "granted" } });
     for (const client of clients) {
       expect(await client.postPayment(body("rep-1", "payer-rep"))).toMatchObject({ status: 200, body: first.body });
-      expect(await client.postPayment(body("rep-1", "payer-rep", 260_000))).toMatchObject({ status: 409, body: { error: { code: "txn_conflict" } } });
+      expect(await client.postPayment(body("rep-1", "payer-rep", 260_000))).toMatchObject({
+        status: 409,
+        body: { error: { code: "txn_conflict" } },
+      });
       expect(await client.getAttempt("rep-1")).toMatchObject({ status: 200, body: first.body });
     }
     expect(await findAttempts(world.db.kysely, [{ acquirerId: world.acquirerId, txnId: "rep-1" }])).toHaveLength(1);
@@ -117,7 +136,10 @@ describe("stateless ingresses, deciding workers", () => {
     // Decided by the ingress itself (below every threshold): stored, its registration forgotten.
     const original = body("i4-1", "payer-i4", 1_000);
     const decided = await clients[0]!.postPayment(original);
-    expect(decided).toMatchObject({ status: 200, body: { txnId: "i4-1", status: "rejected", reason: "below_threshold" } });
+    expect(decided).toMatchObject({
+      status: 200,
+      body: { txnId: "i4-1", status: "rejected", reason: "below_threshold" },
+    });
     await until("registration forgotten", async () => (await registrations()).length === 0, 5_000);
 
     // Another body for the same txnId that needs stock: admitted as a first sighting, queued,
@@ -139,7 +161,10 @@ describe("stateless ingresses, deciding workers", () => {
     await stop();
     await start();
     expect(await clients[1]!.postPayment(original)).toMatchObject({ status: 200, body: decided.body });
-    expect(await clients[0]!.postPayment(conflicting)).toMatchObject({ status: 409, body: { error: { code: "txn_conflict" } } });
+    expect(await clients[0]!.postPayment(conflicting)).toMatchObject({
+      status: 409,
+      body: { error: { code: "txn_conflict" } },
+    });
     expect(await clients[1]!.postPayment(original)).toMatchObject({ status: 200, body: decided.body });
     expect(await clients[0]!.getAttempt("i4-1")).toMatchObject({ status: 200, body: decided.body });
     expect(await findAttempts(world.db.kysely, [{ acquirerId: world.acquirerId, txnId: "i4-1" }])).toEqual([
@@ -157,8 +182,14 @@ describe("stateless ingresses, deciding workers", () => {
     expect(await clients[0]!.postPayment(body("pq-1", "payer-pq", 300_000))).toMatchObject({ status: 409 });
     workers = [await startWorker(env)];
     await until("decided", async () => (await clients[0]!.getAttempt("pq-1")).status === 200);
-    expect(await clients[0]!.getAttempt("pq-1")).toMatchObject({ status: 200, body: { txnId: "pq-1", status: "granted" } });
-    expect(await clients[0]!.postPayment(body("pq-1", "payer-pq"))).toMatchObject({ status: 200, body: { txnId: "pq-1", status: "granted" } });
+    expect(await clients[0]!.getAttempt("pq-1")).toMatchObject({
+      status: 200,
+      body: { txnId: "pq-1", status: "granted" },
+    });
+    expect(await clients[0]!.postPayment(body("pq-1", "payer-pq"))).toMatchObject({
+      status: 200,
+      body: { txnId: "pq-1", status: "granted" },
+    });
     expect(await clients[0]!.postPayment(body("pq-1", "payer-pq", 300_000))).toMatchObject({ status: 409 });
   });
 
@@ -178,7 +209,14 @@ describe("stateless ingresses, deciding workers", () => {
     const y = clients[0]!.postPayment(body("late-1", "payer-late", 300_000));
     await until("Y is queued", async () => (await registrations()).length === 1);
     const channel = keys.decisions(world.prefix, ingresses[0]!.ingressId);
-    expect(await redis.spublish(channel, JSON.stringify({ answers: [[waitKey(world.acquirerId, "late-1", paymentHash(xParsed.payment)), decided.body]] }))).toBe(1);
+    expect(
+      await redis.spublish(
+        channel,
+        JSON.stringify({
+          answers: [[waitKey(world.acquirerId, "late-1", paymentHash(xParsed.payment)), decided.body]],
+        }),
+      ),
+    ).toBe(1);
     expect(await y).toMatchObject({ status: 409, body: { error: { code: "txn_conflict" } } });
   });
 
@@ -195,15 +233,23 @@ describe("stateless ingresses, deciding workers", () => {
       await blocker.query("select 1 from tiers where id = 'A2-20' for update");
       const first = clients[0]!.postPayment(body("mid-1", "payer-mid", 15_000));
       await until("the first body's statement waits on the tier row", async () => {
-        const waiting = await world.db.pool.query("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and application_name = 'quanta-ingress'");
+        const waiting = await world.db.pool.query(
+          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and application_name = 'quanta-ingress'",
+        );
         return waiting.rows[0].n > 0;
       });
       // Another body of the same txn, one that needs stock: refused at once, never queued.
       const jobsBefore = await jobsAdded();
-      expect(await clients[1]!.postPayment(body("mid-1", "payer-mid", 250_000))).toMatchObject({ status: 409, body: { error: { code: "txn_conflict" } } });
+      expect(await clients[1]!.postPayment(body("mid-1", "payer-mid", 250_000))).toMatchObject({
+        status: 409,
+        body: { error: { code: "txn_conflict" } },
+      });
       expect(await jobsAdded()).toBe(jobsBefore);
       await blocker.query("commit");
-      expect(await first).toMatchObject({ status: 200, body: { txnId: "mid-1", status: "rejected", reason: "sold_out" } });
+      expect(await first).toMatchObject({
+        status: 200,
+        body: { txnId: "mid-1", status: "rejected", reason: "sold_out" },
+      });
     } finally {
       blocker.release();
       await world.db.pool.query("update tiers set sold_out_at = null where id = 'A2-20'");

@@ -36,7 +36,13 @@ function attemptIn(partition: number, txnId: string): QueuedAttempt {
     return {
       acquirerId: world.acquirerId,
       bodyHash: `h-${txnId}`,
-      payment: { txnId, payerId, merchantId: "M-0001", amountFen: 250_000, paidAtMs: Date.parse("2020-09-13T10:00:00+08:00") },
+      payment: {
+        txnId,
+        payerId,
+        merchantId: "M-0001",
+        amountFen: 250_000,
+        paidAtMs: Date.parse("2020-09-13T10:00:00+08:00"),
+      },
       receivedAtMs: Date.now(),
       partition,
       request: { campaignId: "qianan-2020-b2", activityId: "A2", tierIds: ["A2-400"] },
@@ -44,9 +50,24 @@ function attemptIn(partition: number, txnId: string): QueuedAttempt {
   }
 }
 
-function park(flusher: BatchFlusher, partition: number, epoch: number, attempts: QueuedAttempt[], fenced: string[], replyTo = ""): Promise<BatchResult[]> {
+function park(
+  flusher: BatchFlusher,
+  partition: number,
+  epoch: number,
+  attempts: QueuedAttempt[],
+  fenced: string[],
+  replyTo = "",
+): Promise<BatchResult[]> {
   return new Promise((resolve, reject) => {
-    const item: FlushItem = { partition, epoch, attempts, replyTo, resolve, reject, onFenced: () => fenced.push(`${partition}@${epoch}`) };
+    const item: FlushItem = {
+      partition,
+      epoch,
+      attempts,
+      replyTo,
+      resolve,
+      reject,
+      onFenced: () => fenced.push(`${partition}@${epoch}`),
+    };
     flusher.park(item);
   });
 }
@@ -54,7 +75,12 @@ function park(flusher: BatchFlusher, partition: number, epoch: number, attempts:
 describe("batch flusher", () => {
   it("decides several partitions in one commit, publishes the answers, deletes the registrations; fences a stale epoch alone", async () => {
     const log = createLogger("flusher-test", "silent");
-    const flusher = new BatchFlusher(world.db.pool, redis, campaigns, log, { prefix: world.prefix, partitionCount: PARTITIONS, batchMax: 512, roundGapMs: 0 });
+    const flusher = new BatchFlusher(world.db.pool, redis, campaigns, log, {
+      prefix: world.prefix,
+      partitionCount: PARTITIONS,
+      batchMax: 512,
+      roundGapMs: 0,
+    });
     const epochs = [];
     for (let p = 0; p < PARTITIONS; p++) epochs.push(await claimPartition(world.db.kysely, p, "flusher-test"));
     const old0 = epochs[0]!;
@@ -63,7 +89,8 @@ describe("batch flusher", () => {
     // What an ingress left in Redis for these attempts: a registration each (one of them naming
     // another body: it goes too, Postgres answers for the txn now), and a subscription.
     const txns = ["f-0", "f-1", "f-1b", "f-2", "f-2b", "f-3", "f-3b"];
-    for (const t of txns) await redis.set(keys.txn(world.prefix, world.acquirerId, t), t === "f-3b" ? "h-another-body" : `h-${t}`);
+    for (const t of txns)
+      await redis.set(keys.txn(world.prefix, world.acquirerId, t), t === "f-3b" ? "h-another-body" : `h-${t}`);
     const subscriber = createRedis(world.env.REDIS_URL!, "flusher-test-sub", { subscriber: true });
     const messages: { answers: [string, unknown][] }[] = [];
     await subscriber.ssubscribe(keys.decisions(world.prefix, "ingress-x"));
@@ -72,7 +99,9 @@ describe("batch flusher", () => {
     const fenced: string[] = [];
     const stale = park(flusher, 0, old0, [attemptIn(0, "f-stale")], fenced);
     const fresh = park(flusher, 0, new0, [attemptIn(0, "f-0")], fenced, "ingress-x");
-    const others = [1, 2, 3].map((p) => park(flusher, p, epochs[p]!, [attemptIn(p, `f-${p}`), attemptIn(p, `f-${p}b`)], fenced, "ingress-x"));
+    const others = [1, 2, 3].map((p) =>
+      park(flusher, p, epochs[p]!, [attemptIn(p, `f-${p}`), attemptIn(p, `f-${p}b`)], fenced, "ingress-x"),
+    );
 
     await expect(stale).rejects.toBeInstanceOf(FencedOutError);
     expect(fenced).toEqual([]); // the older drain is already gone: nobody is told to drop the newer one
@@ -80,13 +109,18 @@ describe("batch flusher", () => {
     expect(decided.map((r) => r.kind === "decided" && r.row.status)).toEqual(Array(7).fill("granted"));
     expect(await findAttempts(world.db.kysely, [{ acquirerId: world.acquirerId, txnId: "f-stale" }])).toEqual([]);
     // One round: the four partitions' batches were written by one transaction (one xmin on every row).
-    const writers = await world.db.pool.query<{ xmin: string }>("select distinct xmin::text from attempts where txn_id = any($1::text[])", [txns]);
+    const writers = await world.db.pool.query<{ xmin: string }>(
+      "select distinct xmin::text from attempts where txn_id = any($1::text[])",
+      [txns],
+    );
     expect(writers.rows).toHaveLength(1);
     // One message for the waiting ingress, with every answer, each under its txn and body; every
     // registration gone.
     for (let i = 0; i < 50 && messages.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(messages).toHaveLength(1);
-    expect(messages[0]!.answers.map(([key]) => key).sort()).toEqual(txns.map((t) => waitKey(world.acquirerId, t, `h-${t}`)).sort());
+    expect(messages[0]!.answers.map(([key]) => key).sort()).toEqual(
+      txns.map((t) => waitKey(world.acquirerId, t, `h-${t}`)).sort(),
+    );
     expect(await keysMatching(redis, keys.txnPattern(world.prefix))).toEqual([]);
     subscriber.disconnect();
 

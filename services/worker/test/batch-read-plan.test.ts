@@ -73,13 +73,18 @@ describe("batch read plan", () => {
         await client.query(`set local plan_cache_mode = ${mode}`);
         await client.query(`prepare batch_read_plan as ${BATCH_READ_SQL}`);
         // EXECUTE takes no bind parameters: the arrays go in as literals (plain ids, nothing to escape but quotes).
-        const params = values.map((xs) => client.escapeLiteral(`{${xs.map((x) => `"${String(x)}"`).join(",")}}`)).join(", ");
-        const explained = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(`explain (analyze, format json) execute batch_read_plan(${params})`);
+        const params = values
+          .map((xs) => client.escapeLiteral(`{${xs.map((x) => `"${String(x)}"`).join(",")}}`))
+          .join(", ");
+        const explained = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
+          `explain (analyze, format json) execute batch_read_plan(${params})`,
+        );
         const scans = attemptScans(explained.rows[0]!["QUERY PLAN"][0].Plan);
         expect(scans.length).toBeGreaterThan(0);
         // A key lookup yields at most one row per loop; reading the grants yields thousands.
         expect(Math.max(...scans.map((s) => s["Actual Rows"]))).toBeLessThanOrEqual(1);
-        const holders = (await client.query<{ holders: unknown[] }>(`execute batch_read_plan(${params})`)).rows[0]!.holders;
+        const holders = (await client.query<{ holders: unknown[] }>(`execute batch_read_plan(${params})`)).rows[0]!
+          .holders;
         expect(holders).toHaveLength(BATCH / 2);
       } finally {
         await client.query("rollback");

@@ -46,13 +46,22 @@ describe("a budget-capped campaign", () => {
   it("grants exactly up to the budget under concurrency, then answers budget_exhausted", async () => {
     expect(isBudgetCapped(capped)).toBe(true);
     // Two workers, two partitions each, before the rush (a worker takes its fair share within a few lease ticks).
-    for (let i = 0; i < 300 && !stack.workers.every((w) => w.ownership.owned().length === 2); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 300 && !stack.workers.every((w) => w.ownership.owned().length === 2); i++)
+      await new Promise((r) => setTimeout(r, 100));
     const bodies = Array.from({ length: 60 }, (_, i) =>
-      JSON.stringify({ txnId: `cap-${i}`, payerId: `cap-payer-${i}`, merchantId: "C-1", amountFen: 5_000, paidAt: "2020-09-13T09:00:00+08:00" }),
+      JSON.stringify({
+        txnId: `cap-${i}`,
+        payerId: `cap-payer-${i}`,
+        merchantId: "C-1",
+        amountFen: 5_000,
+        paidAt: "2020-09-13T09:00:00+08:00",
+      }),
     );
     const answers = await Promise.all(bodies.map((b) => client.postPayment(b)));
     expect(answers.filter((a) => a.status !== 200)).toEqual([]);
-    const outcomes = answers.map((a) => a.body as { status: string; tierId?: string; reason?: string; discountFen?: number });
+    const outcomes = answers.map(
+      (a) => a.body as { status: string; tierId?: string; reason?: string; discountFen?: number },
+    );
     const granted = outcomes.filter((o) => o.status === "granted");
     expect(granted.reduce((fen, o) => fen + o.discountFen!, 0)).toBe(250);
     expect(granted.filter((o) => o.tierId === "C-high")).toHaveLength(2);
@@ -67,17 +76,31 @@ describe("a budget-capped campaign", () => {
     const owned = stack.workers.map((w) => w.ownership.owned());
     expect(owned.map((o) => o.length)).toEqual([2, 2]);
     const decidedIn = new Set(
-      (await sql<{ partition: number }>`select distinct partition from attempts where campaign_id = 'capped' and decided_by = 'worker'`.execute(db)).rows.map((r) => r.partition),
+      (
+        await sql<{
+          partition: number;
+        }>`select distinct partition from attempts where campaign_id = 'capped' and decided_by = 'worker'`.execute(db)
+      ).rows.map((r) => r.partition),
     );
     for (const mine of owned) expect(mine.some((p) => decidedIn.has(p))).toBe(true);
-    const row = await sql<{ budget_left_fen: number }>`select budget_left_fen from campaigns where id = 'capped'`.execute(db);
+    const row = await sql<{
+      budget_left_fen: number;
+    }>`select budget_left_fen from campaigns where id = 'capped'`.execute(db);
     expect(Number(row.rows[0]!.budget_left_fen)).toBe(0);
     expect((await verifyDatabaseInvariants(db, "capped")).filter((c) => !c.ok)).toEqual([]);
     // The constraint is the last line of defence: the counter cannot go below zero.
-    await expect(sql`update campaigns set budget_left_fen = budget_left_fen - 1 where id = 'capped'`.execute(db)).rejects.toMatchObject({ code: "23514" });
+    await expect(
+      sql`update campaigns set budget_left_fen = budget_left_fen - 1 where id = 'capped'`.execute(db),
+    ).rejects.toMatchObject({ code: "23514" });
     // A repeat gets the same answer; a later payer is refused too.
     expect(await client.postPayment(bodies[0]!)).toMatchObject({ status: 200, body: answers[0]!.body });
-    const late = JSON.stringify({ txnId: "cap-late", payerId: "cap-late", merchantId: "C-1", amountFen: 5_000, paidAt: "2020-09-13T09:00:01+08:00" });
+    const late = JSON.stringify({
+      txnId: "cap-late",
+      payerId: "cap-late",
+      merchantId: "C-1",
+      amountFen: 5_000,
+      paidAt: "2020-09-13T09:00:01+08:00",
+    });
     expect((await client.postPayment(late)).body).toMatchObject({ status: "rejected", reason: "budget_exhausted" });
   });
 });

@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { sql } from "kysely";
 import { classify, parseCampaignFile, partitionOf, type QueuedAttempt } from "@quanta/domain";
-import { connect, decideGroupTx, decideRounds, readCampaigns, recordImmediateBatch, verifyDatabaseInvariants, type BatchResult, type Db, type ImmediateRecord, type RefillResult } from "@quanta/db";
+import {
+  connect,
+  decideGroupTx,
+  decideRounds,
+  readCampaigns,
+  recordImmediateBatch,
+  verifyDatabaseInvariants,
+  type BatchResult,
+  type Db,
+  type ImmediateRecord,
+  type RefillResult,
+} from "@quanta/db";
 import { createTestWorld, type TestWorld } from "@quanta/cli";
 
 /**
@@ -36,7 +47,14 @@ let seq = 0;
 
 beforeAll(async () => {
   world = await createTestWorld("group_round", { campaigns: [campaign], partitions: PARTITIONS });
-  pipelined = connect({ connectionString: world.databaseUrl, poolMax: 2, statementTimeoutMs: 30_000, applicationName: "group-round", keyLookupsOnly: true, pipeline: true });
+  pipelined = connect({
+    connectionString: world.databaseUrl,
+    poolMax: 2,
+    statementTimeoutMs: 30_000,
+    applicationName: "group-round",
+    keyLookupsOnly: true,
+    pipeline: true,
+  });
 });
 
 afterAll(async () => {
@@ -55,7 +73,9 @@ beforeEach(async () => {
 async function stock(tierId: string, shares: Record<number, number>): Promise<void> {
   let inShares = 0;
   for (const [partition, n] of Object.entries(shares)) {
-    await sql`update tier_shares set remaining = ${n} where tier_id = ${tierId} and partition = ${Number(partition)}`.execute(world.db.kysely);
+    await sql`update tier_shares set remaining = ${n} where tier_id = ${tierId} and partition = ${Number(partition)}`.execute(
+      world.db.kysely,
+    );
     inShares += n;
   }
   await sql`update tiers set pool = quota - ${inShares} where id = ${tierId}`.execute(world.db.kysely);
@@ -64,7 +84,9 @@ async function stock(tierId: string, shares: Record<number, number>): Promise<vo
 async function setPool(tierId: string, pool: number): Promise<void> {
   // Vouchers not in any share nor the pool are accounted as granted by verify; the cases that
   // shrink the pool shrink the quota with it.
-  await sql`update tiers set quota = quota - (pool - ${pool}), pool = ${pool} where id = ${tierId}`.execute(world.db.kysely);
+  await sql`update tiers set quota = quota - (pool - ${pool}), pool = ${pool} where id = ${tierId}`.execute(
+    world.db.kysely,
+  );
 }
 
 function payer(partition: number): string {
@@ -74,7 +96,12 @@ function payer(partition: number): string {
   }
 }
 
-function attempt(partition: number, amountFen: number, receivedAtMs: number, payerId = payer(partition)): QueuedAttempt {
+function attempt(
+  partition: number,
+  amountFen: number,
+  receivedAtMs: number,
+  payerId = payer(partition),
+): QueuedAttempt {
   const payment = { txnId: `r-${seq++}`, payerId, merchantId: "G-1", amountFen, paidAtMs };
   const c = classify(payment, [campaign]);
   if (c.kind !== "needs_stock") throw new Error("expected a stock request");
@@ -82,7 +109,10 @@ function attempt(partition: number, amountFen: number, receivedAtMs: number, pay
 }
 
 async function epochs(): Promise<number[]> {
-  const rows = await sql<{ partition: number; epoch: string }>`select partition, epoch from partitions order by partition`.execute(world.db.kysely);
+  const rows = await sql<{
+    partition: number;
+    epoch: string;
+  }>`select partition, epoch from partitions order by partition`.execute(world.db.kysely);
   return rows.rows.map((r) => Number(r.epoch));
 }
 
@@ -98,7 +128,9 @@ async function campaignsById() {
 }
 
 /** Rounds and refills until every attempt is decided, as a worker runs them; results in commit order. */
-async function rounds(attempts: QueuedAttempt[]): Promise<{ results: BatchResult[]; commits: number; refills: RefillResult[] }> {
+async function rounds(
+  attempts: QueuedAttempt[],
+): Promise<{ results: BatchResult[]; commits: number; refills: RefillResult[] }> {
   const results: BatchResult[] = [];
   const refills: RefillResult[] = [];
   let commits = 0;
@@ -114,12 +146,19 @@ async function rounds(attempts: QueuedAttempt[]): Promise<{ results: BatchResult
 }
 
 async function shares(tierId: string): Promise<number[]> {
-  const rows = await sql<{ remaining: number }>`select remaining from tier_shares where tier_id = ${tierId} order by partition`.execute(world.db.kysely);
+  const rows = await sql<{
+    remaining: number;
+  }>`select remaining from tier_shares where tier_id = ${tierId} order by partition`.execute(world.db.kysely);
   return rows.rows.map((r) => r.remaining);
 }
 
 async function pool(tierId: string): Promise<{ pool: number; soldOut: boolean }> {
-  const row = (await sql<{ pool: number; sold_out: boolean }>`select pool, sold_out_at is not null as sold_out from tiers where id = ${tierId}`.execute(world.db.kysely)).rows[0]!;
+  const row = (
+    await sql<{
+      pool: number;
+      sold_out: boolean;
+    }>`select pool, sold_out_at is not null as sold_out from tiers where id = ${tierId}`.execute(world.db.kysely)
+  ).rows[0]!;
   return { pool: row.pool, soldOut: row.sold_out };
 }
 
@@ -150,8 +189,14 @@ describe("group round", () => {
     const early = attempt(2, 60_000, 1_000);
     const outcome = await rounds([late, early]);
     const byTxn = new Map(outcome.results.map((r) => [r.attempt.payment.txnId, r]));
-    expect(byTxn.get(early.payment.txnId)).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "G-big" } });
-    expect(byTxn.get(late.payment.txnId)).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "G-small" } });
+    expect(byTxn.get(early.payment.txnId)).toMatchObject({
+      kind: "decided",
+      row: { status: "granted", tier_id: "G-big" },
+    });
+    expect(byTxn.get(late.payment.txnId)).toMatchObject({
+      kind: "decided",
+      row: { status: "granted", tier_id: "G-small" },
+    });
     expect(outcome.refills).toEqual(["empty", "pool"]);
     expect(await pool("G-big")).toEqual({ pool: 0, soldOut: true });
     await invariantsHold();
@@ -163,10 +208,21 @@ describe("group round", () => {
     const first = attempt(0, 60_000, 1);
     const second = attempt(1, 60_000, 2);
     const third = attempt(0, 60_000, 3);
-    const outcome = await decideGroupTx(pipelined.pool, await batchesOf([third, first, second]), await campaignsById(), PARTITIONS);
+    const outcome = await decideGroupTx(
+      pipelined.pool,
+      await batchesOf([third, first, second]),
+      await campaignsById(),
+      PARTITIONS,
+    );
     expect(outcome.results).toEqual([expect.objectContaining({ attempt: first, kind: "decided", fresh: true })]);
     expect(outcome.deferred).toEqual([second, third]);
-    expect(outcome.refill).toEqual({ partition: 1, campaignId: "round", tierId: "G-big", need: 2, partitionsAsking: 2 });
+    expect(outcome.refill).toEqual({
+      partition: 1,
+      campaignId: "round",
+      tierId: "G-big",
+      need: 2,
+      partitionsAsking: 2,
+    });
     // Committed: the grant is stored and its voucher gone from partition 0's share; partition 3
     // (not in the round) still holds two.
     expect(await shares("G-big")).toEqual([0, 0, 0, 2]);
@@ -190,7 +246,9 @@ describe("group round", () => {
     const a = attempt(0, 60_000, 2);
     const taken = await decideGroupTx(pipelined.pool, await batchesOf([a]), await campaignsById(), PARTITIONS);
     expect(taken).toMatchObject({ refills: ["pool"], deferred: [] });
-    expect(taken.results).toEqual([expect.objectContaining({ attempt: a, row: expect.objectContaining({ status: "granted", tier_id: "G-big" }) })]);
+    expect(taken.results).toEqual([
+      expect.objectContaining({ attempt: a, row: expect.objectContaining({ status: "granted", tier_id: "G-big" }) }),
+    ]);
     // A chunk (quota 8 / (8 x 4 partitions): 1) per asking partition, or what the attempts need: 1 taken, 1 used.
     expect(await shares("G-big")).toEqual([0, 0, 0, 0]);
     expect((await pool("G-big")).pool).toBe(7);
@@ -239,7 +297,10 @@ describe("the ingress's own decisions", () => {
   });
 
   it("stores many in one statement, and a copy stored before answers with its row", async () => {
-    const first = await recordImmediateBatch(pipelined.pool, pipelined.kysely, [record("alone-1", "h-1"), record("alone-2", "h-2")]);
+    const first = await recordImmediateBatch(pipelined.pool, pipelined.kysely, [
+      record("alone-1", "h-1"),
+      record("alone-2", "h-2"),
+    ]);
     expect([...first.stored.values()].map((r) => [r.txn_id, r.body_hash, r.reason])).toEqual([
       ["alone-1", "h-1", "below_threshold"],
       ["alone-2", "h-2", "below_threshold"],
@@ -251,9 +312,14 @@ describe("the ingress's own decisions", () => {
 
   it("stores a sold_out of a payer a committed round granted as already_redeemed", async () => {
     await stock("G-small", { 0: 1 });
-    await sql`update tiers set pool = 0, quota = 1, sold_out_at = clock_timestamp() where id = 'G-big'`.execute(world.db.kysely);
+    await sql`update tiers set pool = 0, quota = 1, sold_out_at = clock_timestamp() where id = 'G-big'`.execute(
+      world.db.kysely,
+    );
     const grant = attempt(0, 20_000, 1);
-    expect((await rounds([grant])).results[0]).toMatchObject({ kind: "decided", row: { status: "granted", tier_id: "G-small" } });
+    expect((await rounds([grant])).results[0]).toMatchObject({
+      kind: "decided",
+      row: { status: "granted", tier_id: "G-small" },
+    });
     const refusal: ImmediateRecord = {
       record: {
         acquirerId: "acq",

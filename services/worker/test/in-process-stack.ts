@@ -36,7 +36,12 @@ export async function startInProcessStack(
     const env = parseEnv(world.env);
     for (let i = 0; i < (options.workers ?? 2); i++) workers.push(await startWorker(env));
     ingress = await startIngress(env);
-    client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, options.connections ?? 64);
+    client = new CallbackClient(
+      `http://127.0.0.1:${ingress.port}`,
+      world.acquirerId,
+      world.secret,
+      options.connections ?? 64,
+    );
   } catch (error) {
     await close();
     throw error;

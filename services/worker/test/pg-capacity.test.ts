@@ -10,8 +10,17 @@ describe("quanta pg-capacity", () => {
   it("measures commits, decisions and WAL of real decision rounds, then drops its database", async () => {
     const databaseUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
     const lines: string[] = [];
-    const rows = await pgCapacity({ databaseUrl, roundSizes: [20], concurrencies: [1, 2], seconds: 1, out: (l) => lines.push(l) });
-    expect(rows.map((r) => [r.roundSize, r.partitions])).toEqual([[20, 1], [20, 2]]);
+    const rows = await pgCapacity({
+      databaseUrl,
+      roundSizes: [20],
+      concurrencies: [1, 2],
+      seconds: 1,
+      out: (l) => lines.push(l),
+    });
+    expect(rows.map((r) => [r.roundSize, r.partitions])).toEqual([
+      [20, 1],
+      [20, 2],
+    ]);
     for (const r of rows) {
       expect(r.roundsPerS).toBeGreaterThan(0);
       // Every round decides its 20 attempts, in one commit or more (a refill is a commit of its own).

@@ -2,7 +2,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { sql } from "kysely";
 import { classify, parseCampaignFile, type QueuedAttempt } from "@quanta/domain";
-import { decideRounds, findAttempt, readCampaigns, recordImmediateBatch, refundTx, type BatchResult, type RefillResult } from "@quanta/db";
+import {
+  decideRounds,
+  findAttempt,
+  readCampaigns,
+  recordImmediateBatch,
+  refundTx,
+  type BatchResult,
+  type RefillResult,
+} from "@quanta/db";
 import { createTestWorld, sessionsWaitingOnLock, type TestWorld } from "@quanta/cli";
 
 /**
@@ -20,31 +28,60 @@ const one = parseCampaignFile({
   name: "one tier of one voucher",
   budgetFen: 1_000_000,
   window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
-  activities: [{ id: "L", name: "locks", merchants: ["L-1"], tiers: [{ id: "L-only", thresholdFen: 10_000, discountFen: 1_000, quota: 1 }] }],
+  activities: [
+    {
+      id: "L",
+      name: "locks",
+      merchants: ["L-1"],
+      tiers: [{ id: "L-only", thresholdFen: 10_000, discountFen: 1_000, quota: 1 }],
+    },
+  ],
 });
 
 let world: TestWorld;
 let other: pg.Client;
 
-const payment = (txnId: string, payerId: string) => ({ txnId, payerId, merchantId: "L-1", amountFen: 20_000, paidAtMs: Date.parse("2020-09-13T10:00:00+08:00") });
+const payment = (txnId: string, payerId: string) => ({
+  txnId,
+  payerId,
+  merchantId: "L-1",
+  amountFen: 20_000,
+  paidAtMs: Date.parse("2020-09-13T10:00:00+08:00"),
+});
 
 async function attempt(txnId: string, payerId: string): Promise<QueuedAttempt> {
   const c = classify(payment(txnId, payerId), [one]);
   if (c.kind !== "needs_stock") throw new Error("expected a stock request");
-  return { acquirerId: "acq", bodyHash: `h-${txnId}`, payment: payment(txnId, payerId), receivedAtMs: Date.now(), partition: 0, request: c.request };
+  return {
+    acquirerId: "acq",
+    bodyHash: `h-${txnId}`,
+    payment: payment(txnId, payerId),
+    receivedAtMs: Date.now(),
+    partition: 0,
+    request: c.request,
+  };
 }
 
 /** A worker's rounds (and refills) for one attempt. */
 async function decide(txnId: string, payerId: string): Promise<{ results: BatchResult[]; refills: RefillResult[] }> {
   const campaigns = new Map((await readCampaigns(world.db.kysely)).map((c) => [c.id, c]));
-  const epoch = Number((await sql<{ epoch: string }>`select epoch from partitions where partition = 0`.execute(world.db.kysely)).rows[0]!.epoch);
+  const epoch = Number(
+    (await sql<{ epoch: string }>`select epoch from partitions where partition = 0`.execute(world.db.kysely)).rows[0]!
+      .epoch,
+  );
   const results: BatchResult[] = [];
   const refills: RefillResult[] = [];
-  await decideRounds(world.db.pool, [{ partition: 0, epoch, attempts: [await attempt(txnId, payerId)] }], campaigns, 1, {
-    retry: { attemptsMax: 1, baseDelayMs: 1, delayMaxMs: 1 },
-    onCommit: (r) => void results.push(...r),
-    onRefill: (move) => void refills.push(move.result),
-  });
+  await decideRounds(
+    world.db.pool,
+    [{ partition: 0, epoch, attempts: [await attempt(txnId, payerId)] }],
+    campaigns,
+    1,
+    {
+      retry: { attemptsMax: 1, baseDelayMs: 1, delayMaxMs: 1 },
+      onCommit: (r) => void results.push(...r),
+      onRefill: (move) => void refills.push(move.result),
+    },
+  );
   return { results, refills };
 }
 
@@ -74,7 +111,14 @@ describe("refunds and sold-out marks", () => {
   it("a refund waits for a transaction that read the mark under KEY SHARE", async () => {
     await other.query("begin");
     await other.query("select 1 from tiers where id = 'L-only' and sold_out_at is not null for key share");
-    const refund = refundTx(world.db.kysely, { acquirerId: "acq", refundId: "r-1", txnId: "t-1", amountFen: 20_000, refundedAtMs: Date.now(), bodyHash: "rh" });
+    const refund = refundTx(world.db.kysely, {
+      acquirerId: "acq",
+      refundId: "r-1",
+      txnId: "t-1",
+      amountFen: 20_000,
+      refundedAtMs: Date.now(),
+      bodyHash: "rh",
+    });
     await sessionsWaitingOnLock(world, "quanta-test");
     await other.query("commit");
     expect(await refund).toMatchObject({ kind: "recorded", row: { outcome: "voucher_returned" } });
@@ -116,7 +160,9 @@ describe("refunds and sold-out marks", () => {
       decision: { status: "rejected" as const, reason: "sold_out" as const, campaignId: "locks", activityId: "L" },
       decidedBy: "ingress" as const,
     };
-    const stored = recordImmediateBatch(world.db.pool, world.db.kysely, [{ record, checkHolder: true, soldOutTiers: ["L-only"] }]);
+    const stored = recordImmediateBatch(world.db.pool, world.db.kysely, [
+      { record, checkHolder: true, soldOutTiers: ["L-only"] },
+    ]);
     await sessionsWaitingOnLock(world, "quanta-test");
     await other.query("commit");
     const out = await stored;
@@ -124,7 +170,9 @@ describe("refunds and sold-out marks", () => {
     expect([...out.stale]).toEqual(["acq/i-1"]);
     // With the mark in place the same record is stored as sold_out.
     await sql`update tiers set pool = 0, sold_out_at = clock_timestamp() where id = 'L-only'`.execute(world.db.kysely);
-    const now = await recordImmediateBatch(world.db.pool, world.db.kysely, [{ record, checkHolder: true, soldOutTiers: ["L-only"] }]);
+    const now = await recordImmediateBatch(world.db.pool, world.db.kysely, [
+      { record, checkHolder: true, soldOutTiers: ["L-only"] },
+    ]);
     expect(now.stored.get("acq/i-1")).toMatchObject({ status: "rejected", reason: "sold_out" });
     expect((await findAttempt(world.db.kysely, "acq", "i-1"))?.decided_by).toBe("ingress");
   });

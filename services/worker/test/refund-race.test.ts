@@ -56,22 +56,30 @@ describe("refunds during the rush", () => {
     let n = 0;
     const pay = async (txnId: string, payerId: string, amountFen: number, refundIt: boolean): Promise<Body> => {
       const paidAt = "2020-09-13T10:00:00+08:00";
-      const a = await client.postPayment(JSON.stringify({ txnId, payerId, merchantId: n++ % 2 ? "X-1" : "X-2", amountFen, paidAt }));
+      const a = await client.postPayment(
+        JSON.stringify({ txnId, payerId, merchantId: n++ % 2 ? "X-1" : "X-2", amountFen, paidAt }),
+      );
       expect(a.status).toBe(200);
       const body = a.body as Body;
       if (body.status === "granted" && refundIt) {
         refunded.push(payerId);
         refunds.push(
-          client.postRefund(JSON.stringify({ refundId: `r-${txnId}`, txnId, amountFen, refundedAt: "2020-09-13T10:05:00+08:00" })).then((r) => {
-            expect(r).toMatchObject({ status: 200, body: { status: "voucher_returned", slot: "released" } });
-          }),
+          client
+            .postRefund(
+              JSON.stringify({ refundId: `r-${txnId}`, txnId, amountFen, refundedAt: "2020-09-13T10:05:00+08:00" }),
+            )
+            .then((r) => {
+              expect(r).toMatchObject({ status: 200, body: { status: "voucher_returned", slot: "released" } });
+            }),
         );
       }
       return body;
     };
 
     // Wave 1: 400 payers; every other grant is refunded as soon as it is answered.
-    const wave1 = await Promise.all(Array.from({ length: 400 }, (_, i) => pay(`w1-${i}`, `payer-${i}`, 15_000 + (i % 3) * 10_000, i % 2 === 0)));
+    const wave1 = await Promise.all(
+      Array.from({ length: 400 }, (_, i) => pay(`w1-${i}`, `payer-${i}`, 15_000 + (i % 3) * 10_000, i % 2 === 0)),
+    );
     await Promise.all(refunds);
     expect(refunded.length).toBeGreaterThan(10);
     expect(wave1.filter((b) => b.status === "rejected" && b.reason === "sold_out").length).toBeGreaterThan(0);

@@ -2,7 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { sql } from "kysely";
 import { classify, parseCampaignFile, partitionOf, type QueuedAttempt } from "@quanta/domain";
-import { connect, decideRounds, readCampaigns, verifyDatabaseInvariants, type BatchResult, type Db, type RefillResult } from "@quanta/db";
+import {
+  connect,
+  decideRounds,
+  readCampaigns,
+  verifyDatabaseInvariants,
+  type BatchResult,
+  type Db,
+  type RefillResult,
+} from "@quanta/db";
 import { createTestWorld, deadlocksIn, sessionsWaitingOnLock, type TestWorld } from "@quanta/cli";
 
 /**
@@ -40,7 +48,14 @@ const last = parseCampaignFile({
   name: "the last vouchers",
   budgetFen: 10_000_000,
   window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
-  activities: [{ id: "T", name: "tail", merchants: ["T-1"], tiers: [{ id: "T-only", thresholdFen: 10_000, discountFen: 1_000, quota: 8 }] }],
+  activities: [
+    {
+      id: "T",
+      name: "tail",
+      merchants: ["T-1"],
+      tiers: [{ id: "T-only", thresholdFen: 10_000, discountFen: 1_000, quota: 8 }],
+    },
+  ],
 });
 const PARTITIONS = 4;
 const paidAtMs = Date.parse("2020-09-13T10:00:00+08:00");
@@ -54,7 +69,14 @@ let seq = 0;
 beforeAll(async () => {
   world = await createTestWorld("round_lock_order", { campaigns: [capped, last], partitions: PARTITIONS });
   const owner = (name: string) =>
-    connect({ connectionString: world.databaseUrl, poolMax: 2, statementTimeoutMs: 30_000, applicationName: name, keyLookupsOnly: true, pipeline: true });
+    connect({
+      connectionString: world.databaseUrl,
+      poolMax: 2,
+      statementTimeoutMs: 30_000,
+      applicationName: name,
+      keyLookupsOnly: true,
+      pipeline: true,
+    });
   ownerA = owner("owner-a");
   ownerB = owner("owner-b");
   other = new pg.Client({ connectionString: world.databaseUrl, application_name: "lock-order-other" });
@@ -75,13 +97,24 @@ function attempt(campaign: typeof capped, merchantId: string, partition: number,
   const payment = { txnId: `lo-${seq++}`, payerId, merchantId, amountFen, paidAtMs };
   const c = classify(payment, [campaign]);
   if (c.kind !== "needs_stock") throw new Error("expected a stock request");
-  return { acquirerId: "acq", bodyHash: `h-${payment.txnId}`, payment, receivedAtMs: seq, partition, request: c.request };
+  return {
+    acquirerId: "acq",
+    bodyHash: `h-${payment.txnId}`,
+    payment,
+    receivedAtMs: seq,
+    partition,
+    request: c.request,
+  };
 }
 
 /** A worker's rounds over these attempts (one batch per partition), as the flusher runs them. */
 async function rounds(db: Db, attempts: QueuedAttempt[], probe?: { afterRead: () => Promise<void> }) {
   const campaigns = new Map((await readCampaigns(world.db.kysely)).map((c) => [c.id, c]));
-  const epochs = (await sql<{ partition: number; epoch: string }>`select partition, epoch from partitions order by partition`.execute(world.db.kysely)).rows;
+  const epochs = (
+    await sql<{ partition: number; epoch: string }>`select partition, epoch from partitions order by partition`.execute(
+      world.db.kysely,
+    )
+  ).rows;
   const byPartition = new Map<number, QueuedAttempt[]>();
   for (const a of attempts) byPartition.set(a.partition, [...(byPartition.get(a.partition) ?? []), a]);
   const results: BatchResult[] = [];
@@ -120,14 +153,23 @@ describe("round lock order", () => {
     await other.query("commit");
 
     const outcome = await round;
-    expect(outcome.results).toEqual([expect.objectContaining({ kind: "decided", row: expect.objectContaining({ status: "granted", tier_id: "K-a", discount_fen: 1_000 }) })]);
-    const budget = await sql<{ left: string }>`select budget_left_fen as left from campaigns where id = 'capped'`.execute(world.db.kysely);
+    expect(outcome.results).toEqual([
+      expect.objectContaining({
+        kind: "decided",
+        row: expect.objectContaining({ status: "granted", tier_id: "K-a", discount_fen: 1_000 }),
+      }),
+    ]);
+    const budget = await sql<{
+      left: string;
+    }>`select budget_left_fen as left from campaigns where id = 'capped'`.execute(world.db.kysely);
     expect(Number(budget.rows[0]!.left)).toBe(0);
   });
 
   it("two owners drain a tier's last stock at once, one round held open while the other's refill sweeps: no deadlock", async () => {
     // The last 8 vouchers: 4 in each of owner A's partitions (2, 3), none in owner B's (0, 1) or the pool.
-    await sql`update tier_shares set remaining = case when partition in (2, 3) then 4 else 0 end where tier_id = 'T-only'`.execute(world.db.kysely);
+    await sql`update tier_shares set remaining = case when partition in (2, 3) then 4 else 0 end where tier_id = 'T-only'`.execute(
+      world.db.kysely,
+    );
     await sql`update tiers set pool = 0 where id = 'T-only'`.execute(world.db.kysely);
     const deadlocksBefore = await deadlocksIn(world, ["lock-order-other", "owner-a", "owner-b"]);
 
@@ -135,17 +177,24 @@ describe("round lock order", () => {
     const held = new Promise<void>((r) => (release = r));
     let paused = false;
     // Owner A: 12 attempts for 8 vouchers. Its first round reads (locking its shares) and stops.
-    const a = rounds(ownerA, [2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3].map((p) => attempt(last, "T-1", p, 20_000)), {
-      afterRead: async () => {
-        if (paused) return;
-        paused = true;
-        await held;
+    const a = rounds(
+      ownerA,
+      [2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3].map((p) => attempt(last, "T-1", p, 20_000)),
+      {
+        afterRead: async () => {
+          if (paused) return;
+          paused = true;
+          await held;
+        },
       },
-    });
+    );
     for (let i = 0; !paused; i++) await new Promise((r) => setTimeout(r, 10));
     // Owner B: its round finds no stock in its shares and commits nothing; its refill takes the
     // tier row, finds the pool empty and sweeps: it waits for owner A's shares.
-    const b = rounds(ownerB, [0, 1, 0, 1].map((p) => attempt(last, "T-1", p, 20_000)));
+    const b = rounds(
+      ownerB,
+      [0, 1, 0, 1].map((p) => attempt(last, "T-1", p, 20_000)),
+    );
     const waiting = await sessionsWaitingOnLock(world, "owner-b");
     expect(waiting).toEqual([expect.stringContaining("from tier_shares")]);
     // Owner A's round goes on: it grants what its shares hold, runs dry, commits; its own refill
@@ -159,7 +208,10 @@ describe("round lock order", () => {
     expect(all.filter((r) => r.kind === "decided" && r.row.reason === "sold_out")).toHaveLength(8);
     expect([...outA.retried, ...outB.retried]).toEqual([]);
     expect(outB.refills[0]).toBe("empty"); // the sweep ran after A's commit and found A's shares used up
-    const tier = await sql<{ pool: number; sold_out: boolean }>`select pool, sold_out_at is not null as sold_out from tiers where id = 'T-only'`.execute(world.db.kysely);
+    const tier = await sql<{
+      pool: number;
+      sold_out: boolean;
+    }>`select pool, sold_out_at is not null as sold_out from tiers where id = 'T-only'`.execute(world.db.kysely);
     expect(tier.rows[0]).toEqual({ pool: 0, sold_out: true });
     expect((await verifyDatabaseInvariants(world.db.kysely, "last")).filter((c) => !c.ok)).toEqual([]);
     // Postgres publishes a backend's counters when it exits: close the owners' pools first.

@@ -20,7 +20,9 @@ beforeAll(async () => {
   world = await createTestWorld("verify_cli");
   dir = mkdtempSync(join(tmpdir(), "quanta-verify-"));
   await sql`insert into attempts (acquirer_id, txn_id, body_hash, payer_id, merchant_id, amount_fen, paid_at, received_at, partition, status, reason, decided_by)
-            values ('acq-a', 'decided-1', 'h', 'p1', 'M-0001', 5000, now(), now(), 0, 'rejected', 'below_threshold', 'ingress')`.execute(world.db.kysely);
+            values ('acq-a', 'decided-1', 'h', 'p1', 'M-0001', 5000, now(), now(), 0, 'rejected', 'below_threshold', 'ingress')`.execute(
+    world.db.kysely,
+  );
 });
 
 afterAll(async () => {
@@ -29,13 +31,17 @@ afterAll(async () => {
 });
 
 const verify = (...args: string[]) =>
-  spawnSync(process.execPath, [CLI, "verify", "--campaign", "qianan-2020-b2", ...args], { env: { ...process.env, DATABASE_URL: world.databaseUrl }, encoding: "utf8" });
+  spawnSync(process.execPath, [CLI, "verify", "--campaign", "qianan-2020-b2", ...args], {
+    env: { ...process.env, DATABASE_URL: world.databaseUrl },
+    encoding: "utf8",
+  });
 
 describe("quanta verify", () => {
   it("prints every check and exits 0 when the campaign holds, saying which checks need what acquirers were answered", () => {
     const r = verify();
     expect(r.status, r.stderr).toBe(0);
-    for (const id of ["I1", "I2", "I6", "budget", "refunds"]) expect(r.stdout).toMatch(new RegExp(`^${id}\\s+yes`, "m"));
+    for (const id of ["I1", "I2", "I6", "budget", "refunds"])
+      expect(r.stdout).toMatch(new RegExp(`^${id}\\s+yes`, "m"));
     expect(r.stdout).toMatch(/^I2\s+yes\s+policy kept: 0 grants/m);
     expect(r.stdout).not.toMatch(/^I[34]\s/m);
     expect(r.stdout).toMatch(/^not checked: I3, I4 \(.*--answers FILE\)$/m);
@@ -81,10 +87,15 @@ describe("quanta verify", () => {
     const r = verify("--answers", file);
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^I3\s+yes\s+1 acknowledged txns, each with exactly one stored decision/m);
-    expect(r.stdout).toMatch(/^I4\s+yes\s+1 answers 200 for 1 txns, each equal to the stored decision \(1 answered 202/m);
+    expect(r.stdout).toMatch(
+      /^I4\s+yes\s+1 answers 200 for 1 txns, each equal to the stored decision \(1 answered 202/m,
+    );
     expect(r.stdout).not.toMatch(/not checked/);
 
-    writeFileSync(file, `${JSON.stringify({ acquirerId: "acq-a", txnId: "x", status: 503, answer: { error: { code: "overloaded" } } })}\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ acquirerId: "acq-a", txnId: "x", status: 503, answer: { error: { code: "overloaded" } } })}\n`,
+    );
     const none = verify("--answers", file);
     expect(none.status).toBe(2);
     expect(none.stderr).toContain(`${file} holds no 200 or 202 answers (1 lines): nothing to check I3 and I4 against`);
@@ -94,7 +105,9 @@ describe("quanta verify", () => {
     writeFileSync(file, `acq-a/decided-1\n${JSON.stringify({ acquirerId: "acq-a", txnId: "y", status: 200 })}\n`);
     const malformed = verify("--answers", file);
     expect(malformed.status).toBe(2);
-    expect(malformed.stderr).toContain(`${file}: expected {"acquirerId": string, "txnId": string, "status": HTTP status, "answer": body} on every line; line 1: not JSON; line 2: no answer`);
+    expect(malformed.stderr).toContain(
+      `${file}: expected {"acquirerId": string, "txnId": string, "status": HTTP status, "answer": body} on every line; line 1: not JSON; line 2: no answer`,
+    );
 
     const missing = verify("--answers", join(dir, "no-such-file.jsonl"));
     expect(missing.status).toBe(2);
@@ -104,7 +117,10 @@ describe("quanta verify", () => {
   it("fails I4 on a decision changed behind the application's back, and I3 and I4 on a txn stored twice", async () => {
     const db = world.db.kysely;
     const file = join(dir, "answers-broken.jsonl");
-    writeFileSync(file, `${JSON.stringify({ acquirerId: "acq-a", txnId: "decided-1", status: 200, answer: { txnId: "decided-1", status: "rejected", reason: "below_threshold" } })}\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ acquirerId: "acq-a", txnId: "decided-1", status: 200, answer: { txnId: "decided-1", status: "rejected", reason: "below_threshold" } })}\n`,
+    );
     expect(verify("--answers", file).status).toBe(0);
 
     await sql`update attempts set reason = 'merchant_not_eligible' where txn_id = 'decided-1'`.execute(db);
@@ -120,10 +136,16 @@ describe("quanta verify", () => {
 
     await sql`alter table attempts drop constraint attempts_pk cascade`.execute(db);
     await sql`insert into attempts (acquirer_id, txn_id, body_hash, payer_id, merchant_id, amount_fen, paid_at, received_at, partition, status, reason, decided_by)
-              values ('acq-a', 'decided-1', 'h', 'p1', 'M-0001', 5000, now(), now(), 0, 'rejected', 'below_threshold', 'worker')`.execute(db);
+              values ('acq-a', 'decided-1', 'h', 'p1', 'M-0001', 5000, now(), now(), 0, 'rejected', 'below_threshold', 'worker')`.execute(
+      db,
+    );
     const twice = verify("--answers", file);
     expect(twice.status).toBe(1);
-    expect(twice.stdout).toMatch(/^I3\s+NO\s+1 of 1 acknowledged txns were decided more than once, e\.g\. acq-a\/decided-1 \(2 decisions\)/m);
-    expect(twice.stdout).toMatch(/^I4\s+NO\s+1 of 1 answers 200 \(1 txns\) differ from the stored decision, e\.g\. acq-a\/decided-1: answered .*, 2 stored decisions/m);
+    expect(twice.stdout).toMatch(
+      /^I3\s+NO\s+1 of 1 acknowledged txns were decided more than once, e\.g\. acq-a\/decided-1 \(2 decisions\)/m,
+    );
+    expect(twice.stdout).toMatch(
+      /^I4\s+NO\s+1 of 1 answers 200 \(1 txns\) differ from the stored decision, e\.g\. acq-a\/decided-1: answered .*, 2 stored decisions/m,
+    );
   });
 });

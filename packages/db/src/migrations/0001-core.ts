@@ -47,7 +47,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("activity_id", "text", (c) => c.notNull())
     .addColumn("merchant_id", "text", (c) => c.notNull())
     .addPrimaryKeyConstraint("activity_merchants_pk", ["campaign_id", "activity_id", "merchant_id"])
-    .addForeignKeyConstraint("activity_merchants_activity", ["campaign_id", "activity_id"], "activities", ["campaign_id", "id"], (fk) => fk.onDelete("cascade"))
+    .addForeignKeyConstraint(
+      "activity_merchants_activity",
+      ["campaign_id", "activity_id"],
+      "activities",
+      ["campaign_id", "id"],
+      (fk) => fk.onDelete("cascade"),
+    )
     .execute();
 
   await db.schema
@@ -62,7 +68,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("chunk", "integer", (c) => c.notNull().check(sql`chunk > 0`))
     .addColumn("sold_out_at", "timestamptz")
     .addPrimaryKeyConstraint("tiers_pk", ["campaign_id", "id"])
-    .addForeignKeyConstraint("tiers_activity", ["campaign_id", "activity_id"], "activities", ["campaign_id", "id"], (fk) => fk.onDelete("cascade"))
+    .addForeignKeyConstraint(
+      "tiers_activity",
+      ["campaign_id", "activity_id"],
+      "activities",
+      ["campaign_id", "id"],
+      (fk) => fk.onDelete("cascade"),
+    )
     .addCheckConstraint("tiers_pool_in_range", sql`pool >= 0 and pool <= quota`)
     .addCheckConstraint("tiers_discount_below_threshold", sql`discount_fen < threshold_fen`)
     .execute();
@@ -74,7 +86,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("partition", "integer", (c) => c.notNull())
     .addColumn("remaining", "integer", (c) => c.notNull())
     .addPrimaryKeyConstraint("tier_shares_pk", ["campaign_id", "tier_id", "partition"])
-    .addForeignKeyConstraint("tier_shares_tier", ["campaign_id", "tier_id"], "tiers", ["campaign_id", "id"], (fk) => fk.onDelete("cascade"))
+    .addForeignKeyConstraint("tier_shares_tier", ["campaign_id", "tier_id"], "tiers", ["campaign_id", "id"], (fk) =>
+      fk.onDelete("cascade"),
+    )
     .addCheckConstraint("tier_shares_remaining_non_negative", sql`remaining >= 0`)
     .execute();
 
@@ -120,12 +134,25 @@ export async function up(db: Kysely<any>): Promise<void> {
     )
     .execute();
 
-  await sql`create unique index attempts_one_grant_per_payer on attempts (payer_id, campaign_id, activity_id) where status = 'granted'`.execute(db);
-  await sql`create index attempts_granted_by_tier on attempts (campaign_id, tier_id, decided_at) where status = 'granted'`.execute(db);
+  await sql`create unique index attempts_one_grant_per_payer on attempts (payer_id, campaign_id, activity_id) where status = 'granted'`.execute(
+    db,
+  );
+  await sql`create index attempts_granted_by_tier on attempts (campaign_id, tier_id, decided_at) where status = 'granted'`.execute(
+    db,
+  );
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const table of ["attempts", "partitions", "tier_shares", "tiers", "activity_merchants", "activities", "campaigns", "settings"]) {
+  for (const table of [
+    "attempts",
+    "partitions",
+    "tier_shares",
+    "tiers",
+    "activity_merchants",
+    "activities",
+    "campaigns",
+    "settings",
+  ]) {
     await db.schema.dropTable(table).ifExists().execute();
   }
 }

@@ -11,10 +11,14 @@ import { sql, type Kysely } from "kysely";
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`drop index if exists attempts_granted_by_tier`.execute(db);
-  await sql`create index attempts_granted_by_tier on attempts (tier_id, campaign_id, decided_at) where status = 'granted'`.execute(db);
+  await sql`create index attempts_granted_by_tier on attempts (tier_id, campaign_id, decided_at) where status = 'granted'`.execute(
+    db,
+  );
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
   await sql`drop index if exists attempts_granted_by_tier`.execute(db);
-  await sql`create index attempts_granted_by_tier on attempts (campaign_id, tier_id, decided_at) where status = 'granted'`.execute(db);
+  await sql`create index attempts_granted_by_tier on attempts (campaign_id, tier_id, decided_at) where status = 'granted'`.execute(
+    db,
+  );
 }

@@ -11,9 +11,13 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`alter table campaigns add column budget_capped boolean not null default false`.execute(db);
   await sql`alter table campaigns add column budget_left_fen bigint`.execute(db);
   await sql`update campaigns c set budget_left_fen = c.budget_fen - coalesce(
-              (select sum(a.discount_fen) from attempts a where a.campaign_id = c.id and a.status = 'granted'), 0)`.execute(db);
+              (select sum(a.discount_fen) from attempts a where a.campaign_id = c.id and a.status = 'granted'), 0)`.execute(
+    db,
+  );
   await sql`alter table campaigns alter column budget_left_fen set not null`.execute(db);
-  await sql`alter table campaigns add constraint campaigns_budget_left check (budget_left_fen >= 0 and budget_left_fen <= budget_fen)`.execute(db);
+  await sql`alter table campaigns add constraint campaigns_budget_left check (budget_left_fen >= 0 and budget_left_fen <= budget_fen)`.execute(
+    db,
+  );
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

@@ -22,7 +22,9 @@ import { sql, type Kysely } from "kysely";
  * updates a row the hot path otherwise only inserts; refunds are rare next to payments.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await sql`alter table campaigns add column refund_slot text not null default 'kept' check (refund_slot in ('kept', 'released'))`.execute(db);
+  await sql`alter table campaigns add column refund_slot text not null default 'kept' check (refund_slot in ('kept', 'released'))`.execute(
+    db,
+  );
   await sql`alter table attempts add column voucher_returned_at timestamptz`.execute(db);
   await sql`alter table attempts add column slot_released_at timestamptz`.execute(db);
   await sql`alter table attempts add constraint attempts_return_marks check (
@@ -48,13 +50,17 @@ export async function up(db: Kysely<any>): Promise<void> {
               check ((outcome = 'no_voucher') = (reason is not null)),
               check (not slot_released or outcome = 'voucher_returned'))`.execute(db);
   await sql`create index refunds_by_txn on refunds (acquirer_id, txn_id)`.execute(db);
-  await sql`create unique index refunds_one_return_per_txn on refunds (acquirer_id, txn_id) where outcome = 'voucher_returned'`.execute(db);
+  await sql`create unique index refunds_one_return_per_txn on refunds (acquirer_id, txn_id) where outcome = 'voucher_returned'`.execute(
+    db,
+  );
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
   await sql`drop table if exists refunds`.execute(db);
   await sql`drop index if exists attempts_one_grant_per_payer`.execute(db);
-  await sql`create unique index attempts_one_grant_per_payer on attempts (payer_id, campaign_id, activity_id) where status = 'granted'`.execute(db);
+  await sql`create unique index attempts_one_grant_per_payer on attempts (payer_id, campaign_id, activity_id) where status = 'granted'`.execute(
+    db,
+  );
   await sql`alter table attempts drop constraint if exists attempts_return_marks`.execute(db);
   await sql`alter table attempts drop column if exists slot_released_at`.execute(db);
   await sql`alter table attempts drop column if exists voucher_returned_at`.execute(db);

@@ -32,8 +32,12 @@ export async function up(db: Kysely<any>): Promise<void> {
               foreign key (campaign_id, day) references settled_days (campaign_id, day),
               foreign key (acquirer_id, txn_id) references attempts (acquirer_id, txn_id),
               foreign key (acquirer_id, refund_id) references refunds (acquirer_id, refund_id))`.execute(db);
-  await sql`create unique index settled_entries_one_grant on settled_entries (acquirer_id, txn_id) where refund_id is null`.execute(db);
-  await sql`create unique index settled_entries_one_refund on settled_entries (acquirer_id, refund_id) where refund_id is not null`.execute(db);
+  await sql`create unique index settled_entries_one_grant on settled_entries (acquirer_id, txn_id) where refund_id is null`.execute(
+    db,
+  );
+  await sql`create unique index settled_entries_one_refund on settled_entries (acquirer_id, refund_id) where refund_id is not null`.execute(
+    db,
+  );
   await sql`create index settled_entries_by_day on settled_entries (campaign_id, day)`.execute(db);
 }
 

@@ -23,7 +23,9 @@ const services: ServiceProcess[] = [];
 let port = 0;
 
 beforeAll(async () => {
-  world = await createTestWorld("faults_frozen_owner", { env: { QUANTA_LEASE_MS: String(LEASE_MS), QUANTA_PG_IDLE_IN_TX_TIMEOUT_MS: String(IDLE_IN_TX_TIMEOUT_MS) } });
+  world = await createTestWorld("faults_frozen_owner", {
+    env: { QUANTA_LEASE_MS: String(LEASE_MS), QUANTA_PG_IDLE_IN_TX_TIMEOUT_MS: String(IDLE_IN_TX_TIMEOUT_MS) },
+  });
   port = await freePort();
   services.push(await startService("ingress", { ...world.env, PORT: String(port) }));
 }, 120_000);
@@ -48,56 +50,78 @@ async function until<T>(what: string, deadlineMs: number, probe: () => Promise<T
 }
 
 const owners = async () =>
-  (await sql<{ partition: number; owner: string | null; epoch: number }>`select partition, owner, epoch from partitions order by partition`.execute(world.db.kysely)).rows;
+  (
+    await sql<{
+      partition: number;
+      owner: string | null;
+      epoch: number;
+    }>`select partition, owner, epoch from partitions order by partition`.execute(world.db.kysely)
+  ).rows;
 
 describe("an owner frozen inside a round", () => {
-  it("its session is ended by the server, its partitions move while it is still frozen, and every acknowledged attempt is decided once", { timeout: 300_000 }, async () => {
-    // The frozen one starts first so that it owns partitions before the other arrives.
-    const frozen = await startService("worker", { ...world.env, QUANTA_FAULT_STOP_AFTER_READ_ROUND: "40" });
-    services.push(frozen);
-    const other = await startService("worker", world.env);
-    services.push(other);
-    await until("both workers own partitions", 30_000, async () => {
-      const o = new Set((await owners()).map((r) => r.owner));
-      return o.has(frozen.id) && o.has(other.id) ? true : undefined;
-    });
+  it(
+    "its session is ended by the server, its partitions move while it is still frozen, and every acknowledged attempt is decided once",
+    { timeout: 300_000 },
+    async () => {
+      // The frozen one starts first so that it owns partitions before the other arrives.
+      const frozen = await startService("worker", { ...world.env, QUANTA_FAULT_STOP_AFTER_READ_ROUND: "40" });
+      services.push(frozen);
+      const other = await startService("worker", world.env);
+      services.push(other);
+      await until("both workers own partitions", 30_000, async () => {
+        const o = new Set((await owners()).map((r) => r.owner));
+        return o.has(frozen.id) && o.has(other.id) ? true : undefined;
+      });
 
-    let evidence: { partitions: number[]; frozenPids: number[]; movedMs: number; stillStopped: boolean; sessionsLeft: number } | undefined;
-    const run = await rushDuring(world, port, { rate: 150, seconds: 24, runId: "fo" }, async () => {
-      await until("the worker stopped itself inside a round", 30_000, async () => (procState(frozen.child.pid!) === "T" ? true : undefined));
-      const stoppedAt = Date.now();
-      const partitions = (await owners()).filter((r) => r.owner === frozen.id).map((r) => r.partition);
-      // Its round's session: idle inside a transaction whose last statement was the round's read.
-      const frozenPids = await until("the frozen round's session idle in transaction", 10_000, async () => {
-        const rows = (
-          await sql<{ pid: number }>`
+      let evidence:
+        | { partitions: number[]; frozenPids: number[]; movedMs: number; stillStopped: boolean; sessionsLeft: number }
+        | undefined;
+      const run = await rushDuring(world, port, { rate: 150, seconds: 24, runId: "fo" }, async () => {
+        await until("the worker stopped itself inside a round", 30_000, async () =>
+          procState(frozen.child.pid!) === "T" ? true : undefined,
+        );
+        const stoppedAt = Date.now();
+        const partitions = (await owners()).filter((r) => r.owner === frozen.id).map((r) => r.partition);
+        // Its round's session: idle inside a transaction whose last statement was the round's read.
+        const frozenPids = await until("the frozen round's session idle in transaction", 10_000, async () => {
+          const rows = (
+            await sql<{ pid: number }>`
             select pid from pg_stat_activity
              where datname = current_database() and application_name = 'quanta-worker'
-               and state = 'idle in transaction' and now() - state_change > interval '1 second'`.execute(world.db.kysely)
-        ).rows;
-        return rows.length > 0 ? rows.map((r) => r.pid) : undefined;
+               and state = 'idle in transaction' and now() - state_change > interval '1 second'`.execute(
+              world.db.kysely,
+            )
+          ).rows;
+          return rows.length > 0 ? rows.map((r) => r.pid) : undefined;
+        });
+        await until("the frozen owner's partitions taken by the other worker", MOVE_DEADLINE_MS, async () => {
+          const now = await owners();
+          return partitions.every((p) => now.find((r) => r.partition === p)?.owner === other.id) ? true : undefined;
+        });
+        const movedMs = Date.now() - stoppedAt;
+        const stillStopped = procState(frozen.child.pid!) === "T";
+        const sessionsLeft = (
+          await sql<{
+            n: number;
+          }>`select count(*)::int as n from pg_stat_activity where pid = any(${frozenPids})`.execute(world.db.kysely)
+        ).rows[0]!.n;
+        evidence = { partitions, frozenPids, movedMs, stillStopped, sessionsLeft };
+        await sleep(2_000);
+        frozen.child.kill("SIGCONT");
       });
-      await until("the frozen owner's partitions taken by the other worker", MOVE_DEADLINE_MS, async () => {
-        const now = await owners();
-        return partitions.every((p) => now.find((r) => r.partition === p)?.owner === other.id) ? true : undefined;
-      });
-      const movedMs = Date.now() - stoppedAt;
-      const stillStopped = procState(frozen.child.pid!) === "T";
-      const sessionsLeft = (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where pid = any(${frozenPids})`.execute(world.db.kysely)).rows[0]!.n;
-      evidence = { partitions, frozenPids, movedMs, stillStopped, sessionsLeft };
-      await sleep(2_000);
-      frozen.child.kill("SIGCONT");
-    });
 
-    expect(evidence).toBeDefined();
-    const e = evidence!;
-    console.log(`fault frozen owner: partitions [${e.partitions.join(", ")}] moved ${e.movedMs} ms after the SIGSTOP (lease ${LEASE_MS} ms, idle bound ${IDLE_IN_TX_TIMEOUT_MS} ms)`);
-    expect(e.partitions.length).toBeGreaterThan(0);
-    expect(e.stillStopped).toBe(true); // moved while the owner was frozen, not because it thawed
-    expect(e.sessionsLeft).toBe(0); // the server ended the frozen round's session
-    const v = await verdict(world, "worker SIGSTOPped between its round's read and write", run);
-    expect(v.acknowledged).toBeGreaterThan(0);
-  });
+      expect(evidence).toBeDefined();
+      const e = evidence!;
+      console.log(
+        `fault frozen owner: partitions [${e.partitions.join(", ")}] moved ${e.movedMs} ms after the SIGSTOP (lease ${LEASE_MS} ms, idle bound ${IDLE_IN_TX_TIMEOUT_MS} ms)`,
+      );
+      expect(e.partitions.length).toBeGreaterThan(0);
+      expect(e.stillStopped).toBe(true); // moved while the owner was frozen, not because it thawed
+      expect(e.sessionsLeft).toBe(0); // the server ended the frozen round's session
+      const v = await verdict(world, "worker SIGSTOPped between its round's read and write", run);
+      expect(v.acknowledged).toBeGreaterThan(0);
+    },
+  );
 
   it("saw no deadlock in Postgres", async () => {
     await expectNoDeadlock(world, services);

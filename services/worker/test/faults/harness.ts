@@ -1,7 +1,14 @@
 import { expect } from "vitest";
 import { checkAcknowledged, findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, runRush, type RushRun } from "@quanta/loadtest";
-import { answersAgainstStore, copiesAgainstFirst, deadlocksIn, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
+import {
+  answersAgainstStore,
+  copiesAgainstFirst,
+  deadlocksIn,
+  stopService,
+  type ServiceProcess,
+  type TestWorld,
+} from "@quanta/cli";
 import { createRedis, queueName, queuePrefix } from "@quanta/queue";
 
 /**
@@ -37,14 +44,29 @@ export async function rushDuring(
     arrival: { peakRatePerS: options.rate, rampS: 1, plateauS: options.seconds - 1, endFraction: 1 },
   };
   const [run] = await Promise.all([
-    runRush({ baseUrl: `http://127.0.0.1:${port}`, moreBaseUrls: (options.morePorts ?? []).map((p) => `http://127.0.0.1:${p}`), acquirerId: world.acquirerId, secret: world.secret, scenario, seed: 7, runId: options.runId, connections: 64, maxInFlight: 10_000 }),
+    runRush({
+      baseUrl: `http://127.0.0.1:${port}`,
+      moreBaseUrls: (options.morePorts ?? []).map((p) => `http://127.0.0.1:${p}`),
+      acquirerId: world.acquirerId,
+      secret: world.secret,
+      scenario,
+      seed: 7,
+      runId: options.runId,
+      connections: 64,
+      maxInFlight: 10_000,
+    }),
     chaos(),
   ]);
   return run;
 }
 
 /** Waits until no job of the deployment waits, runs or sits failed; returns what is left otherwise. */
-export async function queuesSettled(redisUrl: string, prefix: string, partitions: number, timeoutMs = 60_000): Promise<Record<string, number>> {
+export async function queuesSettled(
+  redisUrl: string,
+  prefix: string,
+  partitions: number,
+  timeoutMs = 60_000,
+): Promise<Record<string, number>> {
   const redis = createRedis(redisUrl, "faults-settled");
   try {
     const deadline = Date.now() + timeoutMs;
@@ -52,8 +74,14 @@ export async function queuesSettled(redisUrl: string, prefix: string, partitions
       const left: Record<string, number> = {};
       for (let p = 0; p < partitions; p++) {
         const q = `${queuePrefix(prefix, p)}:${queueName(p)}`;
-        const [wait, active, failed, delayed] = await Promise.all([redis.llen(`${q}:wait`), redis.llen(`${q}:active`), redis.zcard(`${q}:failed`), redis.zcard(`${q}:delayed`)]);
-        for (const [state, n] of Object.entries({ wait, active, failed, delayed })) if (n > 0) left[`p${p} ${state}`] = n;
+        const [wait, active, failed, delayed] = await Promise.all([
+          redis.llen(`${q}:wait`),
+          redis.llen(`${q}:active`),
+          redis.zcard(`${q}:failed`),
+          redis.zcard(`${q}:delayed`),
+        ]);
+        for (const [state, n] of Object.entries({ wait, active, failed, delayed }))
+          if (n > 0) left[`p${p} ${state}`] = n;
       }
       if (Object.keys(left).length === 0 || Date.now() > deadline) return left;
       await sleep(500);
@@ -64,18 +92,35 @@ export async function queuesSettled(redisUrl: string, prefix: string, partitions
 }
 
 /** The checks every scenario ends with; returns the figures the closing note quotes. */
-export async function verdict(world: TestWorld, scenario: string, run: RushRun, campaignId = "qianan-2020-b2"): Promise<Verdict> {
+export async function verdict(
+  world: TestWorld,
+  scenario: string,
+  run: RushRun,
+  campaignId = "qianan-2020-b2",
+): Promise<Verdict> {
   const acked = run.records.filter((r) => r.kind !== "forged" && (r.status === 200 || r.status === 202));
   const keys = [...new Set(acked.map((r) => r.txnId))].map((txnId) => ({ acquirerId: world.acquirerId, txnId }));
   const missing = await waitUntilDecided(world.db.kysely, keys, { timeoutMs: 120_000, pollMs: 500 });
-  const rows = await findAttempts(world.db.kysely, [...new Set(run.records.map((r) => r.txnId))].map((txnId) => ({ acquirerId: world.acquirerId, txnId })));
+  const rows = await findAttempts(
+    world.db.kysely,
+    [...new Set(run.records.map((r) => r.txnId))].map((txnId) => ({ acquirerId: world.acquirerId, txnId })),
+  );
   const differing = answersAgainstStore(run.records, rows);
   const copies = copiesAgainstFirst(run.records);
   const checks = await verifyDatabaseInvariants(world.db.kysely, campaignId);
   const answers: Record<string, number> = {};
   for (const r of run.records) answers[r.status] = (answers[r.status] ?? 0) + 1;
-  const v: Verdict = { scenario, acknowledged: keys.length, decided: rows.length, lost: missing.length, doubled: differing.length, answers };
-  console.log(`fault ${scenario}: ${v.acknowledged} acknowledged, ${v.decided} decided, ${v.lost} lost, ${v.doubled} answers disagreeing with the stored decision, ${copies.resendsAnswered} resends answered as first, ${copies.conflicts409} other bodies 409; answers ${JSON.stringify(answers)}`);
+  const v: Verdict = {
+    scenario,
+    acknowledged: keys.length,
+    decided: rows.length,
+    lost: missing.length,
+    doubled: differing.length,
+    answers,
+  };
+  console.log(
+    `fault ${scenario}: ${v.acknowledged} acknowledged, ${v.decided} decided, ${v.lost} lost, ${v.doubled} answers disagreeing with the stored decision, ${copies.resendsAnswered} resends answered as first, ${copies.conflicts409} other bodies 409; answers ${JSON.stringify(answers)}`,
+  );
   expect(missing).toEqual([]);
   // I3 counted once the wait is over: every acknowledged txn has exactly one decision (none twice).
   expect(await checkAcknowledged(world.db.kysely, keys)).toMatchObject({ ok: true });

@@ -13,7 +13,11 @@ import { freePort, rushDuring, sleep, verdict, expectNoDeadlock } from "./harnes
  */
 const CLUSTER = process.env.QUANTA_FAULT_PG_CLUSTER ?? readdirSync("/etc/postgresql").sort()[0]!;
 const pgctl = (action: "stop" | "start") =>
-  execFileSync("pg_ctlcluster", ["--skip-systemctl-redirect", CLUSTER, "main", action, ...(action === "stop" ? ["-m", "immediate"] : [])], { stdio: "pipe" });
+  execFileSync(
+    "pg_ctlcluster",
+    ["--skip-systemctl-redirect", CLUSTER, "main", action, ...(action === "stop" ? ["-m", "immediate"] : [])],
+    { stdio: "pipe" },
+  );
 
 let world: TestWorld;
 const services: ServiceProcess[] = [];
@@ -28,36 +32,47 @@ afterAll(async () => {
 });
 
 describe("Postgres faults", () => {
-  it("Postgres stopped -m immediate mid-rush and started again: nothing acknowledged is lost", { timeout: 300_000 }, async () => {
-    const port = await freePort();
-    const env = { ...world.env, PORT: String(port) };
-    services.push(await startService("ingress", env), await startService("worker", env), await startService("worker", env));
-    const run = await rushDuring(world, port, { rate: 150, seconds: 16, runId: "pg" }, async () => {
-      await sleep(5_000);
-      try {
-        pgctl("stop");
-        await sleep(3_000);
-      } finally {
-        pgctl("start");
-      }
-      for (let i = 0; i < 60; i++) {
+  it(
+    "Postgres stopped -m immediate mid-rush and started again: nothing acknowledged is lost",
+    { timeout: 300_000 },
+    async () => {
+      const port = await freePort();
+      const env = { ...world.env, PORT: String(port) };
+      services.push(
+        await startService("ingress", env),
+        await startService("worker", env),
+        await startService("worker", env),
+      );
+      const run = await rushDuring(world, port, { rate: 150, seconds: 16, runId: "pg" }, async () => {
+        await sleep(5_000);
         try {
-          execFileSync("pg_isready", ["-h", "127.0.0.1", "-p", "5432", "-q"]);
-          break;
-        } catch {
-          await sleep(250);
+          pgctl("stop");
+          await sleep(3_000);
+        } finally {
+          pgctl("start");
         }
-      }
-    });
-    expect(run.records.some((r) => r.status === 503 || r.status === 0)).toBe(true); // the outage was felt
-    // "A 5xx means nothing was accepted" (issue #19 item 2): no txn answered 503 (and sent once) has
-    // a decision. A write whose reply the crash swallowed is settled, or left unanswered, never 503.
-    const refused = run.records.filter((r) => r.status === 503);
-    const sentOnce = refused.filter((r) => run.records.filter((x) => x.txnId === r.txnId).length === 1);
-    const decided = await findAttempts(world.db.kysely, sentOnce.map((r) => ({ acquirerId: world.acquirerId, txnId: r.txnId })));
-    expect(decided.map((d) => d.txn_id)).toEqual([]);
-    await verdict(world, "Postgres stop -m immediate for 3 s, then start", run);
-  });
+        for (let i = 0; i < 60; i++) {
+          try {
+            execFileSync("pg_isready", ["-h", "127.0.0.1", "-p", "5432", "-q"]);
+            break;
+          } catch {
+            await sleep(250);
+          }
+        }
+      });
+      expect(run.records.some((r) => r.status === 503 || r.status === 0)).toBe(true); // the outage was felt
+      // "A 5xx means nothing was accepted" (issue #19 item 2): no txn answered 503 (and sent once) has
+      // a decision. A write whose reply the crash swallowed is settled, or left unanswered, never 503.
+      const refused = run.records.filter((r) => r.status === 503);
+      const sentOnce = refused.filter((r) => run.records.filter((x) => x.txnId === r.txnId).length === 1);
+      const decided = await findAttempts(
+        world.db.kysely,
+        sentOnce.map((r) => ({ acquirerId: world.acquirerId, txnId: r.txnId })),
+      );
+      expect(decided.map((d) => d.txn_id)).toEqual([]);
+      await verdict(world, "Postgres stop -m immediate for 3 s, then start", run);
+    },
+  );
 
   it("saw no deadlock in Postgres", async () => {
     await expectNoDeadlock(world, services);

@@ -26,39 +26,54 @@ afterAll(async () => {
 });
 
 describe("Redis faults", () => {
-  it("SIGKILL of Redis mid-rush, restarted from its AOF: no acknowledged attempt lost", { timeout: 300_000 }, async () => {
-    const port = await freePort();
-    const env = { ...world.env, PORT: String(port) };
-    services.push(await startService("ingress", env), await startService("worker", env), await startService("worker", env));
-    const run = await rushDuring(world, port, { rate: 200, seconds: 16, runId: "rk" }, async () => {
-      await sleep(5_000);
-      await redis.kill();
-      await sleep(1_500);
-      await redis.start();
-    });
-    expect(run.records.some((r) => r.status === 503 || r.status === 0)).toBe(true); // the crash was felt
-    await verdict(world, "redis SIGKILL + restart (AOF always)", run);
-  });
-
-  it("a paused Redis: the ingress answers 503 for what it could not admit, and a 503 is never decided", { timeout: 300_000 }, async () => {
-    const ingress = services.find((s) => s.kind === "ingress")!;
-    const admin = new Redis(redis.url);
-    try {
-      const run = await rushDuring(world, ingress.port, { rate: 100, seconds: 12, runId: "rp" }, async () => {
-        await sleep(4_000);
-        await admin.call("CLIENT", "PAUSE", "4000", "ALL");
+  it(
+    "SIGKILL of Redis mid-rush, restarted from its AOF: no acknowledged attempt lost",
+    { timeout: 300_000 },
+    async () => {
+      const port = await freePort();
+      const env = { ...world.env, PORT: String(port) };
+      services.push(
+        await startService("ingress", env),
+        await startService("worker", env),
+        await startService("worker", env),
+      );
+      const run = await rushDuring(world, port, { rate: 200, seconds: 16, runId: "rk" }, async () => {
+        await sleep(5_000);
+        await redis.kill();
+        await sleep(1_500);
+        await redis.start();
       });
-      const refused = run.records.filter((r) => r.status === 503);
-      expect(refused.length).toBeGreaterThan(50);
-      // "Nothing was accepted": no decision exists for any txn answered 503 (and sent once).
-      const sentOnce = refused.filter((r) => run.records.filter((x) => x.txnId === r.txnId).length === 1);
-      const decided = await findAttempts(world.db.kysely, sentOnce.map((r) => ({ acquirerId: world.acquirerId, txnId: r.txnId })));
-      expect(decided.map((d) => d.txn_id)).toEqual([]);
-      await verdict(world, "redis paused 4 s (CLIENT PAUSE ALL)", run);
-    } finally {
-      admin.disconnect();
-    }
-  });
+      expect(run.records.some((r) => r.status === 503 || r.status === 0)).toBe(true); // the crash was felt
+      await verdict(world, "redis SIGKILL + restart (AOF always)", run);
+    },
+  );
+
+  it(
+    "a paused Redis: the ingress answers 503 for what it could not admit, and a 503 is never decided",
+    { timeout: 300_000 },
+    async () => {
+      const ingress = services.find((s) => s.kind === "ingress")!;
+      const admin = new Redis(redis.url);
+      try {
+        const run = await rushDuring(world, ingress.port, { rate: 100, seconds: 12, runId: "rp" }, async () => {
+          await sleep(4_000);
+          await admin.call("CLIENT", "PAUSE", "4000", "ALL");
+        });
+        const refused = run.records.filter((r) => r.status === 503);
+        expect(refused.length).toBeGreaterThan(50);
+        // "Nothing was accepted": no decision exists for any txn answered 503 (and sent once).
+        const sentOnce = refused.filter((r) => run.records.filter((x) => x.txnId === r.txnId).length === 1);
+        const decided = await findAttempts(
+          world.db.kysely,
+          sentOnce.map((r) => ({ acquirerId: world.acquirerId, txnId: r.txnId })),
+        );
+        expect(decided.map((d) => d.txn_id)).toEqual([]);
+        await verdict(world, "redis paused 4 s (CLIENT PAUSE ALL)", run);
+      } finally {
+        admin.disconnect();
+      }
+    },
+  );
 
   it("saw no deadlock in Postgres", async () => {
     await expectNoDeadlock(world, services);

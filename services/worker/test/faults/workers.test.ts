@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { sql } from "kysely";
-import { createTestWorld, killService, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
+import {
+  createTestWorld,
+  killService,
+  startService,
+  stopService,
+  type ServiceProcess,
+  type TestWorld,
+} from "@quanta/cli";
 import { findAttempts, waitUntilDecided } from "@quanta/db";
 import { partitionOf } from "@quanta/domain";
 import { jobOptions, queueName, queuePrefix } from "@quanta/queue";
@@ -29,16 +36,22 @@ afterAll(async () => {
   await world?.cleanup();
 });
 
-const workersAlive = () => services.filter((s) => s.kind === "worker" && s.child.exitCode === null && s.child.signalCode === null);
+const workersAlive = () =>
+  services.filter((s) => s.kind === "worker" && s.child.exitCode === null && s.child.signalCode === null);
 
 describe("worker and Postgres faults", () => {
   it("a worker frozen past its lease and lock, then thawed, decides nothing twice", { timeout: 300_000 }, async () => {
     const a = await startService("worker", world.env);
     const b = await startService("worker", world.env);
     services.push(a, b);
-    const health = async (w: ServiceProcess) => ((await (await fetch(`http://127.0.0.1:${w.port}/healthz`)).json()) as { partitions: number[] }).partitions;
+    const health = async (w: ServiceProcess) =>
+      ((await (await fetch(`http://127.0.0.1:${w.port}/healthz`)).json()) as { partitions: number[] }).partitions;
     const counter = async (w: ServiceProcess, name: string, labels: string) =>
-      Number(new RegExp(`^${name}${labels ? `\\{${labels}\\}` : ""} (\\d+)`, "m").exec(await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text())?.[1] ?? 0);
+      Number(
+        new RegExp(`^${name}${labels ? `\\{${labels}\\}` : ""} (\\d+)`, "m").exec(
+          await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
     let heldWhenFrozen: number[] = [];
     let decidedByZombieBefore = 0;
     let ownedByOtherWhileFrozen: number[] = [];
@@ -56,22 +69,30 @@ describe("worker and Postgres faults", () => {
     // thawed it found them gone (lease lost or fenced) instead of deciding for them.
     expect(heldWhenFrozen.length).toBeGreaterThan(0);
     expect(decidedByZombieBefore).toBeGreaterThan(0);
-    expect([...ownedByOtherWhileFrozen].sort()).toEqual(Array.from({ length: Number(world.env.QUANTA_PARTITIONS) }, (_, p) => p));
-    expect(await counter(a, "quanta_partition_ownership_changes_total", 'change="lost"')).toBeGreaterThanOrEqual(heldWhenFrozen.length);
+    expect([...ownedByOtherWhileFrozen].sort()).toEqual(
+      Array.from({ length: Number(world.env.QUANTA_PARTITIONS) }, (_, p) => p),
+    );
+    expect(await counter(a, "quanta_partition_ownership_changes_total", 'change="lost"')).toBeGreaterThanOrEqual(
+      heldWhenFrozen.length,
+    );
   });
 
-  it("every worker killed twice in a row: stalled jobs come back and are decided once", { timeout: 300_000 }, async () => {
-    const run = await rushDuring(world, port, { rate: 150, seconds: 16, runId: "ka" }, async () => {
-      await sleep(3_000);
-      for (let round = 0; round < 2; round++) {
-        await Promise.all(workersAlive().map((w) => killService(w)));
-        await sleep(1_000);
-        services.push(await startService("worker", world.env), await startService("worker", world.env));
-        await sleep(2_500);
-      }
-    });
-    await verdict(world, "kill -9 of every worker, twice in a row", run);
-  });
+  it(
+    "every worker killed twice in a row: stalled jobs come back and are decided once",
+    { timeout: 300_000 },
+    async () => {
+      const run = await rushDuring(world, port, { rate: 150, seconds: 16, runId: "ka" }, async () => {
+        await sleep(3_000);
+        for (let round = 0; round < 2; round++) {
+          await Promise.all(workersAlive().map((w) => killService(w)));
+          await sleep(1_000);
+          services.push(await startService("worker", world.env), await startService("worker", world.env));
+          await sleep(2_500);
+        }
+      });
+      await verdict(world, "kill -9 of every worker, twice in a row", run);
+    },
+  );
 
   it("Postgres connections of the workers terminated mid-transaction, three times", { timeout: 300_000 }, async () => {
     const db = world.db.kysely;
@@ -96,7 +117,13 @@ describe("worker and Postgres faults", () => {
     const attempt = (txnId: string, amountFen: number) => ({
       acquirerId: world.acquirerId,
       bodyHash: `h-${txnId}`,
-      payment: { txnId, payerId: `${payer}-${txnId}`, merchantId: "M-0007", amountFen, paidAtMs: Date.parse("2020-09-13T00:00:05+08:00") },
+      payment: {
+        txnId,
+        payerId: `${payer}-${txnId}`,
+        merchantId: "M-0007",
+        amountFen,
+        paidAtMs: Date.parse("2020-09-13T00:00:05+08:00"),
+      },
       receivedAtMs: Date.now(),
       partition: p,
       request: { campaignId: "qianan-2020-b2", activityId: "A2", tierIds: ["A2-20"] },
@@ -117,7 +144,11 @@ describe("worker and Postgres faults", () => {
       await queue.add("batch", { replyTo: "", attempts: [good[0], poisoned, good[1], good[2]] }, jobOptions(0));
       // A job of poisoned records only cannot be decided: it fails at once and stays failed for an
       // operator (not retried with backoff, sitting delayed for days).
-      const undecidable = await queue.add("batch", { replyTo: "", attempts: [{ ...poisoned, payment: { txnId: "bad-2", amountFen: "none" } }] }, jobOptions(0));
+      const undecidable = await queue.add(
+        "batch",
+        { replyTo: "", attempts: [{ ...poisoned, payment: { txnId: "bad-2", amountFen: "none" } }] },
+        jobOptions(0),
+      );
       for (let i = 0; i < 300; i++) {
         undecidableState = await queue.getJobState(undecidable.id!);
         if (undecidableState === "failed") break;
