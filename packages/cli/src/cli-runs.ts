@@ -2,7 +2,8 @@ import { cpus, totalmem } from "node:os";
 import { rush, writeRushResult } from "./rush.js";
 import { pgCapacity, pgCapacityText, writePgCapacity } from "./pg-capacity.js";
 import { ALL_SYSTEMS, DEFAULT_RATES, SYSTEMS, bench, type SystemName } from "./bench.js";
-import { chartSvg, summarize, terminalTable, writeBenchResults } from "./bench-report.js";
+import { summarize, terminalTable, writeBenchResults } from "./bench-report.js";
+import { chartSvg } from "./bench-chart.js";
 import { UsageError, positiveInt, positiveInts, share, type CliValues, type CommandInput } from "./cli-args.js";
 
 /**
