@@ -1,7 +1,8 @@
 import { defineConfig } from "vitest/config";
 
-// Unit tests sit next to the code; integration tests (real Postgres and Redis,
-// one database and Redis prefix per file) live in each service's test/ folder.
+// Unit tests sit next to the code (src/**/*.test.ts); integration tests (real Postgres and Redis,
+// one database and Redis prefix per file) sit in the test/ folder of the package or service they
+// test, and share what they need through @quanta/test-kit.
 // Files run one at a time: the machine has 2 cores and the integration files
 // start several processes each.
 //
@@ -12,7 +13,7 @@ import { defineConfig } from "vitest/config";
 const CLUSTER_FILES = [
   "services/ingress/test/queue-path.test.ts",
   "services/ingress/test/pending-and-overload.test.ts",
-  "services/worker/test/batch-flusher.test.ts",
+  "packages/owner/test/batch-flusher.test.ts",
 ];
 
 export default defineConfig({
@@ -41,7 +42,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "integration",
-          include: ["services/*/test/**/*.test.ts"],
+          include: ["packages/*/test/**/*.test.ts", "services/*/test/**/*.test.ts"],
           // The fault suite has its own command (npm run test:faults, vitest.faults.config.ts).
           exclude: ["**/node_modules/**", "**/dist/**", "services/*/test/faults/**"],
         },

@@ -3,7 +3,8 @@ import { readFileSync } from "node:fs";
 import { sql } from "kysely";
 import { parseEnv } from "@quanta/config";
 import { parseCampaignFile } from "@quanta/domain";
-import { SEED_CAMPAIGN_PATH, cliActor, createTestWorld, loadCampaign, type TestWorld } from "@quanta/cli";
+import { SEED_CAMPAIGN_PATH, cliActor, loadCampaign } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 import { startAdmin, type RunningAdmin } from "@quanta/admin";
 
 /**

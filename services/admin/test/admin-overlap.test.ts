@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
 import { parseCampaignFile } from "@quanta/domain";
 import { CampaignLoadRefusedError } from "@quanta/db";
-import { loadCampaign, type TestWorld } from "@quanta/cli";
+import { loadCampaign } from "@quanta/cli";
+import { type TestWorld, startAdminStack, type AdminStack } from "@quanta/test-kit";
 import type { CallbackClient } from "@quanta/loadtest";
-import { startAdminStack, type AdminStack } from "./admin-stack.js";
 import type { RunningIngress } from "@quanta/ingress";
 
 /**

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { sql } from "kysely";
 import { parseEnv } from "@quanta/config";
-import { SEED_CAMPAIGN_PATH, createTestWorld, type TestWorld } from "@quanta/cli";
+import { SEED_CAMPAIGN_PATH } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 import { startAdmin, type RunningAdmin } from "@quanta/admin";
 
 /**

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { sql } from "kysely";
-import { SEED_CAMPAIGN_PATH, cliActor, type TestWorld } from "@quanta/cli";
+import { SEED_CAMPAIGN_PATH, cliActor } from "@quanta/cli";
+import { type TestWorld, startAdminStack, type AdminStack } from "@quanta/test-kit";
 import type { CallbackClient } from "@quanta/loadtest";
-import { startAdminStack, type AdminStack } from "./admin-stack.js";
 import type { RunningIngress } from "@quanta/ingress";
 import { AdminTokens } from "@quanta/admin";
 

@@ -1,20 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
 import { parseCampaignFile } from "@quanta/domain";
-import {
-  SEED_CAMPAIGN_PATH,
-  createTestWorld,
-  startService,
-  stopService,
-  type ServiceProcess,
-  type TestWorld,
-} from "@quanta/cli";
+import { SEED_CAMPAIGN_PATH, startService, stopService, type ServiceProcess } from "@quanta/cli";
+import { createTestWorld, type TestWorld, freePort, sleep } from "@quanta/test-kit";
 import { CallbackClient, loadScenario, runRush } from "@quanta/loadtest";
 
 /**
@@ -36,17 +29,6 @@ const services: ServiceProcess[] = [];
 let prometheus: ChildProcess | undefined;
 let promUrl = "";
 let dataDir = "";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function promtool(args: string[], input?: string): { status: number | null; output: string } {
   const r = spawnSync(PROMTOOL, args, { cwd: PROMETHEUS_DIR, input, encoding: "utf8" });

@@ -3,7 +3,7 @@ import { connect as tcpConnect } from "node:net";
 import { sql } from "kysely";
 import { parseEnv } from "@quanta/config";
 import { ACQUIRER_HEADER, SIGNATURE_HEADER, sign } from "@quanta/contract";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 import { CallbackClient } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { keys } from "@quanta/queue";

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { PrivateRedis, createTestWorld, type TestWorld } from "@quanta/cli";
+import { PrivateRedis } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 import { createRedis, keys, queueName, queuePrefix } from "@quanta/queue";
 import { Intake, type IntakeEntry } from "../src/intake.js";
 

@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseEnv } from "@quanta/config";
-import { MIN_K6, atLeast, createTestWorld, k6Version, type TestWorld } from "@quanta/cli";
+import { MIN_K6, atLeast, k6Version } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";
 

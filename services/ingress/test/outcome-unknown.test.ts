@@ -1,8 +1,7 @@
-import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEnv } from "@quanta/config";
 import { findAttempt } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { CuttableProxy, createTestWorld, type TestWorld } from "@quanta/test-kit";
 import { CallbackClient } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 
@@ -16,56 +15,6 @@ import { startIngress, type RunningIngress } from "@quanta/ingress";
  * statement that never left (Postgres unreachable from the start) is still 503, and nothing is
  * stored.
  */
-class CuttableProxy {
-  private server: net.Server | undefined;
-  private readonly pairs = new Set<[net.Socket, net.Socket]>();
-  private swallowing = false;
-  port = 0;
-
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async up(): Promise<void> {
-    this.swallowing = false;
-    if (this.server) return;
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.target.port, this.target.host);
-      const pair: [net.Socket, net.Socket] = [client, upstream];
-      this.pairs.add(pair);
-      const end = () => {
-        this.pairs.delete(pair);
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on("data", (d) => upstream.write(d));
-      upstream.on("data", (d) => {
-        if (!this.swallowing) client.write(d);
-      });
-      client.on("error", end).on("close", end);
-      upstream.on("error", end).on("close", end);
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, "127.0.0.1", resolve));
-    this.port = (server.address() as net.AddressInfo).port;
-    this.server = server;
-  }
-
-  /** From now on the server's replies are dropped: statements run, their answers never arrive. */
-  swallowReplies(): void {
-    this.swallowing = true;
-  }
-
-  /** Every connection cut, and new ones refused (ECONNREFUSED) until up(). */
-  async down(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const [client, upstream] of this.pairs) {
-      client.destroy();
-      upstream.destroy();
-    }
-    this.pairs.clear();
-    if (server) await new Promise((r) => server.close(r));
-  }
-}
-
 let world: TestWorld;
 let proxy: CuttableProxy;
 /** Settles for long enough to outlast the outage of the first case. */

@@ -5,7 +5,7 @@ import { sql } from "kysely";
 import { parseEnv } from "@quanta/config";
 import { parsePayerKey, payerRef } from "@quanta/contract";
 import { findAttempt } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 import { CallbackClient } from "@quanta/loadtest";
 import { createRedis, keysMatching, type QuantaRedis } from "@quanta/queue";
 import { createLogger } from "@quanta/telemetry";

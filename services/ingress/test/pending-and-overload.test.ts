@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEnv } from "@quanta/config";
 import { findAttempt } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 import { CallbackClient } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker } from "@quanta/worker";

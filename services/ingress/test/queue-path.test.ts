@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEnv } from "@quanta/config";
 import { findAttempts } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 import { CallbackClient, type Answer } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";

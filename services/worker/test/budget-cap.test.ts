@@ -2,9 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
 import { isBudgetCapped, parseCampaignFile } from "@quanta/domain";
 import { verifyDatabaseInvariants } from "@quanta/db";
-import type { TestWorld } from "@quanta/cli";
 import type { CallbackClient } from "@quanta/loadtest";
-import { startInProcessStack, type InProcessStack } from "./in-process-stack.js";
+import { startInProcessStack, type InProcessStack, type TestWorld } from "@quanta/test-kit";
 
 /**
  * 额满即止: a campaign whose budget (2.50 CNY) is far below its quotas' worth (11.00 CNY) stops

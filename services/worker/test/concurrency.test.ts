@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
 import { parsePayerKey, payerRef } from "@quanta/contract";
-import type { TestWorld } from "@quanta/cli";
 import type { CallbackClient } from "@quanta/loadtest";
-import { startInProcessStack, type InProcessStack } from "./in-process-stack.js";
+import { startInProcessStack, type InProcessStack, type TestWorld } from "@quanta/test-kit";
 
 /**
  * Concurrency at the edges a rush produces: one txnId many times at once,

@@ -1,16 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServer } from "node:net";
 import {
   answersAgainstStore,
   copiesAgainstFirst,
-  createTestWorld,
-  deadlocksIn,
   killService,
   startService,
   stopService,
   type ServiceProcess,
-  type TestWorld,
 } from "@quanta/cli";
+import { createTestWorld, deadlocksIn, type TestWorld, freePort, sleep } from "@quanta/test-kit";
 import { checkAcknowledged, findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, runRush } from "@quanta/loadtest";
 
@@ -26,22 +23,11 @@ let world: TestWorld;
 let twoWorld: TestWorld;
 const services: ServiceProcess[] = [];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** The partitions a worker says it owns. */
 async function healthOf(service: ServiceProcess): Promise<number[]> {
   const res = await fetch(`http://127.0.0.1:${service.port}/healthz`);
   return ((await res.json()) as { partitions: number[] }).partitions;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   world = await createTestWorld("kill", { env: { QUANTA_LEASE_MS: "3000" } });

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCampaignFile } from "@quanta/domain";
 import { inversionWindowMs, settlement, tierReport, verifyDatabaseInvariants } from "@quanta/db";
-import type { TestWorld } from "@quanta/cli";
 import type { CallbackClient } from "@quanta/loadtest";
-import { startInProcessStack, type InProcessStack } from "./in-process-stack.js";
+import { startInProcessStack, type InProcessStack, type TestWorld } from "@quanta/test-kit";
 
 /**
  * Refunds racing the rush: while 600 payers compete for 100 vouchers over four partitions and two

@@ -1,8 +1,16 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
-import { createTestWorld, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
-import { expectNoDeadlock, freePort, rushDuring, sleep, verdict } from "./harness.js";
+import { startService, stopService, type ServiceProcess } from "@quanta/cli";
+import {
+  createTestWorld,
+  type TestWorld,
+  expectNoDeadlock,
+  freePort,
+  rushDuring,
+  sleep,
+  verdict,
+} from "@quanta/test-kit";
 
 /**
  * Issue #19, item 1: an owner frozen *inside* a round, between its read (partition rows, shares

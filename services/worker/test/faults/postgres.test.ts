@@ -2,8 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findAttempts } from "@quanta/db";
 import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
-import { createTestWorld, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
-import { freePort, rushDuring, sleep, verdict, expectNoDeadlock } from "./harness.js";
+import { startService, stopService, type ServiceProcess } from "@quanta/cli";
+import {
+  createTestWorld,
+  type TestWorld,
+  freePort,
+  rushDuring,
+  sleep,
+  verdict,
+  expectNoDeadlock,
+} from "@quanta/test-kit";
 
 /**
  * Postgres stopped with `-m immediate` (no checkpoint, like a crash: recovery replays the WAL) in

@@ -1,16 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PrivateRedisCluster, killService, startService, stopService, type ServiceProcess } from "@quanta/cli";
 import {
-  PrivateRedisCluster,
   createTestWorld,
-  killService,
-  startService,
-  stopService,
-  type ServiceProcess,
   type TestWorld,
-} from "@quanta/cli";
+  freePort,
+  rushDuring,
+  sleep,
+  verdict,
+  expectNoDeadlock,
+} from "@quanta/test-kit";
 import { findAttempts } from "@quanta/db";
 import { keys, slotOf } from "@quanta/queue";
-import { freePort, rushDuring, sleep, verdict, expectNoDeadlock } from "./harness.js";
 
 /**
  * Faults on a Redis Cluster: 3 masters with one replica each (AOF always on every node), 3

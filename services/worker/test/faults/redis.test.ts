@@ -1,8 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
-import { createTestWorld, startService, stopService, type ServiceProcess, type TestWorld } from "@quanta/cli";
+import { startService, stopService, type ServiceProcess } from "@quanta/cli";
+import {
+  createTestWorld,
+  type TestWorld,
+  PrivateRedis,
+  freePort,
+  rushDuring,
+  sleep,
+  verdict,
+  expectNoDeadlock,
+} from "@quanta/test-kit";
 import { findAttempts } from "@quanta/db";
-import { PrivateRedis, freePort, rushDuring, sleep, verdict, expectNoDeadlock } from "./harness.js";
 
 /**
  * Redis faults, on a private Redis started with the shipped infra/redis/redis.conf (AOF with

@@ -1,12 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { killService, startService, stopService, type ServiceProcess } from "@quanta/cli";
 import {
   createTestWorld,
-  killService,
-  startService,
-  stopService,
-  type ServiceProcess,
   type TestWorld,
-} from "@quanta/cli";
+  freePort,
+  queuesSettled,
+  rushDuring,
+  sleep,
+  verdict,
+  expectNoDeadlock,
+} from "@quanta/test-kit";
 import { findAttempts, rowDecision, waitUntilDecided } from "@quanta/db";
 import { decisionBody } from "@quanta/contract";
 import { CallbackClient, PaymentGenerator, loadScenario, type Answer } from "@quanta/loadtest";
@@ -14,7 +17,6 @@ import { Queue, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { partitionOf } from "@quanta/domain";
 import { jobOptions, queueName, queuePrefix } from "@quanta/queue";
-import { freePort, queuesSettled, rushDuring, sleep, verdict, expectNoDeadlock } from "./harness.js";
 
 /**
  * Jobs BullMQ gives up on (here maxStalledCount is 0, so one stall fails a job) must still end in

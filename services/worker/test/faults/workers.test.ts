@@ -2,18 +2,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { sql } from "kysely";
+import { killService, startService, stopService, type ServiceProcess } from "@quanta/cli";
 import {
   createTestWorld,
-  killService,
-  startService,
-  stopService,
-  type ServiceProcess,
   type TestWorld,
-} from "@quanta/cli";
+  freePort,
+  rushDuring,
+  sleep,
+  verdict,
+  expectNoDeadlock,
+} from "@quanta/test-kit";
 import { findAttempts, waitUntilDecided } from "@quanta/db";
 import { partitionOf } from "@quanta/domain";
 import { jobOptions, queueName, queuePrefix } from "@quanta/queue";
-import { freePort, rushDuring, sleep, verdict, expectNoDeadlock } from "./harness.js";
 
 /**
  * Worker and Postgres faults during a rush through the real ingress: a worker frozen past its

@@ -1,9 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Campaign } from "@quanta/domain";
 import { connect, deadlocksOnceQuiet, dropDatabase, type Db } from "@quanta/db";
-import { deletePrefix } from "./redis-cleanup.js";
-import { serviceEnv } from "./stack.js";
-import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
+import { SEED_CAMPAIGN_PATH, deletePrefix, loadCampaign, migrate, readCampaignFile, serviceEnv } from "@quanta/cli";
 
 /**
  * An isolated world for one integration test file: its own Postgres

@@ -1,15 +1,9 @@
 import { expect } from "vitest";
 import { checkAcknowledged, findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, runRush, type RushRun } from "@quanta/loadtest";
-import {
-  answersAgainstStore,
-  copiesAgainstFirst,
-  deadlocksIn,
-  stopService,
-  type ServiceProcess,
-  type TestWorld,
-} from "@quanta/cli";
+import { answersAgainstStore, copiesAgainstFirst, stopService, type ServiceProcess } from "@quanta/cli";
 import { createRedis, queueName, queuePrefix } from "@quanta/queue";
+import { deadlocksIn, type TestWorld } from "./world.js";
 
 /**
  * What every fault scenario shares: free ports, a private Redis started with the shipped

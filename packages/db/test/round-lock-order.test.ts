@@ -11,7 +11,7 @@ import {
   type Db,
   type RefillResult,
 } from "@quanta/db";
-import { createTestWorld, deadlocksIn, sessionsWaitingOnLock, type TestWorld } from "@quanta/cli";
+import { createTestWorld, deadlocksIn, sessionsWaitingOnLock, type TestWorld } from "@quanta/test-kit";
 
 /**
  * The lock order of rounds, refills and refunds, across owners, with the interleavings that

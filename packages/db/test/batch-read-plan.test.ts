@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { BATCH_READ_SQL } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 
 /**
  * The batch read looks every payer and txn up by key, however many grants the campaign holds and

@@ -7,9 +7,9 @@ import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
 import { parseCampaignFile } from "@quanta/domain";
 import { closeSettlementDay, settlement, settlementCsv, settlementDay } from "@quanta/db";
-import { SEED_CAMPAIGN_PATH, readCampaignFile, type TestWorld } from "@quanta/cli";
+import { SEED_CAMPAIGN_PATH, readCampaignFile } from "@quanta/cli";
+import { type TestWorld, startInProcessStack, type InProcessStack } from "@quanta/test-kit";
 import type { CallbackClient } from "@quanta/loadtest";
-import { startInProcessStack, type InProcessStack } from "./in-process-stack.js";
 
 /**
  * Settlement (issue #7) reconciles exactly with the decision records: after 600 payments over

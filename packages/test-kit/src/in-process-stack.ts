@@ -1,6 +1,6 @@
 import { parseEnv } from "@quanta/config";
 import type { Campaign } from "@quanta/domain";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "./world.js";
 import { CallbackClient } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";

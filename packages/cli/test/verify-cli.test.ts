@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 
 /**
  * `quanta verify`, the operators' audit, as they run it: a readable table on stdout and an exit

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
-import { checkAnswers, createTestWorld, type ReceivedAnswer, type TestWorld } from "@quanta/cli";
+import { checkAnswers, type ReceivedAnswer } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 import { checkAcknowledged, refundTx, verifyDatabaseInvariants } from "@quanta/db";
 
 /**

@@ -1,5 +1,5 @@
 import { parseEnv } from "@quanta/config";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "./world.js";
 import { CallbackClient } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { partitionOf, type QueuedAttempt } from "@quanta/domain";
 import { CampaignCache, FencedOutError, claimPartition, findAttempts, type BatchResult } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 import { createLogger } from "@quanta/telemetry";
 import { createRedis, keys, keysMatching, waitKey, type QuantaRedis } from "@quanta/queue";
 import { BatchFlusher, type FlushItem } from "@quanta/owner";

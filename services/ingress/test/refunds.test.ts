@@ -3,10 +3,9 @@ import { sql } from "kysely";
 import { REFUNDS_PER_PAYMENT_MAX, parseCampaignFile } from "@quanta/domain";
 import { verifyDatabaseInvariants } from "@quanta/db";
 import { admitBatch, createRedis } from "@quanta/queue";
-import type { TestWorld } from "@quanta/cli";
 import { CallbackClient } from "@quanta/loadtest";
 import type { RunningIngress } from "@quanta/ingress";
-import { startInProcessStack, type InProcessStack } from "./in-process-stack.js";
+import { startInProcessStack, type InProcessStack, type TestWorld } from "@quanta/test-kit";
 
 /**
  * Refunds (issue #7) through the real ingress and worker: full, partial, duplicate, conflicting,

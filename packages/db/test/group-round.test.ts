@@ -13,7 +13,7 @@ import {
   type ImmediateRecord,
   type RefillResult,
 } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/cli";
+import { createTestWorld, type TestWorld } from "@quanta/test-kit";
 
 /**
  * A worker's rounds over several partitions, against a real Postgres, on a pool in pipeline mode

@@ -11,7 +11,7 @@ import {
   type BatchResult,
   type RefillResult,
 } from "@quanta/db";
-import { createTestWorld, sessionsWaitingOnLock, type TestWorld } from "@quanta/cli";
+import { createTestWorld, sessionsWaitingOnLock, type TestWorld } from "@quanta/test-kit";
 
 /**
  * The lock protocol that makes I6 exact in time once refunds return stock, proven step by step

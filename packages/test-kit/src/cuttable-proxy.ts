@@ -1,0 +1,56 @@
+import net from "node:net";
+
+/**
+ * A TCP proxy in front of a server (Postgres, Redis) that a test can make lose replies or cut:
+ * how a test makes an outcome unknown (the statement ran, its answer never arrived) without
+ * touching the server itself.
+ */
+export class CuttableProxy {
+  private server: net.Server | undefined;
+  private readonly pairs = new Set<[net.Socket, net.Socket]>();
+  private swallowing = false;
+  port = 0;
+
+  constructor(private readonly target: { host: string; port: number }) {}
+
+  async up(): Promise<void> {
+    this.swallowing = false;
+    if (this.server) return;
+    const server = net.createServer((client) => {
+      const upstream = net.connect(this.target.port, this.target.host);
+      const pair: [net.Socket, net.Socket] = [client, upstream];
+      this.pairs.add(pair);
+      const end = () => {
+        this.pairs.delete(pair);
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on("data", (d) => upstream.write(d));
+      upstream.on("data", (d) => {
+        if (!this.swallowing) client.write(d);
+      });
+      client.on("error", end).on("close", end);
+      upstream.on("error", end).on("close", end);
+    });
+    await new Promise<void>((resolve) => server.listen(this.port, "127.0.0.1", resolve));
+    this.port = (server.address() as net.AddressInfo).port;
+    this.server = server;
+  }
+
+  /** From now on the server's replies are dropped: statements run, their answers never arrive. */
+  swallowReplies(): void {
+    this.swallowing = true;
+  }
+
+  /** Every connection cut, and new ones refused (ECONNREFUSED) until up(). */
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const [client, upstream] of this.pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.pairs.clear();
+    if (server) await new Promise((r) => server.close(r));
+  }
+}
