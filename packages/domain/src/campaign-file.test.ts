@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { CampaignFileError, parseCampaignFile } from "./campaign-file.js";
+import { CampaignFileError, parseCampaignFile, type CampaignFile } from "./campaign-file.js";
 import { isBudgetCapped, totalQuotaDiscountFen } from "./campaign.js";
 
 const seedPath = new URL("../../../campaigns/qianan-2020-b2.json", import.meta.url);
-const seed = () => JSON.parse(readFileSync(seedPath, "utf8")) as Record<string, unknown>;
+const seed = () => JSON.parse(readFileSync(seedPath, "utf8")) as CampaignFile;
 
 describe("campaign file", () => {
   it("loads the seed campaign exactly as the contract gives it", () => {
@@ -31,7 +31,7 @@ describe("campaign file", () => {
 
   it("names the bad field and loads nothing", () => {
     const file = seed();
-    file.activities[1].tiers[2].quota = 1.5;
+    file.activities[1]!.tiers[2]!.quota = 1.5;
     file.window.start = "2020-09-13 00:00";
     try {
       parseCampaignFile(file);
@@ -48,10 +48,10 @@ describe("campaign file", () => {
     const typo = { ...seed(), tierpolicy: "exact" };
     expect(() => parseCampaignFile(typo)).toThrow(/tierpolicy/);
     const dup = seed();
-    dup.activities[1].tiers[1].id = "A2-20";
+    dup.activities[1]!.tiers[1]!.id = "A2-20";
     expect(() => parseCampaignFile(dup)).toThrow(/activities\[1\]\.tiers\[1\]\.id: duplicate tier id A2-20/);
     const big = seed();
-    big.activities[0].tiers[0].discountFen = 20_000;
+    big.activities[0]!.tiers[0]!.discountFen = 20_000;
     expect(() => parseCampaignFile(big)).toThrow(/discountFen: discount must be below the threshold/);
   });
 

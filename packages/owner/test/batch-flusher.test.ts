@@ -81,7 +81,7 @@ describe("batch flusher", () => {
       batchMax: 512,
       roundGapMs: 0,
     });
-    const epochs = [];
+    const epochs: number[] = [];
     for (let p = 0; p < PARTITIONS; p++) epochs.push(await claimPartition(world.db.kysely, p, "flusher-test"));
     const old0 = epochs[0]!;
     const new0 = await claimPartition(world.db.kysely, 0, "flusher-test"); // partition 0 taken again

@@ -36,6 +36,12 @@ afterAll(async () => {
   await world?.cleanup();
 });
 
+/** The admin API's JSON answers, as far as these tests read them (a text answer is only compared whole). */
+interface AdminAnswer {
+  error: { code: string; message: string; scope?: string };
+  records: unknown;
+}
+
 const call = async (token: string, method: string, path: string, body?: unknown) => {
   const res = await fetch(`${base}${path}`, {
     method,
@@ -48,7 +54,7 @@ const call = async (token: string, method: string, path: string, body?: unknown)
   return {
     status: res.status,
     challenge: res.headers.get("www-authenticate"),
-    body: res.headers.get("content-type")?.includes("json") ? await res.json() : await res.text(),
+    body: (res.headers.get("content-type")?.includes("json") ? await res.json() : await res.text()) as AdminAnswer,
   };
 };
 const seed = JSON.parse(readFileSync(SEED_CAMPAIGN_PATH, "utf8"));

@@ -45,9 +45,9 @@ describe("Redis Cluster faults", () => {
     { timeout: 300_000 },
     async () => {
       const ports = [await freePort(), await freePort(), await freePort()];
-      const ingresses = [];
+      const ingresses: ServiceProcess[] = [];
       for (const port of ports) ingresses.push(await startService("ingress", { ...world.env, PORT: String(port) }));
-      const workers = [];
+      const workers: ServiceProcess[] = [];
       for (let i = 0; i < 4; i++) workers.push(await startService("worker", world.env));
       const mine = [...ingresses, ...workers];
       services.push(...mine);
