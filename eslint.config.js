@@ -4,8 +4,8 @@
 //   1. typescript-eslint's recommended rules, without type information (a type-aware pass costs
 //      minutes on this 2-core box; tsc -b already type-checks);
 //   2. the architecture's import rules, which nothing else checks: the domain imports no IO,
-//      packages never import services, services never import each other, and no production code
-//      imports the test kit's CLI package.
+//      packages never import services, services never import each other nor the CLI, and no
+//      production code imports the test kit (@quanta/test-kit).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import prettierOff from "eslint-config-prettier";
@@ -24,12 +24,24 @@ const NODE_IO = [
 ];
 const SERVICES = ["ingress", "worker", "exporter", "admin"];
 
-/** no-restricted-imports with one message per forbidden module (paths) or package scope (patterns). */
-const forbid = (paths, patterns, why) => ({
+// The test kit starts whole stacks, creates and drops databases and imports vitest: shipped in
+// production code it would put all of that one import away from a running service.
+const TEST_KIT = {
+  name: "@quanta/test-kit",
+  message: "production code never imports the test kit: it is for tests (test/ folders and *.test.ts) alone",
+};
+
+/**
+ * no-restricted-imports with one message per forbidden module (paths) or package scope (patterns),
+ * plus the test kit unless `testKit` is false (test files may import it). One rule per file: a later
+ * block naming no-restricted-imports replaces an earlier one, so every forbidden import of a file
+ * goes in one call.
+ */
+const forbid = (paths, patterns, why, testKit = true) => ({
   "no-restricted-imports": [
     "error",
     {
-      paths: paths.map((name) => ({ name, message: why })),
+      paths: [...paths.map((name) => ({ name, message: why })), ...(testKit ? [TEST_KIT] : [])],
       patterns: patterns.map((group) => ({ group: [group], message: why })),
     },
   ],
@@ -88,23 +100,30 @@ export default tseslint.config(
       [...IO_MODULES, ...NODE_IO],
       ["@quanta/*"],
       "packages/domain holds the pure rules: no IO, no other quanta package (node:crypto for hashing is the one exception)",
+      false, // "@quanta/*" already covers the test kit
     ),
   },
   {
+    // The test kit runs whole stacks, so it may import services; it is never imported by them.
     files: ["packages/*/src/**/*.ts"],
-    ignores: ["**/*.test.ts", "packages/domain/**"],
+    ignores: ["**/*.test.ts", "packages/domain/**", "packages/test-kit/**"],
     rules: forbid(
       [],
       SERVICES.map((s) => `@quanta/${s}`),
       "a package never imports a service: services are built from packages, not the other way round",
     ),
   },
-  ...SERVICES.map((service) => ({
-    files: [`services/${service}/src/**/*.ts`],
-    rules: forbid(
-      ["@quanta/cli"],
-      SERVICES.filter((s) => s !== service).map((s) => `@quanta/${s}`),
-      "a service never imports another service, nor the CLI and its test kit: shared code belongs in a package",
-    ),
-  })),
+  ...SERVICES.flatMap((service) => {
+    const others = (testKit) =>
+      forbid(
+        ["@quanta/cli"],
+        SERVICES.filter((s) => s !== service).map((s) => `@quanta/${s}`),
+        "a service never imports another service, nor the CLI: shared code belongs in a package",
+        testKit,
+      );
+    return [
+      { files: [`services/${service}/src/**/*.ts`], rules: others(true) },
+      { files: [`services/${service}/src/**/*.test.ts`], rules: others(false) },
+    ];
+  }),
 );

@@ -61,4 +61,22 @@ describe("import boundaries", () => {
       ),
     ).toHaveLength(1);
   });
+
+  it("production code never imports the test kit; tests and the kit itself may", async () => {
+    const kit = 'import { createTestWorld } from "@quanta/test-kit";\nexport const w = createTestWorld;\n';
+    for (const file of ["packages/db/src/x.ts", "packages/cli/src/x.ts", "services/worker/src/x.ts"]) {
+      const messages = await restricted(file, kit);
+      expect(messages).toHaveLength(1);
+      expect(messages[0]).toMatch(/never imports the test kit/);
+    }
+    expect(await restricted("packages/db/test/x.test.ts", kit)).toEqual([]);
+    expect(await restricted("packages/db/src/x.test.ts", kit)).toEqual([]);
+    expect(await restricted("services/worker/src/x.test.ts", kit)).toEqual([]);
+    expect(
+      await restricted(
+        "packages/test-kit/src/x.ts",
+        'import { startWorker } from "@quanta/worker";\nexport const s = startWorker;\n',
+      ),
+    ).toEqual([]);
+  });
 });
