@@ -68,8 +68,10 @@ export const envSchema = z.object({
    * answer, so "nothing was accepted" stays true.
    */
   QUANTA_INTAKE_ADMIT_TIMEOUT_MS: int(50, 30_000, 1_000),
-  /** Attempts decided in one Postgres transaction by a worker (and stored in one statement by an ingress). */
-  QUANTA_WORKER_BATCH_MAX: int(1, 5_000, 512),
+  /** Attempts a worker takes into one round (one Postgres transaction over its partitions). */
+  QUANTA_ROUND_ATTEMPTS_MAX: int(1, 5_000, 512),
+  /** Decisions an ingress made itself (no stock needed) stored in one Postgres statement. */
+  QUANTA_IMMEDIATE_BATCH_MAX: int(1, 5_000, 512),
   /**
    * Group commit window: a worker's rounds, and an ingress's statements of the decisions it makes
    * itself, start at most this often, so under load one commit carries everything that arrived
@@ -157,14 +159,43 @@ export const RETIRED_SETTINGS: Readonly<Record<string, string>> = {
     "ingresses never decide attempts that need stock any more: they queue them for the workers (issue #16)",
 };
 
+/**
+ * Settings under a new name (docs/decisions/0017). For one release the old name still sets each
+ * new one that is not set itself, and a process given it says so at start; the next removes it.
+ */
+export const RENAMED_SETTINGS: Readonly<Record<string, readonly string[]>> = {
+  // It set two bounds: a worker's round and an ingress's statement of its own decisions.
+  QUANTA_WORKER_BATCH_MAX: ["QUANTA_ROUND_ATTEMPTS_MAX", "QUANTA_IMMEDIATE_BATCH_MAX"],
+};
+
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
   for (const [name, why] of Object.entries(RETIRED_SETTINGS)) {
     if (source[name] !== undefined)
       process.emitWarning(`${name} is ignored: ${why}`, { code: "QUANTA_RETIRED_SETTING" });
   }
-  const result = envSchema.safeParse(source);
+  const input: NodeJS.ProcessEnv = { ...source };
+  const setAs = new Map<string, string>();
+  for (const [old, names] of Object.entries(RENAMED_SETTINGS)) {
+    if (source[old] === undefined) continue;
+    const unset = names.filter((n) => source[n] === undefined);
+    for (const n of unset) {
+      input[n] = source[old];
+      setAs.set(n, old);
+    }
+    const applies =
+      unset.length > 0 ? `read as ${unset.join(" and ")} until then` : `ignored: ${names.join(" and ")} are set`;
+    process.emitWarning(
+      `${old} is deprecated and removed in the next release: set ${names.join(" and ")} instead (${applies})`,
+      { code: "QUANTA_RENAMED_SETTING" },
+    );
+  }
+  const result = envSchema.safeParse(input);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `  - ${i.path.join(".")}: ${i.message}`);
+    const lines = result.error.issues.map((i) => {
+      const path = i.path.join(".");
+      const old = setAs.get(path);
+      return `  - ${path}${old ? ` (given as ${old})` : ""}: ${i.message}`;
+    });
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }
   return result.data;

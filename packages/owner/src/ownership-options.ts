@@ -9,7 +9,7 @@ export function ownershipOptionsFromEnv(env: Env, workerId: string): OwnershipOp
     partitionCount: env.QUANTA_PARTITIONS,
     leaseMs: env.QUANTA_LEASE_MS,
     jobsMax: env.QUANTA_WORKER_JOBS_MAX,
-    batchMax: env.QUANTA_WORKER_BATCH_MAX,
+    batchMax: env.QUANTA_ROUND_ATTEMPTS_MAX,
     roundGapMs: env.QUANTA_GROUP_COMMIT_MS,
     maxStalledCount: env.QUANTA_WORKER_MAX_STALLED_COUNT,
     faultStopAfterReadRound: env.QUANTA_FAULT_STOP_AFTER_READ_ROUND,

@@ -82,7 +82,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   await replicas?.start();
   const immediates = new ImmediateStore(db.pool, db.kysely, {
     gapMs: env.QUANTA_GROUP_COMMIT_MS,
-    batchMax: env.QUANTA_WORKER_BATCH_MAX,
+    batchMax: env.QUANTA_IMMEDIATE_BATCH_MAX,
     settleMs: env.QUANTA_OUTCOME_SETTLE_MS,
   });
   const intake = new Intake(
