@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { classify, partitionOf, type Classification, type QueuedAttempt } from "@quanta/domain";
+import { classify, partitionOf, type Classification, type ReceivedAttempt } from "@quanta/domain";
 import { parsePaymentBody, payerRef, paymentHash } from "@quanta/contract";
 import { findAttempt } from "@quanta/db";
 import { attemptsAnswered } from "@quanta/telemetry";
@@ -35,7 +35,7 @@ export async function handlePayment(
 
 interface AcceptedPayment {
   /** The attempt as stored and queued: the payer already its pseudonym. */
-  attempt: Omit<QueuedAttempt, "request">;
+  attempt: ReceivedAttempt;
   classification: Classification;
 }
 
@@ -104,7 +104,7 @@ async function submitPayment(
  */
 function intakeEntry(
   deps: IngressDeps,
-  attempt: Omit<QueuedAttempt, "request">,
+  attempt: ReceivedAttempt,
   classification: Classification,
 ): IntakeEntry | undefined {
   if (classification.kind === "decided") {
@@ -137,12 +137,7 @@ function answerSubmission(reply: FastifyReply, result: Exclude<IntakeResult, { k
 }
 
 /** Step 6. */
-async function answerDecision(
-  deps: IngressDeps,
-  attempt: Omit<QueuedAttempt, "request">,
-  reply: FastifyReply,
-  decided: WaitResult,
-) {
+async function answerDecision(deps: IngressDeps, attempt: ReceivedAttempt, reply: FastifyReply, decided: WaitResult) {
   if (decided.kind === "decided") {
     const body = decided.body as { status: string; reason?: string };
     attemptsAnswered.inc({ outcome: body.status, reason: body.reason ?? "" });
