@@ -13,12 +13,12 @@ import {
 } from "@quanta/db";
 import { deleteKeys, keys, waitKey, type QuantaRedis } from "@quanta/queue";
 import {
-  batchSize,
-  decisionLatency,
-  decisions,
   refills,
+  roundSize,
   txnDuration,
   txnRetries,
+  workerDecisionLatency,
+  workerDecisions,
   type Logger,
 } from "@quanta/telemetry";
 import type pg from "pg";
@@ -151,7 +151,7 @@ export class BatchFlusher {
     const results = new Map<QueuedAttempt, BatchResult>();
     const replyTo = new Map<QueuedAttempt, string>();
     for (const i of items) for (const a of i.attempts) replyTo.set(a, i.replyTo);
-    batchSize.observe(replyTo.size);
+    roundSize.observe(replyTo.size);
     await this.ensureCampaigns([...replyTo.keys()]);
 
     while (items.length > 0) {
@@ -232,12 +232,12 @@ export class BatchFlusher {
       const a = r.attempt;
       if (r.kind === "decided" && r.fresh) {
         const d = rowDecision(r.row);
-        decisions.inc({
+        workerDecisions.inc({
           outcome: d.status,
           reason: d.status === "rejected" ? d.reason : "",
           tier: d.status === "granted" ? d.tierId : "",
         });
-        decisionLatency.observe(Math.max(0, nowMs - a.receivedAtMs) / 1000);
+        workerDecisionLatency.observe(Math.max(0, nowMs - a.receivedAtMs) / 1000);
       }
       forget.push(keys.txn(this.options.prefix, a.acquirerId, a.payment.txnId));
       const target = replyTo.get(a);

@@ -1,3 +1,4 @@
+export * from "./alias.js";
 export * from "./logger.js";
 export * from "./metrics.js";
 export * from "./ops-routes.js";

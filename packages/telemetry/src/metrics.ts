@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { DeprecatedAlias } from "./alias.js";
 
 /**
  * Every metric quanta exports, defined once. Labels are bounded: route,
@@ -93,9 +94,9 @@ export const immediateBatchSize = new Histogram({
   registers: [registry],
 });
 
-export const decisions = new Counter({
-  name: "quanta_decisions_total",
-  help: "Decisions committed, by outcome, reason and tier (tier empty for rejections without one).",
+export const workerDecisions = new Counter({
+  name: "quanta_worker_decisions_total",
+  help: "Decisions committed by workers' rounds (attempts that needed stock; an ingress's own decisions are in quanta_ingress_immediate_batch_attempts), by outcome, reason and tier (tier empty for rejections without one).",
   labelNames: ["outcome", "reason", "tier"] as const,
   registers: [registry],
 });
@@ -118,16 +119,16 @@ export const backlogResets = new Counter({
   registers: [registry],
 });
 
-export const batchSize = new Histogram({
-  name: "quanta_worker_batch_attempts",
-  help: "Attempts decided per Postgres transaction.",
+export const roundSize = new Histogram({
+  name: "quanta_worker_round_attempts",
+  help: "Attempts a worker took into one round (one transaction over its partitions, and one more after a refill).",
   buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
   registers: [registry],
 });
 
 export const txnDuration = new Histogram({
   name: "quanta_pg_transaction_duration_seconds",
-  help: "Duration of worker Postgres transactions, by kind (batch, refill).",
+  help: "Duration of worker Postgres transactions, by kind (batch: a round's, refill).",
   labelNames: ["kind"] as const,
   buckets: DB_BUCKETS_S,
   registers: [registry],
@@ -160,12 +161,18 @@ export const partitionChanges = new Counter({
   registers: [registry],
 });
 
-export const decisionLatency = new Histogram({
-  name: "quanta_decision_latency_seconds",
-  help: "Time from callback received by the ingress to its decision committed.",
+export const workerDecisionLatency = new Histogram({
+  name: "quanta_worker_decision_latency_seconds",
+  help: "Time from callback received by the ingress to its decision committed by a worker's round (attempts that needed stock).",
   buckets: ACK_BUCKETS_S,
   registers: [registry],
 });
+
+// Former names, exported for one release (docs/decisions/0017): they said "decisions" and
+// "batch" of what are the workers' decisions and rounds.
+new DeprecatedAlias("quanta_decisions_total", workerDecisions, [registry]);
+new DeprecatedAlias("quanta_decision_latency_seconds", workerDecisionLatency, [registry]);
+new DeprecatedAlias("quanta_worker_batch_attempts", roundSize, [registry]);
 
 /** The pool a service's gauges read (set once by watchPgPool). */
 interface PoolCounts {

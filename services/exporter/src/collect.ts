@@ -1,5 +1,6 @@
 import { sql, type Kysely } from "kysely";
 import { Gauge, Registry } from "prom-client";
+import { DeprecatedAlias } from "@quanta/telemetry";
 import type { Database } from "@quanta/db";
 import { isCluster, keys, queueName, queuePrefix, type QuantaRedis } from "@quanta/queue";
 
@@ -57,11 +58,14 @@ export function createExporter(db: Kysely<Database>, redis: QuantaRedis, prefix:
     registers: [registry],
   });
   const spent = new Gauge({
-    name: "quanta_activity_discount_granted_fen",
-    help: "Discounts granted net of refunds (vouchers held), in fen.",
+    name: "quanta_activity_discount_held_fen",
+    help: "Discounts of the vouchers held (granted, less those a refund returned), in fen: what the activity spends of its campaign's budget.",
     labelNames: ["campaign", "activity"],
     registers: [registry],
   });
+  // Its former name said "granted", which quanta_tier_granted uses for grants before refunds
+  // (docs/decisions/0017).
+  new DeprecatedAlias("quanta_activity_discount_granted_fen", spent, [registry]);
   const budget = new Gauge({
     name: "quanta_campaign_budget_fen",
     help: "The campaign's budget, in fen.",

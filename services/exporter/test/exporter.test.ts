@@ -49,7 +49,12 @@ describe("exporter", () => {
     let text = await exporter.scrape();
     expect(text).toContain(`quanta_tier_granted${label} 1`);
     expect(text).toContain(`quanta_tier_conservation_error${label} 0`);
+    expect(text).toContain('quanta_activity_discount_held_fen{campaign="qianan-2020-b2",activity="A2"} 5000');
+    // The former name, kept for one release, carries the same value.
     expect(text).toContain('quanta_activity_discount_granted_fen{campaign="qianan-2020-b2",activity="A2"} 5000');
+    expect(text).toContain(
+      "# HELP quanta_activity_discount_granted_fen Deprecated alias of quanta_activity_discount_held_fen; removed in the next release.",
+    );
     await sql`update attempts set voucher_returned_at = now() where txn_id = 'ex-1'`.execute(db);
     await sql`update tiers set pool = pool + 1 where id = 'A2-50'`.execute(db);
     text = await exporter.scrape();
@@ -57,6 +62,7 @@ describe("exporter", () => {
     expect(text).toContain(`quanta_tier_returned${label} 1`);
     expect(text).toContain(`quanta_tier_remaining${label} 500`);
     expect(text).toContain(`quanta_tier_conservation_error${label} 0`);
+    expect(text).toContain('quanta_activity_discount_held_fen{campaign="qianan-2020-b2",activity="A2"} 0');
     expect(text).toContain('quanta_activity_discount_granted_fen{campaign="qianan-2020-b2",activity="A2"} 0');
   });
 });

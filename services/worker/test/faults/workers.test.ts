@@ -59,7 +59,7 @@ describe("worker and Postgres faults", () => {
     const run = await rushDuring(world, port, { rate: 150, seconds: 24, runId: "zs" }, async () => {
       await sleep(4_000);
       heldWhenFrozen = await health(a);
-      decidedByZombieBefore = await counter(a, "quanta_worker_batch_attempts_count", "");
+      decidedByZombieBefore = await counter(a, "quanta_worker_round_attempts_count", "");
       a.child.kill("SIGSTOP");
       await sleep(14_000); // past the 3 s lease and BullMQ's 10 s job lock: b owns everything
       ownedByOtherWhileFrozen = await health(b);
