@@ -1,6 +1,8 @@
 import { sql, type Kysely } from "kysely";
 import type { Database } from "@quanta/db";
 import { percentiles, type SentRecord } from "@quanta/loadtest";
+import { COUNT_LABELS, OUTCOME_NOTE, outcomeRows, refundRows, type Cell, type TierCount } from "./rush-counts.js";
+import { acknowledgingAnswers, ms, n, type Percentiles, type RushFacts } from "./rush-text.js";
 
 /**
  * The rush as pictures: a self-contained HTML page (inline SVG, no script,
@@ -18,6 +20,8 @@ export interface RushSeries {
   decisionMs: { p50: (number | null)[]; p99: (number | null)[] };
   remainingByTier: Record<string, number[]>;
   queued: number[];
+  /** The refund phase (refunds, then new payers claiming the returned vouchers), in seconds of the run. */
+  refundPhase: { fromS: number; toS: number } | null;
 }
 
 /** An answer's series: granted, rejected by reason, pending (202), an expected refusal (401 forged, 409 another body), or an error. */
@@ -40,14 +44,43 @@ export function remainingSeries(quota: number, grantsBy: readonly number[], retu
   });
 }
 
+interface StoredRow {
+  r: number;
+  d: number;
+  v: number | null;
+  status: string;
+  tier_id: string | null;
+  decided_by: string;
+}
+
 export async function rushSeries(
   db: Kysely<Database>,
   records: readonly SentRecord[],
   startedAtMs: number,
   campaignId: string,
+  refundPhase: { startedAtMs: number; endedAtMs: number } | null = null,
 ): Promise<RushSeries> {
-  const rows = (
-    await sql<{ r: number; d: number; v: number | null; status: string; tier_id: string | null; decided_by: string }>`
+  const { rows, tiers } = await storedInstants(db, campaignId);
+  let lastMs = Math.max(startedAtMs, refundPhase?.endedAtMs ?? 0);
+  for (const r of records) lastMs = Math.max(lastMs, r.sentAtMs + r.ackMs);
+  for (const x of rows) lastMs = Math.max(lastMs, x.d, x.v ?? 0);
+  const n = Math.max(1, Math.ceil((lastMs - startedAtMs) / 1000) + 1);
+  const seconds = Array.from({ length: n }, (_, i) => i);
+  const bucket = (ms: number) => Math.min(n - 1, Math.max(0, Math.floor((ms - startedAtMs) / 1000)));
+  const answers = answerSeries(records, n, bucket);
+  const stored = storedSeries(rows, tiers, n, bucket);
+  return {
+    seconds,
+    ...answers,
+    ...stored,
+    refundPhase: refundPhase && { fromS: bucket(refundPhase.startedAtMs), toS: bucket(refundPhase.endedAtMs) },
+  };
+}
+
+/** Each attempt's received, decided and returned instants (ms), and the campaign's tiers in order. */
+async function storedInstants(db: Kysely<Database>, campaignId: string) {
+  const rows: StoredRow[] = (
+    await sql<StoredRow>`
       select extract(epoch from received_at) * 1000 as r, extract(epoch from decided_at) * 1000 as d,
              extract(epoch from voucher_returned_at) * 1000 as v, status, tier_id, decided_by
         from attempts where campaign_id = ${campaignId} or campaign_id is null`.execute(db)
@@ -58,27 +91,34 @@ export async function rushSeries(
       quota: number;
     }>`select id, quota from tiers where campaign_id = ${campaignId} order by activity_id, threshold_fen`.execute(db)
   ).rows;
+  return { rows, tiers };
+}
 
-  let lastMs = startedAtMs;
-  for (const r of records) lastMs = Math.max(lastMs, r.sentAtMs + r.ackMs);
-  for (const x of rows) lastMs = Math.max(lastMs, x.d, x.v ?? 0);
-  const n = Math.max(1, Math.ceil((lastMs - startedAtMs) / 1000) + 1);
-  const seconds = Array.from({ length: n }, (_, i) => i);
-  const bucket = (ms: number) => Math.min(n - 1, Math.max(0, Math.floor((ms - startedAtMs) / 1000)));
+const pct = (xs: number[], p: number) => (xs.length === 0 ? null : percentiles(xs, [p])[0]!);
 
+/** What the load generator saw each second: answers by outcome, and the latency of those that acknowledged. */
+function answerSeries(records: readonly SentRecord[], n: number, bucket: (ms: number) => number) {
   const answersByOutcome: Record<string, number[]> = {};
-  const ackBy: number[][] = seconds.map(() => []);
+  const ackBy: number[][] = Array.from({ length: n }, () => []);
   for (const r of records) {
     const i = bucket(r.sentAtMs + r.ackMs);
-    const o = OUTCOME_OF(r);
-    (answersByOutcome[o] ??= new Array<number>(n).fill(0))[i]! += 1;
+    (answersByOutcome[OUTCOME_OF(r)] ??= new Array<number>(n).fill(0))[i]! += 1;
     if (r.status === 200 || r.status === 202) ackBy[i]!.push(r.ackMs);
   }
-  const decisionBy: number[][] = seconds.map(() => []);
-  const grantsBy: Record<string, number[]> = Object.fromEntries(tiers.map((t) => [t.id, new Array<number>(n).fill(0)]));
-  const returnsBy: Record<string, number[]> = Object.fromEntries(
-    tiers.map((t) => [t.id, new Array<number>(n).fill(0)]),
-  );
+  return { answersByOutcome, ackMs: { p50: ackBy.map((xs) => pct(xs, 50)), p99: ackBy.map((xs) => pct(xs, 99)) } };
+}
+
+/** What Postgres stored, each second: decision latency, stock per tier, attempts queued. */
+function storedSeries(
+  rows: readonly StoredRow[],
+  tiers: readonly { id: string; quota: number }[],
+  n: number,
+  bucket: (ms: number) => number,
+) {
+  const zeros = () => new Array<number>(n).fill(0);
+  const decisionBy: number[][] = Array.from({ length: n }, () => []);
+  const grantsBy: Record<string, number[]> = Object.fromEntries(tiers.map((t) => [t.id, zeros()]));
+  const returnsBy: Record<string, number[]> = Object.fromEntries(tiers.map((t) => [t.id, zeros()]));
   const queuedDelta = new Array<number>(n + 1).fill(0);
   for (const x of rows) {
     if (x.decided_by === "worker") {
@@ -92,7 +132,6 @@ export async function rushSeries(
       if (x.v !== null) returnsBy[x.tier_id]![bucket(x.v)]! += 1;
     }
   }
-  const pct = (xs: number[], p: number) => (xs.length === 0 ? null : percentiles(xs, [p])[0]!);
   const remainingByTier: Record<string, number[]> = {};
   for (const t of tiers)
     remainingByTier[`${t.id} (quota ${t.quota.toLocaleString("en-US")})`] = remainingSeries(
@@ -102,12 +141,9 @@ export async function rushSeries(
     );
   let queued = 0;
   return {
-    seconds,
-    answersByOutcome,
-    ackMs: { p50: ackBy.map((xs) => pct(xs, 50)), p99: ackBy.map((xs) => pct(xs, 99)) },
     decisionMs: { p50: decisionBy.map((xs) => pct(xs, 50)), p99: decisionBy.map((xs) => pct(xs, 99)) },
     remainingByTier,
-    queued: seconds.map((i) => (queued += queuedDelta[i]!)),
+    queued: queuedDelta.slice(0, n).map((d) => (queued += d)),
   };
 }
 
@@ -157,6 +193,8 @@ export interface ChartOptions {
   range?: readonly [lo: number, hi: number];
   /** Whole units (counts): no fractional ticks. */
   integer?: boolean;
+  /** Spans of the run shaded and labelled (seconds), with their legend entry. */
+  phases?: readonly { fromS: number; toS: number; label: string; legend: string }[];
 }
 
 /** The [lo, hi] of a log axis that holds every positive value of the given series. */
@@ -170,7 +208,7 @@ export function logRange(...all: Record<string, readonly (number | null)[]>[]): 
   return [lo, Math.max(hi, lo * 10)];
 }
 
-/** One line chart: x = seconds of the run, any number of named series (null = no data that second). */
+/** One line chart: x = seconds of the run, any number of named series (null = no data that second), optional shaded phases. */
 export function lineChartSvg(
   title: string,
   unit: string,
@@ -178,12 +216,7 @@ export function lineChartSvg(
   options: ChartOptions = {},
 ): string {
   const names = Object.keys(series);
-  const W = 820,
-    H = 300,
-    L = 70,
-    T = 36,
-    B = 40;
-  const R = Math.max(150, 44 + 7 * Math.max(0, ...names.map((k) => k.length))); // the legend's longest name fits
+  const [W, H, L, R, T, B] = [560, 280, 62, 14, 22, 42];
   const len = Math.max(1, ...names.map((k) => series[k]!.length));
   const values = names.flatMap((k) => series[k]!.filter((v): v is number => v !== null && Number.isFinite(v)));
   const log = options.log === true;
@@ -198,12 +231,19 @@ export function lineChartSvg(
         (H - T - B) *
           (1 - (Math.log10(Math.min(Math.max(v, lo), hi)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)))
       : T + (H - T - B) * (1 - v / top);
-  const parts: string[] = [];
-  parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" style="max-width:${W}px" font-family="sans-serif" font-size="12" role="img" aria-label="${escapeHtml(title)}">`,
-  );
-  parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
-  parts.push(`<text x="${L}" y="20" font-size="14" font-weight="bold">${escapeHtml(title)}</text>`);
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" font-family="sans-serif" font-size="15" role="img" aria-label="${escapeHtml(title)}">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+  ];
+  for (const p of options.phases ?? []) {
+    const [x0, x1] = [x(p.fromS), Math.max(x(p.toS), x(p.fromS) + 3)];
+    parts.push(
+      `<rect class="phase" x="${x0.toFixed(1)}" y="${T}" width="${(x1 - x0).toFixed(1)}" height="${H - T - B}" fill="${PHASE_FILL}"/>`,
+      `<line x1="${x0.toFixed(1)}" x2="${x0.toFixed(1)}" y1="${T}" y2="${H - B}" stroke="${PHASE_EDGE}" stroke-dasharray="4 3"/>`,
+      `<line x1="${x1.toFixed(1)}" x2="${x1.toFixed(1)}" y1="${T}" y2="${H - B}" stroke="${PHASE_EDGE}" stroke-dasharray="4 3"/>`,
+      `<text x="${((x0 + x1) / 2).toFixed(1)}" y="${T - 5}" text-anchor="middle" fill="${PHASE_EDGE}">${escapeHtml(p.label)}</text>`,
+    );
+  }
   for (const v of ticks) {
     parts.push(
       `<line x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e5e5e5"/><text x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${tickLabel(v)}</text>`,
@@ -212,54 +252,306 @@ export function lineChartSvg(
   parts.push(
     `<text x="14" y="${(T + H - B) / 2}" transform="rotate(-90 14 ${(T + H - B) / 2})" text-anchor="middle">${escapeHtml(unit)}</text>`,
   );
-  const step = Math.max(1, Math.round(niceTicks(len - 1, 8)[1] ?? 1)); // whole seconds
+  const step = Math.max(1, Math.round(niceTicks(len - 1, 7)[1] ?? 1)); // whole seconds
   for (let i = 0; i < len; i += step)
     parts.push(
       `<text x="${x(i).toFixed(1)}" y="${H - B + 16}" text-anchor="middle">${i.toLocaleString("en-US")}</text>`,
     );
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">seconds since the first callback</text>`);
-  names.forEach((name, k) => {
-    const color = NAMED_COLOURS[name] ?? PALETTE[k % PALETTE.length]!;
-    const segments: string[][] = [[]];
-    series[name]!.forEach((v, i) => {
-      if (v === null || !Number.isFinite(v)) segments.push([]);
-      else segments.at(-1)!.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`);
-    });
-    for (const seg of segments) {
-      if (seg.length === 1) {
-        const [cx, cy] = seg[0]!.split(",");
-        parts.push(`<circle cx="${cx}" cy="${cy}" r="3" fill="${color}"/>`); // a lone point: a one-point line draws nothing
-      } else if (seg.length > 1)
-        parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${seg.join(" ")}"/>`);
-    }
-    parts.push(
-      `<rect x="${W - R + 12}" y="${T + 6 + k * 20}" width="14" height="4" fill="${color}"/><text x="${W - R + 32}" y="${T + 12 + k * 20}">${escapeHtml(name)}</text>`,
-    );
-  });
+  names.forEach((name, k) => parts.push(...seriesSvg(series[name]!, colourOf(name, k), x, y)));
   parts.push(`</svg>`);
   return parts.join("\n");
 }
 
-/** What the page says first: the verdict, the stock, the speed, the money, and how the run was set up. */
-export interface RushSummary {
-  ok: boolean;
-  invariants: readonly { id: string; ok: boolean; detail: string }[];
-  tiers: readonly {
-    tierId: string;
-    quota: number;
-    granted: number;
-    returned: number;
-    held: number;
-    remaining: number;
-  }[];
-  offeredPeakPerS: number;
-  acknowledged: number;
-  ackMs: { p50: number; p99: number };
-  inversionMs: number | null;
-  refunds: { chosen: number; returned: number; kept: number } | null;
-  settlement: { budgetFen: number; grantedFen: number; refundedFen: number; netSpentFen: number; leftoverFen: number };
-  /** The run's settings, in the order shown: scenario, rate, payers, processes, commit… */
-  settings: readonly [string, string][];
+const PHASE_FILL = "#fdf0d5";
+const PHASE_EDGE = "#a15c00";
+const colourOf = (name: string, k: number) => NAMED_COLOURS[name] ?? PALETTE[k % PALETTE.length]!;
+
+/** A series as polylines broken at missing seconds; a lone point as a dot, since a one-point line draws nothing. */
+function seriesSvg(
+  values: readonly (number | null)[],
+  color: string,
+  x: (i: number) => number,
+  y: (v: number) => number,
+): string[] {
+  const segments: string[][] = [[]];
+  values.forEach((v, i) => {
+    if (v === null || !Number.isFinite(v)) segments.push([]);
+    else segments.at(-1)!.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`);
+  });
+  return segments.flatMap((seg) => {
+    if (seg.length === 1) {
+      const [cx, cy] = seg[0]!.split(",");
+      return [`<circle cx="${cx}" cy="${cy}" r="3" fill="${color}"/>`];
+    }
+    return seg.length > 1
+      ? [`<polyline fill="none" stroke="${color}" stroke-width="2" points="${seg.join(" ")}"/>`]
+      : [];
+  });
+}
+
+/** A chart with its title and a legend in the page's flow, so both wrap on a narrow screen. */
+export function chartHtml(
+  title: string,
+  unit: string,
+  series: Record<string, readonly (number | null)[]>,
+  options: ChartOptions = {},
+): string {
+  const legend = [
+    ...Object.keys(series).map(
+      (name, k) =>
+        `<li data-series="${escapeHtml(name)}"><span class="swatch" style="background:${colourOf(name, k)}"></span>${escapeHtml(name)}</li>`,
+    ),
+    ...(options.phases ?? []).map(
+      (p) =>
+        `<li data-phase="${escapeHtml(p.label)}"><span class="swatch phase" style="background:${PHASE_FILL};border-color:${PHASE_EDGE}"></span>${escapeHtml(p.legend)}</li>`,
+    ),
+  ];
+  return `<figure data-chart="${escapeHtml(title)}"><figcaption>${escapeHtml(title)}</figcaption>
+${lineChartSvg(title, unit, series, options)}
+<ul class="legend">${legend.join("")}</ul></figure>`;
+}
+
+/** What the page says first: the verdict, the key figures, the invariants. */
+function verdictHtml(f: RushFacts): string {
+  if (f.ok) return `<p class="verdict pass">PASS: all six invariants hold, and Postgres saw no deadlock.</p>`;
+  const broken = f.invariants.filter((c) => !c.ok).map((c) => c.id);
+  return `<p class="verdict fail">FAIL: ${escapeHtml(broken.join(", "))} broken; see below.</p>`;
+}
+
+/** The busiest second's answers, from the per-second series. */
+function answeredPeak(s: RushSeries): number {
+  return Math.max(0, ...s.seconds.map((i) => Object.values(s.answersByOutcome).reduce((t, xs) => t + (xs[i] ?? 0), 0)));
+}
+
+function figuresHtml(f: RushFacts): string {
+  const c = f.counts;
+  const v = c.vouchers.total;
+  const r = c.refunds;
+  const st = f.settlement;
+  const figures: [string, string][] = [
+    ["vouchers held / quota", `${n(v.held)} / ${n(v.quota)}`],
+    ["peak rate offered / answered", `${n(f.scenario.arrival.peakRatePerS)}/s / ${n(answeredPeak(f.series))}/s`],
+    [COUNT_LABELS.acknowledged, n(c.attempts.acknowledged)],
+    ["answer p50 / p99", `${ms(f.ackMs.p50, "no answer")} / ${ms(f.ackMs.p99, "no answer")}`],
+    [
+      "first-come-first-served inversion window",
+      f.inversionMs === null ? "none seen" : `${n(Math.round(f.inversionMs))} ms`,
+    ],
+    [
+      "refunds",
+      r
+        ? `${n(r.payments)} ${COUNT_LABELS.refundPayments}: ${n(r.returned)} vouchers returned (${n(r.reclaimGranted)} granted again), ${n(r.kept)} kept (partial)`
+        : "n/a (no refund phase: --refund-share 0)",
+    ],
+    [
+      "settlement (CNY)",
+      `granted ${cny(st.grantedFen)}, refunded ${cny(st.refundedFen)}, net ${cny(st.netSpentFen)} of ${cny(st.budgetFen)}; left ${cny(st.leftoverFen)}`,
+    ],
+  ];
+  return tableHtml(
+    "figures",
+    null,
+    figures.map(([k, x]) => [th(k), x]),
+  );
+}
+
+function invariantsHtml(f: RushFacts): string {
+  const rank = (id: string) => (/^I[1-6]$/.test(id) ? Number(id.slice(1)) : 10);
+  const rows = [...f.invariants]
+    .sort((a, b) => rank(a.id) - rank(b.id))
+    .map((c) => [
+      { cls: c.ok ? "pass" : "fail", text: c.ok ? "PASS" : "FAIL" },
+      INVARIANT_NAMES[c.id] ?? c.id,
+      { cls: "detail", text: c.detail },
+    ]);
+  return `<h2>Invariants</h2>\n${tableHtml("invariants", ["", "promise", "evidence"], rows)}`;
+}
+
+/** What each count counts, and the outcomes with answers and stored decisions side by side. */
+function countsHtml(f: RushFacts): string {
+  const c = f.counts;
+  const what: [string, number][] = [
+    [COUNT_LABELS.callbacks, c.callbacks.sent],
+    ["arrivals dropped by the load generator (never sent)", c.callbacks.dropped],
+    [COUNT_LABELS.attemptsSent, c.attempts.sent],
+    [COUNT_LABELS.acknowledged, c.attempts.acknowledged],
+    [COUNT_LABELS.decisions, c.decisions.total],
+    [COUNT_LABELS.byWorker, c.decisions.byWorker],
+    ...Object.entries(c.callbacks.byKind).map(([k, v]) => [`callbacks sent of kind "${k}"`, v] as [string, number]),
+  ];
+  const outcomes = outcomeRows(c).map((r) => [
+    r.label === "total" ? th("total") : r.label,
+    cell(r.answers),
+    cell(r.decisions),
+  ]);
+  return `<h2>What was counted</h2>
+${tableHtml(
+  "counts",
+  ["count", "number"],
+  what.map(([k, v]) => [k, n(v)]),
+)}
+<h3>Outcomes: answers sent to acquirers and decisions stored</h3>
+<p class="note">${escapeHtml(OUTCOME_NOTE)}</p>
+${tableHtml("outcomes", ["outcome", COUNT_LABELS.answers, COUNT_LABELS.decisions], outcomes)}`;
+}
+
+function stockHtml(f: RushFacts): string {
+  const v = f.counts.vouchers;
+  const row = (t: TierCount, soldOut: string) => [
+    t.tierId === "total" ? th("total") : t.tierId,
+    ...[t.quota, t.held, t.remaining, t.granted, t.returned].map(n),
+    soldOut,
+  ];
+  return `<h2>Stock per tier</h2>
+<p class="note">Held = granted − returned by refunds. A voucher a refund returns is granted again, so "granted" can pass the quota while "held" never does.</p>
+${tableHtml(
+  "stock",
+  ["tier", "quota", "held", "remaining", "granted", "returned", "sold out at (rush)"],
+  [...v.tiers.map((t) => row(t, f.soldOutAt[t.tierId] ?? "not sold out")), row(v.total, "n/a (per tier)")],
+)}`;
+}
+
+function refundsHtml(f: RushFacts): string {
+  const r = f.counts.refunds;
+  if (!r) return "";
+  return `<h2>Refunds after the rush</h2>
+<p class="note">${n(r.payments)} ${COUNT_LABELS.refundPayments}, each refund sent twice (the second an acquirer's retry, answered the same), plus ${n(r.requests - 2 * r.payments)} error probes: ${n(r.requests)} ${COUNT_LABELS.refundRequests.replace(/ \(.*\)$/, "")}. Then ${n(r.reclaimSent)} new payers claimed the ${n(r.returned)} returned vouchers: ${n(r.reclaimGranted)} granted.</p>
+${tableHtml(
+  "refunds",
+  ["answer to a refund request", "requests"],
+  refundRows(r).map(([k, v]) => [k === "total" ? th("total") : k, n(v)]),
+)}`;
+}
+
+function latencyHtml(f: RushFacts): string {
+  const row = (label: string, p: Percentiles, none: string) => [
+    label,
+    ...[p.p50, p.p90, p.p99, p.p999, p.max].map((v) => ms(v, none)),
+  ];
+  return `<h2>Latency</h2>
+${tableHtml(
+  "latency",
+  ["", "p50", "p90", "p99", "p99.9", "max"],
+  [
+    row(`answer (load generator; ${n(acknowledgingAnswers(f.counts))} answers 200/202)`, f.ackMs, "no answer"),
+    row(
+      `decision, received to committed (${n(f.counts.decisions.byWorker)} ${COUNT_LABELS.byWorker})`,
+      f.decisionMs,
+      "no decision by a worker",
+    ),
+  ],
+)}`;
+}
+
+type CellHtml = string | { cls: string; text: string } | { th: string };
+const th = (text: string): CellHtml => ({ th: text });
+const cell = (v: Cell) => (typeof v === "number" ? n(v) : v);
+
+/** A table in its own horizontally scrolling box; every cell has text. */
+function tableHtml(name: string, head: readonly string[] | null, rows: readonly (readonly CellHtml[])[]): string {
+  const td = (c: CellHtml) =>
+    typeof c === "string"
+      ? `<td>${escapeHtml(c)}</td>`
+      : "th" in c
+        ? `<th>${escapeHtml(c.th)}</th>`
+        : `<td class="${c.cls}">${escapeHtml(c.text)}</td>`;
+  const header = head ? `<tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join("")}</tr>\n` : "";
+  return `<div class="scroll"><table data-table="${name}">${header}${rows.map((r) => `<tr>${r.map(td).join("")}</tr>`).join("\n")}</table></div>`;
+}
+
+function chartsHtml(s: RushSeries): string {
+  const ack = { p50: s.ackMs.p50, p99: s.ackMs.p99 };
+  const decision = { p50: s.decisionMs.p50, p99: s.decisionMs.p99 };
+  // One log axis for both latency charts, so that they compare at a glance.
+  const latencyRange = logRange(ack, decision);
+  const phases = s.refundPhase
+    ? [
+        {
+          ...s.refundPhase,
+          label: "refunds",
+          legend: "refund phase: refunds sent, then new payers claim the returned vouchers",
+        },
+      ]
+    : [];
+  return [
+    chartHtml(
+      "Answers per second, by outcome (one per callback: a resend is answered again, so granted answers go on after a tier sold out)",
+      "answers / s",
+      s.answersByOutcome,
+      { integer: true, phases },
+    ),
+    chartHtml("Vouchers remaining per tier (quota minus held)", "vouchers", s.remainingByTier, {
+      integer: true,
+      phases,
+    }),
+    chartHtml("Attempts queued, not yet decided", "attempts", { queued: s.queued }, { integer: true, phases }),
+    chartHtml("Answer latency (load generator)", "ms (log scale)", ack, { log: true, range: latencyRange, phases }),
+    chartHtml(
+      "Decision latency (received to committed; seconds with no decision have no point)",
+      "ms (log scale)",
+      decision,
+      { log: true, range: latencyRange, phases },
+    ),
+  ].join("\n");
+}
+
+const STYLE = `
+  body { font-family: sans-serif; margin: 12px; color: #222; max-width: 1000px; }
+  h1 { font-size: 20px; overflow-wrap: anywhere; }
+  figure { margin: 20px 0; max-width: 720px; }
+  figcaption { font-weight: bold; margin-bottom: 4px; }
+  svg { display: block; height: auto; }
+  .legend { list-style: none; padding: 0; margin: 4px 0 0 0; display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 13px; }
+  .swatch { display: inline-block; width: 14px; height: 4px; margin: 0 6px 3px 0; vertical-align: middle; }
+  .swatch.phase { height: 10px; border: 1px dashed; }
+  .scroll { overflow-x: auto; max-width: 100%; }
+  pre { background: #f6f6f6; padding: 12px; overflow-x: auto; font-size: 12px; }
+  table { border-collapse: collapse; margin: 8px 0; font-size: 14px; }
+  th, td { text-align: left; padding: 3px 10px 3px 0; vertical-align: top; }
+  td:nth-child(n+2) { font-variant-numeric: tabular-nums; }
+  table[data-table="invariants"] { min-width: 560px; }
+  table[data-table="stock"] td, table[data-table="latency"] td:nth-child(n+2), table[data-table="outcomes"] td:nth-child(n+2),
+  table[data-table="refunds"] td, table[data-table="counts"] td:nth-child(2) { white-space: nowrap; }
+  td.detail { font-size: 12px; color: #555; overflow-wrap: anywhere; min-width: 240px; }
+  .note { font-size: 13px; color: #555; }
+  .verdict { font-size: 22px; font-weight: bold; padding: 10px 14px; border-radius: 6px; }
+  .verdict.pass, td.pass { color: #1a7f37; } .verdict.pass { background: #e6f4ea; }
+  .verdict.fail, td.fail { color: #b42318; } .verdict.fail { background: #fdecea; }
+  .settings { color: #555; font-size: 13px; }
+`;
+
+/** The page: summary first (verdict, figures, invariants), then the counts, stock, refunds, latency, the charts, the text report. */
+export function rushPage(f: RushFacts, text: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(f.title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>${escapeHtml(f.title)}</h1>
+<section id="summary">
+${verdictHtml(f)}
+${figuresHtml(f)}
+${invariantsHtml(f)}
+<p class="settings">${f.settings.map(([k, v]) => `${escapeHtml(k)}: <b>${escapeHtml(v)}</b>`).join(" · ")}</p>
+</section>
+${countsHtml(f)}
+${stockHtml(f)}
+${refundsHtml(f)}
+${latencyHtml(f)}
+<h2>Per second</h2>
+<p class="note">Per second of the run. Answers and answer latency as the load generator saw them; decision latency, stock and the queue from the instants Postgres stored for each attempt. Vouchers remaining = quota minus held (granted less returned by refunds): a voucher a refund returns is granted again, so remaining can rise and fall again, never below zero.${f.series.refundPhase ? " The shaded band is the refund phase." : ""}</p>
+${chartsHtml(f.series)}
+<details><summary>The full text report</summary>
+<pre>${escapeHtml(text)}</pre>
+</details>
+</body>
+</html>
+`;
 }
 
 /** The invariants in words, as the brief names them. */
@@ -276,120 +568,5 @@ export const INVARIANT_NAMES: Readonly<Record<string, string>> = {
   deadlocks: "Postgres saw no deadlock",
 };
 
-const n = (v: number) => v.toLocaleString("en-US");
 const cny = (fen: number) =>
   (fen / 100).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-
-function summaryHtml(sum: RushSummary, s: RushSeries): string {
-  const answeredPeak = Math.max(
-    0,
-    ...s.seconds.map((i) => Object.values(s.answersByOutcome).reduce((t, xs) => t + (xs[i] ?? 0), 0)),
-  );
-  const held = sum.tiers.reduce((t, x) => t + x.held, 0);
-  const quota = sum.tiers.reduce((t, x) => t + x.quota, 0);
-  const verdict = sum.ok
-    ? `<p class="verdict pass">PASS: all six invariants hold, and Postgres saw no deadlock.</p>`
-    : `<p class="verdict fail">FAIL: ${escapeHtml(
-        sum.invariants
-          .filter((c) => !c.ok)
-          .map((c) => c.id)
-          .join(", "),
-      )} broken; see below.</p>`;
-  const rank = (id: string) => (/^I[1-6]$/.test(id) ? Number(id.slice(1)) : 10);
-  const invariants = [...sum.invariants]
-    .sort((a, b) => rank(a.id) - rank(b.id))
-    .map(
-      (c) =>
-        `<tr><td class="${c.ok ? "pass" : "fail"}">${c.ok ? "PASS" : "FAIL"}</td><td>${escapeHtml(INVARIANT_NAMES[c.id] ?? c.id)}</td><td class="detail">${escapeHtml(c.detail)}</td></tr>`,
-    )
-    .join("\n");
-  const tiers = sum.tiers
-    .map(
-      (t) =>
-        `<tr><td>${escapeHtml(t.tierId)}</td><td>${n(t.quota)}</td><td>${n(t.held)}</td><td>${n(t.remaining)}</td><td>${n(t.granted)}</td><td>${n(t.returned)}</td></tr>`,
-    )
-    .join("\n");
-  const figures: [string, string][] = [
-    ["vouchers held / quota", `${n(held)} / ${n(quota)}`],
-    ["peak rate offered / answered", `${n(sum.offeredPeakPerS)}/s / ${n(answeredPeak)}/s`],
-    ["acknowledged attempts (200/202)", n(sum.acknowledged)],
-    ["answer p50 / p99", `${sum.ackMs.p50.toFixed(1)} ms / ${sum.ackMs.p99.toFixed(1)} ms`],
-    [
-      "first-come-first-served inversion window",
-      sum.inversionMs === null ? "none seen" : `${n(Math.round(sum.inversionMs))} ms`,
-    ],
-    ...(sum.refunds
-      ? ([
-          [
-            "refunds",
-            `${n(sum.refunds.chosen)} payments refunded: ${n(sum.refunds.returned)} vouchers returned, ${n(sum.refunds.kept)} kept (partial)`,
-          ],
-        ] as [string, string][])
-      : []),
-    [
-      "settlement (CNY)",
-      `granted ${cny(sum.settlement.grantedFen)}, refunded ${cny(sum.settlement.refundedFen)}, net ${cny(sum.settlement.netSpentFen)} of ${cny(sum.settlement.budgetFen)}; left ${cny(sum.settlement.leftoverFen)}`,
-    ],
-  ];
-  return `${verdict}
-<table class="figures">${figures.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("")}</table>
-<h2>Invariants</h2>
-<table><tr><th></th><th>promise</th><th>evidence</th></tr>
-${invariants}</table>
-<h2>Stock per tier</h2>
-<p>Held = granted − returned by refunds. A voucher a refund returns is granted again, so "granted" can pass the quota while "held" never does.</p>
-<table><tr><th>tier</th><th>quota</th><th>held</th><th>remaining</th><th>granted</th><th>returned</th></tr>
-${tiers}</table>
-<p class="settings">${sum.settings.map(([k, v]) => `${escapeHtml(k)}: <b>${escapeHtml(v)}</b>`).join(" · ")}</p>`;
-}
-
-export function rushHtml(title: string, text: string, s: RushSeries, summary?: RushSummary): string {
-  const ack = { p50: s.ackMs.p50, p99: s.ackMs.p99 };
-  const decision = { p50: s.decisionMs.p50, p99: s.decisionMs.p99 };
-  // One log axis for both latency charts, so that they compare at a glance.
-  const latencyRange = logRange(ack, decision);
-  const charts = [
-    lineChartSvg("Answers per second, by outcome", "answers / s", s.answersByOutcome, { integer: true }),
-    lineChartSvg("Vouchers remaining per tier (quota minus held)", "vouchers", s.remainingByTier, { integer: true }),
-    lineChartSvg("Attempts queued, not yet decided", "attempts", { queued: s.queued }, { integer: true }),
-    lineChartSvg("Answer latency (load generator)", "ms (log scale)", ack, { log: true, range: latencyRange }),
-    lineChartSvg(
-      "Decision latency (received to committed; seconds with no decision have no point)",
-      "ms (log scale)",
-      decision,
-      { log: true, range: latencyRange },
-    ),
-  ];
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
-<style>
-  body { font-family: sans-serif; margin: 16px; color: #222; max-width: 1000px; }
-  figure { margin: 16px 0; }
-  pre { background: #f6f6f6; padding: 12px; overflow-x: auto; font-size: 12px; }
-  table { border-collapse: collapse; margin: 8px 0; font-size: 14px; }
-  th, td { text-align: left; padding: 3px 10px 3px 0; vertical-align: top; }
-  td:nth-child(n+2) { font-variant-numeric: tabular-nums; }
-  td.detail { font-size: 12px; color: #555; overflow-wrap: anywhere; }
-  .verdict { font-size: 22px; font-weight: bold; padding: 10px 14px; border-radius: 6px; }
-  .verdict.pass, td.pass { color: #1a7f37; } .verdict.pass { background: #e6f4ea; }
-  .verdict.fail, td.fail { color: #b42318; } .verdict.fail { background: #fdecea; }
-  .settings { color: #555; font-size: 13px; }
-</style>
-</head>
-<body>
-<h1>${escapeHtml(title)}</h1>
-${summary ? summaryHtml(summary, s) : ""}
-<h2>Per second</h2>
-<p>Per second of the run. Answers and answer latency as the load generator saw them; decision latency, stock and the queue from the instants Postgres stored for each attempt. Vouchers remaining = quota minus held (granted less returned by refunds): a voucher a refund returns is granted again, so remaining can rise and fall again, never below zero.</p>
-${charts.map((c) => `<figure>${c}</figure>`).join("\n")}
-<details><summary>The full text report</summary>
-<pre>${escapeHtml(text)}</pre>
-</details>
-</body>
-</html>
-`;
-}

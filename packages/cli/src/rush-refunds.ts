@@ -21,7 +21,11 @@ import { countBy, type CallbackClient } from "@quanta/loadtest";
  * proven by the refund-race test, this phase shows the figures at the seed's scale.
  */
 export interface RefundPhaseResult {
+  /** Payments refunded (each refund sent twice). */
   chosen: number;
+  /** Refund requests sent: each chosen payment's refund twice, plus the error probes. */
+  requests: number;
+  /** Answers to those requests by status and body, retries included (they sum to `requests`). */
   answers: Record<string, number>;
   returned: number;
   kept: number;
@@ -29,10 +33,26 @@ export interface RefundPhaseResult {
   reclaimGranted: number;
   remainingAfter: number;
   problems: string[];
+  /** When the first refund was sent and when the last reclaim payment was decided (ms since the epoch). */
+  startedAtMs: number;
+  endedAtMs: number;
 }
 
 type Kind = "full" | "keep" | "cross";
 const KINDS: readonly Kind[] = ["full", "keep", "cross"];
+
+interface Granted {
+  txn_id: string;
+  amount_fen: number;
+  merchant_id: string;
+  threshold_fen: number;
+}
+interface Plan {
+  g: Granted;
+  kind: Kind;
+  refundId: string;
+  body: string;
+}
 
 export async function refundPhase(
   client: CallbackClient,
@@ -43,10 +63,53 @@ export async function refundPhase(
   seed: number,
   out: (line: string) => void,
 ): Promise<RefundPhaseResult> {
+  const startedAtMs = Date.now();
   const problems: string[] = [];
-  const remainingBefore = (await tierReport(db.kysely, campaignId)).reduce((n, t) => n + t.remaining, 0);
+  const remainingBefore = await remainingStock(db, campaignId);
+  const plans = await planRefunds(db, acquirerId, campaignId, share, seed, out);
+  const sent = await sendRefunds(client, plans, problems);
+  const answers = [...sent.answers, ...(await probeRefundErrors(client, plans, problems))];
+  out(`  refunds answered: ${[...countBy(answers, (a) => a)].map(([k, n]) => `${k} ${n}`).join(", ")}`);
+  const reclaim = await reclaimReturned(client, db, acquirerId, plans, problems);
+  const remainingAfter = await remainingStock(db, campaignId);
+  // After a sold-out rush, the returned vouchers are the only stock: all of it must be claimed again.
+  if (remainingBefore === 0 && reclaim.granted !== sent.returned)
+    problems.push(`${sent.returned} vouchers returned, ${reclaim.granted} granted again`);
+  if (remainingBefore === 0 && remainingAfter !== 0)
+    problems.push(`${remainingAfter} vouchers left in stock after the reclaim wave (stranded?)`);
+  out(
+    `  reclaim: ${reclaim.sent} new payers, ${reclaim.granted} granted the ${sent.returned} returned vouchers; ${remainingAfter} left in stock`,
+  );
+  return {
+    chosen: plans.length,
+    requests: answers.length,
+    answers: Object.fromEntries(countBy(answers, (a) => a)),
+    returned: sent.returned,
+    kept: sent.kept,
+    reclaimSent: reclaim.sent,
+    reclaimGranted: reclaim.granted,
+    remainingAfter,
+    problems,
+    startedAtMs,
+    endedAtMs: Date.now(),
+  };
+}
+
+async function remainingStock(db: Db, campaignId: string): Promise<number> {
+  return (await tierReport(db.kysely, campaignId)).reduce((n, t) => n + t.remaining, 0);
+}
+
+/** The seed's share of the granted payments, each with its kind of refund and a day of the following week. */
+async function planRefunds(
+  db: Db,
+  acquirerId: string,
+  campaignId: string,
+  share: number,
+  seed: number,
+  out: (line: string) => void,
+): Promise<Plan[]> {
   const granted = (
-    await sql<{ txn_id: string; amount_fen: number; merchant_id: string; threshold_fen: number }>`
+    await sql<Granted>`
       select a.txn_id, a.amount_fen, a.merchant_id, t.threshold_fen
         from attempts a join tiers t on t.campaign_id = a.campaign_id and t.id = a.tier_id
        where a.campaign_id = ${campaignId} and a.acquirer_id = ${acquirerId} and a.status = 'granted' and a.voucher_returned_at is null
@@ -58,8 +121,7 @@ export async function refundPhase(
   out(
     `  refunds: ${chosen.length.toLocaleString("en-US")} of ${granted.length.toLocaleString("en-US")} granted payments (share ${share})`,
   );
-
-  const plans = chosen.map((g, i) => {
+  return chosen.map((g, i) => {
     const amount = Number(g.amount_fen);
     const slack = amount - Number(g.threshold_fen);
     let kind = KINDS[i % KINDS.length]!;
@@ -78,6 +140,15 @@ export async function refundPhase(
       }),
     };
   });
+}
+
+const answerKey = (status: number, body: unknown) => {
+  const b = body as { status?: string; error?: { code?: string } };
+  return status === 200 ? `200 ${b.status}` : `${status} ${b.error?.code}`;
+};
+
+/** Each refund twice (the second an acquirer's retry, which must get the same answer); every answer counted. */
+async function sendRefunds(client: CallbackClient, plans: readonly Plan[], problems: string[]) {
   const answers: string[] = [];
   let returned = 0;
   let kept = 0;
@@ -86,8 +157,8 @@ export async function refundPhase(
       plans.slice(i, i + 64).map(async (p) => {
         const first = await client.postRefund(p.body);
         const retry = await client.postRefund(p.body);
-        const body = first.body as { status?: string; error?: { code?: string } };
-        answers.push(first.status === 200 ? `200 ${body.status}` : `${first.status} ${body.error?.code}`);
+        answers.push(answerKey(first.status, first.body), answerKey(retry.status, retry.body));
+        const body = first.body as { status?: string };
         const expected = p.kind === "keep" ? "voucher_kept" : "voucher_returned";
         if (first.status !== 200 || body.status !== expected)
           problems.push(`refund ${p.refundId} (${p.kind}): ${first.status} ${JSON.stringify(first.body)}`);
@@ -100,6 +171,12 @@ export async function refundPhase(
       }),
     );
   }
+  return { answers, returned, kept };
+}
+
+/** The error answers: a refund of an unknown payment (404), and one above a payment's amount (422). */
+async function probeRefundErrors(client: CallbackClient, plans: readonly Plan[], problems: string[]) {
+  const answers: string[] = [];
   const unknown = await client.postRefund(
     JSON.stringify({
       refundId: "rf-unknown",
@@ -108,7 +185,7 @@ export async function refundPhase(
       refundedAt: "2020-09-15T10:00:00+08:00",
     }),
   );
-  answers.push(`${unknown.status} ${(unknown.body as { error?: { code?: string } }).error?.code}`);
+  answers.push(answerKey(unknown.status, unknown.body));
   if (unknown.status !== 404)
     problems.push(`refund of an unknown payment: ${unknown.status} ${JSON.stringify(unknown.body)}`);
   const keptOne = plans.find((p) => p.kind === "keep");
@@ -121,13 +198,21 @@ export async function refundPhase(
         refundedAt: "2020-09-15T10:00:00+08:00",
       }),
     );
-    answers.push(`${over.status} ${(over.body as { error?: { code?: string } }).error?.code}`);
+    answers.push(answerKey(over.status, over.body));
     if (over.status !== 422)
       problems.push(`refund above the payment's amount: ${over.status} ${JSON.stringify(over.body)}`);
   }
-  out(`  refunds answered: ${[...countBy(answers, (a) => a)].map(([k, n]) => `${k} ${n}`).join(", ")}`);
+  return answers;
+}
 
-  // New payers claim the returned vouchers: one per voucher at the refunded payment's merchant and amount, and a fifth more at the top.
+/** New payers claim the returned vouchers: one per voucher at the refunded payment's merchant and amount, and a fifth more at the top. */
+async function reclaimReturned(
+  client: CallbackClient,
+  db: Db,
+  acquirerId: string,
+  plans: readonly Plan[],
+  problems: string[],
+): Promise<{ sent: number; granted: number }> {
   const returnedPlans = plans.filter((p) => p.kind !== "keep");
   const extra = Math.ceil(returnedPlans.length / 5);
   const reclaims = [
@@ -144,7 +229,7 @@ export async function refundPhase(
       amountFen: 250_000,
     })),
   ];
-  let reclaimGranted = 0;
+  let granted = 0;
   const pending: { acquirerId: string; txnId: string }[] = [];
   for (let i = 0; i < reclaims.length; i += 64) {
     await Promise.all(
@@ -152,14 +237,14 @@ export async function refundPhase(
         const a = await client.postPayment(JSON.stringify({ ...r, paidAt: "2020-09-21T10:00:00+08:00" }));
         if (a.status === 202) pending.push({ acquirerId, txnId: r.txnId });
         else if (a.status !== 200) problems.push(`reclaim ${r.txnId}: ${a.status} ${JSON.stringify(a.body)}`);
-        if ((a.body as { status?: string }).status === "granted") reclaimGranted++;
+        if ((a.body as { status?: string }).status === "granted") granted++;
       }),
     );
   }
   const undecided = await waitUntilDecided(db.kysely, pending, { timeoutMs: 60_000, pollMs: 500 });
   if (undecided.length > 0) problems.push(`${undecided.length} reclaim payments undecided`);
   if (pending.length > 0) {
-    reclaimGranted += Number(
+    granted += Number(
       (
         await sql<{
           n: string;
@@ -169,23 +254,5 @@ export async function refundPhase(
       ).rows[0]!.n,
     );
   }
-  const remainingAfter = (await tierReport(db.kysely, campaignId)).reduce((n, t) => n + t.remaining, 0);
-  // After a sold-out rush, the returned vouchers are the only stock: all of it must be claimed again.
-  if (remainingBefore === 0 && reclaimGranted !== returned)
-    problems.push(`${returned} vouchers returned, ${reclaimGranted} granted again`);
-  if (remainingBefore === 0 && remainingAfter !== 0)
-    problems.push(`${remainingAfter} vouchers left in stock after the reclaim wave (stranded?)`);
-  out(
-    `  reclaim: ${reclaims.length} new payers, ${reclaimGranted} granted the ${returned} returned vouchers; ${remainingAfter} left in stock`,
-  );
-  return {
-    chosen: chosen.length,
-    answers: Object.fromEntries(countBy(answers, (a) => a)),
-    returned,
-    kept,
-    reclaimSent: reclaims.length,
-    reclaimGranted,
-    remainingAfter,
-    problems,
-  };
+  return { sent: reclaims.length, granted };
 }

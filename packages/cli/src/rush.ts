@@ -2,7 +2,6 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
-import { formatFen } from "@quanta/domain";
 import {
   checkAcknowledged,
   connect,
@@ -25,14 +24,15 @@ import {
   loadScenario,
   percentiles,
   runRush,
-  table,
   type Scenario,
   type SentRecord,
 } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { serviceEnv, startQuanta, stopService, type ServiceProcess } from "./stack.js";
 import { deletePrefix } from "./redis-cleanup.js";
-import { rushHtml, rushSeries } from "./rush-html.js";
+import { rushPage, rushSeries } from "./rush-html.js";
+import { rushCounts, withSeparators } from "./rush-counts.js";
+import { rushText, type Percentiles, type RushFacts } from "./rush-text.js";
 import { refundPhase, type RefundPhaseResult } from "./rush-refunds.js";
 import { settlementText } from "./settle.js";
 import { answersAgainstStore, copiesAgainstFirst } from "./answer-checks.js";
@@ -350,196 +350,106 @@ interface ReportInput {
 }
 
 async function report(input: ReportInput): Promise<RushReport> {
+  const facts = await gatherFacts(input);
+  const text = rushText(facts);
+  return { ok: facts.ok, text, json: { ...facts }, html: rushPage(facts, text) };
+}
+
+/** Everything the report shows, read once from the run's records and the database. */
+async function gatherFacts(input: ReportInput): Promise<RushFacts> {
   const { db, records, campaignId } = input;
-  const lines: string[] = [];
-  const runS = (input.endedAtMs - input.startedAtMs) / 1000;
-
-  // Answers by status and reason, as the acquirer saw them.
-  const answerKey = (r: SentRecord) => {
-    const a = r.answer as { status?: string; reason?: string; error?: { code?: string } } | undefined;
-    if (r.status === 200) return `200 ${a?.status}${a?.reason ? ` ${a.reason}` : ""}`;
-    if (r.status === 202) return "202 pending";
-    return `${r.status} ${a?.error?.code ?? "(no answer)"}`;
-  };
-  const answers = [...countBy(records, answerKey)].sort((a, b) => a[0].localeCompare(b[0]));
-  lines.push(
-    `Answers (${records.length.toLocaleString("en-US")} callbacks in ${runS.toFixed(1)} s, ${input.dropped} dropped by the load generator)`,
-  );
-  lines.push(
-    table(
-      ["status", "count", "share"],
-      answers.map(([k, n]) => [k, n, `${((100 * n) / records.length).toFixed(1)} %`]),
-    ),
-  );
-  lines.push("");
-  const kinds = [...countBy(records, (r) => r.kind)].map(([k, n]) => `${k} ${n.toLocaleString("en-US")}`).join(", ");
-  lines.push(`Callback kinds sent: ${kinds}`);
-  lines.push("");
-  lines.push(...input.deployment.lines);
-  lines.push("");
-
-  // Grants per tier.
   const tiers = await tierReport(db.kysely, campaignId);
-  lines.push("Grants per tier");
-  lines.push(
-    table(
-      ["tier", "quota", "granted", "returned", "remaining", "discounts held (CNY)", "sold out at"],
-      tiers.map((t) => [
-        t.tierId,
-        t.quota,
-        t.granted,
-        t.returned,
-        t.remaining,
-        formatFen(t.held * t.discountFen),
-        soldOutAt(
-          input.rushTiers.find((r) => r.tierId === t.tierId),
-          input.startedAtMs,
-        ),
-      ]),
-    ),
-  );
-  const grantedTotal = tiers.reduce((n, t) => n + t.granted, 0);
-  const heldTotal = tiers.reduce((n, t) => n + t.held, 0);
-  const quotaTotal = tiers.reduce((n, t) => n + t.quota, 0);
-  const spentFen = tiers.reduce((n, t) => n + t.held * t.discountFen, 0);
-  lines.push(
-    `total: ${grantedTotal.toLocaleString("en-US")} granted, ${heldTotal.toLocaleString("en-US")} held after refunds, of ${quotaTotal.toLocaleString("en-US")} vouchers; ${formatFen(spentFen)} CNY of discounts held`,
-  );
-  lines.push("");
+  const counts = rushCounts({
+    records,
+    dropped: input.dropped,
+    decisions: await storedDecisions(db),
+    tiers,
+    refunds: input.refunds ?? null,
+  });
+  const invariants = (await invariantChecks(input)).map((c) => ({ ...c, detail: withSeparators(c.detail) }));
+  const ok = invariants.every((c) => c.ok);
+  const settled = await settlement(db.kysely, campaignId);
+  const title = `quanta rush: ${input.scenario.name}, ${new Date(input.startedAtMs).toISOString()}`;
+  const phase = input.refunds && { startedAtMs: input.refunds.startedAtMs, endedAtMs: input.refunds.endedAtMs };
+  return {
+    title,
+    scenario: input.scenario,
+    startedAt: new Date(input.startedAtMs).toISOString(),
+    runS: (input.endedAtMs - input.startedAtMs) / 1000,
+    dropped: input.dropped,
+    acknowledged: counts.attempts.acknowledged,
+    getChecks: { asked: input.getChecks.asked, mismatches: input.getChecks.mismatches.length },
+    answers: counts.answers.byAnswer,
+    counts,
+    tiers,
+    soldOutAt: Object.fromEntries(
+      input.rushTiers.map((t) => [t.tierId, soldOutAt(t, input.startedAtMs)] as const).filter(([, v]) => v !== null),
+    ) as Record<string, string>,
+    ackMs: answerLatency(records),
+    decisionMs: await decisionLatency(db),
+    decidedSpanS: await decidedSpanS(db),
+    inversionMs: await inversionWindowMs(db.kysely, campaignId),
+    owners: input.owners,
+    deployment: input.deployment.json,
+    deploymentLines: input.deployment.lines,
+    deadlocks: input.deadlocks,
+    refunds: input.refunds ?? null,
+    settlement: { ...settled, rows: settled.rows.length } as RushFacts["settlement"],
+    settlementText: settlementText(settled),
+    invariants,
+    ok,
+    settings: runSettings(input),
+    series: await rushSeries(db.kysely, records, input.startedAtMs, campaignId, phase ?? null),
+  };
+}
 
-  // Latency.
-  const acked = records.filter((r) => r.status === 200 || r.status === 202);
-  const [a50, a90, a99, a999, aMax] = percentiles(
-    acked.map((r) => r.ackMs),
-    [50, 90, 99, 99.9, 100],
-  );
-  const decided = await sql<{
-    p50: number | null;
-    p90: number | null;
-    p99: number | null;
-    max: number | null;
-    n: string;
-  }>`
+/** Stored decisions by status and reason, and how many of each a worker took (the rest the ingress decided at once). */
+async function storedDecisions(db: ReturnType<typeof connect>) {
+  const rows = await sql<{ status: string; reason: string | null; n: string; by_worker: string }>`
+    select status, reason, count(*) as n, count(*) filter (where decided_by = 'worker') as by_worker
+      from attempts group by status, reason`.execute(db.kysely);
+  return rows.rows.map((r) => ({ status: r.status, reason: r.reason, n: Number(r.n), byWorker: Number(r.by_worker) }));
+}
+
+function answerLatency(records: readonly SentRecord[]): Percentiles {
+  const acked = records.filter((r) => r.status === 200 || r.status === 202).map((r) => r.ackMs);
+  if (acked.length === 0) return { p50: null, p90: null, p99: null, p999: null, max: null };
+  const [p50, p90, p99, p999, max] = percentiles(acked, [50, 90, 99, 99.9, 100]);
+  return { p50: p50!, p90: p90!, p99: p99!, p999: p999!, max: max! };
+}
+
+/** Received to committed, for the attempts a worker decided (those the ingress queued). */
+async function decisionLatency(db: ReturnType<typeof connect>): Promise<Percentiles> {
+  const rows = await sql<Record<keyof Percentiles, number | null>>`
     select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.9) within group (order by ms) as p90,
-           percentile_cont(0.99) within group (order by ms) as p99, max(ms) as max, count(*) as n
+           percentile_cont(0.99) within group (order by ms) as p99, percentile_cont(0.999) within group (order by ms) as p999,
+           max(ms) as max
       from (select extract(epoch from decided_at - received_at) * 1000 as ms from attempts where decided_by = 'worker') d`.execute(
     db.kysely,
   );
-  const d = decided.rows[0]!;
-  const fmt = (ms: number | null | undefined) =>
-    ms === null || ms === undefined || Number.isNaN(ms) ? "-" : `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
-  lines.push("Latency");
-  lines.push(
-    table(
-      ["", "p50", "p90", "p99", "p99.9", "max"],
-      [
-        [
-          `acknowledgement (client, ${acked.length.toLocaleString("en-US")} answers 200/202)`,
-          fmt(a50),
-          fmt(a90),
-          fmt(a99),
-          fmt(a999),
-          fmt(aMax),
-        ],
-        [
-          `decision (received -> committed, ${Number(d.n).toLocaleString("en-US")} needing stock)`,
-          fmt(d.p50),
-          fmt(d.p90),
-          fmt(d.p99),
-          "",
-          fmt(d.max),
-        ],
-      ],
-    ),
-  );
-  const throughput = await sql<{ n: string; first: Date | null; last: Date | null }>`
-    select count(*) as n, min(decided_at) as first, max(decided_at) as last from attempts`.execute(db.kysely);
-  const tp = throughput.rows[0]!;
-  const spanS = tp.first && tp.last ? (new Date(tp.last).getTime() - new Date(tp.first).getTime()) / 1000 : 0;
-  lines.push(
-    `decided ${Number(tp.n).toLocaleString("en-US")} attempts over ${spanS.toFixed(1)} s (${spanS > 0 ? Math.round(Number(tp.n) / spanS) : "-"}/s)`,
-  );
-  const inversionMs = await inversionWindowMs(db.kysely, campaignId);
-  lines.push(
-    inversionMs === null
-      ? "first come, first served: nothing was refused sold_out"
-      : `first come, first served: a sold_out refusal arrived at most ${inversionMs.toFixed(0)} ms before a later attempt granted the same tier (inversion window)`,
-  );
-  lines.push("");
+  const d = rows.rows[0]!;
+  const num = (v: number | null) => (v === null ? null : Number(v));
+  return { p50: num(d.p50), p90: num(d.p90), p99: num(d.p99), p999: num(d.p999), max: num(d.max) };
+}
 
-  // Refunds and settlement.
-  if (input.refunds) {
-    const r = input.refunds;
-    lines.push(
-      `Refunds after the rush (${r.chosen.toLocaleString("en-US")} payments refunded, each sent twice; dated 2020-09-14..20)`,
-    );
-    lines.push(
-      table(
-        ["answer", "count"],
-        Object.entries(r.answers).sort((a, b) => a[0].localeCompare(b[0])),
-      ),
-    );
-    lines.push(
-      `${r.returned} vouchers returned, ${r.kept} kept (partial refunds above the threshold); ${r.reclaimSent} new payers then claimed them: ` +
-        `${r.reclaimGranted} granted, ${r.remainingAfter} left in stock`,
-    );
-    lines.push("");
-  }
-  const settled = await settlement(db.kysely, campaignId);
-  lines.push(settlementText(settled));
-  lines.push("");
+async function decidedSpanS(db: ReturnType<typeof connect>): Promise<number> {
+  const tp = (
+    await sql<{ first: Date | null; last: Date | null }>`
+      select min(decided_at) as first, max(decided_at) as last from attempts`.execute(db.kysely)
+  ).rows[0]!;
+  return tp.first && tp.last ? (new Date(tp.last).getTime() - new Date(tp.first).getTime()) / 1000 : 0;
+}
 
-  // Invariants.
-  const checks: (Omit<InvariantCheck, "id"> & { id: InvariantCheck["id"] | "deadlocks" })[] =
-    await verifyDatabaseInvariants(db.kysely, campaignId);
-  if (input.refunds) {
-    checks.push({
-      id: "refund-phase",
-      ok: input.refunds.problems.length === 0,
-      detail:
-        input.refunds.problems.length === 0
-          ? "every refund answered as expected and the same on retry; every returned voucher granted again"
-          : `${input.refunds.problems.length} problems, e.g. ${input.refunds.problems.slice(0, 3).join("; ")}`,
-    });
-  }
+type Check = Omit<InvariantCheck, "id"> & { id: InvariantCheck["id"] | "deadlocks" };
+
+/** The database's invariants, the refund phase, I3, I4 and I5 from the answers, then deadlocks. */
+async function invariantChecks(input: ReportInput): Promise<Check[]> {
+  const checks: Check[] = await verifyDatabaseInvariants(input.db.kysely, input.campaignId);
+  if (input.refunds) checks.push(refundPhaseCheck(input.refunds));
   // Counted after the drain (waitUntilDecided only waited for each to exist): none missing, none twice.
-  checks.push(await checkAcknowledged(db.kysely, input.acked));
-  // Every answer against the stored decision: a 200 equals it, a resend got it, another body 409.
-  const sentTxns = [...new Set(records.map((r) => r.txnId))].map((txnId) => ({ acquirerId: input.acquirerId, txnId }));
-  const disagreeing = answersAgainstStore(records, await findAttempts(db.kysely, sentTxns));
-  const copies = copiesAgainstFirst(records);
-  // Evidence, not just the absence of counter-examples: a run that sent resends and other bodies
-  // must have seen resends answered and other bodies refused 409.
-  const resendsSent = records.some((r) => r.kind === "resend");
-  const conflictsSent = records.some((r) => r.kind === "conflict");
-  const evidenceMissing = [
-    ...(resendsSent && copies.resendsAnswered === 0 ? ["no resend was answered 200"] : []),
-    ...(conflictsSent && copies.conflicts409 === 0 ? ["no other body was answered 409"] : []),
-  ];
-  checks.push({
-    id: "I4",
-    ok:
-      disagreeing.length === 0 &&
-      copies.wrong.length === 0 &&
-      evidenceMissing.length === 0 &&
-      input.getChecks.mismatches.length === 0,
-    detail:
-      `every answer against the stored decision and against the txn's first answer (${copies.resendsAnswered.toLocaleString("en-US")} resends answered as the first time, ${copies.conflicts409.toLocaleString("en-US")} other bodies answered 409): ` +
-      `${disagreeing.length + copies.wrong.length} disagree${disagreeing.length + copies.wrong.length ? ` (${[...disagreeing, ...copies.wrong].slice(0, 2).join("; ")})` : ""}; ` +
-      `${evidenceMissing.length ? `${evidenceMissing.join(", ")}; ` : ""}` +
-      `${input.getChecks.asked.toLocaleString("en-US")} GETs: ${input.getChecks.mismatches.length} mismatches${input.getChecks.mismatches.length ? ` (${input.getChecks.mismatches.slice(0, 2).join("; ")})` : ""}`,
-  });
-  const forged = records.filter((r) => r.kind === "forged");
-  const forgedAccepted = forged.filter((r) => r.status !== 401);
-  const forgedStored = await findAttempts(
-    db.kysely,
-    forged.map((r) => ({ acquirerId: input.acquirerId, txnId: r.txnId })),
-  );
-  checks.push({
-    id: "I5",
-    ok: forgedAccepted.length === 0 && forgedStored.length === 0,
-    detail: `${forged.length} forged callbacks: ${forged.length - forgedAccepted.length} answered 401, ${forgedStored.length} stored`,
-  });
+  checks.push(await checkAcknowledged(input.db.kysely, input.acked));
+  checks.push(await sameAnswerCheck(input));
+  checks.push(await forgedCheck(input));
   checks.sort((a, b) => a.id.localeCompare(b.id));
   // Not an invariant, but the lock order's promise: rounds, refills and refunds never wait in a cycle.
   checks.push({
@@ -547,74 +457,77 @@ async function report(input: ReportInput): Promise<RushReport> {
     ok: input.deadlocks === 0,
     detail: `${input.deadlocks} deadlocks detected by Postgres in the run's database (${input.owners.length} workers: ${input.owners.map((o) => `[${o.partitions.join(",")}]`).join(" ")})`,
   });
-  lines.push("Invariants");
-  lines.push(
-    table(
-      ["", "holds", "evidence"],
-      checks.map((c) => [c.id, c.ok ? "yes" : "NO", c.detail]),
-    ),
-  );
-  const ok = checks.every((c) => c.ok);
-  lines.push("");
-  lines.push(
-    ok
-      ? "All six invariants hold, and Postgres saw no deadlock."
-      : "INVARIANT VIOLATED or deadlock seen: see the table above.",
-  );
-
-  const json = {
-    scenario: input.scenario,
-    startedAt: new Date(input.startedAtMs).toISOString(),
-    runS,
-    dropped: input.dropped,
-    acknowledged: input.acked.length,
-    getChecks: { asked: input.getChecks.asked, mismatches: input.getChecks.mismatches.length },
-    answers: Object.fromEntries(answers),
-    tiers,
-    ackMs: { p50: a50, p90: a90, p99: a99, p999: a999, max: aMax },
-    decisionMs: d,
-    inversionMs,
-    owners: input.owners,
-    deployment: input.deployment.json,
-    deadlocks: input.deadlocks,
-    refunds: input.refunds ?? null,
-    settlement: { ...settled, rows: settled.rows.length },
-    invariants: checks,
-    ok,
-  };
-  const text = lines.join("\n");
-  const series = await rushSeries(db.kysely, records, input.startedAtMs, campaignId);
-  const ingresses = new Set(records.map((r) => r.ingress)).size;
-  const html = rushHtml(
-    `quanta rush: ${input.scenario.name}, ${new Date(input.startedAtMs).toISOString()}`,
-    text,
-    series,
-    {
-      ok,
-      invariants: checks,
-      tiers,
-      offeredPeakPerS: input.scenario.arrival.peakRatePerS,
-      acknowledged: input.acked.length,
-      ackMs: { p50: a50 ?? Number.NaN, p99: a99 ?? Number.NaN },
-      inversionMs,
-      refunds: input.refunds
-        ? { chosen: input.refunds.chosen, returned: input.refunds.returned, kept: input.refunds.kept }
-        : null,
-      settlement: settled,
-      settings: [
-        ["scenario", input.scenario.name],
-        ["peak rate", `${input.scenario.arrival.peakRatePerS.toLocaleString("en-US")}/s`],
-        ["duration", `${input.scenario.durationS} s`],
-        ["payers", input.scenario.payers.toLocaleString("en-US")],
-        ["callbacks sent", records.length.toLocaleString("en-US")],
-        ["ingresses", String(ingresses)],
-        ["workers", String(input.owners.length)],
-        ["commit", commitOf()],
-      ],
-    },
-  );
-  return { ok, text, json: { ...json, series }, html };
+  return checks;
 }
+
+function refundPhaseCheck(r: RefundPhaseResult): Check {
+  return {
+    id: "refund-phase",
+    ok: r.problems.length === 0,
+    detail:
+      r.problems.length === 0
+        ? "every refund answered as expected and the same on retry; every returned voucher granted again"
+        : `${r.problems.length} problems, e.g. ${r.problems.slice(0, 3).join("; ")}`,
+  };
+}
+
+/** I4: every answer against the stored decision (a 200 equals it, a resend got it, another body 409) and GET. */
+async function sameAnswerCheck(input: ReportInput): Promise<Check> {
+  const { records, getChecks } = input;
+  const sentTxns = [...new Set(records.map((r) => r.txnId))].map((txnId) => ({ acquirerId: input.acquirerId, txnId }));
+  const copies = copiesAgainstFirst(records);
+  const disagreeing = [...answersAgainstStore(records, await findAttempts(input.db.kysely, sentTxns)), ...copies.wrong];
+  // Evidence, not just the absence of counter-examples: a run that sent resends and other bodies
+  // must have seen resends answered and other bodies refused 409.
+  const evidenceMissing = [
+    ...(records.some((r) => r.kind === "resend") && copies.resendsAnswered === 0 ? ["no resend was answered 200"] : []),
+    ...(records.some((r) => r.kind === "conflict") && copies.conflicts409 === 0
+      ? ["no other body was answered 409"]
+      : []),
+  ];
+  const sample = (xs: string[]) => (xs.length ? ` (${xs.slice(0, 2).join("; ")})` : "");
+  return {
+    id: "I4",
+    ok: disagreeing.length === 0 && evidenceMissing.length === 0 && getChecks.mismatches.length === 0,
+    detail:
+      `every answer against the stored decision and against the txn's first answer (${n(copies.resendsAnswered)} resends answered as the first time, ${n(copies.conflicts409)} other bodies answered 409): ` +
+      `${disagreeing.length} disagree${sample(disagreeing)}; ` +
+      `${evidenceMissing.length ? `${evidenceMissing.join(", ")}; ` : ""}` +
+      `${n(getChecks.asked)} GETs: ${getChecks.mismatches.length} mismatches${sample(getChecks.mismatches)}`,
+  };
+}
+
+/** I5: no forged callback accepted or stored. */
+async function forgedCheck(input: ReportInput): Promise<Check> {
+  const forged = input.records.filter((r) => r.kind === "forged");
+  const accepted = forged.filter((r) => r.status !== 401);
+  const stored = await findAttempts(
+    input.db.kysely,
+    forged.map((r) => ({ acquirerId: input.acquirerId, txnId: r.txnId })),
+  );
+  return {
+    id: "I5",
+    ok: accepted.length === 0 && stored.length === 0,
+    detail: `${n(forged.length)} forged callbacks: ${n(forged.length - accepted.length)} answered 401, ${stored.length} stored`,
+  };
+}
+
+function runSettings(input: ReportInput): [string, string][] {
+  const s = input.scenario;
+  return [
+    ["scenario", s.name],
+    ["peak rate", `${n(s.arrival.peakRatePerS)}/s`],
+    ["duration", `${n(s.durationS)} s`],
+    ["payers", n(s.payers)],
+    ["ingresses", n(new Set(input.records.map((r) => r.ingress)).size)],
+    ["workers", n(input.owners.length)],
+    ["refund share", input.settings.refundShare ? String(input.settings.refundShare) : "none"],
+    ["seed", String(input.settings.seed)],
+    ["commit", commitOf()],
+  ];
+}
+
+const n = (v: number) => v.toLocaleString("en-US");
 
 /** The checkout's commit, for the report's settings ("unknown" outside a git checkout). */
 function commitOf(): string {
@@ -629,10 +542,10 @@ function commitOf(): string {
   }
 }
 
-function soldOutAt(t: TierReport | undefined, startedAtMs: number): string {
-  return t && t.remaining === 0 && t.lastGrantAt
+function soldOutAt(t: TierReport, startedAtMs: number): string | null {
+  return t.remaining === 0 && t.lastGrantAt
     ? `+${((new Date(t.lastGrantAt).getTime() - startedAtMs) / 1000).toFixed(2)} s`
-    : "-";
+    : null;
 }
 
 /** Writes the JSON and the HTML report under rush-results/; returns both paths. */
