@@ -61,14 +61,59 @@ export function atLeast(version: readonly number[], minimum: string): boolean {
 
 export async function runK6(settings: K6Settings): Promise<number> {
   const { out } = settings;
-  const scriptPath = existsSync(resolve(SCRIPTS, settings.script))
-    ? resolve(SCRIPTS, settings.script)
-    : resolve(settings.script);
+  const scriptPath = scriptPathOf(settings.script);
+  const name = basename(scriptPath, ".js");
+  const { binary, version } = usableK6();
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const results = resolve(ROOT, "k6-results");
+  mkdirSync(results, { recursive: true });
+  const html = resolve(results, `${name}-${stamp}-report.html`);
+  const stack = await openK6Stack(settings);
+  try {
+    const { baseUrl } = await startQuanta(stack.env, {
+      workers: settings.workers,
+      partitions: settings.partitions,
+      services: stack.services,
+    });
+    out(
+      `quanta k6 ${name}: k6 v${version.join(".")} (${binary}) against ${baseUrl} (one ingress, ${settings.workers} workers, ${settings.partitions} partitions, database ${stack.databaseUrl.replace(/\/\/[^@]*@/, "//")})`,
+    );
+    const args = [
+      "run",
+      "-e",
+      `BASE_URL=${baseUrl}`,
+      "-e",
+      `ACQUIRER_ID=${stack.acquirerId}`,
+      "-e",
+      `ACQUIRER_SECRET=${stack.secret}`,
+      "-e",
+      `SUMMARY_DIR=${results}`,
+      "-e",
+      `SUMMARY_STAMP=${stamp}`,
+      ...settings.k6Args,
+      scriptPath,
+    ];
+    const code = await spawnK6(binary, args, html);
+    for (const s of stack.services) await stopService(s);
+    const judged = judge(code, readVerdict(resolve(results, `${name}-${stamp}-verdict.json`)));
+    return await verdictInDatabase(stack, judged, name, html, out);
+  } finally {
+    await closeK6Stack(stack, settings.redisUrl);
+  }
+}
+
+/** The script in loadtest/k6, else the path as given; an error naming the suite when neither exists. */
+function scriptPathOf(script: string): string {
+  const scriptPath = existsSync(resolve(SCRIPTS, script)) ? resolve(SCRIPTS, script) : resolve(script);
   if (!existsSync(scriptPath))
     throw new Error(
-      `no k6 script ${settings.script} (the suite: ${["smoke", "rush-0913", "spike", "soak", "breakpoint"].map((s) => `${s}.js`).join(", ")})`,
+      `no k6 script ${script} (the suite: ${["smoke", "rush-0913", "spike", "soak", "breakpoint"].map((s) => `${s}.js`).join(", ")})`,
     );
-  const name = basename(scriptPath, ".js");
+  return scriptPath;
+}
+
+/** k6's binary and version, or an error saying why it cannot be used (missing, or older than MIN_K6). */
+function usableK6(): { binary: string; version: number[] } {
   const binary = k6Binary();
   const seen = k6Version(binary);
   if ("problem" in seen) throw new Error(seen.problem);
@@ -77,17 +122,26 @@ export async function runK6(settings: K6Settings): Promise<number> {
       `needs k6 >= ${MIN_K6} (${binary} is v${seen.version.join(".")}); set K6 to a newer one, or K6_SKIP_VERSION_CHECK=1 to try anyway`,
     );
   }
+  return { binary, version: seen.version };
+}
 
+/** The private stack's database (the seed campaign loaded), Redis prefix and acquirer; services start empty. */
+interface K6Stack {
+  databaseUrl: string;
+  prefix: string;
+  acquirerId: string;
+  secret: string;
+  env: NodeJS.ProcessEnv;
+  services: ServiceProcess[];
+  db: ReturnType<typeof connect>;
+}
+
+async function openK6Stack(settings: K6Settings): Promise<K6Stack> {
   const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
   const databaseUrl = rushDatabaseUrl(settings.databaseUrl, `quanta_k6_${tag}`);
   const prefix = `quanta-k6-${tag}`;
   const acquirerId = "acq-k6";
   const secret = randomBytes(24).toString("hex");
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  const results = resolve(ROOT, "k6-results");
-  mkdirSync(results, { recursive: true });
-  const html = resolve(results, `${name}-${stamp}-report.html`);
-
   await migrate(databaseUrl, settings.partitions);
   await loadCampaign(databaseUrl, readCampaignFile(SEED_CAMPAIGN_PATH), settings.partitions);
   const env = serviceEnv({
@@ -98,75 +152,68 @@ export async function runK6(settings: K6Settings): Promise<number> {
     partitions: settings.partitions,
     logLevel: "error",
   });
-  const services: ServiceProcess[] = [];
   const db = connect({
     connectionString: databaseUrl,
     poolMax: 2,
     statementTimeoutMs: 120_000,
     applicationName: "quanta-k6",
   });
-  try {
-    const { baseUrl } = await startQuanta(env, {
-      workers: settings.workers,
-      partitions: settings.partitions,
-      services,
-    });
-    out(
-      `quanta k6 ${name}: k6 v${seen.version.join(".")} (${binary}) against ${baseUrl} (one ingress, ${settings.workers} workers, ${settings.partitions} partitions, database ${databaseUrl.replace(/\/\/[^@]*@/, "//")})`,
-    );
+  return { databaseUrl, prefix, acquirerId, secret, env, services: [], db };
+}
 
-    const args = [
-      "run",
-      "-e",
-      `BASE_URL=${baseUrl}`,
-      "-e",
-      `ACQUIRER_ID=${acquirerId}`,
-      "-e",
-      `ACQUIRER_SECRET=${secret}`,
-      "-e",
-      `SUMMARY_DIR=${results}`,
-      "-e",
-      `SUMMARY_STAMP=${stamp}`,
-      ...settings.k6Args,
-      scriptPath,
-    ];
-    // The dashboard's HTML report, without its live server (port -1); a period of 1 s so that a run
-    // of a few seconds has data (k6 skips the report of a run shorter than one period).
-    const k6Env = {
-      ...process.env,
-      K6_WEB_DASHBOARD: "true",
-      K6_WEB_DASHBOARD_EXPORT: html,
-      K6_WEB_DASHBOARD_PORT: "-1",
-      K6_WEB_DASHBOARD_PERIOD: process.env.K6_WEB_DASHBOARD_PERIOD ?? "1s",
-      K6_NO_USAGE_REPORT: "true",
-    };
-    const code = await new Promise<number>((done) => {
-      const child = spawn(binary, args, { env: k6Env, stdio: "inherit" });
-      child.on("error", () => done(2));
-      child.on("exit", (c, signal) => done(c ?? (signal ? 2 : 1)));
-    });
+async function closeK6Stack(stack: K6Stack, redisUrl: string): Promise<void> {
+  await Promise.all(stack.services.map((s) => stopService(s)));
+  await stack.db.close();
+  await deletePrefix(redisUrl, stack.prefix).catch(() => 0);
+  await dropDatabase(stack.databaseUrl).catch(() => undefined);
+}
 
-    for (const s of services) await stopService(s);
-    const deadlocks = await deadlocksOnceQuiet(db.kysely, ["quanta-k6"]);
-    const broken = (await verifyDatabaseInvariants(db.kysely, "qianan-2020-b2")).filter((c) => !c.ok);
-    const judged = judge(code, readVerdict(resolve(results, `${name}-${stamp}-verdict.json`)));
-    const verdict = [
-      judged.text,
-      broken.length === 0
-        ? "invariants hold in the database"
-        : `INVARIANTS BROKEN: ${broken.map((c) => `${c.id}: ${c.detail}`).join("; ")}`,
-      `${deadlocks} deadlocks`,
-      `report ${html}${existsSync(html) ? "" : " (not written)"}`,
-    ];
-    out(`quanta k6 ${name}: ${verdict.join("; ")}`);
-    if (judged.exitCode !== 0) return judged.exitCode;
-    return broken.length === 0 && deadlocks === 0 ? 0 : 1;
-  } finally {
-    await Promise.all(services.map((s) => stopService(s)));
-    await db.close();
-    await deletePrefix(settings.redisUrl, prefix).catch(() => 0);
-    await dropDatabase(databaseUrl).catch(() => undefined);
-  }
+/**
+ * k6 with the dashboard's HTML report written to `html`, without its live server (port -1); a
+ * period of 1 s so that a run of a few seconds has data (k6 skips the report of a run shorter than
+ * one period). Resolves to k6's exit code (2 when it could not run or was killed by a signal).
+ */
+function spawnK6(binary: string, args: string[], html: string): Promise<number> {
+  const k6Env = {
+    ...process.env,
+    K6_WEB_DASHBOARD: "true",
+    K6_WEB_DASHBOARD_EXPORT: html,
+    K6_WEB_DASHBOARD_PORT: "-1",
+    K6_WEB_DASHBOARD_PERIOD: process.env.K6_WEB_DASHBOARD_PERIOD ?? "1s",
+    K6_NO_USAGE_REPORT: "true",
+  };
+  return new Promise<number>((done) => {
+    const child = spawn(binary, args, { env: k6Env, stdio: "inherit" });
+    child.on("error", () => done(2));
+    child.on("exit", (c, signal) => done(c ?? (signal ? 2 : 1)));
+  });
+}
+
+/**
+ * After the stack stopped: deadlocks and the invariants in the database, with k6's verdict, on one
+ * line (.ci/run reads it); the exit code: k6's verdict's when it failed, else 1 when the database
+ * shows a broken invariant or a deadlock.
+ */
+async function verdictInDatabase(
+  stack: K6Stack,
+  judged: { exitCode: number; text: string },
+  name: string,
+  html: string,
+  out: (line: string) => void,
+): Promise<number> {
+  const deadlocks = await deadlocksOnceQuiet(stack.db.kysely, ["quanta-k6"]);
+  const broken = (await verifyDatabaseInvariants(stack.db.kysely, "qianan-2020-b2")).filter((c) => !c.ok);
+  const verdict = [
+    judged.text,
+    broken.length === 0
+      ? "invariants hold in the database"
+      : `INVARIANTS BROKEN: ${broken.map((c) => `${c.id}: ${c.detail}`).join("; ")}`,
+    `${deadlocks} deadlocks`,
+    `report ${html}${existsSync(html) ? "" : " (not written)"}`,
+  ];
+  out(`quanta k6 ${name}: ${verdict.join("; ")}`);
+  if (judged.exitCode !== 0) return judged.exitCode;
+  return broken.length === 0 && deadlocks === 0 ? 0 : 1;
 }
 
 /** What a script's summary decided (loadtest/k6/lib/summary.js writes it beside the summary). */
