@@ -193,9 +193,10 @@ function reconcile(html: string, f: RushFacts): string[] {
   const lastRemaining = Object.fromEntries(
     Object.entries(f.series.remainingByTier).map(([k, xs]) => [k.split(" ")[0]!, xs.at(-1)!]),
   );
-  for (const [tier, quota, held, remaining, granted, returned] of tiers.map(
-    (r) => [r[0]!, ...r.slice(1, 6).map(num)] as const,
-  )) {
+  for (const r of tiers) {
+    const tier = r[0]!;
+    const cell = (i: number) => num(r[i] ?? "NaN");
+    const [quota, held, remaining, granted, returned] = [cell(1), cell(2), cell(3), cell(4), cell(5)];
     same(`${tier}: held vs granted − returned`, held, granted - returned);
     same(`${tier}: held + remaining vs quota`, held + remaining, quota);
     same(`${tier}: remaining vs the chart's last second`, remaining, lastRemaining[tier] ?? Number.NaN);
