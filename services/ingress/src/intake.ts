@@ -1,33 +1,22 @@
-import type { Queue } from "bullmq";
-import type { Kysely } from "kysely";
-import type { Decision, QueuedAttempt } from "@quanta/domain";
-import {
-  OutcomeUnknownError,
-  attemptKey,
-  findAttempts,
-  type AttemptRow,
-  type Database,
-  type DecisionRow,
-  type ImmediateOutcome,
-  type ImmediateRecord,
-} from "@quanta/db";
+import type { QueuedAttempt } from "@quanta/domain";
+import { OutcomeUnknownError, attemptKey, findAttempts, type AttemptRow, type ImmediateRecord } from "@quanta/db";
 import {
   admitBatch,
   forgetTxns,
   jobOptions,
   keys,
   releaseBacklog,
-  waitForReplicas,
   waitKey,
   type AdmitCode,
-  type AdmitMode,
   type BatchJob,
-  type Cluster,
-  type QuantaRedis,
-  type ReplicaCounts,
 } from "@quanta/queue";
-import { intakeAttempts, intakeBatchSize, intakeJobs, intakeJobsUnreplicated, writesSettling } from "@quanta/telemetry";
-import type { WaitResult } from "./decision-waiter.js";
+import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
+import { BoundExceeded, withBound } from "./bounded-wait.js";
+import { addJobSettled, confirmReplicated } from "./job-add.js";
+import type { IntakeEntry, IntakeOptions, IntakeResult, IntakeStores } from "./intake-types.js";
+import { byPartition, keyOf, modeOf, sortAdmitted, txnOf, type Pending } from "./pending-attempt.js";
+
+export type * from "./intake-types.js";
 
 /**
  * What the ingress does with an attempt once its body is known: admit it, then queue it for the
@@ -58,82 +47,6 @@ import type { WaitResult } from "./decision-waiter.js";
  * Trade-off: under load up to flushMs of added latency, for one admission and one job per
  * partition per batch instead of one each per attempt.
  */
-export interface IntakeEntry {
-  attempt: QueuedAttempt | Omit<QueuedAttempt, "request">;
-  /** Set for a decision the ingress makes itself (no stock needed). */
-  immediate?: { decision: Decision; checkHolder: boolean; soldOutTiers?: readonly string[] };
-}
-
-/** How a queued attempt's decision reaches the ingress (DecisionWaiter: one subscription per process). */
-export interface DecisionWaits {
-  wait(key: string, timeoutMs: number): { result: Promise<WaitResult>; cancel: () => void };
-}
-
-/** Stores the ingress's own decisions (ImmediateStore: group commit). */
-export interface ImmediateWrites {
-  store(records: readonly ImmediateRecord[]): Promise<ImmediateOutcome>;
-}
-
-export type IntakeResult =
-  /** In a job for its partition's owner; `decision` settles when the owner publishes it, or times out (202). */
-  | { kind: "queued"; decision: Promise<WaitResult> }
-  | { kind: "stored"; row: DecisionRow }
-  | { kind: "conflict" }
-  | { kind: "overloaded" }
-  /** Redis did not admit the batch within admitTimeoutMs: nothing was queued or stored. */
-  | { kind: "unavailable" }
-  /** A sold_out from the marks that a refund cleared meanwhile: nothing was stored; queue it (as a repeat). */
-  | { kind: "stale" };
-
-interface Pending {
-  entry: IntakeEntry;
-  requeue: boolean;
-  /** What admission said (set once admitted). */
-  code?: AdmitCode;
-  resolve: (r: IntakeResult) => void;
-  reject: (e: unknown) => void;
-}
-
-export interface IntakeOptions {
-  prefix: string;
-  replyTo: string;
-  batchMax: number;
-  flushMs: number;
-  /** Attempts queued and not yet decided, per partition (backlogMaxPerPartition()). */
-  backlogMaxPerPartition: number;
-  retentionS: number;
-  txnRegistryTtlS: number;
-  /** Registry TTL of a txn the ingress stores itself (its key is deleted once the decision is stored). */
-  txnInFlightTtlS: number;
-  /** How long a queued attempt's caller waits for the decision before answering 202. */
-  decisionWaitMs: number;
-  admitTimeoutMs: number;
-  /** Attempts held at once, buffered or in flight (a stalled Redis must not grow memory without bound). */
-  pendingMax: number;
-  /** On a Redis Cluster: replicas that must have a job before it counts as accepted (0: the master's word). */
-  redisWaitReplicas: number;
-  redisWaitTimeoutMs: number;
-  /** QUANTA_OUTCOME_SETTLE_MS: how long an add that may have landed is retried under its id. */
-  settleMs: number;
-}
-
-/** Times a job is added again because the master that acknowledged it died before confirming it. */
-const READD_TRIES_MAX = 3;
-
-export interface IntakeStores {
-  redis: QuantaRedis;
-  queues: readonly Queue[];
-  /** On a cluster: the connection the queues were made with (WAIT must run on the connection that wrote), and its masters' replica counts. */
-  replication?: { queueRedis: Cluster; replicas: ReplicaCounts };
-  db: Kysely<Database>;
-  immediates: ImmediateWrites;
-  /** Where queued attempts wait for their decision. */
-  waits: DecisionWaits;
-}
-
-const keyOf = (e: IntakeEntry) => attemptKey(e.attempt.acquirerId, e.attempt.payment.txnId);
-const txnOf = (p: Pending) => ({ acquirerId: p.entry.attempt.acquirerId, txnId: p.entry.attempt.payment.txnId });
-
 export class Intake {
   private buffer: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -195,9 +108,9 @@ export class Intake {
       },
     );
     try {
-      codes = (await withTimeout(admission, this.options.admitTimeoutMs)).codes;
+      codes = (await withBound(admission, this.options.admitTimeoutMs, "Redis did not admit the batch")).codes;
     } catch (error) {
-      if (!(error instanceof AdmitTimeout)) {
+      if (!(error instanceof BoundExceeded)) {
         for (const p of batch) p.reject(error);
         return;
       }
@@ -211,23 +124,7 @@ export class Intake {
     }
     batch.forEach((p, i) => (p.code = codes[i]));
 
-    const toQueue: Pending[] = [];
-    const toStore: Pending[] = [];
-    const toLookUp: Pending[] = [];
-    const conflicts = new Set<Pending>();
-    batch.forEach((p) => {
-      switch (p.code) {
-        case "overloaded":
-          return p.resolve({ kind: "overloaded" });
-        case "conflict": // another body in flight, or one answered 409 and not forgotten yet: Postgres has the last word
-          conflicts.add(p);
-          return void toLookUp.push(p);
-        case "repeat":
-          return void toLookUp.push(p);
-        default:
-          return void (p.entry.immediate ? toStore : toQueue).push(p);
-      }
-    });
+    const { toQueue, toStore, toLookUp, conflicts } = sortAdmitted(batch);
     this.store(toStore);
     await Promise.all([...byPartition(toQueue)].map(([partition, group]) => this.enqueueNew(partition, group)));
     // After the adds: a look-up that queues a repeat again joins the next batch.
@@ -290,8 +187,13 @@ export class Intake {
       jobId: `${this.options.replyTo.replace(/:/g, "-")}-${++this.jobSerial}`,
     };
     try {
-      await this.addSettled(queue, job, options);
-      await this.confirmReplicated(queue, partition, job, options);
+      await addJobSettled(queue, job, options, this.options.settleMs);
+      await confirmReplicated(queue, job, options, {
+        key: keys.bull(this.options.prefix, partition, "wait"),
+        wanted: this.options.redisWaitReplicas,
+        timeoutMs: this.options.redisWaitTimeoutMs,
+        ...(this.stores.replication ? { replication: this.stores.replication } : {}),
+      });
     } catch (error) {
       for (const w of waits) w.cancel();
       throw error;
@@ -299,114 +201,6 @@ export class Intake {
     intakeJobs.inc();
     intakeAttempts.inc(toQueue.length);
     toQueue.forEach((p, i) => p.resolve({ kind: "queued", decision: waits[i]!.result }));
-  }
-
-  /**
-   * Adds the job. An add whose reply was lost may have landed: then its attempts are queued, not
-   * refused. Redis is asked for the job by its id: there, queued; not there, the add failed and
-   * nothing was accepted (the caller answers 503). When Redis cannot say, the add is sent again
-   * under the same id (it adds nothing if the first landed) for up to settleMs; still no answer:
-   * OutcomeUnknownError (the callback is closed unanswered, never told "nothing was accepted";
-   * docs/decisions/0012).
-   */
-  private async addSettled(
-    queue: Queue,
-    job: BatchJob,
-    options: ReturnType<typeof jobOptions> & { jobId: string },
-  ): Promise<void> {
-    let failure: unknown;
-    try {
-      await queue.add("batch", job, options);
-      return;
-    } catch (error) {
-      failure = error;
-    }
-    const found = await queue.getJob(options.jobId).then(
-      (j) => (j ? "landed" : "absent"),
-      () => "unknown",
-    );
-    if (found === "landed") return;
-    if (found === "absent") throw failure;
-    writesSettling.inc({ write: "job" });
-    const deadline = performance.now() + this.options.settleMs;
-    while (performance.now() < deadline) {
-      await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
-      if (
-        await queue.add("batch", job, options).then(
-          () => true,
-          () => false,
-        )
-      )
-        return;
-    }
-    throw new OutcomeUnknownError(
-      `queue job ${options.jobId} may or may not have been added; Redis did not say within ${this.options.settleMs} ms`,
-      { cause: failure },
-    );
-  }
-
-  /**
-   * On a Redis Cluster, a master acknowledges an add before its replicas have it: were it to die
-   * then, its promoted replica would not know the job, and an attempt answered 202 would never be
-   * decided. So the add counts once `redisWaitReplicas` replicas confirm it (WAIT on the master's
-   * own connection). When the master is gone before confirming, the job is added again, under its
-   * own id, to the promoted replica: if the first copy got there, nothing is added. Counted, not
-   * waited for: a replica that is only late (the job is on the master's AOF; that master is asked
-   * for none until its replicas are counted again), and a master with no replica connected (after
-   * a failover, until its peer is back): WAIT would hold its connection for the whole timeout on
-   * every job (docs/decisions/0003).
-   * Never throws once the first add succeeded: the attempts are queued, whatever it says.
-   */
-  private async confirmReplicated(
-    queue: Queue,
-    partition: number,
-    job: BatchJob,
-    options: ReturnType<typeof jobOptions> & { jobId: string },
-  ): Promise<void> {
-    const { redisWaitReplicas: wanted, redisWaitTimeoutMs: timeoutMs } = this.options;
-    const replication = this.stores.replication;
-    if (wanted === 0 || !replication) return;
-    const key = keys.bull(this.options.prefix, partition, "wait");
-    for (let tries = 0; ; tries++) {
-      const replicas = Math.min(wanted, replication.replicas.of(key));
-      if (replicas === 0) {
-        intakeJobsUnreplicated.inc({ why: "no_replica" });
-        return;
-      }
-      try {
-        const confirmed = await withTimeout(
-          waitForReplicas(replication.queueRedis, key, replicas, timeoutMs),
-          timeoutMs + 1_000,
-        );
-        if (confirmed < replicas) {
-          // A late replica would hold this master's connection for the whole timeout on every job:
-          // ask it for none until the next count of its replicas.
-          intakeJobsUnreplicated.inc({ why: "replica_late" });
-          replication.replicas.markLagging(key);
-        }
-        return;
-      } catch (error) {
-        if (error instanceof AdmitTimeout) {
-          // Our own bound ran out (the connection is busy), not the master: count it, add nothing.
-          intakeJobsUnreplicated.inc({ why: "replica_late" });
-          replication.replicas.markLagging(key);
-          return;
-        }
-        if (tries >= READD_TRIES_MAX) {
-          intakeJobsUnreplicated.inc({ why: "master_lost" });
-          return;
-        }
-        // The same job id: if the first copy reached the promoted replica, this adds nothing.
-        const added = await queue.add("batch", job, options).then(
-          () => true,
-          () => false,
-        );
-        if (!added) {
-          intakeJobsUnreplicated.inc({ why: "master_lost" });
-          return;
-        }
-      }
-    }
   }
 
   /**
@@ -471,34 +265,4 @@ export class Intake {
     }
     this.store(unstored);
   }
-}
-
-/** How often a job whose add may have landed is sent again (same id) while settling. */
-const SETTLE_POLL_MS = 100;
-
-class AdmitTimeout extends Error {
-  override readonly name = "AdmitTimeout";
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new AdmitTimeout(`Redis did not admit the batch within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
-function byPartition(ps: readonly Pending[]): Map<number, Pending[]> {
-  const groups = new Map<number, Pending[]>();
-  for (const p of ps) {
-    const group = groups.get(p.entry.attempt.partition);
-    if (group) group.push(p);
-    else groups.set(p.entry.attempt.partition, [p]);
-  }
-  return groups;
-}
-
-function modeOf(p: Pending): AdmitMode {
-  if (p.entry.immediate) return "immediate";
-  return p.requeue ? "requeue" : "queue";
 }
