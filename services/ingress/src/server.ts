@@ -13,12 +13,13 @@ import {
   isCluster,
   queueName,
   queuePrefix,
+  type QuantaRedis,
 } from "@quanta/queue";
 import { createLogger, watchPgPool } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
 import { DecisionWaiter } from "./decision-waiter.js";
 import { ImmediateStore } from "./immediate-store.js";
-import { Intake } from "./intake.js";
+import { Intake, type IntakeOptions } from "./intake.js";
 
 // How soon the ingress learns that a tier is empty everywhere (one small query each time).
 const SOLD_OUT_REFRESH_MS = 250;
@@ -51,16 +52,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   const redis = createRedis(env.REDIS_URL, `quanta-ingress-${ingressId}`);
   const registryRedis = createRedis(env.REDIS_URL, `quanta-ingress-reg-${ingressId}`, { autoPipelining: true });
   const subscriber = createRedis(env.REDIS_URL, `quanta-ingress-sub-${ingressId}`, { subscriber: true });
-  const queues = Array.from(
-    { length: env.QUANTA_PARTITIONS },
-    (_, p) =>
-      new Queue(queueName(p), {
-        connection: redis,
-        prefix: queuePrefix(prefix, p),
-        skipVersionCheck: true,
-        streams: QUEUE_STREAMS,
-      }),
-  );
+  const queues = openQueues(redis, prefix, env.QUANTA_PARTITIONS);
 
   // 1 s: a paused activity (emergency stop) or a new merchant list reaches the tills within a second.
   const campaigns = new CampaignCache(
@@ -94,22 +86,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
       waits: waiter,
       ...(replicas && isCluster(redis) ? { replication: { queueRedis: redis, replicas } } : {}),
     },
-    {
-      prefix,
-      replyTo: ingressId,
-      batchMax: env.QUANTA_INTAKE_BATCH_MAX,
-      flushMs: env.QUANTA_INTAKE_FLUSH_MS,
-      backlogMaxPerPartition: backlogMaxPerPartition(env.QUANTA_BACKLOG_MAX, env.QUANTA_PARTITIONS),
-      retentionS: env.QUANTA_JOB_RETENTION_S,
-      txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
-      txnInFlightTtlS: env.QUANTA_TXN_IN_FLIGHT_TTL_S,
-      decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
-      admitTimeoutMs: env.QUANTA_INTAKE_ADMIT_TIMEOUT_MS,
-      pendingMax: env.QUANTA_INTAKE_PENDING_MAX,
-      redisWaitReplicas: env.QUANTA_REDIS_WAIT_REPLICAS,
-      redisWaitTimeoutMs: env.QUANTA_REDIS_WAIT_TIMEOUT_MS,
-      settleMs: env.QUANTA_OUTCOME_SETTLE_MS,
-    },
+    intakeOptions(env, ingressId),
   );
 
   watchPgPool(db.pool, env.QUANTA_PG_POOL_MAX);
@@ -151,5 +128,39 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
       redis.disconnect();
       await db.close();
     },
+  };
+}
+
+/** One BullMQ queue per partition, on the connection the jobs are added with. */
+function openQueues(redis: QuantaRedis, prefix: string, partitionCount: number): Queue[] {
+  return Array.from(
+    { length: partitionCount },
+    (_, p) =>
+      new Queue(queueName(p), {
+        connection: redis,
+        prefix: queuePrefix(prefix, p),
+        skipVersionCheck: true,
+        streams: QUEUE_STREAMS,
+      }),
+  );
+}
+
+/** The intake's bounds and timings, each from its own setting (README, "Settings"). */
+function intakeOptions(env: Env, ingressId: string): IntakeOptions {
+  return {
+    prefix: env.QUANTA_REDIS_PREFIX,
+    replyTo: ingressId,
+    batchMax: env.QUANTA_INTAKE_BATCH_MAX,
+    flushMs: env.QUANTA_INTAKE_FLUSH_MS,
+    backlogMaxPerPartition: backlogMaxPerPartition(env.QUANTA_BACKLOG_MAX, env.QUANTA_PARTITIONS),
+    retentionS: env.QUANTA_JOB_RETENTION_S,
+    txnRegistryTtlS: env.QUANTA_TXN_REGISTRY_TTL_S,
+    txnInFlightTtlS: env.QUANTA_TXN_IN_FLIGHT_TTL_S,
+    decisionWaitMs: env.QUANTA_DECISION_WAIT_MS,
+    admitTimeoutMs: env.QUANTA_INTAKE_ADMIT_TIMEOUT_MS,
+    pendingMax: env.QUANTA_INTAKE_PENDING_MAX,
+    redisWaitReplicas: env.QUANTA_REDIS_WAIT_REPLICAS,
+    redisWaitTimeoutMs: env.QUANTA_REDIS_WAIT_TIMEOUT_MS,
+    settleMs: env.QUANTA_OUTCOME_SETTLE_MS,
   };
 }
