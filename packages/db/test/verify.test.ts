@@ -33,6 +33,45 @@ describe("verifyDatabaseInvariants", () => {
     expect(await status()).toEqual({ I1: true, I2: true, I6: true, budget: true, refunds: true });
   });
 
+  // The order and the words are what `quanta verify`, the rush report and the tests read.
+  it("answers the checks in a fixed order, each with its detail line", async () => {
+    expect(await verifyDatabaseInvariants(world.db.kysely, campaign)).toEqual([
+      {
+        id: "I1",
+        ok: true,
+        detail: "6 tiers: held <= quota and held + remaining = quota (0 vouchers returned by refunds)",
+      },
+      {
+        id: "I2",
+        ok: true,
+        detail: "policy kept: 0 grants, none to a payer already granted in the activity, no slot released",
+      },
+      { id: "I6", ok: true, detail: "0 sold_out refusals, each on tiers empty everywhere when it was decided" },
+      {
+        id: "budget",
+        ok: true,
+        detail:
+          "discounts held (granted net of refunds) 0.00 of a 2000000.00 CNY budget; 0 grants whose discount differs from their tier's",
+      },
+      {
+        id: "refunds",
+        ok: true,
+        detail: "0 refunds: each returned voucher returned once, no payment refunded above its amount",
+      },
+    ]);
+    expect(await verifyDatabaseInvariants(world.db.kysely, "no-such-campaign")).toEqual([
+      { id: "I1", ok: false, detail: "no tiers found for campaign no-such-campaign" },
+      { id: "I2", ok: false, detail: "campaign no-such-campaign not found" },
+      { id: "I6", ok: true, detail: "0 sold_out refusals, each on tiers empty everywhere when it was decided" },
+      { id: "budget", ok: false, detail: "campaign no-such-campaign not found" },
+      {
+        id: "refunds",
+        ok: true,
+        detail: "0 refunds: each returned voucher returned once, no payment refunded above its amount",
+      },
+    ]);
+  });
+
   it("reports I1 when a grant was stored without taking stock", async () => {
     await insert(
       "v1",
@@ -40,6 +79,7 @@ describe("verifyDatabaseInvariants", () => {
       "status, campaign_id, activity_id, tier_id, discount_fen, payable_fen|'granted', 'qianan-2020-b2', 'A2', 'A2-400', 40000, 210000",
     ).execute(world.db.kysely);
     expect((await status()).I1).toBe(false);
+    expect((await check("I1")).detail).toBe("A2-400: held 1 (granted 1 - returned 0) + remaining 3000 vs quota 3000");
     await sql`update tiers set pool = pool - 1 where id = 'A2-400'`.execute(world.db.kysely);
     expect((await status()).I1).toBe(true);
   });
@@ -69,6 +109,9 @@ describe("verifyDatabaseInvariants", () => {
     ).execute(world.db.kysely);
     await sql`update tiers set pool = pool - 1 where id = 'A2-400'`.execute(world.db.kysely);
     expect(await status()).toMatchObject({ I1: true, budget: false });
+    expect((await check("budget")).detail).toBe(
+      "discounts held (granted net of refunds) 800.01 of a 2000000.00 CNY budget; 1 grants whose discount differs from their tier's",
+    );
     await sql`update attempts set discount_fen = 40000, payable_fen = 210000 where txn_id = 'v4'`.execute(
       world.db.kysely,
     );
@@ -89,6 +132,7 @@ describe("verifyDatabaseInvariants", () => {
       "status, reason, campaign_id, activity_id|'rejected', 'sold_out', 'qianan-2020-b2', 'A2'",
     ).execute(world.db.kysely);
     expect((await status()).I6).toBe(false);
+    expect((await check("I6")).detail).toBe("5 sold_out refusals while stock remained, e.g. v3 (A2-100)");
   });
 
   it("reads I6 in time once refunds return stock, and checks every return against its refund", async () => {
