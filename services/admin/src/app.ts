@@ -51,138 +51,150 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES });
   app.decorateRequest("actor", "");
   registerOpsRoutes(app, { ready: () => sql`select 1`.execute(deps.db) });
-
   app.register(async (api) => {
-    api.addHook("onRequest", async (request, reply) => {
-      const who = deps.tokens.whoIs(request.headers.authorization);
-      if (!who)
-        return reply
-          .code(401)
-          .header("www-authenticate", "Bearer")
-          .send({ error: { code: "unauthorized" } });
-      request.actor = who.name;
-      const needed = request.routeOptions.config.scope ?? "administer";
-      if (!grants(who.scope, needed)) {
-        // Not audited: like every refused request it changed nothing; the log keeps the attempt.
-        deps.log.warn(
-          { actor: who.name, scope: who.scope, needed, method: request.method, route: request.routeOptions.url },
-          "admin request refused: insufficient scope",
-        );
-        return reply
-          .code(403)
-          .header("www-authenticate", `Bearer error="insufficient_scope", scope="${needed}"`)
-          .send({
-            error: {
-              code: "insufficient_scope",
-              scope: needed,
-              message: `${who.name} holds ${who.scope}; this needs ${needed}`,
-            },
-          });
-      }
-    });
-
-    api.get<{ Params: { campaignId: string } }>(
-      "/admin/v1/campaigns/:campaignId",
-      { config: { scope: "read" } },
-      async (request, reply) => guard(reply, async () => campaignStatus(deps.db, checkId(request.params.campaignId))),
-    );
-
-    api.post("/admin/v1/campaigns", { config: { scope: "administer" } }, async (request, reply) =>
-      guard(reply, async () => {
-        const campaign = parseCampaignFile(request.body);
-        const load = await insertCampaign(deps.db, campaign, deps.partitionCount, request.actor);
-        if (!load.loaded) return reply.code(409).send({ error: loadRefusalBody(load.refusal) });
-        deps.log.info(
-          { actor: request.actor, campaign: campaign.id, overrides: campaign.overrides },
-          "campaign loaded",
-        );
-        reply.code(201);
-        return { loaded: campaign.id };
-      }),
-    );
-
-    for (const [verb, paused] of [
-      ["pause", true],
-      ["resume", false],
-    ] as const) {
-      api.post<{ Params: { campaignId: string; activityId: string } }>(
-        `/admin/v1/campaigns/:campaignId/activities/:activityId/${verb}`,
-        { config: { scope: "operate" } },
-        async (request, reply) =>
-          guard(reply, async () => {
-            const { campaignId, activityId } = request.params;
-            const changed = await setActivityPaused(
-              deps.db,
-              checkId(campaignId),
-              checkId(activityId),
-              paused,
-              request.actor,
-            );
-            deps.log.warn({ actor: request.actor, campaignId, activityId, paused, changed }, `activity ${verb}`);
-            return { campaignId, activityId, paused, changed };
-          }),
-      );
-    }
-
-    api.put<{ Params: { campaignId: string; activityId: string }; Body: { merchants?: unknown } }>(
-      "/admin/v1/campaigns/:campaignId/activities/:activityId/merchants",
-      { config: { scope: "administer" } },
-      async (request, reply) =>
-        guard(reply, async () => {
-          const merchants = request.body?.merchants;
-          if (
-            !Array.isArray(merchants) ||
-            merchants.length > MERCHANTS_MAX ||
-            !merchants.every((m) => typeof m === "string" && ID.test(m))
-          ) {
-            throw new BadRequest(`merchants must be an array of at most ${MERCHANTS_MAX} ids of [A-Za-z0-9_-]{1,64}`);
-          }
-          const { campaignId, activityId } = request.params;
-          return {
-            campaignId,
-            activityId,
-            ...(await replaceActivityMerchants(
-              deps.db,
-              checkId(campaignId),
-              checkId(activityId),
-              merchants as string[],
-              request.actor,
-            )),
-          };
-        }),
-    );
-
-    api.get<{ Params: { campaignId: string }; Querystring: { format?: string } }>(
-      "/admin/v1/campaigns/:campaignId/settlement",
-      { config: { scope: "read" } },
-      async (request, reply) =>
-        guard(reply, async () => {
-          const s = await settlement(deps.db, checkId(request.params.campaignId));
-          if (request.query.format === "csv") {
-            reply.header("content-type", "text/csv; charset=utf-8");
-            return settlementCsv(s);
-          }
-          return s;
-        }),
-    );
-
-    api.get<{ Querystring: { limit?: string } }>(
-      "/admin/v1/audit",
-      { config: { scope: "read" } },
-      async (request, reply) =>
-        guard(reply, async () => ({
-          records: await readAudit(
-            deps.db,
-            Math.min(AUDIT_LIMIT_MAX, Math.max(1, Number(request.query.limit ?? 100) || 100)),
-          ),
-        })),
-    );
+    api.addHook("onRequest", authorize(deps));
+    campaignRoutes(api, deps);
+    activityRoutes(api, deps);
+    reportRoutes(api, deps);
   });
-
   app.setNotFoundHandler((_request: FastifyRequest, reply: FastifyReply) =>
     reply.code(404).send({ error: { code: "not_found" } }),
   );
   return app;
+}
+
+/** Who the bearer token names, and whether its scope grants what the route needs (401, 403). */
+function authorize(deps: AdminDeps) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const who = deps.tokens.whoIs(request.headers.authorization);
+    if (!who)
+      return reply
+        .code(401)
+        .header("www-authenticate", "Bearer")
+        .send({ error: { code: "unauthorized" } });
+    request.actor = who.name;
+    const needed = request.routeOptions.config.scope ?? "administer";
+    if (!grants(who.scope, needed)) {
+      // Not audited: like every refused request it changed nothing; the log keeps the attempt.
+      deps.log.warn(
+        { actor: who.name, scope: who.scope, needed, method: request.method, route: request.routeOptions.url },
+        "admin request refused: insufficient scope",
+      );
+      return reply
+        .code(403)
+        .header("www-authenticate", `Bearer error="insufficient_scope", scope="${needed}"`)
+        .send({
+          error: {
+            code: "insufficient_scope",
+            scope: needed,
+            message: `${who.name} holds ${who.scope}; this needs ${needed}`,
+          },
+        });
+    }
+  };
+}
+
+/** Campaign status, and loading a campaign file (audited with the load). */
+function campaignRoutes(api: FastifyInstance, deps: AdminDeps): void {
+  api.get<{ Params: { campaignId: string } }>(
+    "/admin/v1/campaigns/:campaignId",
+    { config: { scope: "read" } },
+    async (request, reply) => guard(reply, async () => campaignStatus(deps.db, checkId(request.params.campaignId))),
+  );
+
+  api.post("/admin/v1/campaigns", { config: { scope: "administer" } }, async (request, reply) =>
+    guard(reply, async () => {
+      const campaign = parseCampaignFile(request.body);
+      const load = await insertCampaign(deps.db, campaign, deps.partitionCount, request.actor);
+      if (!load.loaded) return reply.code(409).send({ error: loadRefusalBody(load.refusal) });
+      deps.log.info({ actor: request.actor, campaign: campaign.id, overrides: campaign.overrides }, "campaign loaded");
+      reply.code(201);
+      return { loaded: campaign.id };
+    }),
+  );
+}
+
+/** The emergency stop (pause, resume) and an activity's merchant list. */
+function activityRoutes(api: FastifyInstance, deps: AdminDeps): void {
+  for (const [verb, paused] of [
+    ["pause", true],
+    ["resume", false],
+  ] as const) {
+    api.post<{ Params: { campaignId: string; activityId: string } }>(
+      `/admin/v1/campaigns/:campaignId/activities/:activityId/${verb}`,
+      { config: { scope: "operate" } },
+      async (request, reply) =>
+        guard(reply, async () => {
+          const { campaignId, activityId } = request.params;
+          const changed = await setActivityPaused(
+            deps.db,
+            checkId(campaignId),
+            checkId(activityId),
+            paused,
+            request.actor,
+          );
+          deps.log.warn({ actor: request.actor, campaignId, activityId, paused, changed }, `activity ${verb}`);
+          return { campaignId, activityId, paused, changed };
+        }),
+    );
+  }
+
+  api.put<{ Params: { campaignId: string; activityId: string }; Body: { merchants?: unknown } }>(
+    "/admin/v1/campaigns/:campaignId/activities/:activityId/merchants",
+    { config: { scope: "administer" } },
+    async (request, reply) =>
+      guard(reply, async () => {
+        const merchants = request.body?.merchants;
+        if (
+          !Array.isArray(merchants) ||
+          merchants.length > MERCHANTS_MAX ||
+          !merchants.every((m) => typeof m === "string" && ID.test(m))
+        ) {
+          throw new BadRequest(`merchants must be an array of at most ${MERCHANTS_MAX} ids of [A-Za-z0-9_-]{1,64}`);
+        }
+        const { campaignId, activityId } = request.params;
+        return {
+          campaignId,
+          activityId,
+          ...(await replaceActivityMerchants(
+            deps.db,
+            checkId(campaignId),
+            checkId(activityId),
+            merchants as string[],
+            request.actor,
+          )),
+        };
+      }),
+  );
+}
+
+/** Settlement (JSON or CSV) and the audit log. */
+function reportRoutes(api: FastifyInstance, deps: AdminDeps): void {
+  api.get<{ Params: { campaignId: string }; Querystring: { format?: string } }>(
+    "/admin/v1/campaigns/:campaignId/settlement",
+    { config: { scope: "read" } },
+    async (request, reply) =>
+      guard(reply, async () => {
+        const s = await settlement(deps.db, checkId(request.params.campaignId));
+        if (request.query.format === "csv") {
+          reply.header("content-type", "text/csv; charset=utf-8");
+          return settlementCsv(s);
+        }
+        return s;
+      }),
+  );
+
+  api.get<{ Querystring: { limit?: string } }>(
+    "/admin/v1/audit",
+    { config: { scope: "read" } },
+    async (request, reply) =>
+      guard(reply, async () => ({
+        records: await readAudit(
+          deps.db,
+          Math.min(AUDIT_LIMIT_MAX, Math.max(1, Number(request.query.limit ?? 100) || 100)),
+        ),
+      })),
+  );
 }
 
 class BadRequest extends Error {}
