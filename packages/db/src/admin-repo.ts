@@ -1,6 +1,6 @@
 import { sql, type Kysely } from "kysely";
 import type { Database } from "./schema.js";
-import { tierReport, type TierReport } from "./verify.js";
+import { tierReport, type TierReport } from "./verify-tier-report.js";
 
 /**
  * What the admin API changes, each change in one transaction with its audit record (who, what,
