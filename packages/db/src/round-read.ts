@@ -12,10 +12,21 @@ import { FencedOutError } from "./partition-repo.js";
 import type { PipelinedTx } from "./transaction.js";
 
 /**
- * Step 1 of a round (decide-batch-tx.ts): its one read, sent with BEGIN. Parameters of
- * BATCH_READ_SQL: $1-$3 the (partition, campaign, tier) of every share the round may use (every
- * partition of the round times every tier its attempts name); $4 the round's partitions; $5-$6
- * the (acquirer, txn) of every attempt; $7-$9 the (payer, campaign, activity) of every payer.
+ * Step 1 of a round (decide-batch-tx.ts): its one read, sent with BEGIN.
+ *
+ * Inputs: the round's batches (a partition, the epoch its owner holds, the attempts queued to it)
+ * and the campaigns the attempts name. The read locks, in the lock order, the round's partition
+ * rows, its capped campaigns' rows and its shares (every partition of the round times every tier
+ * its attempts name), and reads the decisions already stored for its attempts, the payers who
+ * already hold a voucher and the tiers marked sold out (KEY SHARE on their rows). Parameters of
+ * BATCH_READ_SQL: $1-$3 the (partition, campaign, tier) of every share; $4 the round's
+ * partitions; $5-$6 the (acquirer, txn) of every attempt; $7-$9 the (payer, campaign, activity)
+ * of every payer.
+ * States: fenced out (a partition's epoch moved on: FencedOutError, nothing is decided) | read
+ * (the domain's Round to decide on, and the stored decisions by attempt key).
+ * Trade-off: every read in one statement, so reading costs the round one round trip (with BEGIN,
+ * docs/decisions/0009), at the price of parameters passed as parallel arrays and answers that
+ * come back as JSON to unpack here.
  */
 export interface PartitionBatch {
   partition: number;
@@ -66,53 +77,84 @@ export async function readRound(
   batches: readonly PartitionBatch[],
   campaigns: ReadonlyMap<string, Campaign>,
 ): Promise<{ round: Round; stored: Map<string, DecisionRow> }> {
+  const read = await sendBatchRead(tx, batches, roundKeys(batches, campaigns));
+  throwIfFencedOut(batches, read.epochs);
+  const stored = new Map(read.stored.map((row) => [attemptKey(row.acquirer_id, row.txn_id), row] as const));
+  const round = new Round(batches, {
+    storedKeys: new Set(stored.keys()),
+    holders: new Set(read.holders.map(([c, a, p]) => holderKey(c, a, p))),
+    empty: new Set(read.empty.map(([campaignId, tierId]) => tierKey(campaignId, tierId))),
+    shares: sharesByPartition(batches, read.shares),
+    budgetLeft: new Map(read.budgets.map(([id, left]) => [id, Number(left)] as const)),
+  });
+  return { round, stored };
+}
+
+/** What the round's attempts name: the attempts, their tiers and their payers, each once. */
+interface RoundKeys {
+  attempts: QueuedAttempt[];
+  tiers: { campaignId: string; tierId: string }[];
+  holders: { payerId: string; campaignId: string; activityId: string }[];
+}
+
+/** One row: each column is JSON that Postgres built (see BATCH_READ_SQL). */
+interface BatchRead {
+  epochs: [number, number][];
+  budgets: [string, number][];
+  stored: DecisionRow[];
+  holders: [string, string, string][];
+  shares: { partition: number; campaign_id: string; tier_id: string; remaining: number }[];
+  empty: [string, string][];
+}
+
+/** The round's keys; an attempt in the wrong partition or naming an unknown campaign is a bug upstream. */
+function roundKeys(batches: readonly PartitionBatch[], campaigns: ReadonlyMap<string, Campaign>): RoundKeys {
   const tiers = new Map<string, { campaignId: string; tierId: string }>();
-  const holderByKey = new Map<string, { payerId: string; campaignId: string; activityId: string }>();
-  const all: QueuedAttempt[] = [];
+  const holders = new Map<string, { payerId: string; campaignId: string; activityId: string }>();
+  const attempts: QueuedAttempt[] = [];
   for (const b of batches) {
     for (const a of b.attempts) {
       invariant(a.partition === b.partition, `attempt queued to partition ${a.partition} reached ${b.partition}`);
       invariant(campaigns.has(a.request.campaignId), `attempt names unknown campaign ${a.request.campaignId}`);
-      all.push(a);
+      attempts.push(a);
       for (const t of a.request.tierIds)
         tiers.set(tierKey(a.request.campaignId, t), { campaignId: a.request.campaignId, tierId: t });
       const key = attemptHolderKey(a);
-      if (!holderByKey.has(key))
-        holderByKey.set(key, {
+      if (!holders.has(key))
+        holders.set(key, {
           payerId: a.payment.payerId,
           campaignId: a.request.campaignId,
           activityId: a.request.activityId,
         });
     }
   }
+  return { attempts, tiers: [...tiers.values()], holders: [...holders.values()] };
+}
+
+async function sendBatchRead(tx: PipelinedTx, batches: readonly PartitionBatch[], keys: RoundKeys): Promise<BatchRead> {
   // Every partition of the round, every tier its attempts name: the stock the round holds together.
-  const shareList = batches.flatMap((b) => [...tiers.values()].map((t) => ({ partition: b.partition, ...t })));
-  const holderList = [...holderByKey.values()];
-  const read = (
-    await tx.begin<{
-      epochs: [number, number][];
-      budgets: [string, number][];
-      stored: DecisionRow[];
-      holders: [string, string, string][];
-      shares: { partition: number; campaign_id: string; tier_id: string; remaining: number }[];
-      empty: [string, string][];
-    }>({
-      name: "batch_read",
-      text: BATCH_READ_SQL,
-      values: [
-        shareList.map((k) => k.partition),
-        shareList.map((k) => k.campaignId),
-        shareList.map((k) => k.tierId),
-        batches.map((b) => b.partition),
-        all.map((a) => a.acquirerId),
-        all.map((a) => a.payment.txnId),
-        holderList.map((h) => h.payerId),
-        holderList.map((h) => h.campaignId),
-        holderList.map((h) => h.activityId),
-      ],
-    })
-  ).rows[0]!;
-  const epochs = new Map(read.epochs.map(([p, e]) => [Number(p), Number(e)] as const));
+  const shareList = batches.flatMap((b) => keys.tiers.map((t) => ({ partition: b.partition, ...t })));
+  const read = await tx.begin<BatchRead>({
+    name: "batch_read",
+    text: BATCH_READ_SQL,
+    values: [
+      shareList.map((k) => k.partition),
+      shareList.map((k) => k.campaignId),
+      shareList.map((k) => k.tierId),
+      batches.map((b) => b.partition),
+      keys.attempts.map((a) => a.acquirerId),
+      keys.attempts.map((a) => a.payment.txnId),
+      keys.holders.map((h) => h.payerId),
+      keys.holders.map((h) => h.campaignId),
+      keys.holders.map((h) => h.activityId),
+    ],
+  });
+  return read.rows[0]!;
+}
+
+/** A batch whose partition moved on to another epoch belongs to a newer owner: this one decides nothing. */
+function throwIfFencedOut(batches: readonly PartitionBatch[], rows: BatchRead["epochs"]): void {
+  const epochs = new Map(rows.map(([p, e]) => [Number(p), Number(e)] as const));
   for (const b of batches) {
     if (epochs.get(b.partition) !== b.epoch) {
       throw new FencedOutError(
@@ -121,16 +163,14 @@ export async function readRound(
       );
     }
   }
-  const stored = new Map<string, DecisionRow>();
-  for (const row of read.stored) stored.set(attemptKey(row.acquirer_id, row.txn_id), row);
+}
+
+/** Remaining stock per partition and tier; every partition of the round has a map, empty if it holds no share. */
+function sharesByPartition(
+  batches: readonly PartitionBatch[],
+  rows: BatchRead["shares"],
+): Map<number, Map<string, number>> {
   const shares = new Map<number, Map<string, number>>(batches.map((b) => [b.partition, new Map()]));
-  for (const r of read.shares) shares.get(Number(r.partition))!.set(tierKey(r.campaign_id, r.tier_id), r.remaining);
-  const round = new Round(batches, {
-    storedKeys: new Set(stored.keys()),
-    holders: new Set(read.holders.map(([c, a, p]) => holderKey(c, a, p))),
-    empty: new Set(read.empty.map(([campaignId, tierId]) => tierKey(campaignId, tierId))),
-    shares,
-    budgetLeft: new Map(read.budgets.map(([id, left]) => [id, Number(left)] as const)),
-  });
-  return { round, stored };
+  for (const r of rows) shares.get(Number(r.partition))!.set(tierKey(r.campaign_id, r.tier_id), r.remaining);
+  return shares;
 }
