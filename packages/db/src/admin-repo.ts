@@ -25,6 +25,26 @@ export async function writeAudit(trx: Kysely<Database>, a: AuditRecord): Promise
     .execute();
 }
 
+/**
+ * Locks an activity's row for the rest of the transaction, so two admin changes to one activity
+ * take turns; NotFound when it does not exist.
+ */
+async function lockActivity(
+  trx: Kysely<Database>,
+  campaignId: string,
+  activityId: string,
+): Promise<{ paused_at: Date | null }> {
+  const row = await trx
+    .selectFrom("activities")
+    .select("paused_at")
+    .where("campaign_id", "=", campaignId)
+    .where("id", "=", activityId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!row) throw new NotFound(`activity ${campaignId}/${activityId} does not exist`);
+  return row;
+}
+
 /** Pauses (emergency stop) or resumes one activity. Returns whether the state changed. */
 export async function setActivityPaused(
   db: Kysely<Database>,
@@ -34,14 +54,7 @@ export async function setActivityPaused(
   actor: string,
 ): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
-    const row = await trx
-      .selectFrom("activities")
-      .select("paused_at")
-      .where("campaign_id", "=", campaignId)
-      .where("id", "=", activityId)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!row) throw new NotFound(`activity ${campaignId}/${activityId} does not exist`);
+    const row = await lockActivity(trx, campaignId, activityId);
     const changed = (row.paused_at !== null) !== paused;
     if (changed) {
       await trx
@@ -70,14 +83,7 @@ export async function replaceActivityMerchants(
   actor: string,
 ): Promise<{ added: number; removed: number }> {
   return db.transaction().execute(async (trx) => {
-    const activity = await trx
-      .selectFrom("activities")
-      .select("id")
-      .where("campaign_id", "=", campaignId)
-      .where("id", "=", activityId)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!activity) throw new NotFound(`activity ${campaignId}/${activityId} does not exist`);
+    await lockActivity(trx, campaignId, activityId);
     const before = new Set(
       (
         await trx
