@@ -1,4 +1,4 @@
-import { sql, type Kysely } from "kysely";
+import { sql, type Kysely, type Transaction } from "kysely";
 import {
   checkCampaignLoad,
   describeOverlap,
@@ -63,79 +63,12 @@ export async function insertCampaign(
     // against what is committed. A lock of its own, so decision rounds (which update campaign
     // rows of capped budgets) never wait for a load.
     await sql`select pg_advisory_xact_lock(hashtext('quanta.campaign-load'))`.execute(trx);
-    const existing = await trx.selectFrom("campaigns").select("id").where("id", "=", campaign.id).executeTakeFirst();
-    if (existing) return refused({ code: "campaign_exists", message: `campaign ${campaign.id} is already loaded` });
-    const check = checkCampaignLoad(campaign, await readCampaigns(trx));
-    if (check.kind === "override_not_loaded") {
-      const message = `campaign ${campaign.id} overrides ${check.campaignIds.join(", ")}, which is not loaded: load it first, or leave it out of "overrides"`;
-      return refused({ code: "override_not_loaded", message, campaignIds: check.campaignIds });
-    }
-    if (check.kind === "overlap") {
-      return refused({
-        code: "campaign_overlap",
-        message: check.overlaps.map((o) => describeOverlap(campaign.id, o)).join("\n"),
-        overlaps: check.overlaps,
-      });
-    }
-    await trx
-      .insertInto("campaigns")
-      .values({
-        id: campaign.id,
-        name: campaign.name,
-        budget_fen: campaign.budgetFen,
-        budget_capped: isBudgetCapped(campaign),
-        budget_left_fen: campaign.budgetFen,
-        window_start: new Date(campaign.windowStartMs),
-        window_end: new Date(campaign.windowEndMs),
-        tier_policy: campaign.tierPolicy,
-        refund_slot: campaign.refundSlot ?? "kept",
-        overrides: [...(campaign.overrides ?? [])],
-      })
-      .execute();
+    const refusal = await loadRefusal(trx, campaign);
+    if (refusal) return { loaded: false, refusal };
+    await writeCampaign(trx, campaign);
     for (const [position, activity] of campaign.activities.entries()) {
-      await trx
-        .insertInto("activities")
-        .values({ campaign_id: campaign.id, id: activity.id, position, name: activity.name })
-        .execute();
-      const merchants = [...activity.merchants];
-      for (let i = 0; i < merchants.length; i += 5_000) {
-        await trx
-          .insertInto("activity_merchants")
-          .values(
-            merchants
-              .slice(i, i + 5_000)
-              .map((m) => ({ campaign_id: campaign.id, activity_id: activity.id, merchant_id: m })),
-          )
-          .execute();
-      }
-      for (const tier of activity.tiers) {
-        const split = initialSplit(tier.quota, partitionCount);
-        await trx
-          .insertInto("tiers")
-          .values({
-            campaign_id: campaign.id,
-            id: tier.id,
-            activity_id: activity.id,
-            threshold_fen: tier.thresholdFen,
-            discount_fen: tier.discountFen,
-            quota: tier.quota,
-            pool: split.pool,
-            chunk: split.chunk,
-            sold_out_at: null,
-          })
-          .execute();
-        await trx
-          .insertInto("tier_shares")
-          .values(
-            Array.from({ length: partitionCount }, (_, p) => ({
-              campaign_id: campaign.id,
-              tier_id: tier.id,
-              partition: p,
-              remaining: split.share,
-            })),
-          )
-          .execute();
-      }
+      await writeActivity(trx, campaign.id, activity, position);
+      for (const tier of activity.tiers) await writeTier(trx, campaign.id, activity.id, tier, partitionCount);
     }
     await writeAudit(trx, {
       actor,
@@ -147,8 +80,105 @@ export async function insertCampaign(
   });
 }
 
-function refused(refusal: CampaignLoadRefusal): CampaignLoad {
-  return { loaded: false, refusal };
+// Rows per INSERT of a merchant list: a county's list (tens of thousands) in a few statements,
+// each well under Postgres's 65,535 bind parameters (3 per row).
+const MERCHANT_ROWS_PER_INSERT = 5_000;
+
+/** Why the campaign cannot be loaded (an id loaded already, an undeclared overlap, an override not loaded), or nothing. */
+async function loadRefusal(trx: Transaction<Database>, campaign: Campaign): Promise<CampaignLoadRefusal | undefined> {
+  const existing = await trx.selectFrom("campaigns").select("id").where("id", "=", campaign.id).executeTakeFirst();
+  if (existing) return { code: "campaign_exists", message: `campaign ${campaign.id} is already loaded` };
+  const check = checkCampaignLoad(campaign, await readCampaigns(trx));
+  if (check.kind === "override_not_loaded") {
+    const message = `campaign ${campaign.id} overrides ${check.campaignIds.join(", ")}, which is not loaded: load it first, or leave it out of "overrides"`;
+    return { code: "override_not_loaded", message, campaignIds: check.campaignIds };
+  }
+  if (check.kind === "overlap") {
+    return {
+      code: "campaign_overlap",
+      message: check.overlaps.map((o) => describeOverlap(campaign.id, o)).join("\n"),
+      overlaps: check.overlaps,
+    };
+  }
+  return undefined;
+}
+
+async function writeCampaign(trx: Transaction<Database>, campaign: Campaign): Promise<void> {
+  await trx
+    .insertInto("campaigns")
+    .values({
+      id: campaign.id,
+      name: campaign.name,
+      budget_fen: campaign.budgetFen,
+      budget_capped: isBudgetCapped(campaign),
+      budget_left_fen: campaign.budgetFen,
+      window_start: new Date(campaign.windowStartMs),
+      window_end: new Date(campaign.windowEndMs),
+      tier_policy: campaign.tierPolicy,
+      refund_slot: campaign.refundSlot ?? "kept",
+      overrides: [...(campaign.overrides ?? [])],
+    })
+    .execute();
+}
+
+/** The activity's row and its merchant list. */
+async function writeActivity(
+  trx: Transaction<Database>,
+  campaignId: string,
+  activity: Activity,
+  position: number,
+): Promise<void> {
+  await trx
+    .insertInto("activities")
+    .values({ campaign_id: campaignId, id: activity.id, position, name: activity.name })
+    .execute();
+  const merchants = [...activity.merchants];
+  for (let i = 0; i < merchants.length; i += MERCHANT_ROWS_PER_INSERT) {
+    await trx
+      .insertInto("activity_merchants")
+      .values(
+        merchants
+          .slice(i, i + MERCHANT_ROWS_PER_INSERT)
+          .map((m) => ({ campaign_id: campaignId, activity_id: activity.id, merchant_id: m })),
+      )
+      .execute();
+  }
+}
+
+/** The tier's row (its pool and refill chunk) and one share per partition (initialSplit). */
+async function writeTier(
+  trx: Transaction<Database>,
+  campaignId: string,
+  activityId: string,
+  tier: Tier,
+  partitionCount: number,
+): Promise<void> {
+  const split = initialSplit(tier.quota, partitionCount);
+  await trx
+    .insertInto("tiers")
+    .values({
+      campaign_id: campaignId,
+      id: tier.id,
+      activity_id: activityId,
+      threshold_fen: tier.thresholdFen,
+      discount_fen: tier.discountFen,
+      quota: tier.quota,
+      pool: split.pool,
+      chunk: split.chunk,
+      sold_out_at: null,
+    })
+    .execute();
+  await trx
+    .insertInto("tier_shares")
+    .values(
+      Array.from({ length: partitionCount }, (_, p) => ({
+        campaign_id: campaignId,
+        tier_id: tier.id,
+        partition: p,
+        remaining: split.share,
+      })),
+    )
+    .execute();
 }
 
 /** Every loaded campaign as domain objects (activities in order, tiers highest first). */
