@@ -145,7 +145,7 @@ function openQueues(redis: QuantaRedis, prefix: string, partitionCount: number):
   );
 }
 
-/** The intake's bounds and timings, each from its own setting (README, "Settings"). */
+/** The intake's bounds and timings, each from its own setting (README, "Configuration"). */
 function intakeOptions(env: Env, ingressId: string): IntakeOptions {
   return {
     prefix: env.QUANTA_REDIS_PREFIX,
