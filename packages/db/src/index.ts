@@ -20,6 +20,8 @@ export * from "./verify-inversion-window.js";
 export * from "./slot-check.js";
 export * from "./acknowledged-check.js";
 export * from "./settlement.js";
+export * from "./settlement-day.js";
+export * from "./settlement-csv.js";
 export * from "./admin-repo.js";
 export * from "./campaign-cache.js";
 export * from "./transaction.js";
