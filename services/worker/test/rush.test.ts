@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { rushWith } from "@quanta/cli";
+import type { Settlement, TierReport } from "@quanta/db";
 
 /**
  * A concurrent rush of more than 20,000 signed attempts through the real HTTP
@@ -41,18 +42,11 @@ describe("a 20,000-attempt rush through separate processes, then refunds", () =>
         }),
       );
       if (!report.ok) console.log(report.text);
+      // The report's tiers and settlement in @quanta/db's own types; the test's sums below are its own.
       const json = report.json as {
         acknowledged: number;
         getChecks: { asked: number; mismatches: number };
-        tiers: {
-          tierId: string;
-          quota: number;
-          granted: number;
-          returned: number;
-          held: number;
-          remaining: number;
-          discountFen: number;
-        }[];
+        tiers: Pick<TierReport, "tierId" | "quota" | "granted" | "returned" | "held" | "remaining" | "discountFen">[];
         refunds: {
           chosen: number;
           returned: number;
@@ -61,15 +55,7 @@ describe("a 20,000-attempt rush through separate processes, then refunds", () =>
           remainingAfter: number;
           answers: Record<string, number>;
         };
-        settlement: {
-          budgetFen: number;
-          grantedVouchers: number;
-          grantedFen: number;
-          returnedVouchers: number;
-          refundedFen: number;
-          netSpentFen: number;
-          leftoverFen: number;
-        };
+        settlement: Omit<Settlement, "campaignId" | "rows" | "adjustments">;
         invariants: { id: string; ok: boolean }[];
         answers: Record<string, number>;
       };
