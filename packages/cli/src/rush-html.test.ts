@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { chartHtml, logRange, logTicks, niceTicks, remainingSeries, rushPage } from "./rush-html.js";
+import { rushPage } from "./rush-html.js";
+import { chartHtml, logRange, logTicks, niceTicks } from "./rush-chart.js";
+import { remainingSeries } from "./rush-series.js";
 import { withSeparators } from "./rush-counts.js";
 import { rushText, type RushFacts } from "./rush-text.js";
 

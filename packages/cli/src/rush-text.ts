@@ -1,7 +1,7 @@
 import { formatFen } from "@quanta/domain";
 import { table, type Scenario } from "@quanta/loadtest";
 import { COUNT_LABELS, OUTCOME_NOTE, outcomeRows, refundRows, type RushCounts } from "./rush-counts.js";
-import type { RushSeries } from "./rush-html.js";
+import type { RushSeries } from "./rush-series.js";
 import type { RefundPhaseResult } from "./rush-refunds.js";
 
 /**

@@ -30,7 +30,8 @@ import {
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
 import { serviceEnv, startQuanta, stopService, type ServiceProcess } from "./stack.js";
 import { deletePrefix } from "./redis-cleanup.js";
-import { rushPage, rushSeries } from "./rush-html.js";
+import { rushPage } from "./rush-html.js";
+import { rushSeries } from "./rush-series.js";
 import { rushCounts, withSeparators } from "./rush-counts.js";
 import { rushText, type Percentiles, type RushFacts } from "./rush-text.js";
 import { refundPhase, type RefundPhaseResult } from "./rush-refunds.js";
