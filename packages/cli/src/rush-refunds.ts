@@ -20,9 +20,18 @@ import { countBy, type CallbackClient } from "@quanta/loadtest";
  * after the rush has drained, not interleaved with it: the race of refunds and the rush is
  * proven by the refund-race test, this phase shows the figures at the seed's scale.
  */
-export interface RefundPhaseResult {
+export interface RefundPhaseResult extends RefundFigures {
   /** Payments refunded (each refund sent twice). */
   chosen: number;
+  remainingAfter: number;
+  problems: string[];
+  /** When the first refund was sent and when the last reclaim payment was decided (ms since the epoch). */
+  startedAtMs: number;
+  endedAtMs: number;
+}
+
+/** What the phase counted, as the report's counts take it over (rush-counts.ts). */
+export interface RefundFigures {
   /** Refund requests sent: each chosen payment's refund twice, plus the error probes. */
   requests: number;
   /** Answers to those requests by status and body, retries included (they sum to `requests`). */
@@ -31,11 +40,17 @@ export interface RefundPhaseResult {
   kept: number;
   reclaimSent: number;
   reclaimGranted: number;
-  remainingAfter: number;
-  problems: string[];
-  /** When the first refund was sent and when the last reclaim payment was decided (ms since the epoch). */
-  startedAtMs: number;
-  endedAtMs: number;
+}
+
+/** The running stack (a client and the database), the campaign, the share to refund and the seed that picks it. */
+export interface RefundPhaseInput {
+  client: CallbackClient;
+  db: Db;
+  acquirerId: string;
+  campaignId: string;
+  share: number;
+  seed: number;
+  out: (line: string) => void;
 }
 
 type Kind = "full" | "keep" | "cross";
@@ -54,19 +69,12 @@ interface Plan {
   body: string;
 }
 
-export async function refundPhase(
-  client: CallbackClient,
-  db: Db,
-  acquirerId: string,
-  campaignId: string,
-  share: number,
-  seed: number,
-  out: (line: string) => void,
-): Promise<RefundPhaseResult> {
+export async function refundPhase(input: RefundPhaseInput): Promise<RefundPhaseResult> {
+  const { client, db, acquirerId, campaignId, out } = input;
   const startedAtMs = Date.now();
   const problems: string[] = [];
   const remainingBefore = await remainingStock(db, campaignId);
-  const plans = await planRefunds(db, acquirerId, campaignId, share, seed, out);
+  const plans = await planRefunds(input);
   const sent = await sendRefunds(client, plans, problems);
   const answers = [...sent.answers, ...(await probeRefundErrors(client, plans, problems))];
   out(`  refunds answered: ${[...countBy(answers, (a) => a)].map(([k, n]) => `${k} ${n}`).join(", ")}`);
@@ -100,14 +108,7 @@ async function remainingStock(db: Db, campaignId: string): Promise<number> {
 }
 
 /** The seed's share of the granted payments, each with its kind of refund and a day of the following week. */
-async function planRefunds(
-  db: Db,
-  acquirerId: string,
-  campaignId: string,
-  share: number,
-  seed: number,
-  out: (line: string) => void,
-): Promise<Plan[]> {
+async function planRefunds({ db, acquirerId, campaignId, share, seed, out }: RefundPhaseInput): Promise<Plan[]> {
   const granted = (
     await sql<Granted>`
       select a.txn_id, a.amount_fen, a.merchant_id, t.threshold_fen

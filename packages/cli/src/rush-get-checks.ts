@@ -1,0 +1,59 @@
+import { findAttempts, rowDecision, type connect } from "@quanta/db";
+import { decisionBody } from "@quanta/contract";
+import { countBy, type CallbackClient, type SentRecord } from "@quanta/loadtest";
+
+/**
+ * I4 seen from outside: every 200 answer for a txn is the same, equals the
+ * stored decision, and GET returns it too (all 202-answered txns, all txns
+ * sent more than once, then a sample up to getChecksMax).
+ */
+export interface GetChecks {
+  /** GETs sent. */
+  asked: number;
+  mismatches: string[];
+}
+
+/** The 200 answers against the stored decisions, then the GETs; every disagreement described. */
+export async function checkThroughGet(
+  client: CallbackClient,
+  db: ReturnType<typeof connect>,
+  acquirerId: string,
+  records: readonly SentRecord[],
+  getChecksMax: number,
+): Promise<GetChecks> {
+  const accepted = records.filter(
+    (r) => r.kind !== "forged" && r.kind !== "conflict" && (r.status === 200 || r.status === 202),
+  );
+  const rows = await findAttempts(
+    db.kysely,
+    [...new Set(accepted.map((r) => r.txnId))].map((txnId) => ({ acquirerId, txnId })),
+  );
+  const stored = new Map(rows.map((row) => [row.txn_id, JSON.stringify(decisionBody(row.txn_id, rowDecision(row)))]));
+  const mismatches: string[] = [];
+  for (const r of accepted) {
+    if (r.status !== 200) continue;
+    const expected = stored.get(r.txnId);
+    if (JSON.stringify(r.answer) !== expected)
+      mismatches.push(`${r.txnId}: answered ${JSON.stringify(r.answer)}, stored ${expected}`);
+  }
+  const counts = countBy(accepted, (r) => r.txnId);
+  const toAsk = new Set<string>();
+  for (const r of accepted) if (r.status === 202 || (counts.get(r.txnId) ?? 0) > 1) toAsk.add(r.txnId);
+  for (const r of accepted) {
+    if (toAsk.size >= getChecksMax) break;
+    toAsk.add(r.txnId);
+  }
+  const list = [...toAsk].slice(0, Math.max(getChecksMax, 0) || toAsk.size);
+  for (let i = 0; i < list.length; i += 64) {
+    await Promise.all(
+      list.slice(i, i + 64).map(async (txnId) => {
+        const answer = await client.getAttempt(txnId);
+        const expected = stored.get(txnId);
+        if (answer.status !== 200 || JSON.stringify(answer.body) !== expected) {
+          mismatches.push(`GET ${txnId}: ${answer.status} ${JSON.stringify(answer.body)}, stored ${expected}`);
+        }
+      }),
+    );
+  }
+  return { asked: list.length, mismatches };
+}
