@@ -1,4 +1,6 @@
+import type { TierReport } from "@quanta/db";
 import { countBy, type SentRecord } from "@quanta/loadtest";
+import type { RefundFigures } from "./rush-refunds.js";
 
 /**
  * Every count the rush report shows, computed once from the run's data. The page's tables, its
@@ -19,28 +21,13 @@ export interface RushCounts {
   refunds: RefundCounts | null;
 }
 
-export interface TierCount {
-  tierId: string;
-  quota: number;
-  /** Vouchers ever granted: re-grants of returned vouchers included, so it may pass the quota. */
-  granted: number;
-  returned: number;
-  /** granted − returned: never above the quota. */
-  held: number;
-  remaining: number;
-}
+/** A tier's stock; `granted` counts re-grants of returned vouchers, so it may pass the quota, `held` (granted − returned) never does. */
+export type TierCount = Pick<TierReport, "tierId" | "quota" | "granted" | "returned" | "held" | "remaining">;
 
-export interface RefundCounts {
-  /** Payments refunded; each refund was sent twice. */
+/** The refund phase's figures; `requests` and `answers` count retries, `payments` does not (each refund was sent twice). */
+export interface RefundCounts extends RefundFigures {
+  /** Payments refunded. */
   payments: number;
-  /** Refund requests sent: twice per payment, plus the error probes. */
-  requests: number;
-  /** Answers to the refund requests, retries included: they sum to `requests`. */
-  answers: Record<string, number>;
-  returned: number;
-  kept: number;
-  reclaimSent: number;
-  reclaimGranted: number;
 }
 
 /** What each figure counts, in the words every view uses. */
@@ -60,15 +47,7 @@ export interface CountsInput {
   dropped: number;
   decisions: readonly { status: string; reason: string | null; n: number; byWorker: number }[];
   tiers: readonly Omit<TierCount, "held">[];
-  refunds: {
-    chosen: number;
-    requests: number;
-    answers: Record<string, number>;
-    returned: number;
-    kept: number;
-    reclaimSent: number;
-    reclaimGranted: number;
-  } | null;
+  refunds: (RefundFigures & { chosen: number }) | null;
 }
 
 /** An answer as the acquirer saw it: status, then the decision or the error code. */
