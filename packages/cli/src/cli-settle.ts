@@ -9,6 +9,7 @@ import {
 } from "@quanta/db";
 import { settlementDayText, settlementText, writeSettlement } from "./settle.js";
 import { UsageError, type CommandInput } from "./cli-args.js";
+import { withCommandDatabase } from "./cli-database.js";
 
 type Db = ReturnType<typeof connect>["kysely"];
 
@@ -22,22 +23,15 @@ export async function settleCommand({ values, env }: CommandInput): Promise<numb
     throw new UsageError("settle --close needs --day YYYY-MM-DD: the day to settle");
   if (values.day !== undefined && !isSettlementDay(values.day))
     throw new UsageError(`--day must be a day as YYYY-MM-DD, got ${values.day}`);
-  const db = connect({
-    connectionString: env.DATABASE_URL,
-    poolMax: 2,
-    statementTimeoutMs: 300_000,
-    applicationName: "quanta-settle",
-  });
-  try {
-    const s = await report(db.kysely, values.campaign, values.day, values.close ?? false);
+  const campaign = values.campaign;
+  return withCommandDatabase(env, "quanta-settle", async (db) => {
+    const s = await report(db.kysely, campaign, values.day, values.close ?? false);
     if (s === undefined) return 1;
     const files = writeSettlement(s, values.out ?? "settlement");
     console.log("day" in s ? settlementDayText(s) : settlementText(s));
     console.log(`\nwritten: ${files.csv}\n         ${files.json}`);
     return 0;
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 /** The report asked for; undefined (and why, on stderr) when the day to close is not over. */

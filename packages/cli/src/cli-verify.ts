@@ -1,8 +1,9 @@
-import { checkAcknowledged, connect, verifyDatabaseInvariants, type InvariantCheck } from "@quanta/db";
+import { checkAcknowledged, verifyDatabaseInvariants, type InvariantCheck } from "@quanta/db";
 import { table } from "@quanta/loadtest";
 import { checkAnswers, isAcknowledged, type ReceivedAnswer } from "./answers-check.js";
 import { readAcknowledgedFile, readAnswersFile } from "./verify-files.js";
 import { UsageError, entries, type CliValues, type CommandInput } from "./cli-args.js";
+import { withCommandDatabase } from "./cli-database.js";
 
 /**
  * `quanta verify --campaign ID [--answers FILE] [--acknowledged FILE]`: the invariants that the
@@ -13,23 +14,16 @@ export async function verifyCommand({ values, env }: CommandInput): Promise<numb
   if (!values.campaign) throw new UsageError("verify needs --campaign ID");
   // The files are read before the database: a wrong file is the operator's to fix, not a broken invariant.
   const { listed, answers } = readEvidence(values);
-  const db = connect({
-    connectionString: env.DATABASE_URL,
-    poolMax: 2,
-    statementTimeoutMs: 300_000,
-    applicationName: "quanta-verify",
-  });
-  try {
-    const checks = await verifyDatabaseInvariants(db.kysely, values.campaign);
+  const campaign = values.campaign;
+  return withCommandDatabase(env, "quanta-verify", async (db) => {
+    const checks = await verifyDatabaseInvariants(db.kysely, campaign);
     if (listed !== undefined || answers !== undefined) {
       checks.push(await checkAcknowledged(db.kysely, [...(listed ?? []), ...(answers ?? []).filter(isAcknowledged)]));
     }
     if (answers !== undefined) checks.push(await checkAnswers(db.kysely, answers));
     printChecks(checks, listed, answers);
     return checks.every((c) => c.ok) ? 0 : 1;
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 /** The acknowledged txns and the answers, each when its flag is given; a file with nothing to check is refused. */
