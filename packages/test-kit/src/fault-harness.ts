@@ -1,9 +1,17 @@
 import { expect } from "vitest";
 import { checkAcknowledged, findAttempts, verifyDatabaseInvariants, waitUntilDecided } from "@quanta/db";
 import { loadScenario, runRush, type RushRun } from "@quanta/loadtest";
-import { answersAgainstStore, copiesAgainstFirst, stopService, type ServiceProcess } from "@quanta/cli";
+import {
+  answersAgainstStore,
+  copiesAgainstFirst,
+  freePort,
+  startService,
+  stopService,
+  type ServiceProcess,
+} from "@quanta/cli";
 import { createRedis, queueName, queuePrefix } from "@quanta/queue";
 import { deadlocksIn, type TestWorld } from "./world.js";
+import { sleep } from "./poll.js";
 
 /**
  * What every fault scenario shares: free ports, a private Redis started with the shipped
@@ -11,8 +19,6 @@ import { deadlocksIn, type TestWorld } from "./world.js";
  * through the real ingress, and the verdict: every acknowledged attempt decided exactly once,
  * every 200 equal to the stored decision, I1-I6 in the database, the backlog drained.
  */
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export { PrivateRedis, freePort } from "@quanta/cli";
 
 export interface Verdict {
@@ -24,11 +30,41 @@ export interface Verdict {
   answers: Record<string, number>;
 }
 
-/** A steady rush against the ingress on `port` (and, round robin, on `morePorts`) while `chaos` runs. */
+/** Services a scenario started: ingresses (each on its own free port) and workers. */
+export interface StartedServices {
+  ports: number[];
+  ingresses: ServiceProcess[];
+  workers: ServiceProcess[];
+}
+
+/**
+ * Starts `ingresses` ingress processes, each on a free port, then `workers` worker processes, on
+ * the world's environment; each is added to `services`, which the file's afterAll stops.
+ */
+export async function startServices(
+  world: TestWorld,
+  services: ServiceProcess[],
+  counts: { ingresses: number; workers: number },
+): Promise<StartedServices> {
+  const started: StartedServices = { ports: [], ingresses: [], workers: [] };
+  for (let i = 0; i < counts.ingresses; i++) {
+    const port = await freePort();
+    started.ports.push(port);
+    started.ingresses.push(await startService("ingress", { ...world.env, PORT: String(port) }));
+  }
+  for (let i = 0; i < counts.workers; i++) started.workers.push(await startService("worker", world.env));
+  services.push(...started.ingresses, ...started.workers);
+  return started;
+}
+
+/**
+ * A steady rush against the ingress on `port` (and, round robin, on `morePorts`) while `chaos` runs
+ * (seed 7 and 64 connections unless told).
+ */
 export async function rushDuring(
   world: TestWorld,
   port: number,
-  options: { rate: number; seconds: number; runId: string; morePorts?: number[] },
+  options: { rate: number; seconds: number; runId: string; morePorts?: number[]; seed?: number; connections?: number },
   chaos: () => Promise<void>,
 ): Promise<RushRun> {
   const scenario = {
@@ -44,9 +80,9 @@ export async function rushDuring(
       acquirerId: world.acquirerId,
       secret: world.secret,
       scenario,
-      seed: 7,
+      seed: options.seed ?? 7,
       runId: options.runId,
-      connections: 64,
+      connections: options.connections ?? 64,
       maxInFlight: 10_000,
     }),
     chaos(),
@@ -85,13 +121,33 @@ export async function queuesSettled(
   }
 }
 
-/** The checks every scenario ends with; returns the figures the closing note quotes. */
+/**
+ * "A 5xx means nothing was accepted" (issue #19 item 2): no txn answered 503, and sent once, has a
+ * decision. Returns the run's 503 answers, for the scenario to say how many it expected.
+ */
+export async function expectRefusalsUndecided(world: TestWorld, run: RushRun): Promise<RushRun["records"]> {
+  const refused = run.records.filter((r) => r.status === 503);
+  const sentOnce = refused.filter((r) => run.records.filter((x) => x.txnId === r.txnId).length === 1);
+  const decided = await findAttempts(
+    world.db.kysely,
+    sentOnce.map((r) => ({ acquirerId: world.acquirerId, txnId: r.txnId })),
+  );
+  expect(decided.map((d) => d.txn_id)).toEqual([]);
+  return refused;
+}
+
+/**
+ * The checks every scenario ends with (every acknowledged attempt decided once, every answer the
+ * stored decision, resends answered as the first and other bodies 409, I1-I6, and unless
+ * `drained: false` the queues emptied); returns the figures the closing note quotes.
+ */
 export async function verdict(
   world: TestWorld,
   scenario: string,
   run: RushRun,
-  campaignId = "qianan-2020-b2",
+  options: { campaignId?: string; drained?: boolean } = {},
 ): Promise<Verdict> {
+  const campaignId = options.campaignId ?? "qianan-2020-b2";
   const acked = run.records.filter((r) => r.kind !== "forged" && (r.status === 200 || r.status === 202));
   const keys = [...new Set(acked.map((r) => r.txnId))].map((txnId) => ({ acquirerId: world.acquirerId, txnId }));
   const missing = await waitUntilDecided(world.db.kysely, keys, { timeoutMs: 120_000, pollMs: 500 });
@@ -124,7 +180,10 @@ export async function verdict(
   expect(copies.wrong).toEqual([]);
   expect(copies.resendsAnswered).toBeGreaterThan(0);
   expect(copies.conflicts409).toBeGreaterThan(0);
-  expect(await queuesSettled(world.env.REDIS_URL!, world.prefix, Number(world.env.QUANTA_PARTITIONS ?? 4))).toEqual({});
+  if (options.drained !== false)
+    expect(await queuesSettled(world.env.REDIS_URL!, world.prefix, Number(world.env.QUANTA_PARTITIONS ?? 4))).toEqual(
+      {},
+    );
   expect(checks.filter((c) => !c.ok)).toEqual([]);
   return v;
 }

@@ -15,6 +15,8 @@ export interface InProcessStack {
   ingress: RunningIngress;
   workers: RunningWorker[];
   client: CallbackClient;
+  /** A client of the world's second acquirer (acq-other), on the ingress; close() closes it too. */
+  otherClient(connections: number): CallbackClient;
   close(): Promise<void>;
 }
 
@@ -26,7 +28,9 @@ export async function startInProcessStack(
   const workers: RunningWorker[] = [];
   let ingress: RunningIngress | undefined;
   let client: CallbackClient | undefined;
+  const others: CallbackClient[] = [];
   const close = async () => {
+    for (const other of others) await other.close();
     await client?.close();
     await ingress?.close();
     for (const w of workers) await w.close();
@@ -46,5 +50,12 @@ export async function startInProcessStack(
     await close();
     throw error;
   }
-  return { world, ingress, workers, client, close };
+  const port = ingress.port;
+  const otherClient = (connections: number) => {
+    const secret = /acq-other=([0-9a-f]+)/.exec(world.env.QUANTA_ACQUIRER_SECRETS!)![1]!;
+    const other = new CallbackClient(`http://127.0.0.1:${port}`, "acq-other", secret, connections);
+    others.push(other);
+    return other;
+  };
+  return { world, ingress, workers, client, otherClient, close };
 }
