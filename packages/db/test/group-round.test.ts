@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { sql } from "kysely";
-import { classify, parseCampaignFile, partitionOf, type QueuedAttempt } from "@quanta/domain";
+import { classify, partitionOf, type QueuedAttempt } from "@quanta/domain";
 import {
   connect,
   decideGroupTx,
@@ -13,31 +13,24 @@ import {
   type ImmediateRecord,
   type RefillResult,
 } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/test-kit";
+import { createTestWorld, type TestWorld, testCampaign } from "@quanta/test-kit";
 
 /**
  * A worker's rounds over several partitions, against a real Postgres, on a pool in pipeline mode
  * as the services run it: a round decides against the stock its partitions hold together, in
  * arrival order whatever the partition; one that runs dry commits what it decided and defers the
- * rest, which a refill in a transaction of its own and a next round then serve.
+ * rest, which a refill in a transaction of its own and a next round then serve. It stays one file
+ * over 300 lines because both of its describes (the rounds, the ingress's own decisions) run on the
+ * one world and the same stock, pool and round helpers, which a split would have to copy.
  */
-const campaign = parseCampaignFile({
-  id: "round",
-  name: "two tiers",
-  budgetFen: 1_000_000,
-  window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
-  activities: [
-    {
-      id: "G",
-      name: "group",
-      merchants: ["G-1"],
-      tiers: [
-        { id: "G-big", thresholdFen: 50_000, discountFen: 5_000, quota: 8 },
-        { id: "G-small", thresholdFen: 10_000, discountFen: 1_000, quota: 8 },
-      ],
-    },
+const campaign = testCampaign(
+  { id: "round", name: "two tiers", budgetFen: 1_000_000 },
+  { id: "G", name: "group", merchants: ["G-1"] },
+  [
+    { id: "G-big", thresholdFen: 50_000, discountFen: 5_000, quota: 8 },
+    { id: "G-small", thresholdFen: 10_000, discountFen: 1_000, quota: 8 },
   ],
-});
+);
 const PARTITIONS = 4;
 const paidAtMs = Date.parse("2020-09-13T10:00:00+08:00");
 

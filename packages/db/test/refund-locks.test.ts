@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { sql } from "kysely";
-import { classify, parseCampaignFile, type QueuedAttempt } from "@quanta/domain";
+import { classify, type QueuedAttempt } from "@quanta/domain";
 import {
   decideRounds,
   findAttempt,
@@ -11,7 +11,7 @@ import {
   type BatchResult,
   type RefillResult,
 } from "@quanta/db";
-import { createTestWorld, sessionsWaitingOnLock, type TestWorld } from "@quanta/test-kit";
+import { createTestWorld, sessionsWaitingOnLock, type TestWorld, testCampaign } from "@quanta/test-kit";
 
 /**
  * The lock protocol that makes I6 exact in time once refunds return stock, proven step by step
@@ -23,20 +23,11 @@ import { createTestWorld, sessionsWaitingOnLock, type TestWorld } from "@quanta/
  *     back stale (to be queued) instead of being stored as sold_out.
  * A wait is observed in pg_stat_activity (the session waits on a lock), never by a clock.
  */
-const one = parseCampaignFile({
-  id: "locks",
-  name: "one tier of one voucher",
-  budgetFen: 1_000_000,
-  window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
-  activities: [
-    {
-      id: "L",
-      name: "locks",
-      merchants: ["L-1"],
-      tiers: [{ id: "L-only", thresholdFen: 10_000, discountFen: 1_000, quota: 1 }],
-    },
-  ],
-});
+const one = testCampaign(
+  { id: "locks", name: "one tier of one voucher", budgetFen: 1_000_000 },
+  { id: "L", name: "locks", merchants: ["L-1"] },
+  [{ id: "L-only", thresholdFen: 10_000, discountFen: 1_000, quota: 1 }],
+);
 
 let world: TestWorld;
 let other: pg.Client;

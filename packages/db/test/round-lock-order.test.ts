@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { sql } from "kysely";
-import { classify, parseCampaignFile, partitionOf, type QueuedAttempt } from "@quanta/domain";
+import { classify, partitionOf, type QueuedAttempt } from "@quanta/domain";
 import {
   connect,
   decideRounds,
@@ -11,7 +11,14 @@ import {
   type Db,
   type RefillResult,
 } from "@quanta/db";
-import { createTestWorld, deadlocksIn, sessionsWaitingOnLock, type TestWorld } from "@quanta/test-kit";
+import {
+  createTestWorld,
+  deadlocksIn,
+  sessionsWaitingOnLock,
+  testCampaign,
+  until,
+  type TestWorld,
+} from "@quanta/test-kit";
 
 /**
  * The lock order of rounds, refills and refunds, across owners, with the interleavings that
@@ -26,37 +33,19 @@ import { createTestWorld, deadlocksIn, sessionsWaitingOnLock, type TestWorld } f
  *     waited for: a cycle.
  * Waits are observed in pg_stat_activity, not by a clock.
  */
-const capped = parseCampaignFile({
-  id: "capped",
-  name: "budget below its quotas' worth",
-  budgetFen: 1_000,
-  window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
-  activities: [
-    {
-      id: "K",
-      name: "capped",
-      merchants: ["K-1"],
-      tiers: [
-        { id: "K-a", thresholdFen: 10_000, discountFen: 1_000, quota: 5 },
-        { id: "K-b", thresholdFen: 50_000, discountFen: 2_000, quota: 1 },
-      ],
-    },
+const capped = testCampaign(
+  { id: "capped", name: "budget below its quotas' worth", budgetFen: 1_000 },
+  { id: "K", name: "capped", merchants: ["K-1"] },
+  [
+    { id: "K-a", thresholdFen: 10_000, discountFen: 1_000, quota: 5 },
+    { id: "K-b", thresholdFen: 50_000, discountFen: 2_000, quota: 1 },
   ],
-});
-const last = parseCampaignFile({
-  id: "last",
-  name: "the last vouchers",
-  budgetFen: 10_000_000,
-  window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
-  activities: [
-    {
-      id: "T",
-      name: "tail",
-      merchants: ["T-1"],
-      tiers: [{ id: "T-only", thresholdFen: 10_000, discountFen: 1_000, quota: 8 }],
-    },
-  ],
-});
+);
+const last = testCampaign(
+  { id: "last", name: "the last vouchers", budgetFen: 10_000_000 },
+  { id: "T", name: "tail", merchants: ["T-1"] },
+  [{ id: "T-only", thresholdFen: 10_000, discountFen: 1_000, quota: 8 }],
+);
 const PARTITIONS = 4;
 const paidAtMs = Date.parse("2020-09-13T10:00:00+08:00");
 
@@ -188,7 +177,7 @@ describe("round lock order", () => {
         },
       },
     );
-    for (let i = 0; !paused; i++) await new Promise((r) => setTimeout(r, 10));
+    await until("owner A's round paused between its read and its write", 30_000, () => paused);
     // Owner B: its round finds no stock in its shares and commits nothing; its refill takes the
     // tier row, finds the pool empty and sweeps: it waits for owner A's shares.
     const b = rounds(

@@ -5,10 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
-import { parseCampaignFile } from "@quanta/domain";
 import { closeSettlementDay, settlement, settlementCsv, settlementDay } from "@quanta/db";
 import { SEED_CAMPAIGN_PATH, readCampaignFile } from "@quanta/cli";
-import { type TestWorld, startInProcessStack, type InProcessStack } from "@quanta/test-kit";
+import { type TestWorld, startInProcessStack, type InProcessStack, testCampaign } from "@quanta/test-kit";
 import type { CallbackClient } from "@quanta/loadtest";
 
 /**
@@ -25,20 +24,11 @@ let world: TestWorld;
 let client: CallbackClient;
 let dir: string;
 
-const closing = parseCampaignFile({
-  id: "settle-close",
-  name: "days settled one by one",
-  budgetFen: 1_000_000,
-  window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
-  activities: [
-    {
-      id: "C",
-      name: "close",
-      merchants: ["C-1", "C-2"],
-      tiers: [{ id: "C-only", thresholdFen: 10_000, discountFen: 1_000, quota: 20 }],
-    },
-  ],
-});
+const closing = testCampaign(
+  { id: "settle-close", name: "days settled one by one", budgetFen: 1_000_000 },
+  { id: "C", name: "close", merchants: ["C-1", "C-2"] },
+  [{ id: "C-only", thresholdFen: 10_000, discountFen: 1_000, quota: 20 }],
+);
 const settle = (...args: string[]) =>
   spawnSync(process.execPath, [CLI, "settle", ...args], {
     env: { ...process.env, DATABASE_URL: world.databaseUrl },

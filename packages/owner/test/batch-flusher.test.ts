@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { partitionOf, type QueuedAttempt } from "@quanta/domain";
-import { CampaignCache, FencedOutError, claimPartition, findAttempts, type BatchResult } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/test-kit";
+import { FencedOutError, claimPartition, findAttempts, type BatchResult, type CampaignCache } from "@quanta/db";
+import { createOwnerWorld, until, type OwnerWorld, type TestWorld } from "@quanta/test-kit";
 import { createLogger } from "@quanta/telemetry";
 import { createRedis, keys, keysMatching, waitKey, type QuantaRedis } from "@quanta/queue";
 import { BatchFlusher, type FlushItem } from "@quanta/owner";
@@ -12,21 +12,19 @@ import { BatchFlusher, type FlushItem } from "@quanta/owner";
  * waiting ingress (each under its txn and body) and their registrations deleted; a stale epoch is fenced
  * without taking the round (or the newer drain of the partition) down with it.
  */
+let owner: OwnerWorld;
 let world: TestWorld;
 let redis: QuantaRedis;
 let campaigns: CampaignCache;
 const PARTITIONS = 4;
 
 beforeAll(async () => {
-  world = await createTestWorld("flusher", { partitions: PARTITIONS });
-  redis = createRedis(world.env.REDIS_URL!, "flusher-test");
-  campaigns = new CampaignCache(world.db.kysely, () => undefined, 60_000);
-  await campaigns.refresh();
+  owner = await createOwnerWorld("flusher", PARTITIONS);
+  ({ world, redis, campaigns } = owner);
 });
 
 afterAll(async () => {
-  redis?.disconnect();
-  await world?.cleanup();
+  await owner?.close();
 });
 
 function attemptIn(partition: number, txnId: string): QueuedAttempt {
@@ -116,7 +114,7 @@ describe("batch flusher", () => {
     expect(writers.rows).toHaveLength(1);
     // One message for the waiting ingress, with every answer, each under its txn and body; every
     // registration gone.
-    for (let i = 0; i < 50 && messages.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await until("the decisions published", 1_000, () => messages.length > 0);
     expect(messages).toHaveLength(1);
     expect(messages[0]!.answers.map(([key]) => key).sort()).toEqual(
       txns.map((t) => waitKey(world.acquirerId, t, `h-${t}`)).sort(),

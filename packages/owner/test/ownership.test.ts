@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CampaignCache } from "@quanta/db";
-import { createRedis, keys, type QuantaRedis } from "@quanta/queue";
+import type { CampaignCache } from "@quanta/db";
+import { keys, type QuantaRedis } from "@quanta/queue";
 import { createLogger } from "@quanta/telemetry";
 import { Ownership } from "@quanta/owner";
-import { createTestWorld, type TestWorld } from "@quanta/test-kit";
+import { createOwnerWorld, until, type OwnerWorld, type TestWorld } from "@quanta/test-kit";
 
 /**
  * Which worker decides which partition, on the real Postgres and Redis: a lone worker takes every
@@ -16,6 +16,7 @@ const PARTITIONS = 4;
 // Long enough that "taken within a lease" can only mean "handed back", never "expired".
 const LEASE_MS = 10_000;
 
+let owner: OwnerWorld;
 let world: TestWorld;
 let redis: QuantaRedis;
 let campaigns: CampaignCache;
@@ -23,16 +24,13 @@ const log = createLogger("ownership-test", "silent");
 const started: Ownership[] = [];
 
 beforeAll(async () => {
-  world = await createTestWorld("ownership", { partitions: PARTITIONS });
-  redis = createRedis(world.env.REDIS_URL!, "ownership-test");
-  campaigns = new CampaignCache(world.db.kysely, () => undefined, 60_000);
-  await campaigns.refresh();
+  owner = await createOwnerWorld("ownership", PARTITIONS);
+  ({ world, redis, campaigns } = owner);
 });
 
 afterAll(async () => {
   for (const o of started) await o.stop().catch(() => undefined);
-  redis?.disconnect();
-  await world?.cleanup();
+  await owner?.close();
 });
 
 async function startWorker(workerId: string): Promise<Ownership> {
@@ -51,15 +49,6 @@ async function startWorker(workerId: string): Promise<Ownership> {
   return ownership;
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<number> {
-  const startMs = Date.now();
-  while (!check()) {
-    if (Date.now() - startMs > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return Date.now() - startMs;
-}
-
 /** Each partition's owner and epoch as Postgres has them. */
 async function rows(): Promise<Map<number, { owner: string | null; epoch: number }>> {
   const found = await world.db.kysely.selectFrom("partitions").select(["partition", "owner", "epoch"]).execute();
@@ -74,12 +63,12 @@ describe("partition ownership", () => {
 
   it("hands a joining worker its fair share; every partition has one owner, its epoch bumped when it moved", async () => {
     a = await startWorker("worker-a-00a1");
-    await until("the lone worker owns every partition", () => a.owned().length === PARTITIONS);
+    await until("the lone worker owns every partition", 20_000, () => a.owned().length === PARTITIONS);
     const alone = await rows();
     for (let p = 0; p < PARTITIONS; p++) expect(alone.get(p)?.owner).toBe("worker-a-00a1");
 
     b = await startWorker("worker-b-00b2");
-    await until("two partitions each", () => a.owned().length === 2 && b.owned().length === 2);
+    await until("two partitions each", 20_000, () => a.owned().length === 2 && b.owned().length === 2);
     expect([...a.owned(), ...b.owned()].sort()).toEqual([0, 1, 2, 3]);
     const shared = await rows();
     for (const p of b.owned()) {
@@ -99,7 +88,7 @@ describe("partition ownership", () => {
     const stoppedAtMs = Date.now();
     await b.stop();
     expect(b.owned()).toEqual([]);
-    await until("the remaining worker owns every partition", () => a.owned().length === PARTITIONS);
+    await until("the remaining worker owns every partition", 20_000, () => a.owned().length === PARTITIONS);
     expect(Date.now() - stoppedAtMs).toBeLessThan(LEASE_MS);
     const after = await rows();
     for (const p of handed) {

@@ -1,40 +1,28 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseEnv } from "@quanta/config";
 import { ACQUIRER_HEADER, SIGNATURE_HEADER, sign } from "@quanta/contract";
-import { parseCampaignFile } from "@quanta/domain";
 import { findAttempt } from "@quanta/db";
 import { SEED_CAMPAIGN_PATH, readCampaignFile } from "@quanta/cli";
-import { createTestWorld, type TestWorld } from "@quanta/test-kit";
-import { CallbackClient } from "@quanta/loadtest";
-import { startIngress, type RunningIngress } from "@quanta/ingress";
-import { startWorker, type RunningWorker } from "@quanta/worker";
+import { startInProcessStack, testCampaign, type InProcessStack, type TestWorld } from "@quanta/test-kit";
+import type { CallbackClient } from "@quanta/loadtest";
+import type { RunningIngress } from "@quanta/ingress";
 
 /**
  * Every answer row of the callback contract, against a real ingress and
  * worker on the machine's Postgres and Redis (one database and prefix for
  * this file).
  */
-const tiny = parseCampaignFile({
-  id: "tiny",
-  name: "two vouchers",
-  budgetFen: 1_000_000,
-  window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
-  activities: [
-    {
-      id: "T",
-      name: "tiny",
-      merchants: ["T-1"],
-      tiers: [
-        { id: "T-low", thresholdFen: 100, discountFen: 10, quota: 1 },
-        { id: "T-high", thresholdFen: 1_000, discountFen: 100, quota: 1 },
-      ],
-    },
+const tiny = testCampaign(
+  { id: "tiny", name: "two vouchers", budgetFen: 1_000_000 },
+  { id: "T", name: "tiny", merchants: ["T-1"] },
+  [
+    { id: "T-low", thresholdFen: 100, discountFen: 10, quota: 1 },
+    { id: "T-high", thresholdFen: 1_000, discountFen: 100, quota: 1 },
   ],
-});
+);
 
 let world: TestWorld;
+let stack: InProcessStack;
 let ingress: RunningIngress;
-let worker: RunningWorker;
 let client: CallbackClient;
 let other: CallbackClient;
 let seq = 0;
@@ -50,21 +38,17 @@ const body = (over: Record<string, unknown> = {}) =>
   });
 
 beforeAll(async () => {
-  world = await createTestWorld("contract", { campaigns: [readCampaignFile(SEED_CAMPAIGN_PATH), tiny] });
-  const env = parseEnv(world.env);
-  worker = await startWorker(env);
-  ingress = await startIngress(env);
-  client = new CallbackClient(`http://127.0.0.1:${ingress.port}`, world.acquirerId, world.secret, 16);
-  const otherSecret = /acq-other=([0-9a-f]+)/.exec(world.env.QUANTA_ACQUIRER_SECRETS!)![1]!;
-  other = new CallbackClient(`http://127.0.0.1:${ingress.port}`, "acq-other", otherSecret, 4);
+  stack = await startInProcessStack("contract", {
+    campaigns: [readCampaignFile(SEED_CAMPAIGN_PATH), tiny],
+    workers: 1,
+    connections: 16,
+  });
+  ({ world, ingress, client } = stack);
+  other = stack.otherClient(4);
 });
 
 afterAll(async () => {
-  await client?.close();
-  await other?.close();
-  await ingress?.close();
-  await worker?.close();
-  await world?.cleanup();
+  await stack?.close();
 });
 
 describe("POST /v1/callbacks/payment", () => {

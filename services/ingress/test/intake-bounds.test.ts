@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { PrivateRedis } from "@quanta/cli";
-import { createTestWorld, type TestWorld } from "@quanta/test-kit";
+import { createTestWorld, until, type TestWorld } from "@quanta/test-kit";
 import { createRedis, keys, queueName, queuePrefix } from "@quanta/queue";
 import { Intake, type IntakeEntry } from "../src/intake.js";
 
@@ -101,11 +101,12 @@ describe("intake limits", () => {
       // What the late admission reserved and registered is taken back (its undo follows the
       // admission's reply: the room first, then the registrations): another body of these txns is
       // free to be accepted (before, a 503'd txn stayed registered for the TTL).
-      const until = async (what: () => Promise<boolean>) => {
-        for (let i = 0; i < 500 && !(await what()); i++) await new Promise((r) => setTimeout(r, 20));
-      };
-      await until(async () => (await backlog()) === 0);
-      await until(async () => (await admin.keys(keys.txnPattern("bounds"))).length === 0);
+      await until("the late admission's room given back", 10_000, async () => (await backlog()) === 0);
+      await until(
+        "its registrations taken back",
+        10_000,
+        async () => (await admin.keys(keys.txnPattern("bounds"))).length === 0,
+      );
       expect(await admin.keys(keys.txnPattern("bounds"))).toEqual([]);
       expect(await queue.getJobCounts("wait", "active")).toEqual({ wait: 0, active: 0 }); // nothing was queued
       expect(Number((await admin.get(keys.backlog("bounds", 0))) ?? 0)).toBe(0);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEnv } from "@quanta/config";
 import { findAttempt } from "@quanta/db";
-import { CuttableProxy, createTestWorld, type TestWorld } from "@quanta/test-kit";
+import { CuttableProxy, createTestWorld, until, type TestWorld } from "@quanta/test-kit";
 import { CallbackClient } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 
@@ -40,13 +40,8 @@ const send = (client: CallbackClient, body: string): Promise<Outcome> =>
     (error: Error) => ({ status: 0, error: String(error.cause ?? error.message) }),
   );
 
-async function untilStored(txnId: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (await findAttempt(world.db.kysely, world.acquirerId, txnId)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${txnId} was never stored`);
-}
+const untilStored = (txnId: string) =>
+  until(`${txnId} stored`, 15_000, () => findAttempt(world.db.kysely, world.acquirerId, txnId));
 
 beforeAll(async () => {
   world = await createTestWorld("outcome_unknown", { partitions: 1 });

@@ -5,7 +5,7 @@ import { sql } from "kysely";
 import { parseEnv } from "@quanta/config";
 import { parsePayerKey, payerRef } from "@quanta/contract";
 import { findAttempt } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/test-kit";
+import { createTestWorld, until, type TestWorld } from "@quanta/test-kit";
 import { CallbackClient } from "@quanta/loadtest";
 import { createRedis, keysMatching, type QuantaRedis } from "@quanta/queue";
 import { createLogger } from "@quanta/telemetry";
@@ -78,8 +78,7 @@ describe("payer ids", () => {
     });
 
     worker = await startWorker(parseEnv(world.env));
-    for (let i = 0; i < 200 && !(await findAttempt(world.db.kysely, world.acquirerId, "ps-queued")); i++)
-      await new Promise((r) => setTimeout(r, 50));
+    await until("ps-queued stored", 10_000, () => findAttempt(world.db.kysely, world.acquirerId, "ps-queued"));
     expect((await findAttempt(world.db.kysely, world.acquirerId, "ps-queued"))?.payer_id).toBe(ref);
     expect((await findAttempt(world.db.kysely, world.acquirerId, "ps-immediate"))?.payer_id).toBe(
       payerRef(key(), "RAW-OTHER-1"),

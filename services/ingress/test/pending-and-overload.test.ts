@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEnv } from "@quanta/config";
 import { findAttempt } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/test-kit";
+import { createTestWorld, until, type TestWorld } from "@quanta/test-kit";
 import { CallbackClient } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker } from "@quanta/worker";
@@ -59,12 +59,10 @@ describe("without a worker", () => {
 
     const worker = await startWorker(parseEnv(world.env));
     try {
-      const deadline = Date.now() + 30_000;
-      let answer = await client.getAttempt("pend-1");
-      while (answer.status !== 200 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 200));
-        answer = await client.getAttempt("pend-1");
-      }
+      const answer = await until("pend-1 decided", 30_000, async () => {
+        const a = await client.getAttempt("pend-1");
+        return a.status === 200 && a;
+      });
       expect(answer).toMatchObject({ status: 200, body: { txnId: "pend-1", status: "granted", tierId: "A2-400" } });
       expect((await client.postPayment(body("pend-1", "pa"))).body).toEqual(answer.body);
       // The refused attempt was not accepted: sent again now, it is new and decided.

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEnv } from "@quanta/config";
 import { findAttempts } from "@quanta/db";
-import { createTestWorld, type TestWorld } from "@quanta/test-kit";
+import { createTestWorld, until, type TestWorld } from "@quanta/test-kit";
 import { CallbackClient, type Answer } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";
@@ -38,20 +38,14 @@ let redis: QuantaRedis;
 const body = (txnId: string, payerId: string, amountFen = 250_000) =>
   JSON.stringify({ txnId, payerId, merchantId: "M-0001", amountFen, paidAt: "2020-09-13T10:00:01+08:00" });
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function start(): Promise<void> {
   const env = parseEnv(world.env);
   workers = [await startWorker(env), await startWorker(env)];
   ingresses = [await startIngress(env), await startIngress(env)];
   clients = ingresses.map((i) => new CallbackClient(`http://127.0.0.1:${i.port}`, world.acquirerId, world.secret, 32));
-  await until("the two workers share the partitions", () => workers.every((w) => w.ownership.owned().length === 2));
+  await until("the two workers share the partitions", 20_000, () =>
+    workers.every((w) => w.ownership.owned().length === 2),
+  );
 }
 
 async function stop(): Promise<void> {
@@ -112,9 +106,9 @@ describe("stateless ingresses, deciding workers", () => {
 
     // Every job gave its room back on completion (not the idle-time reset: it corrected nothing),
     // and every registration is gone, the ingress's own decisions' and the workers'.
-    await until("backlog room given back", async () => (await readBacklog(redis, world.prefix, 4)) === 0, 5_000);
+    await until("backlog room given back", 5_000, async () => (await readBacklog(redis, world.prefix, 4)) === 0);
     expect(await metricValue("quanta_backlog_resets_total")).toBe(0);
-    await until("registrations forgotten", async () => (await registrations()).length === 0, 5_000);
+    await until("registrations forgotten", 5_000, async () => (await registrations()).length === 0);
   });
 
   it("answers a repeat with the stored decision and another body 409, at either ingress, and forgets again", async () => {
@@ -129,7 +123,7 @@ describe("stateless ingresses, deciding workers", () => {
       expect(await client.getAttempt("rep-1")).toMatchObject({ status: 200, body: first.body });
     }
     expect(await findAttempts(world.db.kysely, [{ acquirerId: world.acquirerId, txnId: "rep-1" }])).toHaveLength(1);
-    await until("registrations forgotten", async () => (await registrations()).length === 0, 5_000);
+    await until("registrations forgotten", 5_000, async () => (await registrations()).length === 0);
   });
 
   it("a txn decided without the queue, then another body that takes the queue (409), then the original again: its decision", async () => {
@@ -140,7 +134,7 @@ describe("stateless ingresses, deciding workers", () => {
       status: 200,
       body: { txnId: "i4-1", status: "rejected", reason: "below_threshold" },
     });
-    await until("registration forgotten", async () => (await registrations()).length === 0, 5_000);
+    await until("registration forgotten", 5_000, async () => (await registrations()).length === 0);
 
     // Another body for the same txnId that needs stock: admitted as a first sighting, queued,
     // answered 409 by the worker from the stored row.
@@ -155,7 +149,7 @@ describe("stateless ingresses, deciding workers", () => {
     for (const a of answers.slice(1)) expect(a).toMatchObject({ status: 200, body: decided.body });
     // And the conflicting body stays 409.
     expect(await clients[0]!.postPayment(conflicting)).toMatchObject({ status: 409 });
-    await until("registrations forgotten", async () => (await registrations()).length === 0, 5_000);
+    await until("registrations forgotten", 5_000, async () => (await registrations()).length === 0);
 
     // The same after every process restarted.
     await stop();
@@ -181,7 +175,7 @@ describe("stateless ingresses, deciding workers", () => {
     expect(first).toMatchObject({ status: 202, body: { txnId: "pq-1", status: "pending" } });
     expect(await clients[0]!.postPayment(body("pq-1", "payer-pq", 300_000))).toMatchObject({ status: 409 });
     workers = [await startWorker(env)];
-    await until("decided", async () => (await clients[0]!.getAttempt("pq-1")).status === 200);
+    await until("decided", 20_000, async () => (await clients[0]!.getAttempt("pq-1")).status === 200);
     expect(await clients[0]!.getAttempt("pq-1")).toMatchObject({
       status: 200,
       body: { txnId: "pq-1", status: "granted" },
@@ -207,7 +201,7 @@ describe("stateless ingresses, deciding workers", () => {
     const xParsed = parsePaymentBody(Buffer.from(x));
     if (!xParsed.ok) throw new Error("unparsable");
     const y = clients[0]!.postPayment(body("late-1", "payer-late", 300_000));
-    await until("Y is queued", async () => (await registrations()).length === 1);
+    await until("Y is queued", 20_000, async () => (await registrations()).length === 1);
     const channel = keys.decisions(world.prefix, ingresses[0]!.ingressId);
     expect(
       await redis.spublish(
@@ -226,13 +220,15 @@ describe("stateless ingresses, deciding workers", () => {
     // A2-20 marked sold out: a 150 CNY payment qualifies for it alone, so the ingress answers it
     // sold_out itself; its statement takes KEY SHARE on the tier row, which a second session holds.
     await world.db.pool.query("update tiers set sold_out_at = clock_timestamp() where id = 'A2-20'");
-    await until("the ingress knows A2-20 is empty", () => ingresses[0]!.soldOut.allEmpty("qianan-2020-b2", ["A2-20"]));
+    await until("the ingress knows A2-20 is empty", 20_000, () =>
+      ingresses[0]!.soldOut.allEmpty("qianan-2020-b2", ["A2-20"]),
+    );
     const blocker = await world.db.pool.connect();
     try {
       await blocker.query("begin");
       await blocker.query("select 1 from tiers where id = 'A2-20' for update");
       const first = clients[0]!.postPayment(body("mid-1", "payer-mid", 15_000));
-      await until("the first body's statement waits on the tier row", async () => {
+      await until("the first body's statement waits on the tier row", 20_000, async () => {
         const waiting = await world.db.pool.query(
           "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and application_name = 'quanta-ingress'",
         );

@@ -1,32 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
-import { isBudgetCapped, parseCampaignFile } from "@quanta/domain";
+import { isBudgetCapped } from "@quanta/domain";
 import { verifyDatabaseInvariants } from "@quanta/db";
 import type { CallbackClient } from "@quanta/loadtest";
-import { startInProcessStack, type InProcessStack, type TestWorld } from "@quanta/test-kit";
+import { startInProcessStack, testCampaign, until, type InProcessStack, type TestWorld } from "@quanta/test-kit";
 
 /**
  * 额满即止: a campaign whose budget (2.50 CNY) is far below its quotas' worth (11.00 CNY) stops
  * granting exactly at the budget, across four partitions and two workers deciding at once, and
  * then answers budget_exhausted (not sold_out: stock remains). Never a fen over.
  */
-const capped = parseCampaignFile({
-  id: "capped",
-  name: "a budget smaller than the quotas",
-  budgetFen: 250,
-  window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
-  activities: [
-    {
-      id: "C",
-      name: "capped",
-      merchants: ["C-1"],
-      tiers: [
-        { id: "C-high", thresholdFen: 1_000, discountFen: 100, quota: 10 },
-        { id: "C-low", thresholdFen: 500, discountFen: 10, quota: 10 },
-      ],
-    },
+const capped = testCampaign(
+  { id: "capped", name: "a budget smaller than the quotas", budgetFen: 250 },
+  { id: "C", name: "capped", merchants: ["C-1"] },
+  [
+    { id: "C-high", thresholdFen: 1_000, discountFen: 100, quota: 10 },
+    { id: "C-low", thresholdFen: 500, discountFen: 10, quota: 10 },
   ],
-});
+);
 
 let stack: InProcessStack;
 let world: TestWorld;
@@ -45,8 +36,7 @@ describe("a budget-capped campaign", () => {
   it("grants exactly up to the budget under concurrency, then answers budget_exhausted", async () => {
     expect(isBudgetCapped(capped)).toBe(true);
     // Two workers, two partitions each, before the rush (a worker takes its fair share within a few lease ticks).
-    for (let i = 0; i < 300 && !stack.workers.every((w) => w.ownership.owned().length === 2); i++)
-      await new Promise((r) => setTimeout(r, 100));
+    await until("two partitions each", 30_000, () => stack.workers.every((w) => w.ownership.owned().length === 2));
     const bodies = Array.from({ length: 60 }, (_, i) =>
       JSON.stringify({
         txnId: `cap-${i}`,

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCampaignFile } from "@quanta/domain";
 import { inversionWindowMs, settlement, tierReport, verifyDatabaseInvariants } from "@quanta/db";
 import type { CallbackClient } from "@quanta/loadtest";
-import { startInProcessStack, type InProcessStack, type TestWorld } from "@quanta/test-kit";
+import { startInProcessStack, type InProcessStack, type TestWorld, testCampaign } from "@quanta/test-kit";
 
 /**
  * Refunds racing the rush: while 600 payers compete for 100 vouchers over four partitions and two
@@ -14,24 +13,14 @@ import { startInProcessStack, type InProcessStack, type TestWorld } from "@quant
  * could answer sold_out after a refund committed is a few milliseconds wide, and this run passes
  * with the KEY SHARE locks removed too. refund-locks.test.ts proves that protocol deterministically.
  */
-const race = parseCampaignFile({
-  id: "refund-race",
-  name: "refunds during the rush",
-  budgetFen: 10_000_000,
-  window: { start: "2020-09-13T00:00:00+08:00", end: "2020-09-30T23:59:59+08:00" },
-  refundSlot: "released",
-  activities: [
-    {
-      id: "X",
-      name: "race",
-      merchants: ["X-1", "X-2"],
-      tiers: [
-        { id: "X-high", thresholdFen: 20_000, discountFen: 5_000, quota: 40 },
-        { id: "X-low", thresholdFen: 10_000, discountFen: 2_000, quota: 60 },
-      ],
-    },
+const race = testCampaign(
+  { id: "refund-race", name: "refunds during the rush", budgetFen: 10_000_000, refundSlot: "released" },
+  { id: "X", name: "race", merchants: ["X-1", "X-2"] },
+  [
+    { id: "X-high", thresholdFen: 20_000, discountFen: 5_000, quota: 40 },
+    { id: "X-low", thresholdFen: 10_000, discountFen: 2_000, quota: 60 },
   ],
-});
+);
 
 let stack: InProcessStack;
 let world: TestWorld;
