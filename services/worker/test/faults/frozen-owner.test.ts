@@ -4,12 +4,13 @@ import { sql } from "kysely";
 import { startService, stopService, type ServiceProcess } from "@quanta/cli";
 import {
   createTestWorld,
-  type TestWorld,
   expectNoDeadlock,
-  freePort,
   rushDuring,
   sleep,
+  startServices,
+  until,
   verdict,
+  type TestWorld,
 } from "@quanta/test-kit";
 
 /**
@@ -34,8 +35,7 @@ beforeAll(async () => {
   world = await createTestWorld("faults_frozen_owner", {
     env: { QUANTA_LEASE_MS: String(LEASE_MS), QUANTA_PG_IDLE_IN_TX_TIMEOUT_MS: String(IDLE_IN_TX_TIMEOUT_MS) },
   });
-  port = await freePort();
-  services.push(await startService("ingress", { ...world.env, PORT: String(port) }));
+  port = (await startServices(world, services, { ingresses: 1, workers: 0 })).ports[0]!;
 }, 120_000);
 
 afterAll(async () => {
@@ -46,16 +46,6 @@ afterAll(async () => {
 
 /** The process state letter from /proc (T: stopped). */
 const procState = (pid: number) => /\) (\w) /.exec(readFileSync(`/proc/${pid}/stat`, "utf8"))?.[1];
-
-async function until<T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${deadlineMs} ms`);
-    await sleep(100);
-  }
-}
 
 const owners = async () =>
   (

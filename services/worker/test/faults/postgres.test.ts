@@ -1,16 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findAttempts } from "@quanta/db";
 import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
-import { startService, stopService, type ServiceProcess } from "@quanta/cli";
+import { stopService, type ServiceProcess } from "@quanta/cli";
 import {
   createTestWorld,
-  type TestWorld,
-  freePort,
+  expectNoDeadlock,
+  expectRefusalsUndecided,
   rushDuring,
   sleep,
+  startServices,
   verdict,
-  expectNoDeadlock,
+  type TestWorld,
 } from "@quanta/test-kit";
 
 /**
@@ -44,14 +44,8 @@ describe("Postgres faults", () => {
     "Postgres stopped -m immediate mid-rush and started again: nothing acknowledged is lost",
     { timeout: 300_000 },
     async () => {
-      const port = await freePort();
-      const env = { ...world.env, PORT: String(port) };
-      services.push(
-        await startService("ingress", env),
-        await startService("worker", env),
-        await startService("worker", env),
-      );
-      const run = await rushDuring(world, port, { rate: 150, seconds: 16, runId: "pg" }, async () => {
+      const { ports } = await startServices(world, services, { ingresses: 1, workers: 2 });
+      const run = await rushDuring(world, ports[0]!, { rate: 150, seconds: 16, runId: "pg" }, async () => {
         await sleep(5_000);
         try {
           pgctl("stop");
@@ -69,15 +63,8 @@ describe("Postgres faults", () => {
         }
       });
       expect(run.records.some((r) => r.status === 503 || r.status === 0)).toBe(true); // the outage was felt
-      // "A 5xx means nothing was accepted" (issue #19 item 2): no txn answered 503 (and sent once) has
-      // a decision. A write whose reply the crash swallowed is settled, or left unanswered, never 503.
-      const refused = run.records.filter((r) => r.status === 503);
-      const sentOnce = refused.filter((r) => run.records.filter((x) => x.txnId === r.txnId).length === 1);
-      const decided = await findAttempts(
-        world.db.kysely,
-        sentOnce.map((r) => ({ acquirerId: world.acquirerId, txnId: r.txnId })),
-      );
-      expect(decided.map((d) => d.txn_id)).toEqual([]);
+      // A write whose reply the crash swallowed is settled, or left unanswered, never 503.
+      await expectRefusalsUndecided(world, run);
       await verdict(world, "Postgres stop -m immediate for 3 s, then start", run);
     },
   );

@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PrivateRedisCluster, killService, startService, stopService, type ServiceProcess } from "@quanta/cli";
+import { PrivateRedisCluster, killService, stopService, type ServiceProcess } from "@quanta/cli";
 import {
   createTestWorld,
-  type TestWorld,
-  freePort,
+  expectNoDeadlock,
+  expectRefusalsUndecided,
   rushDuring,
   sleep,
+  startServices,
   verdict,
-  expectNoDeadlock,
+  type TestWorld,
 } from "@quanta/test-kit";
-import { findAttempts } from "@quanta/db";
 import { keys, slotOf } from "@quanta/queue";
 
 /**
@@ -44,13 +44,8 @@ describe("Redis Cluster faults", () => {
     "three ingresses and four workers on the cluster: one ingress and one worker SIGKILLed mid-rush, nothing acknowledged lost",
     { timeout: 300_000 },
     async () => {
-      const ports = [await freePort(), await freePort(), await freePort()];
-      const ingresses: ServiceProcess[] = [];
-      for (const port of ports) ingresses.push(await startService("ingress", { ...world.env, PORT: String(port) }));
-      const workers: ServiceProcess[] = [];
-      for (let i = 0; i < 4; i++) workers.push(await startService("worker", world.env));
+      const { ports, ingresses, workers } = await startServices(world, services, { ingresses: 3, workers: 4 });
       const mine = [...ingresses, ...workers];
-      services.push(...mine);
       const run = await rushDuring(
         world,
         ports[0]!,
@@ -79,17 +74,11 @@ describe("Redis Cluster faults", () => {
     async () => {
       const slot = slotOf(keys.backlog(world.prefix, 0));
       const before = await cluster.masterOf(slot);
-      const [portA, portB] = [await freePort(), await freePort()];
-      services.push(
-        await startService("ingress", { ...world.env, PORT: String(portA) }),
-        await startService("ingress", { ...world.env, PORT: String(portB) }),
-        await startService("worker", world.env),
-        await startService("worker", world.env),
-      );
+      const { ports } = await startServices(world, services, { ingresses: 2, workers: 2 });
       const run = await rushDuring(
         world,
-        portA,
-        { rate: 150, seconds: 20, runId: "rck", morePorts: [portB] },
+        ports[0]!,
+        { rate: 150, seconds: 20, runId: "rck", morePorts: ports.slice(1) },
         async () => {
           await sleep(6_000);
           await cluster.kill(before);
@@ -104,22 +93,14 @@ describe("Redis Cluster faults", () => {
       expect(lastSeconds.length).toBeGreaterThan(0);
       // The promoted replica has no replica of its own: the ingresses saw that and stopped asking it
       // for one (WAIT would block), counting the jobs that are on one node only.
-      const metrics = await Promise.all(
-        [portA, portB].map(async (p) => (await fetch(`http://127.0.0.1:${p}/metrics`)).text()),
-      );
+      const metrics = await Promise.all(ports.map(async (p) => (await fetch(`http://127.0.0.1:${p}/metrics`)).text()));
       const alone = metrics.map((m) =>
         Number(/quanta_intake_jobs_unreplicated_total\{why="no_replica"\} (\d+)/.exec(m)?.[1] ?? 0),
       );
       expect(alone.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
       // Refused while the slot had no master: "nothing was accepted" (a txn answered 503 and sent once has no decision).
-      const refused = run.records.filter((r) => r.status === 503);
+      const refused = await expectRefusalsUndecided(world, run);
       expect(refused.length).toBeGreaterThan(0);
-      const sentOnce = refused.filter((r) => run.records.filter((x) => x.txnId === r.txnId).length === 1);
-      const decided = await findAttempts(
-        world.db.kysely,
-        sentOnce.map((r) => ({ acquirerId: world.acquirerId, txnId: r.txnId })),
-      );
-      expect(decided.map((d) => d.txn_id)).toEqual([]);
       const v = await verdict(
         world,
         `redis cluster: master of partition 0 (port ${before}) SIGKILLed, replica ${after} promoted`,

@@ -5,12 +5,13 @@ import { sql } from "kysely";
 import { killService, startService, stopService, type ServiceProcess } from "@quanta/cli";
 import {
   createTestWorld,
-  type TestWorld,
-  freePort,
+  expectNoDeadlock,
   rushDuring,
   sleep,
+  startServices,
+  until,
   verdict,
-  expectNoDeadlock,
+  type TestWorld,
 } from "@quanta/test-kit";
 import { findAttempts, waitUntilDecided } from "@quanta/db";
 import { partitionOf } from "@quanta/domain";
@@ -28,8 +29,7 @@ let port = 0;
 
 beforeAll(async () => {
   world = await createTestWorld("faults_workers", { env: { QUANTA_LEASE_MS: "3000" } });
-  port = await freePort();
-  services.push(await startService("ingress", { ...world.env, PORT: String(port) }));
+  port = (await startServices(world, services, { ingresses: 1, workers: 0 })).ports[0]!;
 }, 120_000);
 
 afterAll(async () => {
@@ -140,7 +140,6 @@ describe("worker and Postgres faults", () => {
     const poisoned = { ...attempt("bad-1", 15_000), payment: { txnId: "bad-1", amountFen: "lots" } };
     const connection = new Redis(world.env.REDIS_URL!, { maxRetriesPerRequest: null });
     const queue = new Queue(queueName(p), { connection, prefix: queuePrefix(world.prefix, p), skipVersionCheck: true });
-    let undecidableState = "";
     try {
       await queue.add("batch", { replyTo: "", attempts: [good[0], poisoned, good[1], good[2]] }, jobOptions(0));
       // A job of poisoned records only cannot be decided: it fails at once and stays failed for an
@@ -150,16 +149,15 @@ describe("worker and Postgres faults", () => {
         { replyTo: "", attempts: [{ ...poisoned, payment: { txnId: "bad-2", amountFen: "none" } }] },
         jobOptions(0),
       );
-      for (let i = 0; i < 300; i++) {
-        undecidableState = await queue.getJobState(undecidable.id!);
-        if (undecidableState === "failed") break;
-        await sleep(100);
-      }
+      await until(
+        "the undecidable job failed",
+        30_000,
+        async () => (await queue.getJobState(undecidable.id!)) === "failed",
+      );
     } finally {
       await queue.close();
       connection.disconnect();
     }
-    expect(undecidableState).toBe("failed");
     const keys = good.map((a) => ({ acquirerId: world.acquirerId, txnId: a.payment.txnId }));
     expect(await waitUntilDecided(world.db.kysely, keys, { timeoutMs: 30_000, pollMs: 200 })).toEqual([]);
     expect((await findAttempts(world.db.kysely, [{ acquirerId: world.acquirerId, txnId: "bad-1" }])).length).toBe(0);
