@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { partitionOf, type QueuedAttempt } from "@quanta/domain";
+import { payerInPartition, type QueuedAttempt } from "@quanta/domain";
 import { CampaignCache, DEFAULT_RETRY, claimPartition, connect, decideRounds, type PartitionBatch } from "@quanta/db";
 
 /**
@@ -43,27 +43,23 @@ export class CapacityRounds {
 
   private attemptIn(partition: number): QueuedAttempt {
     const txnId = `c${(this.serial++).toString(36)}${randomBytes(2).toString("hex")}`;
-    for (let i = 0; ; i++) {
-      const payerId = `${txnId}p${i}`;
-      if (partitionOf(payerId, this.partitionsMax) !== partition) continue;
-      return {
-        acquirerId: "acq-capacity",
-        bodyHash: `h${txnId}`,
-        payment: {
-          txnId,
-          payerId,
-          merchantId: "M-0001",
-          amountFen: 250_000,
-          paidAtMs: Date.parse("2020-09-13T10:00:00+08:00"),
-        },
-        receivedAtMs: Date.now(),
-        partition,
-        request: {
-          campaignId: this.campaignId,
-          activityId: "A2",
-          tierIds: ["A2-400", "A2-200", "A2-100", "A2-50", "A2-20"],
-        },
-      };
-    }
+    return {
+      acquirerId: "acq-capacity",
+      bodyHash: `h${txnId}`,
+      payment: {
+        txnId,
+        payerId: payerInPartition(`${txnId}p`, partition, this.partitionsMax),
+        merchantId: "M-0001",
+        amountFen: 250_000,
+        paidAtMs: Date.parse("2020-09-13T10:00:00+08:00"),
+      },
+      receivedAtMs: Date.now(),
+      partition,
+      request: {
+        campaignId: this.campaignId,
+        activityId: "A2",
+        tierIds: ["A2-400", "A2-200", "A2-100", "A2-50", "A2-20"],
+      },
+    };
   }
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { sql } from "kysely";
-import { classify, partitionOf, type QueuedAttempt } from "@quanta/domain";
+import { classify, payerInPartition, type QueuedAttempt } from "@quanta/domain";
 import {
   connect,
   decideGroupTx,
@@ -83,10 +83,7 @@ async function setPool(tierId: string, pool: number): Promise<void> {
 }
 
 function payer(partition: number): string {
-  for (;;) {
-    const id = `payer-${seq++}`;
-    if (partitionOf(id, PARTITIONS) === partition) return id;
-  }
+  return payerInPartition(`payer-${seq++}-`, partition, PARTITIONS);
 }
 
 function attempt(

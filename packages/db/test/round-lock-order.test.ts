@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { sql } from "kysely";
-import { classify, partitionOf, type QueuedAttempt } from "@quanta/domain";
+import { classify, payerInPartition, type QueuedAttempt } from "@quanta/domain";
 import {
   connect,
   decideRounds,
@@ -80,9 +80,7 @@ afterAll(async () => {
 });
 
 function attempt(campaign: typeof capped, merchantId: string, partition: number, amountFen: number): QueuedAttempt {
-  let payerId: string;
-  do payerId = `payer-${seq++}`;
-  while (partitionOf(payerId, PARTITIONS) !== partition);
+  const payerId = payerInPartition(`payer-${seq++}-`, partition, PARTITIONS);
   const payment = { txnId: `lo-${seq++}`, payerId, merchantId, amountFen, paidAtMs };
   const c = classify(payment, [campaign]);
   if (c.kind !== "needs_stock") throw new Error("expected a stock request");

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { partitionOf, type QueuedAttempt } from "@quanta/domain";
+import { payerInPartition, type QueuedAttempt } from "@quanta/domain";
 import { FencedOutError, claimPartition, findAttempts, type BatchResult, type CampaignCache } from "@quanta/db";
 import { createOwnerWorld, until, type OwnerWorld, type TestWorld } from "@quanta/test-kit";
 import { createLogger } from "@quanta/telemetry";
@@ -28,24 +28,20 @@ afterAll(async () => {
 });
 
 function attemptIn(partition: number, txnId: string): QueuedAttempt {
-  for (let i = 0; ; i++) {
-    const payerId = `${txnId}-payer-${i}`;
-    if (partitionOf(payerId, PARTITIONS) !== partition) continue;
-    return {
-      acquirerId: world.acquirerId,
-      bodyHash: `h-${txnId}`,
-      payment: {
-        txnId,
-        payerId,
-        merchantId: "M-0001",
-        amountFen: 250_000,
-        paidAtMs: Date.parse("2020-09-13T10:00:00+08:00"),
-      },
-      receivedAtMs: Date.now(),
-      partition,
-      request: { campaignId: "qianan-2020-b2", activityId: "A2", tierIds: ["A2-400"] },
-    };
-  }
+  return {
+    acquirerId: world.acquirerId,
+    bodyHash: `h-${txnId}`,
+    payment: {
+      txnId,
+      payerId: payerInPartition(`${txnId}-payer-`, partition, PARTITIONS),
+      merchantId: "M-0001",
+      amountFen: 250_000,
+      paidAtMs: Date.parse("2020-09-13T10:00:00+08:00"),
+    },
+    receivedAtMs: Date.now(),
+    partition,
+    request: { campaignId: "qianan-2020-b2", activityId: "A2", tierIds: ["A2-400"] },
+  };
 }
 
 function park(

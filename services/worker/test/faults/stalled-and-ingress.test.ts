@@ -15,7 +15,7 @@ import { decisionBody } from "@quanta/contract";
 import { CallbackClient, PaymentGenerator, loadScenario, type Answer } from "@quanta/loadtest";
 import { Queue, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { partitionOf } from "@quanta/domain";
+import { payerInPartition } from "@quanta/domain";
 import { jobOptions, queueName, queuePrefix } from "@quanta/queue";
 
 /**
@@ -49,30 +49,24 @@ describe("jobs BullMQ gives up on, and an ingress killed under a retrying client
       // Before any quanta worker runs: a plain BullMQ worker takes the job and fails it for good
       // (UnrecoverableError: no retries left), as BullMQ does to a job stalled past its limit.
       const partitions = Number(world.env.QUANTA_PARTITIONS);
-      const attempts = Array.from({ length: 3 }, (_, i) => {
-        for (let n = 0; ; n++) {
-          const payerId = `failed-job-payer-${i}-${n}`;
-          if (partitionOf(payerId, partitions) !== 0) continue;
-          return {
-            acquirerId: world.acquirerId,
-            bodyHash: `h-fj-${i}`,
-            payment: {
-              txnId: `fj-${i}`,
-              payerId,
-              merchantId: "M-0009",
-              amountFen: 250_000,
-              paidAtMs: Date.parse("2020-09-13T00:00:09+08:00"),
-            },
-            receivedAtMs: Date.now(),
-            partition: 0,
-            request: {
-              campaignId: "qianan-2020-b2",
-              activityId: "A2",
-              tierIds: ["A2-400", "A2-200", "A2-100", "A2-50", "A2-20"],
-            },
-          };
-        }
-      });
+      const attempts = Array.from({ length: 3 }, (_, i) => ({
+        acquirerId: world.acquirerId,
+        bodyHash: `h-fj-${i}`,
+        payment: {
+          txnId: `fj-${i}`,
+          payerId: payerInPartition(`failed-job-payer-${i}-`, 0, partitions),
+          merchantId: "M-0009",
+          amountFen: 250_000,
+          paidAtMs: Date.parse("2020-09-13T00:00:09+08:00"),
+        },
+        receivedAtMs: Date.now(),
+        partition: 0,
+        request: {
+          campaignId: "qianan-2020-b2",
+          activityId: "A2",
+          tierIds: ["A2-400", "A2-200", "A2-100", "A2-50", "A2-20"],
+        },
+      }));
       const connection = new Redis(world.env.REDIS_URL!, { maxRetriesPerRequest: null });
       const queue = new Queue(queueName(0), {
         connection,
