@@ -9,6 +9,8 @@ import { checkAcknowledged, refundTx, verifyDatabaseInvariants } from "@quanta/d
  * able to fail. Each case breaks the database behind the application's back
  * (dropping the constraint that would otherwise stop it) and expects the
  * broken invariant to be reported.
+ * One file of 370-odd lines on purpose: every case breaks the same seeded world in its own way,
+ * and read together they are the list of what each check can catch.
  */
 let world: TestWorld;
 const campaign = "qianan-2020-b2";
