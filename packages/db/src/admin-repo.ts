@@ -1,4 +1,4 @@
-import { sql, type Kysely } from "kysely";
+import { sql, type Kysely, type Transaction } from "kysely";
 import type { Database } from "./schema.js";
 import { tierReport, type TierReport } from "./verify-tier-report.js";
 
@@ -105,14 +105,7 @@ export async function replaceActivityMerchants(
         .where("merchant_id", "in", removed)
         .execute();
     }
-    for (let i = 0; i < added.length; i += 5_000) {
-      await trx
-        .insertInto("activity_merchants")
-        .values(
-          added.slice(i, i + 5_000).map((m) => ({ campaign_id: campaignId, activity_id: activityId, merchant_id: m })),
-        )
-        .execute();
-    }
+    await insertMerchants(trx, campaignId, activityId, added);
     await writeAudit(trx, {
       actor,
       action: "activity.merchants",
@@ -165,4 +158,27 @@ export async function campaignStatus(db: Kysely<Database>, campaignId: string): 
 
 export async function readAudit(db: Kysely<Database>, limit: number) {
   return db.selectFrom("admin_audit").selectAll().orderBy("id", "desc").limit(limit).execute();
+}
+
+// Rows per INSERT of a merchant list: a county's list (tens of thousands) in a few statements,
+// each well under Postgres's 65,535 bind parameters (3 per row).
+const MERCHANT_ROWS_PER_INSERT = 5_000;
+
+/** An activity's merchants, in inserts of MERCHANT_ROWS_PER_INSERT rows (a campaign load, a list replaced). */
+export async function insertMerchants(
+  trx: Transaction<Database>,
+  campaignId: string,
+  activityId: string,
+  merchants: readonly string[],
+): Promise<void> {
+  for (let i = 0; i < merchants.length; i += MERCHANT_ROWS_PER_INSERT) {
+    await trx
+      .insertInto("activity_merchants")
+      .values(
+        merchants
+          .slice(i, i + MERCHANT_ROWS_PER_INSERT)
+          .map((m) => ({ campaign_id: campaignId, activity_id: activityId, merchant_id: m })),
+      )
+      .execute();
+  }
 }

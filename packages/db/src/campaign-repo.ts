@@ -9,7 +9,7 @@ import {
   type CampaignOverlap,
   type Tier,
 } from "@quanta/domain";
-import { writeAudit } from "./admin-repo.js";
+import { insertMerchants, writeAudit } from "./admin-repo.js";
 import type { Database } from "./schema.js";
 
 /**
@@ -80,10 +80,6 @@ export async function insertCampaign(
   });
 }
 
-// Rows per INSERT of a merchant list: a county's list (tens of thousands) in a few statements,
-// each well under Postgres's 65,535 bind parameters (3 per row).
-const MERCHANT_ROWS_PER_INSERT = 5_000;
-
 /** Why the campaign cannot be loaded (an id loaded already, an undeclared overlap, an override not loaded), or nothing. */
 async function loadRefusal(trx: Transaction<Database>, campaign: Campaign): Promise<CampaignLoadRefusal | undefined> {
   const existing = await trx.selectFrom("campaigns").select("id").where("id", "=", campaign.id).executeTakeFirst();
@@ -132,17 +128,7 @@ async function writeActivity(
     .insertInto("activities")
     .values({ campaign_id: campaignId, id: activity.id, position, name: activity.name })
     .execute();
-  const merchants = [...activity.merchants];
-  for (let i = 0; i < merchants.length; i += MERCHANT_ROWS_PER_INSERT) {
-    await trx
-      .insertInto("activity_merchants")
-      .values(
-        merchants
-          .slice(i, i + MERCHANT_ROWS_PER_INSERT)
-          .map((m) => ({ campaign_id: campaignId, activity_id: activity.id, merchant_id: m })),
-      )
-      .execute();
-  }
+  await insertMerchants(trx, campaignId, activity.id, [...activity.merchants]);
 }
 
 /** The tier's row (its pool and refill chunk) and one share per partition (initialSplit). */

@@ -16,5 +16,7 @@ describe("payerInPartition", () => {
   it("refuses a partition the count does not have", () => {
     expect(() => payerInPartition("payer-", 4, 4)).toThrow(RangeError);
     expect(() => payerInPartition("payer-", -1, 4)).toThrow(RangeError);
+    expect(() => payerInPartition("payer-", 0, Number.NaN)).toThrow(RangeError);
+    expect(() => payerInPartition("payer-", 0, 0)).toThrow(RangeError);
   });
 });

@@ -15,6 +15,8 @@ export function partitionOf(payerId: string, partitionCount: number): number {
  * capacity benchmark aim attempts at one partition. About partitionCount tries on average.
  */
 export function payerInPartition(base: string, partition: number, partitionCount: number): string {
+  if (!Number.isInteger(partitionCount) || partitionCount < 1)
+    throw new RangeError(`partition count ${partitionCount} is not a positive integer`);
   if (!Number.isInteger(partition) || partition < 0 || partition >= partitionCount)
     throw new RangeError(`partition ${partition} is not one of 0..${partitionCount - 1}`);
   for (let i = 0; ; i++) {

@@ -14,7 +14,7 @@ import {
   type TestWorld,
 } from "@quanta/test-kit";
 import { findAttempts, waitUntilDecided } from "@quanta/db";
-import { partitionOf } from "@quanta/domain";
+import { partitionOf, payerInPartition } from "@quanta/domain";
 import { jobOptions, queueName, queuePrefix } from "@quanta/queue";
 
 /**
@@ -131,11 +131,9 @@ describe("worker and Postgres faults", () => {
     });
     // Partitions are by payer: give each good attempt a payer hashed onto p.
     const good = ["ok-1", "ok-2", "ok-3"].map((t) => {
-      for (let i = 0; ; i++) {
-        const a = attempt(`${t}`, 15_000);
-        a.payment.payerId = `${payer}-${t}-${i}`;
-        if (partitionOf(a.payment.payerId, partitions) === p) return a;
-      }
+      const a = attempt(t, 15_000);
+      a.payment.payerId = payerInPartition(`${payer}-${t}-`, p, partitions);
+      return a;
     });
     const poisoned = { ...attempt("bad-1", 15_000), payment: { txnId: "bad-1", amountFen: "lots" } };
     const connection = new Redis(world.env.REDIS_URL!, { maxRetriesPerRequest: null });
