@@ -61,7 +61,8 @@ export async function openStepWorld(
     const probes = await Probes.open(world.redisUrl, world.databaseUrl);
     return { ...world, dbName, acquirerId, secret, campaign, services: [], probes };
   } catch (error) {
-    await closeRunWorld(world);
+    // The error that stopped the opening is the one to report, not a failure of the clean-up.
+    await closeRunWorld(world).catch(() => undefined);
     throw error;
   }
 }

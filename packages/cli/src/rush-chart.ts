@@ -42,7 +42,7 @@ export function logTicks(lo: number, hi: number): number[] {
 const tickLabel = (v: number) =>
   Number.isInteger(v) ? v.toLocaleString("en-US") : v.toLocaleString("en-US", { maximumFractionDigits: 3 });
 
-export interface ChartOptions {
+interface ChartOptions {
   /** A log axis (for latencies); `range` shares one axis between charts. */
   log?: boolean;
   range?: readonly [lo: number, hi: number];
@@ -64,7 +64,7 @@ export function logRange(...all: Record<string, readonly (number | null)[]>[]): 
 }
 
 /** One line chart: x = seconds of the run, any number of named series (null = no data that second), optional shaded phases. */
-export function lineChartSvg(
+function lineChartSvg(
   title: string,
   unit: string,
   series: Record<string, readonly (number | null)[]>,

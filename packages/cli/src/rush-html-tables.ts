@@ -150,7 +150,7 @@ function tableHtml(name: string, head: readonly string[] | null, rows: readonly 
 }
 
 /** The invariants in words, as the brief names them. */
-export const INVARIANT_NAMES: Readonly<Record<string, string>> = {
+const INVARIANT_NAMES: Readonly<Record<string, string>> = {
   I1: "I1 never oversold: per tier, held ≤ quota and held + remaining = quota",
   I2: "I2 one voucher per payer per activity",
   I3: "I3 every acknowledged attempt decided exactly once",

@@ -111,7 +111,8 @@ async function startDeployment(world: RunWorld<PrivateRedisCluster>, settings: R
     out("");
     return { services, ingresses, baseUrl, baseUrls, owners };
   } catch (error) {
-    await closeRushWorld({ ...world, services }, settings.keepDatabase);
+    // The error that stopped the opening is the one to report, not a failure of the clean-up.
+    await closeRushWorld({ ...world, services }, settings.keepDatabase).catch(() => undefined);
     throw error;
   }
 }
