@@ -1,6 +1,5 @@
-import { Queue } from "bullmq";
 import { claimPartition, type CampaignCache, type Database } from "@quanta/db";
-import { QUEUE_STREAMS, keys, queueName, queuePrefix, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
+import { keys, partitionQueue, resetBacklogIfIdle, type QuantaRedis } from "@quanta/queue";
 import { backlogResets, partitionChanges, partitionsOwned, requeuedJobs, type Logger } from "@quanta/telemetry";
 import type { Kysely } from "kysely";
 import type pg from "pg";
@@ -251,14 +250,8 @@ export class Ownership {
     const corrected = await resetBacklogIfIdle(this.redis, prefix, partitionCount);
     if (corrected > 0) backlogResets.inc(corrected);
     for (const p of this.owned()) {
-      // The same streams option as the ingress's queues: a Queue writes it into the queue's meta,
-      // so one without it would set the events stream's cap back to BullMQ's default (docs/decisions/0015).
-      const queue = new Queue(queueName(p), {
-        connection: this.redis,
-        prefix: queuePrefix(prefix, p),
-        skipVersionCheck: true,
-        streams: QUEUE_STREAMS,
-      });
+      // Made as the ingress makes its queues (the same streams cap: docs/decisions/0015).
+      const queue = partitionQueue(this.redis, prefix, p);
       try {
         const failed = await queue.getFailed(0, 99);
         for (const job of failed) {

@@ -5,3 +5,4 @@ export * from "./backlog.js";
 export * from "./txn-registry.js";
 export * from "./options.js";
 export * from "./intake-admit.js";
+export * from "./partition-queue.js";

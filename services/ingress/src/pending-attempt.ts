@@ -1,6 +1,7 @@
 /**
- * An attempt held by the Intake from submit until its caller has an answer, and the pure steps
- * that sort a batch of them once Redis has admitted it. No IO here: the Intake does the talking.
+ * An attempt held by the Intake from submit until its caller has an answer, and the steps that
+ * sort a batch of them once Redis has admitted it (sortAdmitted answers the overloaded ones on the
+ * spot). No Redis or Postgres here: the Intake does the talking.
  */
 import { attemptKey } from "@quanta/db";
 import type { AdmitCode, AdmitMode } from "@quanta/queue";

@@ -1,20 +1,10 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import type { Env } from "@quanta/config";
 import { parseAcquirerSecrets, parsePayerKey } from "@quanta/contract";
 import { CampaignCache, SoldOutTiers, connectFromEnv, ensurePartitionCount } from "@quanta/db";
-import {
-  QUEUE_STREAMS,
-  ReplicaCounts,
-  backlogMaxPerPartition,
-  createRedis,
-  isCluster,
-  queueName,
-  queuePrefix,
-  type QuantaRedis,
-} from "@quanta/queue";
+import { ReplicaCounts, backlogMaxPerPartition, createRedis, isCluster, partitionQueue } from "@quanta/queue";
 import { createLogger, watchPgPool } from "@quanta/telemetry";
 import { buildApp } from "./app.js";
 import { DecisionWaiter } from "./decision-waiter.js";
@@ -52,7 +42,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
   const redis = createRedis(env.REDIS_URL, `quanta-ingress-${ingressId}`);
   const registryRedis = createRedis(env.REDIS_URL, `quanta-ingress-reg-${ingressId}`, { autoPipelining: true });
   const subscriber = createRedis(env.REDIS_URL, `quanta-ingress-sub-${ingressId}`, { subscriber: true });
-  const queues = openQueues(redis, prefix, env.QUANTA_PARTITIONS);
+  const queues = Array.from({ length: env.QUANTA_PARTITIONS }, (_, p) => partitionQueue(redis, prefix, p));
 
   // 1 s: a paused activity (emergency stop) or a new merchant list reaches the tills within a second.
   const campaigns = new CampaignCache(
@@ -69,7 +59,7 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
     SOLD_OUT_REFRESH_MS,
   );
   await soldOut.start();
-  // On a cluster: how many replicas each master has, so that a job is confirmed on one (intake.ts).
+  // On a cluster: how many replicas each master has, so that a job is confirmed on one (job-add.ts, confirmReplicated).
   const replicas = isCluster(redis) && env.QUANTA_REDIS_WAIT_REPLICAS > 0 ? new ReplicaCounts(redis, 1_000) : undefined;
   await replicas?.start();
   const immediates = new ImmediateStore(db.pool, db.kysely, {
@@ -129,20 +119,6 @@ export async function startIngress(env: Env, options: { host?: string } = {}): P
       await db.close();
     },
   };
-}
-
-/** One BullMQ queue per partition, on the connection the jobs are added with. */
-function openQueues(redis: QuantaRedis, prefix: string, partitionCount: number): Queue[] {
-  return Array.from(
-    { length: partitionCount },
-    (_, p) =>
-      new Queue(queueName(p), {
-        connection: redis,
-        prefix: queuePrefix(prefix, p),
-        skipVersionCheck: true,
-        streams: QUEUE_STREAMS,
-      }),
-  );
 }
 
 /** The intake's bounds and timings, each from its own setting (README, "Configuration"). */
