@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { payerInPartition, type QueuedAttempt } from "@quanta/domain";
 import { FencedOutError, claimPartition, findAttempts, type BatchResult, type CampaignCache } from "@quanta/db";
 import { createOwnerWorld, until, type OwnerWorld, type TestWorld } from "@quanta/test-kit";
@@ -86,6 +86,7 @@ describe("batch flusher", () => {
     for (const t of txns)
       await redis.set(keys.txn(world.prefix, world.acquirerId, t), t === "f-3b" ? "h-another-body" : `h-${t}`);
     const subscriber = createRedis(world.env.REDIS_URL!, "flusher-test-sub", { subscriber: true });
+    onTestFinished(() => subscriber.disconnect()); // also when an assertion below fails
     const messages: { answers: [string, unknown][] }[] = [];
     await subscriber.ssubscribe(keys.decisions(world.prefix, "ingress-x"));
     subscriber.on("smessage", (_channel: string, message: string) => messages.push(JSON.parse(message)));
@@ -110,7 +111,7 @@ describe("batch flusher", () => {
     expect(writers.rows).toHaveLength(1);
     // One message for the waiting ingress, with every answer, each under its txn and body; every
     // registration gone.
-    await until("the decisions published", 1_000, () => messages.length > 0);
+    await until("the decisions published", 10_000, () => messages.length > 0);
     expect(messages).toHaveLength(1);
     expect(messages[0]!.answers.map(([key]) => key).sort()).toEqual(
       txns.map((t) => waitKey(world.acquirerId, t, `h-${t}`)).sort(),

@@ -50,10 +50,16 @@ export async function startServices(
   for (let i = 0; i < counts.ingresses; i++) {
     const port = await freePort();
     started.ports.push(port);
-    started.ingresses.push(await startService("ingress", { ...world.env, PORT: String(port) }));
+    const ingress = await startService("ingress", { ...world.env, PORT: String(port) });
+    // Handed to afterAll at once: a later start that fails must not leave this one running.
+    services.push(ingress);
+    started.ingresses.push(ingress);
   }
-  for (let i = 0; i < counts.workers; i++) started.workers.push(await startService("worker", world.env));
-  services.push(...started.ingresses, ...started.workers);
+  for (let i = 0; i < counts.workers; i++) {
+    const worker = await startService("worker", world.env);
+    services.push(worker);
+    started.workers.push(worker);
+  }
   return started;
 }
 

@@ -18,7 +18,13 @@ export async function createOwnerWorld(name: string, partitions: number): Promis
   const world = await createTestWorld(name, { partitions });
   const redis = createRedis(world.env.REDIS_URL!, `${name}-test`);
   const campaigns = new CampaignCache(world.db.kysely, () => undefined, 60_000);
-  await campaigns.refresh();
+  try {
+    await campaigns.refresh();
+  } catch (error) {
+    redis.disconnect();
+    await world.cleanup();
+    throw error;
+  }
   return {
     world,
     redis,
