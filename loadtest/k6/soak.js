@@ -9,9 +9,9 @@
 //   RATE (arrivals/s, default 100), DURATION (default 2h), PAYERS (default 50000),
 //   REFUND_SHARE (share of grants refunded, default 0.02)
 //   k6 run -e ACQUIRER_ID=acq-demo -e ACQUIRER_SECRET=... -e DURATION=8h loadtest/k6/soak.js
-import { check, sleep } from "k6";
+import { check } from "k6";
 import { parseScenario } from "./lib/scenario.js";
-import { getAttempt, postRefund } from "./lib/contract.js";
+import { awaitDecision, postRefund } from "./lib/contract.js";
 import { paymentIteration } from "./lib/iteration.js";
 import { target } from "./lib/target.js";
 import { config, env, envNumber } from "./lib/config.js";
@@ -67,15 +67,8 @@ export default function () {
   }
   if (first.status !== 202) return;
   // A pending answer must turn into a decision: poll as an acquirer would, with a bound.
-  for (let i = 0; i < POLLS_MAX; i++) {
-    sleep(0.5 * (i + 1));
-    const r = getAttempt(seed, arrival.body.txnId);
-    if (r.status === 200) {
-      check(r, { "a pending attempt is decided": () => true }, { kind: "follow-up" });
-      return;
-    }
-  }
-  check(null, { "a pending attempt is decided": () => false }, { kind: "follow-up" });
+  const last = awaitDecision(seed, arrival.body.txnId, first, { pollsMax: POLLS_MAX, pauseS: 0.5 });
+  check(last, { "a pending attempt is decided": (r) => r.status === 200 }, { kind: "follow-up" });
 }
 
 /** @param {any} data */

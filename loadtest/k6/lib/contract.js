@@ -1,5 +1,5 @@
 import http from "k6/http";
-import { check } from "k6";
+import { check, sleep } from "k6";
 import { Counter, Rate, Trend } from "k6/metrics";
 import { signedHeaders, signature, ACQUIRER_HEADER, SIGNATURE_HEADER } from "./sign.js";
 import { bodyJson } from "./canonical.js";
@@ -99,6 +99,28 @@ export function getAttempt(target, txnId) {
     tags: { name: "attempt" },
     responseCallback: http.expectedStatuses(200, 202, 404),
   });
+}
+
+/**
+ * The decision behind a callback's answer: the answer itself unless it is 202 pending, else GET
+ * /v1/attempts/{txnId} until the attempt is decided, as an acquirer would: at most pollsMax times,
+ * pausing pauseS, 2 x pauseS, ... between asks. Returns the last answer: still a 202 when no
+ * decision came within the polls, which the caller's check must count as a broken promise.
+ * @param {Target} target
+ * @param {string} txnId
+ * @param {{ status: number, answer: any }} first
+ * @param {{ pollsMax?: number, pauseS?: number }} [limits]
+ */
+export function awaitDecision(target, txnId, first, limits = {}) {
+  const pollsMax = limits.pollsMax ?? 8;
+  const pauseS = limits.pauseS ?? 0.25;
+  let last = first;
+  for (let i = 0; i < pollsMax && last.status === 202; i++) {
+    sleep(pauseS * (i + 1));
+    const res = getAttempt(target, txnId);
+    last = { status: res.status, answer: bodyJson(res) };
+  }
+  return last;
 }
 
 /**

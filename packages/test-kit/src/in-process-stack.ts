@@ -4,11 +4,15 @@ import { createTestWorld, type TestWorld } from "./world.js";
 import { CallbackClient } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";
+import { until } from "./poll.js";
 
 /**
  * The whole stack in the test process, on the machine's real Postgres and Redis: an isolated
  * world (own database and Redis prefix), N workers, one ingress, a signed client. close() stops
- * it all in reverse and removes the world, also after a failed start.
+ * it all in reverse and removes the world, also after a failed start. It returns once the workers
+ * share every partition fairly, as a deployment has settled before an opening minute: a payment
+ * sent while the second worker is still taking its share over waits on that hand-over, and on two
+ * busy cores that wait can outlast the ingress's decision wait (a 202 where a test expects 200).
  */
 export interface InProcessStack {
   world: TestWorld;
@@ -39,6 +43,7 @@ export async function startInProcessStack(
   try {
     const env = parseEnv(world.env);
     for (let i = 0; i < (options.workers ?? 2); i++) workers.push(await startWorker(env));
+    await settled(workers, env.QUANTA_PARTITIONS);
     ingress = await startIngress(env);
     client = new CallbackClient(
       `http://127.0.0.1:${ingress.port}`,
@@ -58,4 +63,13 @@ export async function startInProcessStack(
     return other;
   };
   return { world, ingress, workers, client, otherClient, close };
+}
+
+/** Waits until every partition is owned and no worker holds more than its fair share. */
+async function settled(workers: readonly RunningWorker[], partitions: number): Promise<void> {
+  const share = Math.ceil(partitions / workers.length);
+  await until(`${workers.length} workers sharing ${partitions} partitions`, 30_000, () => {
+    const owned = workers.map((w) => w.ownership.owned());
+    return new Set(owned.flat()).size === partitions && owned.every((o) => o.length <= share);
+  });
 }

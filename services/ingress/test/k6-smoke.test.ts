@@ -4,11 +4,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseEnv } from "@quanta/config";
 import { MIN_K6, atLeast, k6Version } from "@quanta/cli";
-import { createTestWorld, type TestWorld } from "@quanta/test-kit";
-import { startIngress, type RunningIngress } from "@quanta/ingress";
-import { startWorker, type RunningWorker } from "@quanta/worker";
+import { startInProcessStack, type InProcessStack } from "@quanta/test-kit";
 
 /**
  * loadtest/k6/smoke.js in real k6 (when K6 names a k6 binary; .ci/run sets it) against an
@@ -19,24 +16,17 @@ const k6 = process.env.K6;
 const usable = k6 !== undefined && existsSync(k6);
 const SMOKE = fileURLToPath(new URL("../../../loadtest/k6/smoke.js", import.meta.url));
 
-let world: TestWorld;
-let ingress: RunningIngress;
-let workers: RunningWorker[] = [];
+let stack: InProcessStack;
 let out: string;
 
 describe.skipIf(!usable)("smoke.js in real k6", () => {
   beforeAll(async () => {
-    world = await createTestWorld("k6_smoke");
-    const env = parseEnv(world.env);
-    workers = [await startWorker(env), await startWorker(env)];
-    ingress = await startIngress(env);
+    stack = await startInProcessStack("k6_smoke", { connections: 1 });
     out = mkdtempSync(join(tmpdir(), "quanta-k6-smoke-"));
   });
 
   afterAll(async () => {
-    await ingress?.close();
-    for (const w of workers) await w.close();
-    await world?.cleanup();
+    await stack?.close();
     if (out) rmSync(out, { recursive: true, force: true });
   });
 
@@ -52,11 +42,11 @@ describe.skipIf(!usable)("smoke.js in real k6", () => {
           "run",
           "--quiet",
           "-e",
-          `BASE_URL=http://127.0.0.1:${ingress.port}`,
+          `BASE_URL=http://127.0.0.1:${stack.ingress.port}`,
           "-e",
-          `ACQUIRER_ID=${world.acquirerId}`,
+          `ACQUIRER_ID=${stack.world.acquirerId}`,
           "-e",
-          `ACQUIRER_SECRET=${world.secret}`,
+          `ACQUIRER_SECRET=${stack.world.secret}`,
           "-e",
           `SUMMARY_DIR=${out}`,
           "-e",
