@@ -57,8 +57,7 @@ export async function startInProcessStack(
   }
   const port = ingress.port;
   const otherClient = (connections: number) => {
-    const secret = /acq-other=([0-9a-f]+)/.exec(world.env.QUANTA_ACQUIRER_SECRETS!)![1]!;
-    const other = new CallbackClient(`http://127.0.0.1:${port}`, "acq-other", secret, connections);
+    const other = new CallbackClient(`http://127.0.0.1:${port}`, "acq-other", world.otherSecret, connections);
     others.push(other);
     return other;
   };

@@ -14,6 +14,8 @@ export interface TestWorld {
   prefix: string;
   acquirerId: string;
   secret: string;
+  /** The secret of the world's second acquirer, acq-other (for cross-acquirer tests). */
+  otherSecret: string;
   env: NodeJS.ProcessEnv;
   db: Db;
   cleanup(): Promise<void>;
@@ -33,6 +35,7 @@ export async function createTestWorld(
   const partitions = options.partitions ?? 4;
   const acquirerId = "acq-test";
   const secret = randomBytes(16).toString("hex");
+  const otherSecret = randomBytes(16).toString("hex");
 
   await migrate(databaseUrl, partitions);
   for (const campaign of options.campaigns ?? [readCampaignFile(SEED_CAMPAIGN_PATH)])
@@ -48,7 +51,7 @@ export async function createTestWorld(
       databaseUrl,
       redisUrl,
       prefix,
-      acquirerSecrets: `${acquirerId}=${secret},acq-other=${randomBytes(16).toString("hex")}`,
+      acquirerSecrets: `${acquirerId}=${secret},acq-other=${otherSecret}`,
       partitions,
       logLevel: process.env.LOG_LEVEL ?? "error",
     }),
@@ -60,6 +63,7 @@ export async function createTestWorld(
     prefix,
     acquirerId,
     secret,
+    otherSecret,
     env,
     db,
     cleanup: async () => {
