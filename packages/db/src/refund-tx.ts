@@ -1,6 +1,6 @@
-import { sql, type Kysely, type Selectable, type Transaction } from "kysely";
+import { sql, type Kysely, type Selectable } from "kysely";
 import { checkRefundedAt, decideRefund, invariant, type RefundOutcome, type RefundSlotPolicy } from "@quanta/domain";
-import type { Database, RefundTable } from "./schema.js";
+import type { Database, RefundTable, Trx } from "./schema.js";
 
 /**
  * One refund, in one READ COMMITTED transaction.
@@ -128,7 +128,6 @@ export async function refundTx(db: Kysely<Database>, input: RefundInput): Promis
   });
 }
 
-type Trx = Transaction<Database>;
 /** The outcomes that store a refund. */
 type StoredOutcome = Exclude<RefundOutcome, { kind: "exceeds_payment" | "too_many_refunds" }>;
 

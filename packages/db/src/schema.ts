@@ -1,4 +1,4 @@
-import type { ColumnType, Generated } from "kysely";
+import type { ColumnType, Generated, Transaction } from "kysely";
 
 /** The typed Postgres schema. bigint columns arrive as strings from pg; see numeric parsing in connect.ts. */
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -136,3 +136,6 @@ export interface Database {
   attempts: AttemptTable;
   refunds: RefundTable;
 }
+
+/** A transaction on this schema, as the multi-step writers (refunds, settlement) pass it between steps. */
+export type Trx = Transaction<Database>;

@@ -1,14 +1,7 @@
 import { sql, type Kysely } from "kysely";
-import type { Database } from "./schema.js";
+import type { Database, Trx } from "./schema.js";
 import { bookedItems } from "./settlement-booking.js";
-import {
-  booked,
-  campaignBudget,
-  total,
-  type SettlementAdjustment,
-  type SettlementRow,
-  type Trx,
-} from "./settlement-lines.js";
+import { booked, campaignBudget, total, type SettlementAdjustment, type SettlementRow } from "./settlement-lines.js";
 
 /**
  * Settlement by day (the campaign's clock, UTC+8): one day's report, what is booked on that day,

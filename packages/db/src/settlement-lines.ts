@@ -1,5 +1,5 @@
-import { sql, type Transaction } from "kysely";
-import type { Database } from "./schema.js";
+import { sql } from "kysely";
+import type { Trx } from "./schema.js";
 import { bookedItems } from "./settlement-booking.js";
 
 /**
@@ -28,7 +28,6 @@ export interface SettlementAdjustment extends SettlementRow {
   refundId: string | null;
 }
 
-export type Trx = Transaction<Database>;
 type AmountColumns = { vouchers: string; discount_fen: string; returned: string; refunded_fen: string };
 
 const amounts = (r: AmountColumns) => ({

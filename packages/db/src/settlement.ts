@@ -1,13 +1,6 @@
 import { sql, type Kysely } from "kysely";
-import type { Database } from "./schema.js";
-import {
-  booked,
-  campaignBudget,
-  total,
-  type SettlementAdjustment,
-  type SettlementRow,
-  type Trx,
-} from "./settlement-lines.js";
+import type { Database, Trx } from "./schema.js";
+import { booked, campaignBudget, total, type SettlementAdjustment, type SettlementRow } from "./settlement-lines.js";
 
 /**
  * What the funding bureau and the merchants are owed, from the decision records alone.
