@@ -1,3 +1,4 @@
+import { formatFen } from "@quanta/domain";
 import { COUNT_LABELS, OUTCOME_NOTE, outcomeRows, refundRows, type Cell, type TierCount } from "./rush-counts.js";
 import { acknowledgingAnswers, ms, n, type Percentiles, type RushFacts } from "./rush-text.js";
 import type { RushSeries } from "./rush-series.js";
@@ -35,7 +36,7 @@ export function figuresHtml(f: RushFacts): string {
     ],
     [
       "settlement (CNY)",
-      `granted ${cny(st.grantedFen)}, refunded ${cny(st.refundedFen)}, net ${cny(st.netSpentFen)} of ${cny(st.budgetFen)}; left ${cny(st.leftoverFen)}`,
+      `granted ${formatFen(st.grantedFen)}, refunded ${formatFen(st.refundedFen)}, net ${formatFen(st.netSpentFen)} of ${formatFen(st.budgetFen)}; left ${formatFen(st.leftoverFen)}`,
     ],
   ];
   return tableHtml(
@@ -162,6 +163,3 @@ const INVARIANT_NAMES: Readonly<Record<string, string>> = {
   "refund-phase": "refund phase: every refund answered as expected, returned vouchers granted again",
   deadlocks: "Postgres saw no deadlock",
 };
-
-const cny = (fen: number) =>
-  (fen / 100).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });

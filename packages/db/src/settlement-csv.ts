@@ -1,3 +1,4 @@
+import { formatFen } from "@quanta/domain";
 import type { Settlement } from "./settlement.js";
 import type { SettlementRow } from "./settlement-lines.js";
 
@@ -7,7 +8,7 @@ import type { SettlementRow } from "./settlement-lines.js";
  * adjusted, and the payment or refund: refund_id empty for a grant).
  */
 export function settlementCsv(s: Pick<Settlement, "rows" | "adjustments">): string {
-  const cny = (fen: number) => (fen / 100).toFixed(2);
+  const cny = (fen: number) => formatFen(fen, { grouped: false });
   const field = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
   const amountsOf = (r: SettlementRow) => [
     r.vouchers,

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from "kysely";
+import { formatFen } from "@quanta/domain";
 import type { Database } from "./schema.js";
 import type { InvariantCheck } from "./verify.js";
 
@@ -45,4 +46,4 @@ async function budgetFigures(db: Kysely<Database>, campaignId: string): Promise<
   return spent.rows[0];
 }
 
-const cny = (fen: number) => (fen / 100).toFixed(2);
+const cny = (fen: number) => formatFen(fen, { grouped: false });

@@ -11,6 +11,9 @@ describe("money", () => {
     expect(isFen(2 ** 53)).toBe(false);
     expect(formatFen(200_000_000)).toBe("2,000,000.00");
     expect(formatFen(-5)).toBe("-0.05");
+    expect(formatFen(123_456_789, { grouped: false })).toBe("1234567.89");
+    expect(formatFen(-5, { grouped: false })).toBe("-0.05");
+    expect(formatFen(1_005, { grouped: false })).toBe("10.05");
   });
 });
 

@@ -18,11 +18,15 @@ export function cnyToFen(cny: number): Fen {
   return fen;
 }
 
-/** "1,234.50" style rendering for reports; never used for arithmetic. */
-export function formatFen(fen: Fen): string {
+/**
+ * "1,234.50" style rendering for reports ({ grouped: false }: "1234.50", for CSV and other
+ * machine-read text); integer arithmetic, never used for arithmetic itself.
+ */
+export function formatFen(fen: Fen, options: { grouped?: boolean } = {}): string {
   const sign = fen < 0 ? "-" : "";
   const abs = Math.abs(fen);
-  const yuan = Math.floor(abs / FEN_PER_CNY).toLocaleString("en-US");
+  const whole = Math.floor(abs / FEN_PER_CNY);
+  const yuan = options.grouped === false ? String(whole) : whole.toLocaleString("en-US");
   const cents = String(abs % FEN_PER_CNY).padStart(2, "0");
   return `${sign}${yuan}.${cents}`;
 }
