@@ -4,7 +4,7 @@ import { warmUpCampaign } from "./bench-warm-up.js";
 import { Probes } from "./bench-probes.js";
 import { SEED_CAMPAIGN_PATH, readCampaignFile } from "./setup.js";
 import { startQuanta, startService, stopService, type ServiceProcess } from "./stack.js";
-import { closeRunWorld, openRunWorld, type OwnRedis, type RunWorld } from "./run-world.js";
+import { closeRunWorld, databaseUrlNamed, openRunWorld, type OwnRedis, type RunWorld } from "./run-world.js";
 import { PrivateRedis } from "./private-redis.js";
 import { PrivateRedisCluster } from "./redis-cluster.js";
 import type { BenchSettings, SystemName } from "./bench.js";
@@ -34,13 +34,11 @@ export async function openStepWorld(
 ): Promise<StepWorld> {
   const tag = `${system.replace(/-/g, "_")}_${rate}_${rep}_${randomBytes(2).toString("hex")}`;
   const dbName = `quanta_bench_${tag}`;
-  const url = new URL(settings.databaseUrl);
-  url.pathname = `/${dbName}`;
   const acquirerId = "bench-acquirer";
   const secret = randomBytes(16).toString("hex");
   const campaign = readCampaignFile(SEED_CAMPAIGN_PATH);
   const world = await openRunWorld<OwnRedis>({
-    databaseUrl: url.toString(),
+    databaseUrl: databaseUrlNamed(settings.databaseUrl, dbName),
     partitions: settings.partitions,
     campaigns: [campaign, warmUpCampaign(SEED_CAMPAIGN_PATH)],
     redisUrl: settings.redisUrl,

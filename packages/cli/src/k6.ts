@@ -3,11 +3,10 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connect, deadlocksOnceQuiet, dropDatabase, verifyDatabaseInvariants } from "@quanta/db";
-import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
-import { serviceEnv, startQuanta, stopService, type ServiceProcess } from "./stack.js";
-import { deletePrefix } from "./redis-cleanup.js";
-import { rushDatabaseUrl } from "./rush.js";
+import { deadlocksOnceQuiet, verifyDatabaseInvariants } from "@quanta/db";
+import { SEED_CAMPAIGN_PATH, readCampaignFile } from "./setup.js";
+import { startQuanta, stopService, type ServiceProcess } from "./stack.js";
+import { closeRunWorld, databaseUrlNamed, openRunWorld, type OwnRedis, type RunWorld } from "./run-world.js";
 
 /**
  * `quanta k6 SCRIPT [k6 options]` (npm run k6 -- SCRIPT …): one k6 script, in real k6, against a
@@ -70,13 +69,13 @@ export async function runK6(settings: K6Settings): Promise<number> {
   const html = resolve(results, `${name}-${stamp}-report.html`);
   const stack = await openK6Stack(settings);
   try {
-    const { baseUrl } = await startQuanta(stack.env, {
+    const { baseUrl } = await startQuanta(stack.world.env, {
       workers: settings.workers,
       partitions: settings.partitions,
       services: stack.services,
     });
     out(
-      `quanta k6 ${name}: k6 v${version.join(".")} (${binary}) against ${baseUrl} (one ingress, ${settings.workers} workers, ${settings.partitions} partitions, database ${stack.databaseUrl.replace(/\/\/[^@]*@/, "//")})`,
+      `quanta k6 ${name}: k6 v${version.join(".")} (${binary}) against ${baseUrl} (one ingress, ${settings.workers} workers, ${settings.partitions} partitions, database ${stack.world.databaseUrl.replace(/\/\/[^@]*@/, "//")})`,
     );
     const args = [
       "run",
@@ -98,7 +97,7 @@ export async function runK6(settings: K6Settings): Promise<number> {
     const judged = judge(code, readVerdict(resolve(results, `${name}-${stamp}-verdict.json`)));
     return await verdictInDatabase(stack, judged, name, html, out);
   } finally {
-    await closeK6Stack(stack, settings.redisUrl);
+    await closeK6Stack(stack);
   }
 }
 
@@ -125,47 +124,36 @@ function usableK6(): { binary: string; version: number[] } {
   return { binary, version: seen.version };
 }
 
-/** The private stack's database (the seed campaign loaded), Redis prefix and acquirer; services start empty. */
+/** The private stack's world (database with the seed campaign, Redis prefix) and acquirer; services start empty. */
 interface K6Stack {
-  databaseUrl: string;
-  prefix: string;
+  world: RunWorld<OwnRedis>;
   acquirerId: string;
   secret: string;
-  env: NodeJS.ProcessEnv;
   services: ServiceProcess[];
-  db: ReturnType<typeof connect>;
 }
 
 async function openK6Stack(settings: K6Settings): Promise<K6Stack> {
   const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
-  const databaseUrl = rushDatabaseUrl(settings.databaseUrl, `quanta_k6_${tag}`);
-  const prefix = `quanta-k6-${tag}`;
   const acquirerId = "acq-k6";
   const secret = randomBytes(24).toString("hex");
-  await migrate(databaseUrl, settings.partitions);
-  await loadCampaign(databaseUrl, readCampaignFile(SEED_CAMPAIGN_PATH), settings.partitions);
-  const env = serviceEnv({
-    databaseUrl,
-    redisUrl: settings.redisUrl,
-    prefix,
-    acquirerSecrets: `${acquirerId}=${secret}`,
+  const world = await openRunWorld({
+    databaseUrl: databaseUrlNamed(settings.databaseUrl, `quanta_k6_${tag}`),
     partitions: settings.partitions,
+    campaigns: [readCampaignFile(SEED_CAMPAIGN_PATH)],
+    redisUrl: settings.redisUrl,
+    prefix: `quanta-k6-${tag}`,
+    acquirerId,
+    secret,
     logLevel: "error",
-  });
-  const db = connect({
-    connectionString: databaseUrl,
     poolMax: 2,
-    statementTimeoutMs: 120_000,
     applicationName: "quanta-k6",
   });
-  return { databaseUrl, prefix, acquirerId, secret, env, services: [], db };
+  return { world, acquirerId, secret, services: [] };
 }
 
-async function closeK6Stack(stack: K6Stack, redisUrl: string): Promise<void> {
+async function closeK6Stack(stack: K6Stack): Promise<void> {
   await Promise.all(stack.services.map((s) => stopService(s)));
-  await stack.db.close();
-  await deletePrefix(redisUrl, stack.prefix).catch(() => 0);
-  await dropDatabase(stack.databaseUrl).catch(() => undefined);
+  await closeRunWorld(stack.world);
 }
 
 /**
@@ -201,8 +189,8 @@ async function verdictInDatabase(
   html: string,
   out: (line: string) => void,
 ): Promise<number> {
-  const deadlocks = await deadlocksOnceQuiet(stack.db.kysely, ["quanta-k6"]);
-  const broken = (await verifyDatabaseInvariants(stack.db.kysely, "qianan-2020-b2")).filter((c) => !c.ok);
+  const deadlocks = await deadlocksOnceQuiet(stack.world.db.kysely, ["quanta-k6"]);
+  const broken = (await verifyDatabaseInvariants(stack.world.db.kysely, "qianan-2020-b2")).filter((c) => !c.ok);
   const verdict = [
     judged.text,
     broken.length === 0

@@ -6,8 +6,8 @@ import { connect, dropDatabase } from "@quanta/db";
 import { percentiles, table } from "@quanta/loadtest";
 import { postgresCpuS } from "./bench-probes.js";
 import { SEED_CAMPAIGN_PATH, loadCampaign, migrate, readCampaignFile } from "./setup.js";
-import { rushDatabaseUrl } from "./rush.js";
 import { CapacityRounds } from "./pg-capacity-rounds.js";
+import { databaseUrlNamed } from "./run-world.js";
 
 /**
  * `quanta pg-capacity`: what one Postgres primary on this machine commits of quanta's own decision
@@ -47,7 +47,7 @@ const STOCK_FACTOR = 100_000;
 
 export async function pgCapacity(settings: PgCapacitySettings): Promise<PgCapacityRow[]> {
   const partitionsMax = Math.max(...settings.concurrencies);
-  const databaseUrl = rushDatabaseUrl(settings.databaseUrl, `quanta_pgcap_${process.pid}`);
+  const databaseUrl = databaseUrlNamed(settings.databaseUrl, `quanta_pgcap_${process.pid}`);
   const campaign = withStock(readCampaignFile(SEED_CAMPAIGN_PATH));
   await dropDatabase(databaseUrl);
   await migrate(databaseUrl, partitionsMax);

@@ -44,6 +44,13 @@ export interface RunWorld<R extends OwnRedis> {
   ownRedis?: R;
 }
 
+/** The URL of another database on the same server as `serverUrl` (same host, user and options). */
+export function databaseUrlNamed(serverUrl: string, name: string): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 export async function openRunWorld<R extends OwnRedis>(o: RunWorldOptions<R>): Promise<RunWorld<R>> {
   let ownRedis: R | undefined;
   try {

@@ -5,7 +5,7 @@ import { loadScenario, type Scenario } from "@quanta/loadtest";
 import { SEED_CAMPAIGN_PATH, readCampaignFile } from "./setup.js";
 import { startQuanta, stopService, type ServiceProcess } from "./stack.js";
 import { PrivateRedisCluster } from "./redis-cluster.js";
-import { closeRunWorld, openRunWorld, type OwnRedis, type RunWorld } from "./run-world.js";
+import { closeRunWorld, databaseUrlNamed, openRunWorld, type OwnRedis, type RunWorld } from "./run-world.js";
 import type { Owners } from "./owners.js";
 import type { RushSettings } from "./rush-settings.js";
 
@@ -32,17 +32,11 @@ export interface RushWorld extends RunWorld<PrivateRedisCluster> {
   owners: Owners;
 }
 
-export function rushDatabaseUrl(databaseUrl: string, name = "quanta_rush"): string {
-  const url = new URL(databaseUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
 export async function openRushWorld(settings: RushSettings, shape: (s: Scenario) => Scenario): Promise<RushWorld> {
   const out = settings.out;
   const scenario = shape(applyOverrides(loadScenario(settings.scenarioPath), settings));
   const campaign = readCampaignFile(settings.campaignPath ?? SEED_CAMPAIGN_PATH);
-  const databaseUrl = rushDatabaseUrl(settings.databaseUrl, settings.databaseName);
+  const databaseUrl = databaseUrlNamed(settings.databaseUrl, settings.databaseName ?? "quanta_rush");
   const prefix = settings.prefix ?? `quanta-rush-${process.pid}`;
   const acquirerId = "rush-acquirer";
   const secret = randomBytes(24).toString("hex");

@@ -9,7 +9,6 @@ import { rushReport, type RushReport } from "./rush-report.js";
 import type { RushSettings } from "./rush-settings.js";
 
 export type { RushSettings } from "./rush-settings.js";
-export { rushDatabaseUrl } from "./rush-world.js";
 export { writeRushResult, type RushReport } from "./rush-report.js";
 
 /**
