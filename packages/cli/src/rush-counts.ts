@@ -46,7 +46,7 @@ export interface CountsInput {
   records: readonly SentRecord[];
   dropped: number;
   decisions: readonly { status: string; reason: string | null; n: number; byWorker: number }[];
-  tiers: readonly Omit<TierCount, "held">[];
+  tiers: readonly TierCount[];
   refunds: (RefundFigures & { chosen: number }) | null;
 }
 
@@ -65,7 +65,15 @@ export function rushCounts(input: CountsInput): RushCounts {
   const { records } = input;
   const genuine = records.filter((r) => r.kind !== "forged");
   const acknowledged = genuine.filter((r) => r.status === 200 || r.status === 202);
-  const tiers = input.tiers.map((t) => ({ ...t, held: t.granted - t.returned }));
+  // Only the counts (a TierReport carries more), so the JSON report's counts stay counts.
+  const tiers = input.tiers.map(({ tierId, quota, granted, returned, held, remaining }) => ({
+    tierId,
+    quota,
+    granted,
+    returned,
+    held,
+    remaining,
+  }));
   const byDecision = new Map<string, number>();
   for (const d of input.decisions) {
     const key = `${d.status}${d.reason ? ` ${d.reason}` : ""}`;
