@@ -1,6 +1,6 @@
 import { parseEnv } from "@quanta/config";
 import type { Campaign } from "@quanta/domain";
-import { createTestWorld, type TestWorld } from "./world.js";
+import { PATIENT_ENV, createTestWorld, type TestWorld } from "./world.js";
 import { CallbackClient } from "@quanta/loadtest";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 import { startWorker, type RunningWorker } from "@quanta/worker";
@@ -13,6 +13,7 @@ import { until } from "./poll.js";
  * share every partition fairly, as a deployment has settled before an opening minute: a payment
  * sent while the second worker is still taking its share over waits on that hand-over, and on two
  * busy cores that wait can outlast the ingress's decision wait (a 202 where a test expects 200).
+ * Its ingress waits for decisions as long as the setting allows (PATIENT_ENV).
  */
 export interface InProcessStack {
   world: TestWorld;
@@ -28,7 +29,10 @@ export async function startInProcessStack(
   name: string,
   options: { campaigns?: Campaign[]; workers?: number; connections?: number } = {},
 ): Promise<InProcessStack> {
-  const world = await createTestWorld(name, options.campaigns ? { campaigns: options.campaigns } : {});
+  const world = await createTestWorld(name, {
+    ...(options.campaigns ? { campaigns: options.campaigns } : {}),
+    env: PATIENT_ENV,
+  });
   const workers: RunningWorker[] = [];
   let ingress: RunningIngress | undefined;
   let client: CallbackClient | undefined;

@@ -3,7 +3,7 @@ import { sql } from "kysely";
 import { isBudgetCapped } from "@quanta/domain";
 import { verifyDatabaseInvariants } from "@quanta/db";
 import type { CallbackClient } from "@quanta/loadtest";
-import { startInProcessStack, testCampaign, until, type InProcessStack, type TestWorld } from "@quanta/test-kit";
+import { startInProcessStack, testCampaign, type InProcessStack, type TestWorld } from "@quanta/test-kit";
 
 /**
  * 额满即止: a campaign whose budget (2.50 CNY) is far below its quotas' worth (11.00 CNY) stops
@@ -35,8 +35,6 @@ afterAll(async () => {
 describe("a budget-capped campaign", () => {
   it("grants exactly up to the budget under concurrency, then answers budget_exhausted", async () => {
     expect(isBudgetCapped(capped)).toBe(true);
-    // Two workers, two partitions each, before the rush (a worker takes its fair share within a few lease ticks).
-    await until("two partitions each", 30_000, () => stack.workers.every((w) => w.ownership.owned().length === 2));
     const bodies = Array.from({ length: 60 }, (_, i) =>
       JSON.stringify({
         txnId: `cap-${i}`,
@@ -60,7 +58,7 @@ describe("a budget-capped campaign", () => {
     expect(new Set(refused.map((o) => o.reason))).toEqual(new Set(["budget_exhausted"]));
 
     const db = world.db.kysely;
-    // Two workers did decide: each owns partitions (settled above; leases are renewed meanwhile), and attempts
+    // Two workers did decide: each owns partitions (settled before startInProcessStack returned; leases are renewed meanwhile), and attempts
     // were decided by a worker in partitions of each, against the one budget, in their own rounds.
     const owned = stack.workers.map((w) => w.ownership.owned());
     expect(owned.map((o) => o.length)).toEqual([2, 2]);
