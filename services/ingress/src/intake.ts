@@ -14,7 +14,7 @@ import { intakeAttempts, intakeBatchSize, intakeJobs } from "@quanta/telemetry";
 import { BoundExceeded, withBound } from "./bounded-wait.js";
 import { addJobSettled, confirmReplicated } from "./job-add.js";
 import type { IntakeEntry, IntakeOptions, IntakeResult, IntakeStores } from "./intake-types.js";
-import { byPartition, keyOf, modeOf, sortAdmitted, txnOf, type Pending } from "./pending-attempt.js";
+import { answerFromRow, byPartition, keyOf, modeOf, sortAdmitted, txnOf, type Pending } from "./pending-attempt.js";
 
 export type * from "./intake-types.js";
 
@@ -25,7 +25,8 @@ export type * from "./intake-types.js";
  * Attempts that arrive together travel as one batch: admission (admitBatch, docs/decisions/0010)
  * registers the first body hash of every txn (another body is 409 even before the first is
  * decided or stored) and reserves backlog room, per partition, for what will be queued (past the
- * partition's share of QUANTA_BACKLOG_MAX: 503, nothing accepted). Then, for the batch: one
+ * partition's share of QUANTA_BACKLOG_MAX: 503, nothing accepted, unless the txn's decision is
+ * stored: that answers). Then, for the batch: one
  * BullMQ job per partition for the attempts that need stock (their callers wait for the decision, published by
  * the worker); the decisions that need no stock go to the ImmediateStore (one statement for many
  * batches); repeats and 409s are checked against Postgres, which answers for every txn whose
@@ -124,11 +125,34 @@ export class Intake {
     }
     batch.forEach((p, i) => (p.code = codes[i]));
 
-    const { toQueue, toStore, toLookUp, conflicts } = sortAdmitted(batch);
+    const { toQueue, toStore, toLookUp, toRefuse, conflicts } = sortAdmitted(batch);
     this.store(toStore);
-    await Promise.all([...byPartition(toQueue)].map(([partition, group]) => this.enqueueNew(partition, group)));
+    await Promise.all([
+      this.refuse(toRefuse),
+      ...[...byPartition(toQueue)].map(([partition, group]) => this.enqueueNew(partition, group)),
+    ]);
     // After the adds: a look-up that queues a repeat again joins the next batch.
     await this.lookUp(toLookUp, conflicts);
+  }
+
+  /**
+   * Attempts of a full partition: nothing is accepted (503), unless Postgres holds the txn's
+   * decision, which answers whatever Redis says: a resend of a decided txn gets its decision (I4),
+   * another body 409, even while the backlog is at its bound. One read per batch, and only for the
+   * refused; when it fails or outlasts admitTimeoutMs (a frozen Postgres must not hold a 503 back)
+   * the answer is 503 all the same: nothing was accepted either way.
+   */
+  private async refuse(ps: readonly Pending[]): Promise<void> {
+    if (ps.length === 0) return;
+    const read = findAttempts(this.stores.db, ps.map(txnOf));
+    const rows = await withBound(read, this.options.admitTimeoutMs, "Postgres did not answer the refused").catch(
+      (): AttemptRow[] => [],
+    );
+    const byKey = new Map(rows.map((r) => [attemptKey(r.acquirer_id, r.txn_id), r]));
+    for (const p of ps) {
+      const row = byKey.get(keyOf(p.entry));
+      p.resolve(row ? answerFromRow(p, row) : { kind: "overloaded" });
+    }
   }
 
   /** Queues admitted attempts; when the job cannot be added, what admission took for them is taken back. */
@@ -223,7 +247,7 @@ export class Intake {
           if (!row && stale.has(keyOf(p.entry))) p.resolve({ kind: "stale" });
           else if (!row) p.reject(new Error(`attempt ${p.entry.attempt.payment.txnId} was neither stored nor found`));
           else {
-            p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
+            p.resolve(answerFromRow(p, row));
             done.push(p);
           }
         }
@@ -258,7 +282,7 @@ export class Intake {
     const unstored: Pending[] = [];
     for (const p of ps) {
       const row = byKey.get(keyOf(p.entry));
-      if (row) p.resolve(row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" });
+      if (row) p.resolve(answerFromRow(p, row));
       else if (conflicts.has(p)) p.resolve({ kind: "conflict" });
       else if (p.entry.immediate) unstored.push(p);
       else this.submit(p.entry, true).then(p.resolve, p.reject);

@@ -1,9 +1,9 @@
 /**
  * An attempt held by the Intake from submit until its caller has an answer, and the steps that
- * sort a batch of them once Redis has admitted it (sortAdmitted answers the overloaded ones on the
- * spot). No Redis or Postgres here: the Intake does the talking.
+ * sort a batch of them once Redis has admitted it. No Redis or Postgres here: the Intake does the
+ * talking.
  */
-import { attemptKey } from "@quanta/db";
+import { attemptKey, type DecisionRow } from "@quanta/db";
 import type { AdmitCode, AdmitMode } from "@quanta/queue";
 import type { IntakeEntry, IntakeResult } from "./intake-types.js";
 
@@ -29,27 +29,33 @@ export function byPartition(ps: readonly Pending[]): Map<number, Pending[]> {
   return groups;
 }
 
+/** A txn's stored decision answers this attempt: its own body gets the decision, another body 409. */
+export function answerFromRow(p: Pending, row: DecisionRow): IntakeResult {
+  return row.body_hash === p.entry.attempt.bodyHash ? { kind: "stored", row } : { kind: "conflict" };
+}
+
 export function modeOf(p: Pending): AdmitMode {
   if (p.entry.immediate) return "immediate";
   return p.requeue ? "requeue" : "queue";
 }
 
 /**
- * Where each admitted attempt goes by its admission code: answered 503 (overloaded), queued or
- * stored (first sightings and requeues), or looked up in Postgres (repeats, and conflicts, where
- * a stored decision has the last word).
+ * Where each admitted attempt goes by its admission code: refused (overloaded: 503 unless
+ * Postgres holds the txn's decision), queued or stored (first sightings and requeues), or looked
+ * up in Postgres (repeats, and conflicts, where a stored decision has the last word).
  */
 export function sortAdmitted(batch: readonly Pending[]) {
   const toQueue: Pending[] = [];
   const toStore: Pending[] = [];
   const toLookUp: Pending[] = [];
+  const toRefuse: Pending[] = [];
   const conflicts = new Set<Pending>();
   for (const p of batch) {
-    if (p.code === "overloaded") p.resolve({ kind: "overloaded" });
+    if (p.code === "overloaded") toRefuse.push(p);
     else if (p.code === "conflict" || p.code === "repeat") {
       if (p.code === "conflict") conflicts.add(p);
       toLookUp.push(p);
     } else (p.entry.immediate ? toStore : toQueue).push(p);
   }
-  return { toQueue, toStore, toLookUp, conflicts };
+  return { toQueue, toStore, toLookUp, toRefuse, conflicts };
 }
