@@ -22,6 +22,11 @@
   States of a txn here: absent -> registered (in flight: queued, or being
   stored by the ingress) -> absent (decided: Postgres answers for it from
   then on, a copy of the stored body with its decision, another body 409).
+  The value is the body hash, with ":i" appended while the ingress stores
+  that body's decision itself (mode "i"): nothing queued such a txn, so
+  GET /v1/attempts must not call it pending (202 promises a decision, and a
+  statement whose outcome is unknown may never have run). A re-queue turns
+  the value back into the plain hash.
   Every first body is registered, immediate ones too: otherwise another body
   queued while an immediate one is still being stored could be answered 202
   and then find the txn decided with the other body.
@@ -32,6 +37,10 @@
 ]]
 local ttlQueued = tonumber(ARGV[1])
 local ttlImmediate = tonumber(ARGV[2])
+-- The body hash a value names (body hashes are hex: no ":" of their own).
+local function bodyOf(value)
+  return (string.gsub(value, ":i$", ""))
+end
 local codes = {}
 local seen = {}
 local fresh = {}
@@ -41,8 +50,10 @@ for i = 1, #KEYS do
   local mode = ARGV[2 + 2 * i]
   local previous = seen[key]
   if not previous then
-    previous = redis.call("SET", key, hash, "NX", "GET", "EX", mode == "i" and ttlImmediate or ttlQueued)
+    local value = mode == "i" and (hash .. ":i") or hash
+    previous = redis.call("SET", key, value, "NX", "GET", "EX", mode == "i" and ttlImmediate or ttlQueued)
     if previous then
+      previous = bodyOf(previous)
       seen[key] = previous
     else
       seen[key] = hash
@@ -55,8 +66,9 @@ for i = 1, #KEYS do
     codes[i] = 3
   elseif mode == "r" then
     codes[i] = 4
-    -- Registered by an immediate copy (short TTL) that turned out to need stock: keep it as long as a queued one.
-    redis.call("EXPIRE", key, ttlQueued)
+    -- Registered by an immediate copy (short TTL, ":i") that turned out to need stock: queued
+    -- now, so the plain hash, kept as long as a queued one.
+    redis.call("SET", key, hash, "XX", "EX", ttlQueued)
   else
     codes[i] = 2
   end

@@ -8,6 +8,7 @@ import {
   isCluster,
   keys,
   keysMatching,
+  lookupTxn,
   queueName,
   queuePrefix,
   readBacklogs,
@@ -80,6 +81,30 @@ describe.each(targets)("admission on %s", (_name, boot) => {
     );
     expect(again.codes).toEqual(["conflict", "requeued", "first"]);
     expect(await readBacklogs(redis, prefix, 3)).toEqual([1, 2, 0]); // t-1 | t-2 and its requeue | the immediate takes none
+  });
+
+  it("marks a body the ingress stores itself, meets its copies and other bodies as any, and unmarks it when it is queued after all", async () => {
+    // A short TTL for a body the ingress stores (it deletes the key once stored), a long one once queued.
+    const marked = { ...limits, immediateTtlS: 5 };
+    const first = await admitBatch(
+      redis,
+      prefix,
+      [entry("i-1", "hi", 0, "immediate"), entry("i-1", "hi", 0, "immediate"), entry("i-1", "hi-other", 0)],
+      marked,
+    );
+    expect(first.codes).toEqual(["first", "repeat", "conflict"]);
+    // GET /v1/attempts reads the mark: such a txn is not pending (no queue job promises a decision).
+    expect(await lookupTxn(redis, prefix, "acq", "i-1")).toEqual({ bodyHash: "hi", storedByIngress: true });
+    expect((await admitBatch(redis, prefix, [entry("i-1", "hi-other", 1)], marked)).codes).toEqual(["conflict"]);
+    expect(await redis.ttl(keys.txn(prefix, "acq", "i-1"))).toBeLessThanOrEqual(5);
+    // A copy queued after all (a sold_out whose tier got stock back): the plain hash, a queued txn's TTL.
+    expect((await admitBatch(redis, prefix, [entry("i-1", "hi", 0, "requeue")], marked)).codes).toEqual(["requeued"]);
+    expect(await lookupTxn(redis, prefix, "acq", "i-1")).toEqual({ bodyHash: "hi", storedByIngress: false });
+    expect(await redis.ttl(keys.txn(prefix, "acq", "i-1"))).toBeGreaterThan(5);
+    expect(await lookupTxn(redis, prefix, "acq", "never-1")).toBeUndefined();
+    // Out of the way of the tests below, which count registrations and backlog room.
+    await redis.del(keys.txn(prefix, "acq", "i-1"));
+    await redis.decrby(keys.backlog(prefix, 0), 1);
   });
 
   it("refuses a full partition's attempts without registering them, and admits another partition's", async () => {

@@ -1,20 +1,24 @@
 import net from "node:net";
 
 /**
- * A TCP proxy in front of a server (Postgres, Redis) that a test can make lose replies or cut:
- * how a test makes an outcome unknown (the statement ran, its answer never arrived) without
- * touching the server itself.
+ * A TCP proxy in front of a server (Postgres, Redis) that a test can make lose replies, lose
+ * requests, or cut: how a test makes an outcome unknown (the statement ran and its answer never
+ * arrived, or it never ran) without touching the server itself.
  */
 export class CuttableProxy {
   private server: net.Server | undefined;
   private readonly pairs = new Set<[net.Socket, net.Socket]>();
   private swallowing = false;
+  private droppingRequests = false;
+  /** Bytes from clients dropped since dropRequests() (a statement that never reached the server). */
+  requestBytesDropped = 0;
   port = 0;
 
   constructor(private readonly target: { host: string; port: number }) {}
 
   async up(): Promise<void> {
     this.swallowing = false;
+    this.droppingRequests = false;
     if (this.server) return;
     const server = net.createServer((client) => {
       const upstream = net.connect(this.target.port, this.target.host);
@@ -25,7 +29,10 @@ export class CuttableProxy {
         client.destroy();
         upstream.destroy();
       };
-      client.on("data", (d) => upstream.write(d));
+      client.on("data", (d: Buffer) => {
+        if (!this.droppingRequests) upstream.write(d);
+        else this.requestBytesDropped += d.length;
+      });
       upstream.on("data", (d) => {
         if (!this.swallowing) client.write(d);
       });
@@ -40,6 +47,12 @@ export class CuttableProxy {
   /** From now on the server's replies are dropped: statements run, their answers never arrive. */
   swallowReplies(): void {
     this.swallowing = true;
+  }
+
+  /** From now on what clients send is dropped: statements never reach the server, no answer comes. */
+  dropRequests(): void {
+    this.droppingRequests = true;
+    this.requestBytesDropped = 0;
   }
 
   /** Every connection cut, and new ones refused (ECONNREFUSED) until up(). */

@@ -6,8 +6,9 @@ import { answer, authenticate, fail, pending } from "./answers.js";
 import type { IngressDeps } from "./ingress-deps.js";
 
 /**
- * GET /v1/attempts/:txnId: the stored decision (200), pending (202) while the txn is registered
- * and undecided, or 404. The signature covers the request line, as there is no body.
+ * GET /v1/attempts/:txnId: the stored decision (200), pending (202) while the txn is queued and
+ * undecided, or 404 (also while the ingress is still storing a decision it made itself, which
+ * may never land). The signature covers the request line, as there is no body.
  */
 export async function handleGet(
   deps: IngressDeps,
@@ -21,6 +22,9 @@ export async function handleGet(
   if (!TXN_ID_PATTERN.test(txnId)) return fail(reply, "unknown_txn");
   const row = await findAttempt(deps.db, acquirerId, txnId);
   if (row) return answer(reply, row);
-  if ((await lookupTxn(deps.redis, deps.prefix, acquirerId, txnId)) !== undefined) return pending(reply, txnId);
+  // Pending only when queued: a decision the ingress is storing itself (or whose statement's outcome
+  // was unknown) is no promise, and the acquirer is to send the payment again.
+  const registered = await lookupTxn(deps.redis, deps.prefix, acquirerId, txnId);
+  if (registered && !registered.storedByIngress) return pending(reply, txnId);
   return fail(reply, "unknown_txn");
 }

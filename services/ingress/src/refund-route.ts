@@ -28,7 +28,9 @@ export async function handleRefund(deps: IngressDeps, now: () => number, request
     onSettling: () => writesSettling.inc({ write: "refund" }),
   });
   if (result.kind === "no_payment") {
-    const queued = (await lookupTxn(deps.redis, deps.prefix, acquirerId, refund.txnId)) !== undefined;
+    // Pending only when queued, as GET says (a decision the ingress stores itself was never a 202).
+    const registered = await lookupTxn(deps.redis, deps.prefix, acquirerId, refund.txnId);
+    const queued = registered !== undefined && !registered.storedByIngress;
     return queued
       ? refuse(reply, "txn_pending", "the payment is accepted but not decided yet; retry after its decision", "txnId")
       : refuse(reply, "unknown_txn", "no payment with this txnId was decided for this acquirer", "txnId");

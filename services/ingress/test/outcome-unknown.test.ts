@@ -127,4 +127,32 @@ describe("a write whose reply was lost", () => {
     expect(await findAttempt(world.db.kysely, world.acquirerId, "never-sent-1")).toBeUndefined();
     expect((await hastyClient.getAttempt("never-sent-1")).status).toBe(404);
   });
+
+  it("a statement lost on its way (it never ran): unanswered, GET says unknown_txn and not pending, and the resend is decided", async () => {
+    await until(
+      "a live connection again",
+      15_000,
+      async () => (await send(hastyClient, payment("warm-3"))).status === 200,
+    );
+    proxy.dropRequests();
+    const answer = send(hastyClient, payment("lost-req-1"));
+    await until("the statement dropped on its way", 15_000, () => proxy.requestBytesDropped > 0);
+    await proxy.down();
+    const got = await answer; // the 1 s window passes with Postgres unreachable
+    await proxy.up();
+    expect(got.status).toBe(0);
+    expect(await findAttempt(world.db.kysely, world.acquirerId, "lost-req-1")).toBeUndefined();
+    // Still registered (its outcome was unknown), but nothing queued it: a 202 would promise a
+    // decision that may never come. The acquirer sends the payment again instead.
+    expect(await hastyClient.getAttempt("lost-req-1")).toMatchObject({
+      status: 404,
+      body: { error: { code: "unknown_txn" } },
+    });
+    const resend = await send(hastyClient, payment("lost-req-1"));
+    expect(resend).toEqual({
+      status: 200,
+      body: { txnId: "lost-req-1", status: "rejected", reason: "merchant_not_eligible" },
+    });
+    expect(await hastyClient.getAttempt("lost-req-1")).toMatchObject({ status: 200, body: resend.body });
+  });
 });
