@@ -144,15 +144,19 @@ export class Intake {
    */
   private async refuse(ps: readonly Pending[]): Promise<void> {
     if (ps.length === 0) return;
-    const read = findAttempts(this.stores.db, ps.map(txnOf));
-    const rows = await withBound(read, this.options.admitTimeoutMs, "Postgres did not answer the refused").catch(
-      (): AttemptRow[] => [],
+    const stored = await withBound(this.storedRows(ps), this.options.admitTimeoutMs, "Postgres did not answer").catch(
+      () => new Map<string, AttemptRow>(),
     );
-    const byKey = new Map(rows.map((r) => [attemptKey(r.acquirer_id, r.txn_id), r]));
     for (const p of ps) {
-      const row = byKey.get(keyOf(p.entry));
+      const row = stored.get(keyOf(p.entry));
       p.resolve(row ? answerFromRow(p, row) : { kind: "overloaded" });
     }
+  }
+
+  /** The stored decisions of these attempts' txns, by attemptKey: one read. */
+  private async storedRows(ps: readonly Pending[]): Promise<Map<string, AttemptRow>> {
+    const rows = await findAttempts(this.stores.db, ps.map(txnOf));
+    return new Map(rows.map((r) => [attemptKey(r.acquirer_id, r.txn_id), r]));
   }
 
   /** Queues admitted attempts; when the job cannot be added, what admission took for them is taken back. */
@@ -271,17 +275,16 @@ export class Intake {
    */
   private async lookUp(ps: Pending[], conflicts: ReadonlySet<Pending>): Promise<void> {
     if (ps.length === 0) return;
-    let rows: AttemptRow[];
+    let stored: Map<string, AttemptRow>;
     try {
-      rows = await findAttempts(this.stores.db, ps.map(txnOf));
+      stored = await this.storedRows(ps);
     } catch (error) {
       for (const p of ps) p.reject(error);
       return;
     }
-    const byKey = new Map(rows.map((r) => [attemptKey(r.acquirer_id, r.txn_id), r]));
     const unstored: Pending[] = [];
     for (const p of ps) {
-      const row = byKey.get(keyOf(p.entry));
+      const row = stored.get(keyOf(p.entry));
       if (row) p.resolve(answerFromRow(p, row));
       else if (conflicts.has(p)) p.resolve({ kind: "conflict" });
       else if (p.entry.immediate) unstored.push(p);
