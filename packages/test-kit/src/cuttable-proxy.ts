@@ -1,5 +1,7 @@
 import net from "node:net";
 
+const DROPPED_KEPT_MAX = 1 << 20;
+
 /**
  * A TCP proxy in front of a server (Postgres, Redis) that a test can make lose replies, lose
  * requests, or cut: how a test makes an outcome unknown (the statement ran and its answer never
@@ -10,8 +12,9 @@ export class CuttableProxy {
   private readonly pairs = new Set<[net.Socket, net.Socket]>();
   private swallowing = false;
   private droppingRequests = false;
-  /** Bytes from clients dropped since dropRequests() (a statement that never reached the server). */
-  requestBytesDropped = 0;
+  /** What clients sent since dropRequests() and the server never got (the first 1 MiB). */
+  private dropped: Buffer[] = [];
+  private droppedBytes = 0;
   port = 0;
 
   constructor(private readonly target: { host: string; port: number }) {}
@@ -31,7 +34,10 @@ export class CuttableProxy {
       };
       client.on("data", (d: Buffer) => {
         if (!this.droppingRequests) upstream.write(d);
-        else this.requestBytesDropped += d.length;
+        else if (this.droppedBytes < DROPPED_KEPT_MAX) {
+          this.dropped.push(d);
+          this.droppedBytes += d.length;
+        }
       });
       upstream.on("data", (d) => {
         if (!this.swallowing) client.write(d);
@@ -52,7 +58,13 @@ export class CuttableProxy {
   /** From now on what clients send is dropped: statements never reach the server, no answer comes. */
   dropRequests(): void {
     this.droppingRequests = true;
-    this.requestBytesDropped = 0;
+    this.dropped = [];
+    this.droppedBytes = 0;
+  }
+
+  /** Whether a dropped request carried `text` (a statement's parameter, say): it was sent, and lost. */
+  droppedRequestHolds(text: string): boolean {
+    return Buffer.concat(this.dropped).includes(text);
   }
 
   /** Every connection cut, and new ones refused (ECONNREFUSED) until up(). */

@@ -3,6 +3,7 @@ import { parseEnv } from "@quanta/config";
 import { findAttempt } from "@quanta/db";
 import { CuttableProxy, createTestWorld, until, type TestWorld } from "@quanta/test-kit";
 import { CallbackClient } from "@quanta/loadtest";
+import { createRedis, lookupTxn } from "@quanta/queue";
 import { startIngress, type RunningIngress } from "@quanta/ingress";
 
 /**
@@ -136,7 +137,8 @@ describe("a write whose reply was lost", () => {
     );
     proxy.dropRequests();
     const answer = send(hastyClient, payment("lost-req-1"));
-    await until("the statement dropped on its way", 15_000, () => proxy.requestBytesDropped > 0);
+    // Either ingress's own reads go through the proxy too: wait for this payment's statement.
+    await until("the statement dropped on its way", 15_000, () => proxy.droppedRequestHolds("lost-req-1"));
     await proxy.down();
     const got = await answer; // the 1 s window passes with Postgres unreachable
     await proxy.up();
@@ -144,6 +146,14 @@ describe("a write whose reply was lost", () => {
     expect(await findAttempt(world.db.kysely, world.acquirerId, "lost-req-1")).toBeUndefined();
     // Still registered (its outcome was unknown), but nothing queued it: a 202 would promise a
     // decision that may never come. The acquirer sends the payment again instead.
+    const redis = createRedis(world.redisUrl, "outcome-unknown-test");
+    try {
+      expect(await lookupTxn(redis, world.prefix, world.acquirerId, "lost-req-1")).toMatchObject({
+        storedByIngress: true,
+      });
+    } finally {
+      redis.disconnect();
+    }
     expect(await hastyClient.getAttempt("lost-req-1")).toMatchObject({
       status: 404,
       body: { error: { code: "unknown_txn" } },
