@@ -1,5 +1,5 @@
-import { sql, type Kysely, type Transaction } from "kysely";
-import type { Database } from "./schema.js";
+import { sql, type Kysely } from "kysely";
+import type { Database, Trx } from "./schema.js";
 import { tierReport, type TierReport } from "./verify-tier-report.js";
 
 /**
@@ -166,7 +166,7 @@ const MERCHANT_ROWS_PER_INSERT = 5_000;
 
 /** An activity's merchants, in inserts of MERCHANT_ROWS_PER_INSERT rows (a campaign load, a list replaced). */
 export async function insertMerchants(
-  trx: Transaction<Database>,
+  trx: Trx,
   campaignId: string,
   activityId: string,
   merchants: readonly string[],

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from "kysely";
+import { sql, type Kysely } from "kysely";
 import {
   checkCampaignLoad,
   describeOverlap,
@@ -10,7 +10,7 @@ import {
   type Tier,
 } from "@quanta/domain";
 import { insertMerchants, writeAudit } from "./admin-repo.js";
-import type { Database } from "./schema.js";
+import type { Database, Trx } from "./schema.js";
 
 /**
  * Stock split at load: half of each tier's quota is spread over the
@@ -81,7 +81,7 @@ export async function insertCampaign(
 }
 
 /** Why the campaign cannot be loaded (an id loaded already, an undeclared overlap, an override not loaded), or nothing. */
-async function loadRefusal(trx: Transaction<Database>, campaign: Campaign): Promise<CampaignLoadRefusal | undefined> {
+async function loadRefusal(trx: Trx, campaign: Campaign): Promise<CampaignLoadRefusal | undefined> {
   const existing = await trx.selectFrom("campaigns").select("id").where("id", "=", campaign.id).executeTakeFirst();
   if (existing) return { code: "campaign_exists", message: `campaign ${campaign.id} is already loaded` };
   const check = checkCampaignLoad(campaign, await readCampaigns(trx));
@@ -99,7 +99,7 @@ async function loadRefusal(trx: Transaction<Database>, campaign: Campaign): Prom
   return undefined;
 }
 
-async function writeCampaign(trx: Transaction<Database>, campaign: Campaign): Promise<void> {
+async function writeCampaign(trx: Trx, campaign: Campaign): Promise<void> {
   await trx
     .insertInto("campaigns")
     .values({
@@ -118,12 +118,7 @@ async function writeCampaign(trx: Transaction<Database>, campaign: Campaign): Pr
 }
 
 /** The activity's row and its merchant list. */
-async function writeActivity(
-  trx: Transaction<Database>,
-  campaignId: string,
-  activity: Activity,
-  position: number,
-): Promise<void> {
+async function writeActivity(trx: Trx, campaignId: string, activity: Activity, position: number): Promise<void> {
   await trx
     .insertInto("activities")
     .values({ campaign_id: campaignId, id: activity.id, position, name: activity.name })
@@ -133,7 +128,7 @@ async function writeActivity(
 
 /** The tier's row (its pool and refill chunk) and one share per partition (initialSplit). */
 async function writeTier(
-  trx: Transaction<Database>,
+  trx: Trx,
   campaignId: string,
   activityId: string,
   tier: Tier,

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from "kysely";
 import type { Database, Trx } from "./schema.js";
 import { bookedItems } from "./settlement-booking.js";
-import { booked, campaignBudget, total, type SettlementAdjustment, type SettlementRow } from "./settlement-lines.js";
+import { booked, campaignBudget, lineSums, type SettlementAdjustment, type SettlementRow } from "./settlement-lines.js";
 
 /**
  * Settlement by day (the campaign's clock, UTC+8): one day's report, what is booked on that day,
@@ -50,11 +50,7 @@ async function dayReport(trx: Trx, campaignId: string, day: string): Promise<Day
     campaignId,
     day,
     closedAt: closed ? new Date(closed.closed_at).toISOString() : null,
-    grantedVouchers: total(lines, (r) => r.vouchers),
-    grantedFen: total(lines, (r) => r.discountFen),
-    returnedVouchers: total(lines, (r) => r.vouchersReturned),
-    refundedFen: total(lines, (r) => r.refundedFen),
-    netFen: total(lines, (r) => r.netFen),
+    ...lineSums(lines),
     rows,
     adjustments,
   };

@@ -93,5 +93,15 @@ export async function campaignBudget(trx: Trx, campaignId: string): Promise<numb
   return Number(campaign.budget_fen);
 }
 
-export const total = (lines: readonly SettlementRow[], f: (r: SettlementRow) => number) =>
-  lines.reduce((n, r) => n + f(r), 0);
+const total = (lines: readonly SettlementRow[], f: (r: SettlementRow) => number) => lines.reduce((n, r) => n + f(r), 0);
+
+/** What a set of booked lines adds up to: the same sums for the campaign and for one day. */
+export function lineSums(lines: readonly SettlementRow[]) {
+  return {
+    grantedVouchers: total(lines, (r) => r.vouchers),
+    grantedFen: total(lines, (r) => r.discountFen),
+    returnedVouchers: total(lines, (r) => r.vouchersReturned),
+    refundedFen: total(lines, (r) => r.refundedFen),
+    netFen: total(lines, (r) => r.netFen),
+  };
+}

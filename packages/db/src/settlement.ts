@@ -1,6 +1,6 @@
 import { sql, type Kysely } from "kysely";
 import type { Database, Trx } from "./schema.js";
-import { booked, campaignBudget, total, type SettlementAdjustment, type SettlementRow } from "./settlement-lines.js";
+import { booked, campaignBudget, lineSums, type SettlementAdjustment, type SettlementRow } from "./settlement-lines.js";
 
 /**
  * What the funding bureau and the merchants are owed, from the decision records alone.
@@ -48,12 +48,7 @@ export async function settlement(db: Kysely<Database>, campaignId: string): Prom
       const budgetFen = await campaignBudget(trx, campaignId);
       const { rows, adjustments } = await booked(trx, campaignId, null);
       const lines = [...rows, ...adjustments];
-      const sums = {
-        grantedVouchers: total(lines, (r) => r.vouchers),
-        grantedFen: total(lines, (r) => r.discountFen),
-        returnedVouchers: total(lines, (r) => r.vouchersReturned),
-        refundedFen: total(lines, (r) => r.refundedFen),
-      };
+      const { netFen: _net, ...sums } = lineSums(lines);
       throwIfUnreconciled(campaignId, sums, await secondSum(trx, campaignId));
       const netSpentFen = sums.grantedFen - sums.refundedFen;
       return { campaignId, budgetFen, ...sums, netSpentFen, leftoverFen: budgetFen - netSpentFen, rows, adjustments };

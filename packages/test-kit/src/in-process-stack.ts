@@ -37,12 +37,18 @@ export async function startInProcessStack(
   let ingress: RunningIngress | undefined;
   let client: CallbackClient | undefined;
   const others: CallbackClient[] = [];
+  // Each step runs whatever the one before it threw, so a failed close leaks nothing after it.
   const close = async () => {
-    for (const other of others) await other.close();
-    await client?.close();
-    await ingress?.close();
-    for (const w of workers) await w.close();
-    await world.cleanup();
+    const steps = [
+      ...others.map((other) => () => other.close()),
+      () => client?.close(),
+      () => ingress?.close(),
+      ...workers.map((w) => () => w.close()),
+      () => world.cleanup(),
+    ];
+    const failures: unknown[] = [];
+    for (const step of steps) await Promise.resolve(step()).catch((error: unknown) => failures.push(error));
+    if (failures.length > 0) throw failures[0];
   };
   try {
     const env = parseEnv(world.env);
