@@ -21,6 +21,8 @@ import { freePort } from "./private-redis.js";
  */
 const REDIS_CONF = fileURLToPath(new URL("../../../infra/redis/redis.conf", import.meta.url));
 const NODE_TIMEOUT_MS = 2_000;
+/** Ports tried per node before the cluster gives up starting (a port found free may be taken). */
+const NODE_START_TRIES = 5;
 
 export interface ClusterNode {
   port: number;
@@ -56,10 +58,33 @@ export class PrivateRedisCluster {
   private async boot(): Promise<void> {
     const count = this.masters * (1 + this.replicas);
     if (this.masters < 3) throw new Error("a Redis Cluster needs at least 3 masters");
-    for (let i = 0; i < count; i++) {
+    for (let i = 0; i < count; i++) this.nodes.push(await this.startNode());
+    const create = spawnSync(
+      "redis-cli",
+      [
+        "--cluster",
+        "create",
+        ...this.nodes.map((n) => `127.0.0.1:${n.port}`),
+        "--cluster-replicas",
+        String(this.replicas),
+        "--cluster-yes",
+      ],
+      { encoding: "utf8", timeout: 60_000 },
+    );
+    if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+    await this.waitHealthy(30_000);
+  }
+
+  /**
+   * One node on a free port, answering PING. A port found free can be taken before redis-server
+   * binds it (or its cluster bus, port + 10000, is in use): the node exits, and another port is
+   * tried, up to NODE_START_TRIES times.
+   */
+  private async startNode(): Promise<ClusterNode> {
+    for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       const dir = join(this.dir, String(port));
-      mkdirSync(dir);
+      mkdirSync(dir, { recursive: true });
       const child = track(
         spawn(
           "redis-server",
@@ -83,23 +108,15 @@ export class PrivateRedisCluster {
           { stdio: "ignore" },
         ),
       );
-      this.nodes.push({ port, child });
+      const node = { port, child };
+      try {
+        await waitForPing(node);
+        return node;
+      } catch (error) {
+        child.kill("SIGKILL");
+        if (attempt >= NODE_START_TRIES) throw error;
+      }
     }
-    for (const n of this.nodes) await waitForPing(n.port);
-    const create = spawnSync(
-      "redis-cli",
-      [
-        "--cluster",
-        "create",
-        ...this.nodes.map((n) => `127.0.0.1:${n.port}`),
-        "--cluster-replicas",
-        String(this.replicas),
-        "--cluster-yes",
-      ],
-      { encoding: "utf8", timeout: 60_000 },
-    );
-    if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
-    await this.waitHealthy(30_000);
   }
 
   /** Every live node says cluster_state:ok and every slot is served by a live master. */
@@ -155,8 +172,11 @@ export class PrivateRedisCluster {
   }
 }
 
-async function waitForPing(port: number): Promise<void> {
+/** PING until PONG; gives up at once when the process exited (it could not bind its ports). */
+async function waitForPing({ port, child }: ClusterNode): Promise<void> {
   for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`redis-server on port ${port} exited (${child.exitCode ?? child.signalCode}) before it answered`);
     if ((await command(port, "PING").catch(() => undefined)) === "PONG") return;
     await new Promise((r) => setTimeout(r, 100));
   }
